@@ -1,0 +1,14 @@
+"""Test-wide settings: strict rank promotion, as in nanodo, and import paths."""
+
+import os
+import pathlib
+import sys
+
+import jax
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+jax.config.update('jax_numpy_rank_promotion', 'raise')
+
+# Real MNIST for the few tests that need it: $MNIST_DIR, else ../shared/mnist.
+MNIST_DIR = pathlib.Path(os.environ.get('MNIST_DIR', ROOT.parent / 'shared' / 'mnist'))

@@ -1,0 +1,496 @@
+"""Tests for losses.py: numpy references, gradients, limits, stability, errors."""
+
+import functools
+
+import hypothesis
+import hypothesis.extra.numpy as hnp
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+import scipy.optimize
+from hypothesis import strategies as st
+from jax import test_util as jtu
+
+import losses
+
+K = 10
+LINEAR = np.abs(np.arange(K)[:, None] - np.arange(K)[None, :]).astype(np.float64)
+CYCLIC = np.minimum(LINEAR, K - LINEAR)
+
+
+# ----------------------------------------------------------------------------
+# numpy reference implementations (float64, one example at a time).
+
+
+def np_softmax(z):
+  e = np.exp(z - z.max())
+  return e / e.sum()
+
+
+def np_sigmoid(z):
+  return 1 / (1 + np.exp(-z))
+
+
+def ref_expected_value_mse(z, y):
+  return 0.5 * (np.sum(np.arange(len(z)) * np_softmax(z)) - y)**2
+
+
+def ref_circular_mse(z, y):
+  k = len(z)
+  mean = np.sum(np_softmax(z) * np.exp(2j * np.pi * np.arange(k) / k))
+  return 0.5 * abs(mean - np.exp(2j * np.pi * y / k))**2
+
+
+def ref_expected_cost(z, y, c):
+  return np.sum(np_softmax(z) * c[y])
+
+
+def ref_soft_label_ce(z, y, c, t):
+  q = np_softmax(-c[y] / t)
+  return -np.sum(q * np.log(np_softmax(z)))
+
+
+def ref_squared_emd(z, y):
+  cdf_y = (np.arange(len(z)) >= y).astype(float)
+  return np.sum((np.cumsum(np_softmax(z)) - cdf_y)**2)
+
+
+def ref_circular_emd(z, y):
+  # Brute force min over the shift mu; the optimum lies at one of the D_k.
+  cdf_y = (np.arange(len(z)) >= y).astype(float)
+  d = np.cumsum(np_softmax(z)) - cdf_y
+  return min(np.sum(np.abs(d - mu)) for mu in d)
+
+
+def ref_cdw_ce(z, y, c, alpha):
+  p = np_softmax(z)
+  return -np.sum(c[y]**alpha * np.log(1 - p))
+
+
+def ref_coral(z, y):
+  t = (y > np.arange(len(z))).astype(float)
+  s = np_sigmoid(z)
+  return -np.sum(t * np.log(s) + (1 - t) * np.log(1 - s))
+
+
+def ref_corn(z, y):
+  total = 0.0
+  for k in range(min(y, len(z) - 1) + 1):
+    s = np_sigmoid(z[k])
+    total -= np.log(s) if y > k else np.log(1 - s)
+  return total
+
+
+def ref_weighted_kappa(z_n, y_n, w):
+  p = np.stack([np_softmax(z) for z in z_n])
+  onehot = np.eye(w.shape[0])[y_n]
+  observed = onehot.T @ p
+  expected = np.outer(onehot.sum(0), p.sum(0)) / len(y_n)
+  return np.log((np.sum(w * observed) + 1e-10) / (np.sum(w * expected) + 1e-10))
+
+
+# name -> (jax fn with hyperparameters bound, per-example numpy reference,
+#          number of model outputs).
+CASES = {
+    'expected_value_mse': (losses.expected_value_mse, ref_expected_value_mse, K),
+    'circular_mse': (losses.circular_mse, ref_circular_mse, K),
+    'expected_cost_linear': (
+        functools.partial(losses.expected_cost, distance=LINEAR),
+        functools.partial(ref_expected_cost, c=LINEAR), K),
+    'expected_cost_cyclic_sq': (
+        functools.partial(losses.expected_cost, distance=CYCLIC**2),
+        functools.partial(ref_expected_cost, c=CYCLIC**2), K),
+    'soft_label_ce': (
+        functools.partial(losses.soft_label_cross_entropy, distance=LINEAR,
+                          temperature=0.7),
+        functools.partial(ref_soft_label_ce, c=LINEAR, t=0.7), K),
+    'soft_label_ce_cyclic': (
+        functools.partial(losses.soft_label_cross_entropy, distance=CYCLIC),
+        functools.partial(ref_soft_label_ce, c=CYCLIC, t=1.0), K),
+    'squared_emd': (losses.squared_emd, ref_squared_emd, K),
+    'circular_emd': (losses.circular_emd, ref_circular_emd, K),
+    'cdw_ce': (
+        functools.partial(losses.class_distance_weighted_ce, distance=LINEAR,
+                          alpha=2.0),
+        functools.partial(ref_cdw_ce, c=LINEAR, alpha=2.0), K),
+    'coral': (losses.coral_loss, ref_coral, K - 1),
+    'corn': (losses.corn_loss, ref_corn, K - 1),
+}
+
+
+def random_inputs(seed, batch_shape, num_outputs, scale=3.0):
+  rng = np.random.default_rng(seed)
+  logits = (scale * rng.standard_normal(batch_shape + (num_outputs,))).astype(
+      np.float32)
+  labels = rng.integers(0, K, size=batch_shape).astype(np.int32)
+  return logits, labels
+
+
+@pytest.mark.parametrize('name', sorted(CASES))
+@pytest.mark.parametrize('batch_shape', [(), (7,), (2, 3)])
+def test_matches_numpy_reference_under_jit(name, batch_shape):
+  fn, ref, num_outputs = CASES[name]
+  logits, labels = random_inputs(0, batch_shape, num_outputs)
+  got = jax.jit(fn)(logits, labels)
+  assert got.shape == batch_shape
+  flat_logits = logits.reshape(-1, num_outputs).astype(np.float64)
+  want = np.array([ref(z, y) for z, y in zip(flat_logits, labels.reshape(-1))])
+  np.testing.assert_allclose(np.asarray(got).reshape(-1), want, rtol=2e-5,
+                             atol=2e-5)
+
+
+def test_weighted_kappa_matches_numpy_reference_and_is_scalar():
+  logits, labels = random_inputs(1, (32,), K)
+  weights = LINEAR**2
+  got = jax.jit(functools.partial(losses.weighted_kappa_loss,
+                                  distance=weights))(logits, labels)
+  assert got.shape == ()
+  np.testing.assert_allclose(got, ref_weighted_kappa(
+      logits.astype(np.float64), labels, weights), rtol=1e-5)
+
+
+def test_weighted_kappa_where_drops_examples():
+  logits, labels = random_inputs(2, (12,), K)
+  keep = np.arange(12) < 8
+  masked = losses.weighted_kappa_loss(logits, labels, distance=LINEAR,
+                                      where=keep)
+  subset = losses.weighted_kappa_loss(logits[:8], labels[:8], distance=LINEAR)
+  np.testing.assert_allclose(masked, subset, rtol=1e-6)
+
+
+@pytest.mark.parametrize('name', sorted(CASES))
+def test_gradients_match_finite_differences(name):
+  fn, _, num_outputs = CASES[name]
+  logits, labels = random_inputs(3, (4,), num_outputs, scale=1.0)
+  f64 = lambda z: fn(z, labels)
+  with jax.enable_x64(True):
+    jtu.check_grads(f64, (jnp.asarray(logits, jnp.float64),), order=1,
+                    modes=['rev'], atol=1e-4, rtol=1e-4)
+
+
+def test_weighted_kappa_gradient():
+  logits, labels = random_inputs(4, (16,), K, scale=1.0)
+  with jax.enable_x64(True):
+    jtu.check_grads(
+        lambda z: losses.weighted_kappa_loss(z, labels, distance=LINEAR**2),
+        (jnp.asarray(logits, jnp.float64),), order=1, modes=['rev'],
+        atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize('name', sorted(CASES))
+def test_vmap_equals_batched_call(name):
+  fn, _, num_outputs = CASES[name]
+  logits, labels = random_inputs(5, (6,), num_outputs)
+  np.testing.assert_allclose(jax.vmap(fn)(logits, labels), fn(logits, labels),
+                             rtol=1e-6)
+
+
+@pytest.mark.parametrize('name', sorted(CASES))
+def test_where_zeroes_masked_examples(name):
+  fn, _, num_outputs = CASES[name]
+  logits, labels = random_inputs(6, (5,), num_outputs)
+  where = np.array([True, False, True, False, True])
+  got = fn(logits, labels, where=where)
+  np.testing.assert_array_equal(np.asarray(got)[~where], 0.0)
+  np.testing.assert_allclose(np.asarray(got)[where],
+                             np.asarray(fn(logits, labels))[where])
+
+
+def test_axis_argument_moves_class_axis():
+  logits, labels = random_inputs(7, (4,), K)
+  np.testing.assert_allclose(
+      losses.expected_cost(logits.T, labels, distance=LINEAR, axis=0),
+      losses.expected_cost(logits, labels, distance=LINEAR))
+
+
+# ----------------------------------------------------------------------------
+# Limit identities.
+
+
+def test_mix_with_zero_weight_is_exactly_cross_entropy():
+  logits, labels = random_inputs(8, (9,), K)
+  ce = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+  for name, spec in losses.LOSSES.items():
+    if spec.num_outputs(K) != K:
+      continue
+    mixed = losses.make_loss(name, ce_weight=0.0, distance=LINEAR)
+    np.testing.assert_array_equal(jax.jit(mixed)(logits, labels), ce)
+
+
+def test_mix_adds_weighted_loss():
+  logits, labels = random_inputs(9, (9,), K)
+  mixed = losses.make_loss('expected_cost', ce_weight=0.3, distance=LINEAR)
+  want = (optax.softmax_cross_entropy_with_integer_labels(logits, labels) +
+          0.3 * losses.expected_cost(logits, labels, distance=LINEAR))
+  np.testing.assert_allclose(mixed(logits, labels), want, rtol=1e-6)
+
+
+def test_soft_labels_at_low_temperature_are_cross_entropy():
+  logits, labels = random_inputs(10, (9,), K)
+  np.testing.assert_allclose(
+      losses.soft_label_cross_entropy(logits, labels, distance=LINEAR,
+                                      temperature=1e-3),
+      optax.softmax_cross_entropy_with_integer_labels(logits, labels),
+      rtol=1e-6)
+
+
+def confident_logits(pred, num_outputs, kind, scale=30.0):
+  """Logits that put (almost) all probability on class `pred`."""
+  if kind == 'softmax':
+    return scale * (2 * np.eye(num_outputs)[pred] - 1).astype(np.float32)
+  # Binary tasks k = 0..K-2: "y > k" is true exactly for k < pred.
+  return scale * np.where(np.arange(num_outputs) < pred, 1.0, -1.0).astype(
+      np.float32)
+
+
+@pytest.mark.parametrize('name', sorted(CASES))
+def test_confident_correct_prediction_costs_nothing(name):
+  fn, _, num_outputs = CASES[name]
+  kind = 'softmax' if num_outputs == K else 'binary'
+  if name.startswith('soft_label'):
+    fn = functools.partial(fn, temperature=1e-3)
+  for y in range(K):
+    loss = fn(confident_logits(y, num_outputs, kind), np.int32(y))
+    assert float(loss) < 1e-6, (y, float(loss))
+
+
+MONOTONE = {  # name -> which distance the loss grows with
+    'expected_value_mse': LINEAR, 'circular_mse': CYCLIC,
+    'expected_cost_linear': LINEAR, 'expected_cost_cyclic_sq': CYCLIC,
+    'soft_label_ce': LINEAR, 'soft_label_ce_cyclic': CYCLIC,
+    'squared_emd': LINEAR, 'circular_emd': CYCLIC, 'cdw_ce': LINEAR,
+    'coral': LINEAR,
+}
+
+
+@pytest.mark.parametrize('name', sorted(MONOTONE))
+@pytest.mark.parametrize('label', [0, 3, 9])
+def test_loss_grows_with_distance_of_prediction(name, label):
+  fn, _, num_outputs = CASES[name]
+  kind = 'softmax' if num_outputs == K else 'binary'
+  dist = MONOTONE[name][label]
+  loss = np.array([float(fn(confident_logits(j, num_outputs, kind, 10.0),
+                            np.int32(label))) for j in range(K)])
+  for d in range(int(dist.max())):
+    assert loss[dist == d].max() < loss[dist == d + 1].min(), (d, loss)
+
+
+def test_corn_grows_with_undershoot_and_never_shrinks():
+  # CORN stops at the first "no": every overshoot costs one task, every
+  # undershoot one task per missing step.
+  for label in [0, 4, 9]:
+    loss = [float(losses.corn_loss(confident_logits(j, K - 1, 'binary', 10.0),
+                                   np.int32(label))) for j in range(K)]
+    below = loss[:label + 1][::-1]
+    assert all(a < b for a, b in zip(below, below[1:]))
+    assert all(a >= loss[label] for a in loss[label:])
+
+
+CYCLIC_CASES = ['circular_mse', 'circular_emd', 'expected_cost_cyclic_sq',
+                'soft_label_ce_cyclic']
+
+
+@pytest.mark.parametrize('name', CYCLIC_CASES)
+@pytest.mark.parametrize('shift', [1, 4, 9])
+def test_cyclic_losses_invariant_to_rotation(name, shift):
+  fn, _, _ = CASES[name]
+  logits, labels = random_inputs(11, (8,), K)
+  rotated = fn(np.roll(logits, shift, axis=-1), (labels + shift) % K)
+  np.testing.assert_allclose(rotated, fn(logits, labels), rtol=2e-5, atol=1e-6)
+
+
+def test_cyclic_distance_puts_nine_next_to_zero():
+  c = np.asarray(losses.cyclic_distance(10))
+  assert c[9, 0] == 1 and c[0, 5] == 5 and c[2, 8] == 4
+  np.testing.assert_array_equal(losses.linear_distance(10, power=2), LINEAR**2)
+
+
+# ----------------------------------------------------------------------------
+# Wasserstein-1 against a linear-program oracle.
+
+
+def w1_linprog(p, q, cost):
+  """min_T <T, cost> s.t. T 1 = p, T^T 1 = q, T >= 0."""
+  k = len(p)
+  a_eq = np.zeros((2 * k, k * k))
+  for i in range(k):
+    a_eq[i, i * k:(i + 1) * k] = 1
+    a_eq[k + i, i::k] = 1
+  res = scipy.optimize.linprog(cost.reshape(-1), A_eq=a_eq,
+                               b_eq=np.concatenate([p, q]), bounds=(0, None))
+  assert res.success
+  return res.fun
+
+
+@pytest.mark.parametrize('seed', range(5))
+def test_expected_cost_is_w1_to_one_hot_for_any_cost(seed):
+  rng = np.random.default_rng(seed)
+  cost = rng.uniform(0, 5, (K, K))
+  np.fill_diagonal(cost, 0)
+  logits, labels = random_inputs(seed, (3,), K)
+  got = losses.expected_cost(logits, labels, distance=cost)
+  for z, y, g in zip(logits, labels, np.asarray(got)):
+    p = np_softmax(z.astype(np.float64))
+    # Mass moves from predicted class j to the true class y at cost C[y, j].
+    want = w1_linprog(p, np.eye(K)[y], cost.T)
+    np.testing.assert_allclose(g, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize('seed', range(3))
+def test_circular_emd_is_w1_on_the_circle(seed):
+  logits, labels = random_inputs(seed, (4,), K)
+  got = losses.circular_emd(logits, labels)
+  for z, y, g in zip(logits, labels, np.asarray(got)):
+    want = w1_linprog(np_softmax(z.astype(np.float64)), np.eye(K)[y], CYCLIC)
+    np.testing.assert_allclose(g, want, rtol=1e-5, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------
+# Numerical stability at extreme logits.
+
+
+ALL_BOUND = dict(CASES, weighted_kappa=(
+    functools.partial(losses.weighted_kappa_loss, distance=LINEAR**2), None, K))
+
+
+@pytest.mark.parametrize('name', sorted(ALL_BOUND))
+@pytest.mark.parametrize('dtype', [jnp.float32, jnp.bfloat16])
+def test_finite_value_and_gradient_at_extreme_logits(name, dtype):
+  fn, _, num_outputs = ALL_BOUND[name]
+  rng = np.random.default_rng(12)
+  logits = rng.choice([-1e4, 1e4, 0.0], size=(16, num_outputs))
+  logits[:, 0] = 1e4  # at least one huge logit per row
+  logits = jnp.asarray(logits, dtype)
+  labels = rng.integers(0, K, 16).astype(np.int32)
+  value, grad = jax.value_and_grad(lambda z: jnp.sum(
+      fn(z, labels).astype(jnp.float32)))(logits)
+  assert np.isfinite(float(value)), name
+  assert np.all(np.isfinite(np.asarray(grad, np.float32))), name
+
+
+def test_cdw_ce_saturated_wrong_prediction_is_large_but_finite():
+  logits = jnp.array([-1e4, 1e4, -1e4], jnp.float32)
+  loss = losses.class_distance_weighted_ce(
+      logits, jnp.int32(0), distance=losses.linear_distance(3))
+  np.testing.assert_allclose(loss, 2e4 - np.log(2), rtol=1e-6)  # -log(1 - p_1)
+
+
+# ----------------------------------------------------------------------------
+# Property tests.
+
+
+@hypothesis.settings(max_examples=10, deadline=None)
+@hypothesis.given(
+    batch_shape=hnp.array_shapes(min_dims=0, max_dims=2, max_side=4),
+    num_classes=st.integers(2, 7),
+    seed=st.integers(0, 2**16),
+    scale=st.floats(0.0, 50.0))
+def test_properties_on_random_shapes(batch_shape, num_classes, seed, scale):
+  rng = np.random.default_rng(seed)
+  logits = (scale * rng.standard_normal(batch_shape + (num_classes,))).astype(
+      np.float32)
+  labels = rng.integers(0, num_classes, batch_shape).astype(np.int32)
+  lin = losses.linear_distance(num_classes)
+  cyc = losses.cyclic_distance(num_classes)
+  per_example = [
+      losses.expected_value_mse(logits, labels),
+      losses.circular_mse(logits, labels),
+      losses.expected_cost(logits, labels, distance=lin),
+      losses.soft_label_cross_entropy(logits, labels, distance=cyc),
+      losses.squared_emd(logits, labels),
+      losses.circular_emd(logits, labels),
+      losses.class_distance_weighted_ce(logits, labels, distance=lin),
+      losses.coral_loss(logits[..., 1:], labels),
+      losses.corn_loss(logits[..., 1:], labels),
+  ]
+  for loss in per_example:
+    assert loss.shape == batch_shape
+    assert np.all(np.isfinite(loss)) and np.all(np.asarray(loss) >= -1e-6)
+  # W1 on the line and on the circle, two ways.
+  np.testing.assert_allclose(
+      losses.expected_cost(logits, labels, distance=cyc),
+      losses.circular_emd(logits, labels), rtol=1e-4, atol=1e-5)
+  for probs_fn in (losses.coral_probs, losses.corn_probs):
+    probs = probs_fn(logits[..., 1:])
+    assert probs.shape == batch_shape + (num_classes,)
+    assert np.all(np.asarray(probs) >= 0)
+    np.testing.assert_allclose(np.sum(probs, -1), 1.0, rtol=1e-5)
+
+
+def test_coral_probs_clip_inconsistent_ranks():
+  probs = losses.coral_probs(jnp.array([-5.0, 5.0]))  # P(y>1) > P(y>0)
+  assert np.all(np.asarray(probs) >= 0)
+  np.testing.assert_allclose(np.sum(probs), 1.0, rtol=1e-6)
+
+
+# ----------------------------------------------------------------------------
+# Bad input.
+
+
+GOOD_LOGITS = np.zeros((3, 4), np.float32)
+GOOD_LABELS = np.array([0, 1, 3], np.int32)
+DIST4 = np.asarray(losses.linear_distance(4))
+
+
+@pytest.mark.parametrize('logits, labels, error, match', [
+    (GOOD_LOGITS.astype(np.int32), GOOD_LABELS, TypeError, 'logits must be a floating'),
+    (GOOD_LOGITS, GOOD_LABELS.astype(np.float32), TypeError, 'labels must be an integer'),
+    (GOOD_LOGITS, GOOD_LABELS[:2], ValueError, 'labels must have the shape'),
+    (GOOD_LOGITS[0], GOOD_LABELS, ValueError, 'labels must have the shape'),
+    (GOOD_LOGITS, np.array([0, 4, 1], np.int32), ValueError, r'labels must lie in \[0, 4\)'),
+    (GOOD_LOGITS, np.array([0, -1, 1], np.int32), ValueError, r'labels must lie in \[0, 4\)'),
+    (np.zeros((3, 1), np.float32), np.zeros(3, np.int32), ValueError, 'at least 2 classes'),
+])
+def test_bad_logits_and_labels_raise(logits, labels, error, match):
+  with pytest.raises(error, match=match):
+    losses.expected_cost(logits, labels, distance=DIST4)
+
+
+def test_out_of_range_labels_under_jit_give_nan():
+  fn = jax.jit(functools.partial(losses.expected_cost, distance=DIST4))
+  loss = fn(GOOD_LOGITS, jnp.array([0, 4, -1], jnp.int32))
+  assert np.isfinite(loss[0]) and np.isnan(loss[1]) and np.isnan(loss[2])
+
+
+@pytest.mark.parametrize('matrix, match', [
+    (np.zeros((4, 3)), 'square'),
+    (np.zeros((4,)), 'square'),
+    (np.ones((4, 4)), 'non-zero diagonal'),
+    (DIST4 - 2 * np.eye(4)[::-1], 'negative'),
+    (np.where(np.eye(4) > 0, 0.0, np.nan), 'NaN or infinite'),
+    (np.where(np.eye(4) > 0, 0.0, np.inf), 'NaN or infinite'),
+    (np.asarray(losses.linear_distance(5)), 'logits have 4 classes'),
+    (np.array([['a', 'b'], ['c', 'd']]), 'numeric'),
+])
+def test_bad_distance_raises_naming_it(matrix, match):
+  with pytest.raises(ValueError, match=match) as info:
+    losses.soft_label_cross_entropy(GOOD_LOGITS, GOOD_LABELS, distance=matrix)
+  assert 'distance' in str(info.value)
+
+
+@pytest.mark.parametrize('call, match', [
+    (lambda: losses.soft_label_cross_entropy(
+        GOOD_LOGITS, GOOD_LABELS, distance=DIST4, temperature=0.0), 'temperature must be > 0'),
+    (lambda: losses.class_distance_weighted_ce(
+        GOOD_LOGITS, GOOD_LABELS, distance=DIST4, alpha=-1.0), 'alpha must be > 0'),
+    (lambda: losses.linear_distance(1), 'num_classes must be an integer >= 2'),
+    (lambda: losses.cyclic_distance(10, power=0), 'power must be > 0'),
+    (lambda: losses.expected_cost(GOOD_LOGITS, GOOD_LABELS, distance=DIST4,
+                                  where=np.ones(2, bool)), 'where must have the shape'),
+    (lambda: losses.get_loss('hinge'), "unknown loss 'hinge'; choose one of"),
+    (lambda: losses.make_loss('expected_cost'), 'needs distance='),
+    (lambda: losses.make_loss('coral', ce_weight=1.0), 'cannot be mixed'),
+    (lambda: losses.make_loss('squared_emd', ce_weight=-1.0), 'ce_weight must be >= 0'),
+])
+def test_bad_hyperparameters_raise(call, match):
+  with pytest.raises(ValueError, match=match):
+    call()
+
+
+def test_validate_distance_accepts_custom_asymmetric_matrix():
+  matrix = np.array([[0, 1, 5], [2, 0, 1], [3, 3, 0]])
+  got = losses.validate_distance(matrix)
+  assert got.dtype == jnp.float32
+  np.testing.assert_array_equal(got, matrix)
