@@ -1,0 +1,218 @@
+"""MNIST as numpy arrays: uint8 images [N, 28, 28, 1] and int32 labels [N].
+
+Two sources, tried in this order:
+1. The four standard IDX files (``train-images-idx3-ubyte[.gz]``, ...) in
+   ``data_dir`` or, when that is not given, in ``$MNIST_DIR``.
+2. tensorflow-datasets' ``mnist``, read TensorFlow-free with
+   ``tfds.data_source`` from an already prepared tfds data directory.
+
+Everything read is validated (magic numbers, shapes, counts, label range); a
+truncated or corrupt file raises :class:`DataError` naming the file.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import pathlib
+import struct
+from typing import NamedTuple
+
+import numpy as np
+
+IDX_FILES = {
+    'train': ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte'),
+    'test': ('t10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte'),
+}
+IMAGE_MAGIC, LABEL_MAGIC = 2051, 2049  # IDX: uint8 data, 3 or 1 dimensions
+NUM_CLASSES = 10
+
+HOW_TO_POINT = (
+    'Download the four MNIST IDX files (train-images-idx3-ubyte.gz, '
+    'train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, '
+    't10k-labels-idx1-ubyte.gz) into one folder and pass --data_dir FOLDER '
+    '(or set MNIST_DIR=FOLDER), or prepare tfds\' mnist and pass its '
+    '--tfds_data_dir.')
+
+
+class DataError(Exception):
+  """The data could not be found or failed validation."""
+
+
+class Split(NamedTuple):
+  images: np.ndarray  # uint8 [N, 28, 28, 1]
+  labels: np.ndarray  # int32 [N]
+
+
+def _find(folder: pathlib.Path, stem: str) -> pathlib.Path | None:
+  for name in (stem + '.gz', stem):
+    if (folder / name).is_file():
+      return folder / name
+  return None
+
+
+def _read_bytes(path: pathlib.Path) -> bytes:
+  try:
+    if path.suffix == '.gz':
+      with gzip.open(path, 'rb') as f:
+        return f.read()
+    return path.read_bytes()
+  except (OSError, EOFError, gzip.BadGzipFile) as e:
+    raise DataError(f'{path}: cannot read ({e}); the file is truncated or '
+                    'corrupt, download it again.') from None
+
+
+def read_idx(path, *, magic: int, item_shape: tuple[int, ...]) -> np.ndarray:
+  """Parses one IDX file of uint8 data and checks its header against its size.
+
+  Args:
+    path: the file, gzip-compressed if its name ends in ``.gz``.
+    magic: the expected magic number (2051 for images, 2049 for labels).
+    item_shape: the expected shape of one item, e.g. ``(28, 28)`` or ``()``.
+
+  Returns:
+    A uint8 array of shape ``[N, *item_shape]``.
+
+  Raises:
+    DataError: naming the file, for a wrong magic number, wrong item shape, or
+      a payload that does not match the header (truncated or padded).
+  """
+  path = pathlib.Path(path)
+  raw = _read_bytes(path)
+  ndim = 1 + len(item_shape)
+  header_size = 4 + 4 * ndim
+  if len(raw) < header_size:
+    raise DataError(f'{path}: only {len(raw)} bytes, shorter than the IDX '
+                    'header; the file is truncated.')
+  (found_magic,) = struct.unpack('>i', raw[:4])
+  if found_magic != magic:
+    raise DataError(f'{path}: magic number {found_magic}, expected {magic}; '
+                    'this is not the right MNIST IDX file.')
+  shape = struct.unpack(f'>{ndim}i', raw[4:header_size])
+  if tuple(shape[1:]) != tuple(item_shape):
+    raise DataError(f'{path}: items of shape {shape[1:]}, expected '
+                    f'{item_shape}.')
+  expected = int(np.prod(shape))
+  payload = len(raw) - header_size
+  if payload != expected:
+    raise DataError(f'{path}: header promises {shape[0]} items '
+                    f'({expected} bytes) but the file holds {payload} bytes; '
+                    'it is truncated or corrupt.')
+  return np.frombuffer(raw, np.uint8, offset=header_size).reshape(shape)
+
+
+def load_idx_split(folder, split: str) -> Split:
+  """Reads and validates one split ('train' or 'test') from IDX files."""
+  folder = pathlib.Path(folder)
+  image_stem, label_stem = IDX_FILES[split]
+  image_path, label_path = _find(folder, image_stem), _find(folder, label_stem)
+  missing = [stem for stem, p in ((image_stem, image_path),
+                                  (label_stem, label_path)) if p is None]
+  if missing:
+    raise DataError(f'{folder}: missing {", ".join(missing)}[.gz]. '
+                    + HOW_TO_POINT)
+  images = read_idx(image_path, magic=IMAGE_MAGIC, item_shape=(28, 28))
+  labels = read_idx(label_path, magic=LABEL_MAGIC, item_shape=())
+  if len(images) != len(labels):
+    raise DataError(f'{image_path} has {len(images)} images but {label_path} '
+                    f'has {len(labels)} labels.')
+  if labels.size and labels.max() >= NUM_CLASSES:
+    raise DataError(f'{label_path}: label {labels.max()} is outside 0..9; '
+                    'the file is corrupt.')
+  return Split(images[..., None], labels.astype(np.int32))
+
+
+def load_tfds_split(split: str, data_dir=None) -> Split:
+  """Reads a split of tfds' prepared ``mnist`` without TensorFlow or network.
+
+  tfds is imported only here; nothing is downloaded (offline, a tfds download
+  retries for minutes before failing), so an unprepared dataset fails fast.
+  """
+  try:
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    raise DataError('no IDX files given and tensorflow-datasets is not '
+                    'installed. ' + HOW_TO_POINT) from None
+  try:
+    source = tfds.data_source('mnist', split=split, data_dir=data_dir,
+                              download=False)
+    examples = source.__getitems__(range(len(source)))
+  except Exception as e:  # tfds raises assorted errors for "not prepared".
+    raise DataError(f'tfds mnist is not prepared in '
+                    f'{data_dir or "the default tfds data_dir"} ({type(e).__name__}). '
+                    + HOW_TO_POINT) from None
+  images = np.stack([np.asarray(ex['image'], np.uint8) for ex in examples])
+  labels = np.asarray([ex['label'] for ex in examples], np.int32)
+  if images.shape[1:] != (28, 28, 1) or labels.min() < 0 or labels.max() > 9:
+    raise DataError(f'tfds mnist {split}: unexpected shape {images.shape} or '
+                    'labels outside 0..9.')
+  return Split(images, labels)
+
+
+def prepare_tfds_from_idx(idx_dir, tfds_data_dir) -> None:
+  """Builds tfds' ``mnist`` (array_record) from local IDX files, TF-free.
+
+  tfds' stock builder needs TensorFlow to extract and encode the files; this
+  subclass parses them with :func:`load_idx_split` and hands PIL images to tfds,
+  which encodes them without TensorFlow. Afterwards
+  ``tfds.data_source('mnist', data_dir=tfds_data_dir)`` reads the dataset.
+  """
+  import PIL.Image  # pylint: disable=g-import-not-at-top
+  from tensorflow_datasets.image_classification import mnist as tfds_mnist  # pylint: disable=g-import-not-at-top
+
+  class IdxMNIST(tfds_mnist.MNIST, skip_registration=True):
+    name = 'mnist'
+
+    def _split_generators(self, dl_manager):
+      del dl_manager  # Nothing to download.
+      return {split: self._generate_examples(split) for split in IDX_FILES}
+
+    def _generate_examples(self, split):  # pylint: disable=arguments-differ
+      images, labels = load_idx_split(idx_dir, split)
+      for index, (image, label) in enumerate(zip(images, labels)):
+        yield index, {'image': PIL.Image.fromarray(image[..., 0]),
+                      'label': int(label)}
+
+  IdxMNIST(data_dir=str(tfds_data_dir),
+           file_format='array_record').download_and_prepare()
+
+
+def resolve_data_dir(data_dir=None) -> pathlib.Path | None:
+  """``data_dir`` if given, else ``$MNIST_DIR``, else None."""
+  data_dir = data_dir or os.environ.get('MNIST_DIR')
+  return pathlib.Path(data_dir) if data_dir else None
+
+
+def load_mnist(data_dir=None, *, tfds_data_dir=None) -> dict[str, Split]:
+  """Loads both splits, from IDX files when a folder is known, else tfds.
+
+  Args:
+    data_dir: folder with the four IDX files; defaults to ``$MNIST_DIR``.
+    tfds_data_dir: where tfds' prepared ``mnist`` lives, used only when no IDX
+      folder is known.
+
+  Returns:
+    ``{'train': Split, 'test': Split}``.
+
+  Raises:
+    DataError: with a message that says how to point the program at the data.
+  """
+  folder = resolve_data_dir(data_dir)
+  if folder is not None:
+    if not folder.is_dir():
+      raise DataError(f'{folder} is not a folder. ' + HOW_TO_POINT)
+    return {split: load_idx_split(folder, split) for split in IDX_FILES}
+  return {split: load_tfds_split(split, tfds_data_dir) for split in IDX_FILES}
+
+
+def write_idx(path, array: np.ndarray) -> None:
+  """Writes uint8 ``array`` as an IDX file (gzip if the name ends in .gz).
+
+  Used to make small synthetic datasets for tests and demos.
+  """
+  array = np.ascontiguousarray(array, np.uint8)
+  magic = IMAGE_MAGIC if array.ndim == 3 else LABEL_MAGIC
+  header = struct.pack(f'>i{array.ndim}i', magic, *array.shape)
+  opener = gzip.open if str(path).endswith('.gz') else open
+  with opener(path, 'wb') as f:
+    f.write(header + array.tobytes())

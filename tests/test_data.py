@@ -1,0 +1,151 @@
+"""Tests for data.py: real MNIST, synthetic IDX files, validation, tfds."""
+
+import gzip
+import pathlib
+import time
+
+import numpy as np
+import pytest
+
+import data
+from conftest import MNIST_DIR
+
+TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+def write_split(folder, split, images, labels, gz=True):
+  image_stem, label_stem = data.IDX_FILES[split]
+  suffix = '.gz' if gz else ''
+  data.write_idx(pathlib.Path(folder) / (image_stem + suffix), images)
+  data.write_idx(pathlib.Path(folder) / (label_stem + suffix), labels)
+
+
+def make_fake_mnist(folder, num_train=64, num_test=32, seed=0, gz=True):
+  rng = np.random.default_rng(seed)
+  for split, n in (('train', num_train), ('test', num_test)):
+    write_split(folder, split, rng.integers(0, 256, (n, 28, 28), np.uint8),
+                rng.integers(0, 10, n).astype(np.uint8), gz=gz)
+  return folder
+
+
+@pytest.mark.skipif(not MNIST_DIR.is_dir(), reason='real MNIST not found')
+def test_real_mnist_loads_with_known_counts():
+  mnist = data.load_mnist(MNIST_DIR)
+  train, test = mnist['train'], mnist['test']
+  assert train.images.shape == (60000, 28, 28, 1)
+  assert train.images.dtype == np.uint8 and train.labels.dtype == np.int32
+  assert test.images.shape == (10000, 28, 28, 1)
+  np.testing.assert_array_equal(np.bincount(train.labels), TRAIN_COUNTS)
+  np.testing.assert_array_equal(np.bincount(test.labels), TEST_COUNTS)
+
+
+@pytest.mark.parametrize('gz', [True, False])
+def test_synthetic_idx_round_trip(tmp_path, gz):
+  make_fake_mnist(tmp_path, gz=gz)
+  rng = np.random.default_rng(0)
+  want_images = rng.integers(0, 256, (64, 28, 28), np.uint8)
+  got = data.load_mnist(tmp_path)
+  np.testing.assert_array_equal(got['train'].images[..., 0], want_images)
+  assert got['test'].labels.shape == (32,)
+
+
+def test_mnist_dir_environment_variable(tmp_path, monkeypatch):
+  make_fake_mnist(tmp_path)
+  monkeypatch.setenv('MNIST_DIR', str(tmp_path))
+  assert data.load_mnist()['train'].images.shape == (64, 28, 28, 1)
+
+
+def corrupt(path, how):
+  raw = gzip.decompress(path.read_bytes())
+  if how == 'truncate':
+    raw = raw[:-100]
+  elif how == 'pad':
+    raw = raw + b'\0' * 10
+  elif how == 'magic':
+    raw = b'\0\0\x08\x01' + raw[4:]
+  elif how == 'header':
+    raw = raw[:6]
+  path.write_bytes(gzip.compress(raw))
+
+
+@pytest.mark.parametrize('how, match', [
+    ('truncate', 'holds .* bytes; it is truncated or corrupt'),
+    ('pad', 'holds .* bytes; it is truncated or corrupt'),
+    ('magic', 'magic number 2049, expected 2051'),
+    ('header', 'shorter than the IDX header'),
+])
+def test_corrupt_image_file_names_the_file(tmp_path, how, match):
+  make_fake_mnist(tmp_path)
+  path = tmp_path / 'train-images-idx3-ubyte.gz'
+  corrupt(path, how)
+  with pytest.raises(data.DataError, match=match) as info:
+    data.load_mnist(tmp_path)
+  assert str(path) in str(info.value)
+
+
+def test_truncated_gzip_stream_names_the_file(tmp_path):
+  make_fake_mnist(tmp_path)
+  path = tmp_path / 't10k-images-idx3-ubyte.gz'
+  path.write_bytes(path.read_bytes()[:200])
+  with pytest.raises(data.DataError, match='truncated or corrupt') as info:
+    data.load_mnist(tmp_path)
+  assert str(path) in str(info.value)
+
+
+def test_image_label_count_mismatch(tmp_path):
+  make_fake_mnist(tmp_path)
+  data.write_idx(tmp_path / 'train-labels-idx1-ubyte.gz',
+                 np.zeros(63, np.uint8))
+  with pytest.raises(data.DataError, match='64 images but .* 63 labels'):
+    data.load_mnist(tmp_path)
+
+
+def test_label_out_of_range(tmp_path):
+  make_fake_mnist(tmp_path)
+  data.write_idx(tmp_path / 't10k-labels-idx1-ubyte.gz',
+                 np.full(32, 10, np.uint8))
+  with pytest.raises(data.DataError, match='label 10 is outside 0..9'):
+    data.load_mnist(tmp_path)
+
+
+def test_wrong_image_size(tmp_path):
+  make_fake_mnist(tmp_path)
+  data.write_idx(tmp_path / 'train-images-idx3-ubyte.gz',
+                 np.zeros((64, 32, 32), np.uint8))
+  with pytest.raises(data.DataError, match=r'items of shape \(32, 32\)'):
+    data.load_mnist(tmp_path)
+
+
+def test_missing_files_say_how_to_point_at_them(tmp_path):
+  with pytest.raises(data.DataError, match='missing train-images-idx3-ubyte') as info:
+    data.load_mnist(tmp_path)
+  assert '--data_dir' in str(info.value) and 'MNIST_DIR' in str(info.value)
+  with pytest.raises(data.DataError, match='is not a folder'):
+    data.load_mnist(tmp_path / 'nope')
+
+
+def test_offline_without_files_fails_fast(tmp_path, monkeypatch):
+  # A tfds download would retry for minutes offline; we never download.
+  monkeypatch.delenv('MNIST_DIR', raising=False)
+  t0 = time.perf_counter()
+  with pytest.raises(data.DataError, match='not prepared') as info:
+    data.load_mnist(None, tfds_data_dir=tmp_path)
+  assert time.perf_counter() - t0 < 60
+  assert '--data_dir' in str(info.value)
+
+
+def test_tfds_source_reads_what_the_idx_builder_prepared(tmp_path, monkeypatch):
+  monkeypatch.delenv('MNIST_DIR', raising=False)
+  idx_dir = tmp_path / 'idx'
+  idx_dir.mkdir()
+  make_fake_mnist(idx_dir, num_train=40, num_test=20)
+  data.prepare_tfds_from_idx(idx_dir, tmp_path / 'tfds')
+  from_idx = data.load_mnist(idx_dir)
+  from_tfds = data.load_mnist(None, tfds_data_dir=tmp_path / 'tfds')
+  for split in ('train', 'test'):
+    a, b = from_idx[split], from_tfds[split]
+    assert b.images.shape == a.images.shape and b.labels.dtype == np.int32
+    # tfds shuffles the records; compare as sets of (image, label).
+    key = lambda s: sorted(zip(map(bytes, s.images), s.labels.tolist()))
+    assert key(a) == key(b)

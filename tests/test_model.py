@@ -1,0 +1,72 @@
+"""The fast conv must keep the model's math: equal to lax.conv / nnx.Conv."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+from jax import lax
+
+import losses
+from model import CNN, NHWC_HWIO, shifted_conv_general_dilated
+
+
+@pytest.mark.parametrize('kernel, cin, cout, padding', [
+    ((3, 3), 1, 32, 'SAME'), ((3, 3), 32, 64, 'SAME'), ((5, 3), 4, 8, 'SAME'),
+    ((3, 3), 3, 5, 'VALID'), ((3, 3), 3, 5, ((2, 0), (1, 1))),
+])
+def test_shifted_conv_equals_lax_conv(kernel, cin, cout, padding):
+  kx, kw = jax.random.split(jax.random.key(0))
+  x = jax.random.normal(kx, (4, 14, 12, cin))
+  w = jax.random.normal(kw, kernel + (cin, cout))
+  dn = lax.conv_dimension_numbers(x.shape, w.shape, NHWC_HWIO)
+  want = lax.conv_general_dilated(x, w, (1, 1), padding, dimension_numbers=dn,
+                                  precision=lax.Precision.HIGHEST)
+  got = shifted_conv_general_dilated(x, w, (1, 1), padding, dimension_numbers=dn,
+                                     precision=lax.Precision.HIGHEST)
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_shifted_conv_rejects_what_it_does_not_implement():
+  x, w = jnp.zeros((1, 8, 8, 2)), jnp.zeros((3, 3, 2, 2))
+  with pytest.raises(NotImplementedError, match='stride 1'):
+    shifted_conv_general_dilated(x, w, (2, 2), 'SAME')
+
+
+@pytest.mark.parametrize('num_outputs, rank_consistent', [(10, False), (9, True)])
+def test_cnn_logits_and_gradients_match_stock_nnx_conv(num_outputs,
+                                                       rank_consistent):
+  fast = CNN(num_outputs, rank_consistent=rank_consistent, rngs=nnx.Rngs(0))
+  stock = CNN(num_outputs, rank_consistent=rank_consistent,
+              conv=lax.conv_general_dilated, rngs=nnx.Rngs(0))
+  rng = np.random.default_rng(0)
+  images = jnp.asarray(rng.integers(0, 256, (8, 28, 28, 1), np.uint8))
+  labels = jnp.asarray(rng.integers(0, 10, 8).astype(np.int32))
+  loss_fn = losses.coral_loss if rank_consistent else (
+      lambda z, y: losses.expected_cost(z, y, distance=losses.linear_distance(10)))
+
+  def loss_and_grads(model):
+    graphdef, params = nnx.split(model)
+
+    def mean_loss(params):
+      logits = nnx.merge(graphdef, params)(images)
+      return jnp.mean(loss_fn(logits, labels)), logits
+
+    with jax.default_matmul_precision('highest'):
+      return jax.jit(jax.value_and_grad(mean_loss, has_aux=True))(params)
+
+  (loss_f, logits_f), grads_f = loss_and_grads(fast)
+  (loss_s, logits_s), grads_s = loss_and_grads(stock)
+  assert logits_f.shape == (8, num_outputs)
+  np.testing.assert_allclose(logits_f, logits_s, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(loss_f, loss_s, rtol=1e-5)
+  for g_f, g_s in zip(jax.tree.leaves(grads_f), jax.tree.leaves(grads_s)):
+    np.testing.assert_allclose(g_f, g_s, rtol=1e-4, atol=1e-6)
+
+
+def test_coral_head_starts_rank_consistent():
+  model = CNN(9, rank_consistent=True, rngs=nnx.Rngs(1))
+  images = jnp.asarray(np.random.default_rng(1).integers(0, 256, (5, 28, 28, 1),
+                                                          np.uint8))
+  probs_gt = jax.nn.sigmoid(model(images))
+  assert np.all(np.diff(np.asarray(probs_gt), axis=-1) < 0)

@@ -1,0 +1,247 @@
+"""End-to-end tests of train.py on small synthetic data, plus one real-data run."""
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import data
+import losses
+import train
+from conftest import MNIST_DIR, ROOT
+from test_data import make_fake_mnist
+
+
+def learnable_dataset(num_train=256, num_test=128, seed=0):
+  """Noise with a bright band at a row set by the label: quick to learn."""
+  rng = np.random.default_rng(seed)
+
+  def split(n):
+    labels = rng.integers(0, 10, n).astype(np.int32)
+    images = rng.integers(0, 40, (n, 28, 28, 1)).astype(np.uint8)
+    for image, label in zip(images, labels):
+      image[4 + 2 * label:6 + 2 * label] = 255
+    return data.Split(images, labels)
+
+  return {'train': split(num_train), 'test': split(num_test)}
+
+
+@pytest.fixture(scope='module')
+def tiny():
+  return learnable_dataset()
+
+
+def strip_times(record):
+  return {k: v for k, v in record.items() if not k.endswith('_s')}
+
+
+def read_jsonl(path):
+  return [json.loads(l) for l in pathlib.Path(path).read_text().splitlines()]
+
+
+def run_config(**kw):
+  kw.setdefault('batch_size', 32)
+  kw.setdefault('epochs', 1)
+  return train.Config(**kw)
+
+
+@pytest.mark.parametrize('name', sorted(losses.LOSSES))
+def test_one_epoch_for_every_registered_loss(name, tiny, tmp_path):
+  extra = {'ce_weight': 0.5} if name == 'expected_cost' else {}
+  summary = train.train_and_evaluate(run_config(loss=name, **extra), tmp_path,
+                                     dataset=tiny)
+  final = summary['final']
+  assert np.isfinite(final['train_loss']['mean'])
+  for decoding in ('argmax', 'bayes'):
+    scores = final['test'][decoding]
+    assert 0 <= scores['accuracy']['mean'] <= 1
+    assert scores['mean_digit_distance']['mean'] >= 0
+  with np.load(tmp_path / 'predictions.npz') as pred:
+    assert pred['probs'].shape == (1, 128, 10)
+    np.testing.assert_allclose(pred['probs'].sum(-1), 1.0, rtol=1e-5)
+
+
+def test_outputs_agree_with_each_other(tiny, tmp_path):
+  config = run_config(loss='soft_label_cross_entropy', distance='cyclic',
+                      epochs=2, num_seeds=2)
+  summary = train.train_and_evaluate(config, tmp_path, dataset=tiny)
+  lines = read_jsonl(tmp_path / 'metrics.jsonl')
+  assert [l['epoch'] for l in lines] == [1, 2]
+  assert lines[-1]['test'] == summary['final']['test']
+  assert json.loads((tmp_path / 'summary.json').read_text())['seeds'] == [0, 1]
+  with np.load(tmp_path / 'predictions.npz') as pred:
+    labels = pred['labels']
+    np.testing.assert_array_equal(pred['argmax'], pred['probs'].argmax(-1))
+    for decoding in ('argmax', 'bayes'):
+      preds = pred[decoding]
+      scores = summary['final']['test'][decoding]
+      np.testing.assert_allclose(scores['accuracy']['per_seed'],
+                                 (preds == labels).mean(axis=1), rtol=1e-6)
+      np.testing.assert_allclose(scores['mean_digit_distance']['per_seed'],
+                                 np.abs(preds - labels).mean(axis=1), rtol=1e-5)
+      cyc = np.minimum(np.abs(preds - labels), 10 - np.abs(preds - labels))
+      np.testing.assert_allclose(scores['cyclic_error']['per_seed'],
+                                 cyc.mean(axis=1), rtol=1e-5)
+    # Bayes decoding under the (cyclic) training distance.
+    cost = pred['probs'] @ np.asarray(losses.cyclic_distance(10))
+    np.testing.assert_array_equal(pred['bayes'], cost.argmin(-1))
+  # The two seeds are different models.
+  assert len(set(summary['final']['train_loss']['per_seed'])) == 2
+
+
+def test_learns_the_easy_synthetic_task(tiny, tmp_path):
+  summary = train.train_and_evaluate(run_config(epochs=4), tmp_path,
+                                     dataset=tiny)
+  assert summary['final']['test']['argmax']['accuracy']['mean'] > 0.9
+
+
+def test_same_seed_gives_identical_metrics(tiny, tmp_path):
+  config = run_config(loss='expected_cost', epochs=2)
+  train.train_and_evaluate(config, tmp_path / 'a', dataset=tiny)
+  train.train_and_evaluate(config, tmp_path / 'b', dataset=tiny)
+  a = [strip_times(r) for r in read_jsonl(tmp_path / 'a' / 'metrics.jsonl')]
+  b = [strip_times(r) for r in read_jsonl(tmp_path / 'b' / 'metrics.jsonl')]
+  assert a == b
+
+
+def test_nan_loss_stops_with_the_step_named(tiny, tmp_path):
+  config = run_config(optimizer='sgd', learning_rate=1e30, schedule='constant')
+  with pytest.raises(train.TrainingError,
+                     match=r'loss became (nan|inf) at epoch 1, step \d+'):
+    train.train_and_evaluate(config, tmp_path, dataset=tiny)
+  assert not (tmp_path / 'summary.json').exists()
+
+
+def cli(*args, **kw):
+  return subprocess.run([sys.executable, str(ROOT / 'train.py'), *args],
+                        capture_output=True, text=True, cwd=ROOT, **kw)
+
+
+def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
+  mnist = make_fake_mnist(tmp_path, num_train=4096, num_test=256)
+  flags = ['--data_dir', str(mnist), '--epochs', '6', '--batch_size', '32',
+           '--quiet']
+  killed = tmp_path / 'killed'
+  proc = subprocess.Popen(
+      [sys.executable, str(ROOT / 'train.py'), *flags, '--workdir', str(killed)],
+      cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  deadline = time.time() + 300
+  while not (killed / 'checkpoints' / '2').exists():
+    assert proc.poll() is None and time.time() < deadline, 'run ended early'
+    time.sleep(0.02)
+  proc.send_signal(signal.SIGKILL)
+  assert proc.wait() == -signal.SIGKILL
+  assert not (killed / 'summary.json').exists()
+
+  resumed = cli('--workdir', str(killed), '--resume', '--quiet')
+  assert resumed.returncode == 0, resumed.stderr
+  straight = cli(*flags, '--workdir', str(tmp_path / 'straight'))
+  assert straight.returncode == 0, straight.stderr
+
+  a = json.loads((killed / 'summary.json').read_text())
+  b = json.loads((tmp_path / 'straight' / 'summary.json').read_text())
+  assert a['resumed_from_epoch'] >= 2
+  assert a['final'] == b['final']
+  lines_a = [strip_times(r) for r in read_jsonl(killed / 'metrics.jsonl')]
+  lines_b = [strip_times(r) for r in read_jsonl(tmp_path / 'straight' /
+                                                'metrics.jsonl')]
+  assert lines_a == lines_b and len(lines_a) == 6
+
+
+def test_cli_nan_exits_1_naming_the_step(tmp_path):
+  mnist = make_fake_mnist(tmp_path)
+  out = cli('--data_dir', str(mnist), '--epochs', '1', '--batch_size', '16',
+            '--optimizer', 'sgd', '--learning_rate', '1e30', '--schedule',
+            'constant', '--workdir', str(tmp_path / 'w'), '--quiet')
+  assert out.returncode == 1
+  assert 'loss became' in out.stderr and 'step' in out.stderr
+
+
+@pytest.fixture
+def fake_dir(tmp_path):
+  (tmp_path / 'mnist').mkdir()
+  return make_fake_mnist(tmp_path / 'mnist')
+
+
+def bad_npy(tmp_path, matrix):
+  path = tmp_path / 'bad.npy'
+  np.save(path, matrix)
+  return str(path)
+
+
+def a_file(tmp_path):
+  path = tmp_path / 'a_file'
+  path.write_text('not a folder')
+  return path
+
+
+@pytest.mark.parametrize('make_flags, flag', [
+    (lambda t: ['--loss', 'hinge'], '--loss'),
+    (lambda t: ['--ce_weight', '-1'], '--ce_weight'),
+    (lambda t: ['--ce_weight', 'nan'], '--ce_weight'),
+    (lambda t: ['--loss', 'corn', '--ce_weight', '1'], '--ce_weight'),
+    (lambda t: ['--temperature', '0'], '--temperature'),
+    (lambda t: ['--alpha', '-2'], '--alpha'),
+    (lambda t: ['--learning_rate', '0'], '--learning_rate'),
+    (lambda t: ['--epochs', '0'], '--epochs'),
+    (lambda t: ['--num_seeds', '0'], '--num_seeds'),
+    (lambda t: ['--batch_size', '65'], '--batch_size'),
+    (lambda t: ['--distance', 'manhattan'], '--distance'),
+    (lambda t: ['--distance', bad_npy(t, np.ones((10, 10)))], '--distance'),
+    (lambda t: ['--distance', bad_npy(t, np.zeros((9, 9)))], '--distance'),
+    (lambda t: ['--distance', bad_npy(t, -np.ones((10, 10)) + np.eye(10))], '--distance'),
+    (lambda t: ['--data_dir', str(t / 'missing')], '--data_dir'),
+    (lambda t: ['--workdir', str(a_file(t) / 'run')], '--workdir'),
+    (lambda t: ['--resume'], '--resume'),
+    (lambda t: ['--resume', '--workdir', str(t)], '--workdir'),
+    (lambda t: ['--epochs', 'three'], '--epochs'),
+])
+def test_bad_flags_exit_2_with_one_line_and_write_nothing(
+    make_flags, flag, fake_dir, tmp_path, capsys, monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  workdir = tmp_path / 'out'
+  flags = make_flags(tmp_path)
+  argv = ['--data_dir', str(fake_dir), *flags]
+  if '--workdir' not in flags and '--resume' not in flags:
+    argv += ['--workdir', str(workdir)]
+  with pytest.raises(SystemExit) as info:
+    train.main(argv)
+  assert info.value.code == 2
+  err = capsys.readouterr().err.strip()
+  assert len(err.splitlines()) == 1 and flag in err, err
+  assert not workdir.exists() and not (tmp_path / 'runs').exists()
+
+
+def test_non_empty_workdir_needs_resume(fake_dir, tmp_path, capsys):
+  (tmp_path / 'out').mkdir()
+  (tmp_path / 'out' / 'keep.txt').write_text('mine')
+  with pytest.raises(SystemExit) as info:
+    train.main(['--data_dir', str(fake_dir), '--workdir', str(tmp_path / 'out')])
+  assert info.value.code == 2
+  assert 'pass --resume' in capsys.readouterr().err
+  assert os.listdir(tmp_path / 'out') == ['keep.txt']
+
+
+def test_help_explains_every_flag():
+  text = train.build_parser().format_help()
+  for flag in ['--loss', '--ce_weight', '--distance', '--temperature',
+               '--alpha', '--optimizer', '--learning_rate', '--schedule',
+               '--warmup_epochs', '--weight_decay', '--epochs', '--batch_size',
+               '--seed', '--num_seeds', '--data_dir', '--tfds_data_dir',
+               '--workdir', '--resume', '--quiet']:
+    assert flag in text
+  for name in losses.LOSSES:
+    assert name in text
+
+
+@pytest.mark.skipif(not MNIST_DIR.is_dir(), reason='real MNIST not found')
+def test_default_config_one_epoch_on_real_mnist(tmp_path):
+  config = train.Config(epochs=1, data_dir=str(MNIST_DIR))
+  summary = train.train_and_evaluate(config, tmp_path)
+  assert summary['final']['test']['argmax']['accuracy']['mean'] >= 0.98

@@ -1,0 +1,549 @@
+"""Train the MNIST CNN with any registered loss; evaluate on the test split.
+
+    python train.py --data_dir ../shared/mnist --epochs 3
+    python train.py --loss expected_cost --distance cyclic --num_seeds 4
+
+A thin CLI over :func:`train_and_evaluate`. Each epoch is one compiled program
+(shuffling, every step and the optimizer inside one ``lax.scan``), vmapped over
+``--num_seeds`` independent models. After every epoch the test split is scored
+for argmax and for cost-aware (``bayes_decision``) predictions, a line goes to
+``metrics.jsonl`` and an orbax checkpoint is written; ``--resume`` continues a
+killed run and reaches the same final numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import math
+import os
+import pathlib
+import sys
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+from flax import nnx
+from jax import lax
+
+import data
+import losses
+import metrics
+from model import CNN
+
+NUM_CLASSES = data.NUM_CLASSES
+EVAL_CHUNK = 1000  # test images per forward pass; bounds activation memory
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+  """Everything that defines a run; plain data, saved as config.json."""
+  loss: str = 'cross_entropy'
+  ce_weight: float | None = None
+  distance: str = 'linear'
+  temperature: float | None = None
+  alpha: float | None = None
+  optimizer: str = 'adam'
+  learning_rate: float = 3e-3
+  schedule: str = 'cosine'
+  warmup_epochs: float = 0.1
+  weight_decay: float = 0.0
+  epochs: int = 3
+  batch_size: int = 128
+  seed: int = 0
+  num_seeds: int = 1
+  data_dir: str | None = None
+  tfds_data_dir: str | None = None
+
+
+class TrainingError(RuntimeError):
+  """Training cannot go on (e.g. the loss became NaN)."""
+
+
+# ----------------------------------------------------------------------------
+# Building blocks: distance, optimizer, loss.
+
+
+def load_distance(spec: str) -> jax.Array:
+  """'linear', 'cyclic', or a path to a K x K .npy file."""
+  if spec == 'linear':
+    return losses.linear_distance(NUM_CLASSES)
+  if spec == 'cyclic':
+    return losses.cyclic_distance(NUM_CLASSES)
+  path = pathlib.Path(spec)
+  if path.suffix != '.npy' or not path.is_file():
+    raise ValueError(f'--distance must be linear, cyclic or an existing .npy '
+                     f'file, got {spec!r}.')
+  try:
+    matrix = np.load(path, allow_pickle=False)
+  except (ValueError, OSError) as e:
+    raise ValueError(f'--distance {spec}: not a readable .npy array ({e}).') from None
+  return losses.validate_distance(matrix, num_classes=NUM_CLASSES,
+                                  name=f'--distance {spec}')
+
+
+def make_optimizer(config: Config, steps_per_epoch: int):
+  total = config.epochs * steps_per_epoch
+  if config.schedule == 'constant':
+    lr = config.learning_rate
+  else:
+    warmup = min(int(config.warmup_epochs * steps_per_epoch), total - 1)
+    lr = optax.warmup_cosine_decay_schedule(
+        0.0, config.learning_rate, max(warmup, 1), total)
+  if config.optimizer == 'adam':
+    return optax.adamw(lr, weight_decay=config.weight_decay)
+  return optax.sgd(lr, momentum=0.9, nesterov=True)
+
+
+def make_loss_fn(config: Config, distance_KxK):
+  return losses.make_loss(config.loss, ce_weight=config.ce_weight,
+                          distance=distance_KxK,
+                          temperature=config.temperature, alpha=config.alpha)
+
+
+# ----------------------------------------------------------------------------
+# The compiled programs.
+
+
+def init_params(config: Config, seeds):
+  """Graph definition and the params of each seed, stacked on axis 0."""
+  spec = losses.get_loss(config.loss)
+  states = []
+  for seed in seeds:
+    model = CNN(spec.num_outputs(NUM_CLASSES),
+                rank_consistent=config.loss == 'coral', rngs=nnx.Rngs(seed))
+    graphdef, state = nnx.split(model)
+    states.append(state)
+  return graphdef, jax.tree.map(lambda *xs: jnp.stack(xs), *states)
+
+
+def build_train_epoch(graphdef, tx, loss_fn, steps_per_epoch, batch_size):
+  """One seed's epoch: shuffle, then every step in one lax.scan."""
+
+  def train_epoch(params, opt_state, images, labels, key):
+    order = jax.random.permutation(key, labels.shape[0])
+    batches_SxB = order[:steps_per_epoch * batch_size].reshape(
+        steps_per_epoch, batch_size)
+
+    def step(carry, idx_B):
+      params, opt_state = carry
+
+      def mean_loss(params):
+        logits = nnx.merge(graphdef, params)(images[idx_B])
+        return jnp.mean(loss_fn(logits, labels[idx_B]))
+
+      loss, grads = jax.value_and_grad(mean_loss)(params)
+      updates, opt_state = tx.update(grads, opt_state, params)
+      return (optax.apply_updates(params, updates), opt_state), loss
+
+    (params, opt_state), loss_S = lax.scan(step, (params, opt_state),
+                                           batches_SxB)
+    return params, opt_state, loss_S
+
+  return train_epoch
+
+
+def build_evaluate(graphdef, probs_fn, distance_KxK):
+  """One seed's test predictions and metrics, argmax and Bayes-decoded."""
+  linear = losses.linear_distance(NUM_CLASSES)
+  cyclic = losses.cyclic_distance(NUM_CLASSES)
+
+  def score(preds, labels):
+    return {
+        'accuracy': metrics.accuracy(preds, labels),
+        'mean_digit_distance': metrics.mean_distance(preds, labels,
+                                                     distance=linear),
+        'cyclic_error': metrics.mean_distance(preds, labels, distance=cyclic),
+        'off_by_one_accuracy': metrics.off_by_one_accuracy(preds, labels),
+        'qwk': metrics.quadratic_weighted_kappa(preds, labels,
+                                                num_classes=NUM_CLASSES),
+    }
+
+  def evaluate(params, images, labels):
+    model = nnx.merge(graphdef, params)
+    logits = lax.map(model, images.reshape(-1, 1, 28, 28, 1),
+                     batch_size=EVAL_CHUNK)
+    probs_NxK = probs_fn(logits.reshape(labels.shape[0], -1))
+    argmax_N = jnp.argmax(probs_NxK, axis=-1)
+    bayes_N = metrics.bayes_decision(probs_NxK, distance=distance_KxK)
+    scores = {'argmax': score(argmax_N, labels),
+              'bayes': score(bayes_N, labels)}
+    return scores, probs_NxK, argmax_N, bayes_N
+
+  return evaluate
+
+
+# ----------------------------------------------------------------------------
+# Run bookkeeping: workdir, checkpoints, metrics.
+
+
+def _mean_std(values) -> dict[str, float]:
+  values = np.asarray(values, np.float64)
+  std = float(values.std(ddof=1)) if values.size > 1 else 0.0
+  return {'mean': float(values.mean()), 'std': std}
+
+
+def summarize_scores(scores) -> dict[str, Any]:
+  """Per-seed lists plus mean/std across seeds, for every decoding/metric."""
+  out = {}
+  for decoding, per_metric in scores.items():
+    out[decoding] = {}
+    for name, values in per_metric.items():
+      values = np.asarray(values, np.float64).reshape(-1)
+      out[decoding][name] = {'per_seed': values.tolist(), **_mean_std(values)}
+  return out
+
+
+def checkpoint_manager(workdir: pathlib.Path) -> ocp.CheckpointManager:
+  # Synchronous saves: a checkpoint is complete (atomically renamed into
+  # place) before the epoch's line in metrics.jsonl is considered final.
+  options = ocp.CheckpointManagerOptions(max_to_keep=2, create=True,
+                                         enable_async_checkpointing=False)
+  return ocp.CheckpointManager((workdir / 'checkpoints').absolute(),
+                               options=options)
+
+
+def read_metrics_lines(path: pathlib.Path, last_epoch: int) -> list[str]:
+  """The metrics lines of epochs <= last_epoch (later ones were not saved)."""
+  if not path.exists():
+    return []
+  lines = [l for l in path.read_text().splitlines() if l.strip()]
+  return [l for l in lines if json.loads(l)['epoch'] <= last_epoch]
+
+
+def write_text_atomic(path: pathlib.Path, text: str) -> None:
+  tmp = path.with_suffix(path.suffix + '.tmp')
+  with open(tmp, 'w') as f:
+    f.write(text)
+    f.flush()
+    os.fsync(f.fileno())
+  os.replace(tmp, path)
+
+
+def check_finite(loss_SxT, epoch: int, seeds) -> None:
+  """Raises TrainingError naming the first step whose loss is NaN or Inf."""
+  finite = np.isfinite(loss_SxT)
+  if finite.all():
+    return
+  seed_idx, step = map(int, np.argwhere(~finite)[0])
+  value = loss_SxT[seed_idx, step]
+  raise TrainingError(
+      f'loss became {value} at epoch {epoch}, step {step + 1} of that epoch '
+      f'(seed {seeds[seed_idx]}); try a lower --learning_rate. The last '
+      'checkpoint is from the epoch before.')
+
+
+# ----------------------------------------------------------------------------
+# The run.
+
+
+def train_and_evaluate(config: Config, workdir, *, resume: bool = False,
+                       quiet: bool = True, dataset=None) -> dict[str, Any]:
+  """Trains ``config.num_seeds`` models and writes everything to ``workdir``.
+
+  Args:
+    config: the run's configuration.
+    workdir: output folder: config.json, metrics.jsonl, summary.json,
+      predictions.npz and checkpoints/.
+    resume: continue from the latest checkpoint in ``workdir``.
+    quiet: print one plain line per epoch instead of a progress bar.
+    dataset: ``{'train': Split, 'test': Split}``; loaded from the config's
+      data source when None.
+
+  Returns:
+    The summary that is also written to summary.json.
+
+  Raises:
+    TrainingError: if the loss becomes NaN or Inf (naming the step).
+  """
+  t_start = time.perf_counter()
+  workdir = pathlib.Path(workdir)
+  dataset = dataset or data.load_mnist(config.data_dir,
+                                       tfds_data_dir=config.tfds_data_dir)
+  train_split, test_split = dataset['train'], dataset['test']
+  steps_per_epoch = len(train_split.labels) // config.batch_size
+  if steps_per_epoch < 1:
+    raise ValueError(f'--batch_size {config.batch_size} is larger than the '
+                     f'{len(train_split.labels)} training images.')
+  distance_KxK = load_distance(config.distance)
+  loss_fn = make_loss_fn(config, distance_KxK)
+  spec = losses.get_loss(config.loss)
+  seeds = [config.seed + i for i in range(config.num_seeds)]
+
+  workdir.mkdir(parents=True, exist_ok=True)
+  write_text_atomic(workdir / 'config.json',
+                    json.dumps(dataclasses.asdict(config), indent=2) + '\n')
+
+  graphdef, params = init_params(config, seeds)
+  tx = make_optimizer(config, steps_per_epoch)
+  opt_state = jax.vmap(tx.init)(params)
+  train_epoch = jax.jit(
+      jax.vmap(build_train_epoch(graphdef, tx, loss_fn, steps_per_epoch,
+                                 config.batch_size),
+               in_axes=(0, 0, None, None, 0)),
+      donate_argnums=(0, 1))
+  evaluate = jax.jit(jax.vmap(build_evaluate(graphdef, spec.probs,
+                                             distance_KxK),
+                              in_axes=(0, None, None)))
+  seed_keys = jax.vmap(jax.random.key)(jnp.asarray(seeds))
+
+  train_images = jnp.asarray(train_split.images)
+  train_labels = jnp.asarray(train_split.labels)
+  test_images = jnp.asarray(test_split.images)
+  test_labels = jnp.asarray(test_split.labels)
+
+  manager = checkpoint_manager(workdir)
+  start_epoch = 0
+  metrics_path = workdir / 'metrics.jsonl'
+  if resume and manager.latest_step() is not None:
+    start_epoch = manager.latest_step()
+    restored = manager.restore(start_epoch, args=ocp.args.StandardRestore(
+        {'params': params, 'opt_state': opt_state}))
+    params, opt_state = restored['params'], restored['opt_state']
+  kept_lines = read_metrics_lines(metrics_path, start_epoch)
+  write_text_atomic(metrics_path, ''.join(l + '\n' for l in kept_lines))
+
+  def epoch_keys(epoch):
+    return jax.vmap(lambda k: jax.random.fold_in(k, epoch))(seed_keys)
+
+  t0 = time.perf_counter()
+  train_epoch = train_epoch.lower(params, opt_state, train_images,
+                                  train_labels, epoch_keys(0)).compile()
+  evaluate = evaluate.lower(params, test_images, test_labels).compile()
+  compile_s = time.perf_counter() - t0
+
+  progress = None if quiet else _progress_bar(config.epochs, start_epoch)
+  epoch_times = []
+  record = json.loads(kept_lines[-1]) if kept_lines else None
+  outputs = None
+  for epoch in range(start_epoch + 1, config.epochs + 1):
+    t0 = time.perf_counter()
+    params, opt_state, loss_SxT = train_epoch(params, opt_state, train_images,
+                                              train_labels, epoch_keys(epoch))
+    loss_SxT = np.asarray(loss_SxT)
+    train_s = time.perf_counter() - t0
+    check_finite(loss_SxT, epoch, seeds)
+    outputs = jax.device_get(evaluate(params, test_images, test_labels))
+    epoch_times.append(time.perf_counter() - t0)
+    record = {
+        'epoch': epoch,
+        'train_loss': {'per_seed': loss_SxT.mean(axis=1).tolist(),
+                       **_mean_std(loss_SxT.mean(axis=1))},
+        'test': summarize_scores(outputs[0]),
+        'train_s': train_s,
+        'epoch_s': epoch_times[-1],
+    }
+    with open(metrics_path, 'a') as f:
+      f.write(json.dumps(record) + '\n')
+      f.flush()
+      os.fsync(f.fileno())
+    manager.save(epoch, args=ocp.args.StandardSave(
+        {'params': params, 'opt_state': opt_state}))
+    _report(progress, record, quiet)
+  manager.wait_until_finished()
+  if progress is not None:
+    progress.close()
+
+  if outputs is None:  # Resumed a finished run: nothing left to train.
+    outputs = jax.device_get(evaluate(params, test_images, test_labels))
+  _, probs_SxNxK, argmax_SxN, bayes_SxN = outputs
+  np.savez_compressed(workdir / 'predictions.npz', probs=probs_SxNxK,
+                      labels=test_split.labels, argmax=argmax_SxN,
+                      bayes=bayes_SxN, seeds=np.asarray(seeds))
+  summary = {
+      'config': dataclasses.asdict(config),
+      'seeds': seeds,
+      'distance_matrix': np.asarray(distance_KxK).tolist(),
+      'epochs_completed': config.epochs,
+      'final': {'train_loss': record['train_loss'], 'test': record['test']},
+      'wall_s': {'total': time.perf_counter() - t_start, 'compile': compile_s,
+                 'epochs_this_session': epoch_times},
+      'devices': [str(d) for d in jax.devices()],
+      'resumed_from_epoch': start_epoch if resume else None,
+  }
+  write_text_atomic(workdir / 'summary.json', json.dumps(summary, indent=2) + '\n')
+  return summary
+
+
+def _progress_bar(total: int, done: int):
+  from tqdm import tqdm  # pylint: disable=g-import-not-at-top
+  return tqdm(total=total, initial=done, unit='epoch', dynamic_ncols=True)
+
+
+def _report(progress, record, quiet: bool) -> None:
+  argmax = record['test']['argmax']
+  text = (f"loss {record['train_loss']['mean']:.4f}  "
+          f"acc {100 * argmax['accuracy']['mean']:.2f}%  "
+          f"MDE {argmax['mean_digit_distance']['mean']:.4f}  "
+          f"({record['epoch_s']:.1f}s)")
+  if quiet:
+    print(f"epoch {record['epoch']}: {text}", flush=True)
+  else:
+    progress.set_postfix_str(text)
+    progress.update(1)
+
+
+# ----------------------------------------------------------------------------
+# Command line.
+
+
+class _Parser(argparse.ArgumentParser):
+
+  def error(self, message):
+    """One line, exit code 2, as for every other bad flag."""
+    self.exit(2, f'{self.prog}: error: {message}\n')
+
+
+def build_parser() -> argparse.ArgumentParser:
+  defaults = Config()
+  p = _Parser(
+      prog='train.py',
+      description='Train an MNIST CNN with a distance-aware loss and report '
+      'test accuracy and the mean digit-distance error.',
+      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+  p.add_argument('--loss', default=defaults.loss, choices=sorted(losses.LOSSES),
+                 help='training loss from the losses.LOSSES registry')
+  p.add_argument('--ce_weight', type=float, default=None, metavar='LAMBDA',
+                 help='train on CE + LAMBDA * loss (0 gives pure CE); unset: '
+                 'the loss alone')
+  p.add_argument('--distance', default=defaults.distance,
+                 help="'linear', 'cyclic', or a path to a 10x10 .npy cost "
+                 'matrix; used by distance-aware losses and for Bayes decoding')
+  p.add_argument('--temperature', type=float, default=None,
+                 help='soft_label_cross_entropy temperature (default 1.0)')
+  p.add_argument('--alpha', type=float, default=None,
+                 help='class_distance_weighted_ce exponent (default 1.0)')
+  p.add_argument('--optimizer', default=defaults.optimizer,
+                 choices=['adam', 'sgd'],
+                 help='adam (AdamW) or sgd (Nesterov momentum 0.9)')
+  p.add_argument('--learning_rate', type=float, default=defaults.learning_rate,
+                 help='peak learning rate')
+  p.add_argument('--schedule', default=defaults.schedule,
+                 choices=['cosine', 'constant'],
+                 help='cosine: linear warm-up then cosine decay to 0')
+  p.add_argument('--warmup_epochs', type=float, default=defaults.warmup_epochs,
+                 help='warm-up length for the cosine schedule, in epochs')
+  p.add_argument('--weight_decay', type=float, default=defaults.weight_decay,
+                 help='AdamW decoupled weight decay')
+  p.add_argument('--epochs', type=int, default=defaults.epochs,
+                 help='number of passes over the training set')
+  p.add_argument('--batch_size', type=int, default=defaults.batch_size,
+                 help='training batch size')
+  p.add_argument('--seed', type=int, default=defaults.seed,
+                 help='seed of the first model (init and shuffling)')
+  p.add_argument('--num_seeds', type=int, default=defaults.num_seeds,
+                 help='train N independent models (seeds seed..seed+N-1) in '
+                 'one vmapped program')
+  p.add_argument('--data_dir', default=None,
+                 help='folder with the four MNIST IDX files (.gz or raw); '
+                 'default: $MNIST_DIR, else tfds')
+  p.add_argument('--tfds_data_dir', default=None,
+                 help="tensorflow-datasets data_dir with a prepared 'mnist' "
+                 '(used only when no IDX folder is given)')
+  p.add_argument('--workdir', default=None,
+                 help='output folder (default: a new folder under runs/)')
+  p.add_argument('--resume', action='store_true',
+                 help='continue the run in --workdir from its last checkpoint, '
+                 'with its saved configuration (only --epochs may change)')
+  p.add_argument('--quiet', action='store_true',
+                 help='one plain line per epoch instead of a progress bar')
+  return p
+
+
+def config_from_args(args, parser) -> tuple[Config, pathlib.Path]:
+  """Validates the flags; returns the config and the workdir to use."""
+  fail = parser.error
+  if args.resume:
+    if args.workdir is None:
+      fail('--resume needs --workdir of the run to continue.')
+    workdir = pathlib.Path(args.workdir)
+    saved = workdir / 'config.json'
+    if not saved.is_file():
+      fail(f'--workdir {workdir} has no config.json to resume from.')
+    config = Config(**json.loads(saved.read_text()))
+    if args.epochs != Config.epochs:
+      config = dataclasses.replace(config, epochs=args.epochs)
+  else:
+    fields = {f.name for f in dataclasses.fields(Config)}
+    config = Config(**{k: v for k, v in vars(args).items() if k in fields})
+    stamp = datetime.datetime.now().strftime('%Y%m%d-%H%M%S')
+    workdir = pathlib.Path(args.workdir or f'runs/{stamp}-{config.loss}')
+    if workdir.exists() and any(workdir.iterdir()):
+      fail(f'--workdir {workdir} is not empty; pass --resume to continue it '
+           'or choose another folder.')
+  for flag, value, ok in [
+      ('--ce_weight', config.ce_weight, config.ce_weight is None or config.ce_weight >= 0),
+      ('--temperature', config.temperature, config.temperature is None or config.temperature > 0),
+      ('--alpha', config.alpha, config.alpha is None or config.alpha > 0),
+      ('--learning_rate', config.learning_rate, config.learning_rate > 0),
+      ('--warmup_epochs', config.warmup_epochs, config.warmup_epochs >= 0),
+      ('--weight_decay', config.weight_decay, config.weight_decay >= 0),
+      ('--epochs', config.epochs, config.epochs >= 1),
+      ('--batch_size', config.batch_size, config.batch_size >= 1),
+      ('--num_seeds', config.num_seeds, config.num_seeds >= 1),
+  ]:
+    if not ok or (isinstance(value, float) and not math.isfinite(value)):
+      fail(f'{flag} {value} is out of range.')
+  if config.ce_weight is not None and losses.get_loss(
+      config.loss).num_outputs(NUM_CLASSES) != NUM_CLASSES:
+    fail(f'--ce_weight cannot mix --loss {config.loss} (K-1 outputs) with '
+         'cross-entropy.')
+  try:
+    load_distance(config.distance)
+  except ValueError as e:
+    fail(str(e))
+  existing = workdir
+  while not existing.exists():
+    existing = existing.parent
+  if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+    fail(f'--workdir {workdir}: {existing} is not a writable folder.')
+  return config, workdir
+
+
+def main(argv=None) -> int:
+  parser = build_parser()
+  args = parser.parse_args(argv)
+  config, workdir = config_from_args(args, parser)
+  try:
+    dataset = data.load_mnist(config.data_dir,
+                              tfds_data_dir=config.tfds_data_dir)
+  except data.DataError as e:
+    parser.error(f'--data_dir: {e}')
+  if len(dataset['train'].labels) < config.batch_size:
+    parser.error(f'--batch_size {config.batch_size} is larger than the '
+                 f"{len(dataset['train'].labels)} training images.")
+  if args.resume and config.epochs < len(read_metrics_lines(
+      workdir / 'metrics.jsonl', 10**9)):
+    parser.error(f'--epochs {config.epochs} is fewer than the epochs already '
+                 'completed in --workdir.')
+  if not args.quiet:
+    print(f'workdir: {workdir}  (compiling the epoch program...)',
+          file=sys.stderr, flush=True)
+  try:
+    summary = train_and_evaluate(config, workdir, resume=args.resume,
+                                 quiet=args.quiet, dataset=dataset)
+  except TrainingError as e:
+    print(f'{parser.prog}: error: {e}', file=sys.stderr)
+    return 1
+  final = summary['final']['test']
+  for decoding in ('argmax', 'bayes'):
+    scores = final[decoding]
+    print(f"{decoding:>6}: accuracy {100 * scores['accuracy']['mean']:.2f}% "
+          f"± {100 * scores['accuracy']['std']:.2f}  "
+          f"mean digit-distance error {scores['mean_digit_distance']['mean']:.4f}"
+          f"  cyclic {scores['cyclic_error']['mean']:.4f}  "
+          f"off-by-one {100 * scores['off_by_one_accuracy']['mean']:.2f}%  "
+          f"QWK {scores['qwk']['mean']:.4f}")
+  print(f"wall time {summary['wall_s']['total']:.1f}s "
+        f"(compile {summary['wall_s']['compile']:.1f}s); outputs in {workdir}")
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())
