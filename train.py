@@ -31,6 +31,7 @@ import optax
 import orbax.checkpoint as ocp
 from flax import nnx
 from jax import lax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 import data
 import losses
@@ -50,12 +51,12 @@ class Config:
   temperature: float | None = None
   alpha: float | None = None
   optimizer: str = 'adam'
-  learning_rate: float = 3e-3
+  learning_rate: float = 4e-3
   schedule: str = 'cosine'
-  warmup_epochs: float = 0.1
+  warmup_epochs: float = 0.2
   weight_decay: float = 0.0
   epochs: int = 3
-  batch_size: int = 128
+  batch_size: int = 64
   seed: int = 0
   num_seeds: int = 1
   data_dir: str | None = None
@@ -123,8 +124,26 @@ def init_params(config: Config, seeds):
   return graphdef, jax.tree.map(lambda *xs: jnp.stack(xs), *states)
 
 
-def build_train_epoch(graphdef, tx, loss_fn, steps_per_epoch, batch_size):
-  """One seed's epoch: shuffle, then every step in one lax.scan."""
+def data_mesh() -> Mesh | None:
+  """A 1-D mesh over every device, or None on a single device."""
+  if jax.device_count() == 1:
+    return None
+  return Mesh(np.asarray(jax.devices()), ('data',))
+
+
+def build_train_epoch(graphdef, tx, loss_fn, steps_per_epoch, batch_size,
+                      mesh=None):
+  """One seed's epoch: shuffle, then every step in one lax.scan.
+
+  With a ``mesh``, each batch is split across its devices (data parallelism);
+  parameters and optimizer state stay replicated, and XLA inserts the gradient
+  all-reduce.
+  """
+
+  def shard_batch(x):
+    if mesh is None:
+      return x
+    return lax.with_sharding_constraint(x, NamedSharding(mesh, P('data')))
 
   def train_epoch(params, opt_state, images, labels, key):
     order = jax.random.permutation(key, labels.shape[0])
@@ -133,10 +152,11 @@ def build_train_epoch(graphdef, tx, loss_fn, steps_per_epoch, batch_size):
 
     def step(carry, idx_B):
       params, opt_state = carry
+      images_B, labels_B = shard_batch(images[idx_B]), shard_batch(labels[idx_B])
 
       def mean_loss(params):
-        logits = nnx.merge(graphdef, params)(images[idx_B])
-        return jnp.mean(loss_fn(logits, labels[idx_B]))
+        logits = nnx.merge(graphdef, params)(images_B)
+        return jnp.mean(loss_fn(logits, labels_B))
 
       loss, grads = jax.value_and_grad(mean_loss)(params)
       updates, opt_state = tx.update(grads, opt_state, params)
@@ -280,12 +300,16 @@ def train_and_evaluate(config: Config, workdir, *, resume: bool = False,
   write_text_atomic(workdir / 'config.json',
                     json.dumps(dataclasses.asdict(config), indent=2) + '\n')
 
+  mesh = data_mesh()
+  if mesh is not None and config.batch_size % mesh.size:
+    raise ValueError(f'--batch_size {config.batch_size} must be a multiple of '
+                     f'the {mesh.size} devices.')
   graphdef, params = init_params(config, seeds)
   tx = make_optimizer(config, steps_per_epoch)
   opt_state = jax.vmap(tx.init)(params)
   train_epoch = jax.jit(
       jax.vmap(build_train_epoch(graphdef, tx, loss_fn, steps_per_epoch,
-                                 config.batch_size),
+                                 config.batch_size, mesh),
                in_axes=(0, 0, None, None, 0)),
       donate_argnums=(0, 1))
   evaluate = jax.jit(jax.vmap(build_evaluate(graphdef, spec.probs,
@@ -293,10 +317,13 @@ def train_and_evaluate(config: Config, workdir, *, resume: bool = False,
                               in_axes=(0, None, None)))
   seed_keys = jax.vmap(jax.random.key)(jnp.asarray(seeds))
 
-  train_images = jnp.asarray(train_split.images)
-  train_labels = jnp.asarray(train_split.labels)
-  test_images = jnp.asarray(test_split.images)
-  test_labels = jnp.asarray(test_split.labels)
+  # The whole dataset lives on the device(s); replicated on a mesh.
+  replicated = None if mesh is None else NamedSharding(mesh, P())
+  put = lambda tree: jax.device_put(tree, replicated)
+  train_images, train_labels, test_images, test_labels = map(put, (
+      train_split.images, train_split.labels, test_split.images,
+      test_split.labels))
+  params, opt_state = put(params), put(opt_state)
 
   manager = checkpoint_manager(workdir)
   start_epoch = 0
@@ -450,7 +477,8 @@ def build_parser() -> argparse.ArgumentParser:
                  help='output folder (default: a new folder under runs/)')
   p.add_argument('--resume', action='store_true',
                  help='continue the run in --workdir from its last checkpoint, '
-                 'with its saved configuration (only --epochs may change)')
+                 'with its saved configuration; only --epochs may change (the '
+                 'learning-rate schedule then follows the new length)')
   p.add_argument('--quiet', action='store_true',
                  help='one plain line per epoch instead of a progress bar')
   return p

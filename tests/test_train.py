@@ -245,3 +245,34 @@ def test_default_config_one_epoch_on_real_mnist(tmp_path):
   config = train.Config(epochs=1, data_dir=str(MNIST_DIR))
   summary = train.train_and_evaluate(config, tmp_path)
   assert summary['final']['test']['argmax']['accuracy']['mean'] >= 0.98
+
+
+SHARDED_RUN = '''
+import json, sys
+sys.path[:0] = [{root!r}, {tests!r}]
+import jax, train
+from test_train import learnable_dataset
+assert jax.device_count() == 4, jax.devices()
+summary = train.train_and_evaluate(train.Config(**{config!r}), {workdir!r},
+                                   dataset=learnable_dataset())
+print(json.dumps(summary['final']))
+'''
+
+
+def test_sharded_run_matches_single_device(tiny, tmp_path):
+  config = dict(epochs=2, batch_size=32, num_seeds=2, loss='expected_cost')
+  single = train.train_and_evaluate(train.Config(**config), tmp_path / 'one',
+                                    dataset=tiny)['final']
+  code = SHARDED_RUN.format(root=str(ROOT), tests=str(ROOT / 'tests'),
+                            config=config, workdir=str(tmp_path / 'four'))
+  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=4')
+  out = subprocess.run([sys.executable, '-c', code], capture_output=True,
+                       text=True, env=env, cwd=ROOT)
+  assert out.returncode == 0, out.stderr[-3000:]
+  sharded = json.loads(out.stdout.strip().splitlines()[-1])
+  np.testing.assert_allclose(sharded['train_loss']['per_seed'],
+                             single['train_loss']['per_seed'], rtol=1e-4)
+  for decoding in ('argmax', 'bayes'):
+    for metric, scores in single['test'][decoding].items():
+      np.testing.assert_allclose(sharded['test'][decoding][metric]['per_seed'],
+                                 scores['per_seed'], atol=0.02, err_msg=metric)
