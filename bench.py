@@ -166,13 +166,19 @@ def matmul_flops(size: int = 2048, reps: int = 10):
 # ----------------------------------------------------------------------------
 
 
-def time_interleaved(contestants: dict, repeats: int) -> dict[str, list[float]]:
-  """Seconds per call for each contestant, round-robin, after one warm-up."""
+def time_interleaved(contestants: dict, repeats: int,
+                     pause_s: float = 0.5) -> dict[str, list[float]]:
+  """Seconds per call for each contestant, round-robin, after one warm-up.
+
+  The pause lets the previous contestant's worker threads go idle (OpenMP
+  pools spin-wait after a parallel region) so they do not steal the cores.
+  """
   for run in contestants.values():
     run()  # compile / warm up
   times = {name: [] for name in contestants}
   for _ in range(repeats):
     for name, run in contestants.items():
+      time.sleep(pause_s)
       t0 = time.perf_counter()
       run()
       times[name].append(time.perf_counter() - t0)

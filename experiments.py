@@ -331,7 +331,7 @@ def write_plots(rows: list[dict], workdirs, results_dir: pathlib.Path) -> None:
     hist_ax.bar(np.arange(1, 10) + (i - 0.5) * width, counts, width,
                 label=f'{name} ({decoding})')
   fig.suptitle('Test errors per (true, predicted) digit, mean over seeds')
-  fig.tight_layout()
+  fig.tight_layout(rect=(0, 0, 1, 0.95))
   fig.savefig(results_dir / 'confusion.png', dpi=120)
   plt.close(fig)
   hist_ax.set_xlabel('|predicted − true| digit distance of an error')
