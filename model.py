@@ -6,7 +6,6 @@ output size: ``K`` for softmax losses, ``K - 1`` for CORAL and CORN.
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 from flax import nnx
 from jax import lax
@@ -95,7 +94,3 @@ class CNN(nnx.Module):
     if self.rank_consistent:
       return self.out(x) + self.out_biases[None, :]
     return self.out(x)
-
-
-def count_params(state) -> int:
-  return sum(x.size for x in jax.tree.leaves(state))

@@ -4,7 +4,6 @@ import csv
 import dataclasses
 import json
 import os
-import pathlib
 
 import numpy as np
 import pytest

@@ -1,7 +1,6 @@
 """Tests for metrics.py against plain numpy, including absent classes."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
