@@ -89,6 +89,17 @@ def load_distance(spec: str) -> jax.Array:
                                   name=f'--distance {spec}')
 
 
+def check_batch_size(batch_size: int, num_train: int) -> None:
+  """Raises ValueError (naming --batch_size) if no full batch fits or the
+  batch cannot be split evenly over the devices."""
+  if batch_size > num_train:
+    raise ValueError(f'--batch_size {batch_size} is larger than the '
+                     f'{num_train} training images.')
+  if batch_size % jax.device_count():
+    raise ValueError(f'--batch_size {batch_size} must be a multiple of the '
+                     f'{jax.device_count()} devices.')
+
+
 def make_optimizer(config: Config, steps_per_epoch: int):
   total = config.epochs * steps_per_epoch
   if config.schedule == 'constant':
@@ -287,10 +298,8 @@ def train_and_evaluate(config: Config, workdir, *, resume: bool = False,
   dataset = dataset or data.load_mnist(config.data_dir,
                                        tfds_data_dir=config.tfds_data_dir)
   train_split, test_split = dataset['train'], dataset['test']
+  check_batch_size(config.batch_size, len(train_split.labels))
   steps_per_epoch = len(train_split.labels) // config.batch_size
-  if steps_per_epoch < 1:
-    raise ValueError(f'--batch_size {config.batch_size} is larger than the '
-                     f'{len(train_split.labels)} training images.')
   distance_KxK = load_distance(config.distance)
   loss_fn = make_loss_fn(config, distance_KxK)
   spec = losses.get_loss(config.loss)
@@ -301,9 +310,6 @@ def train_and_evaluate(config: Config, workdir, *, resume: bool = False,
                     json.dumps(dataclasses.asdict(config), indent=2) + '\n')
 
   mesh = data_mesh()
-  if mesh is not None and config.batch_size % mesh.size:
-    raise ValueError(f'--batch_size {config.batch_size} must be a multiple of '
-                     f'the {mesh.size} devices.')
   graphdef, params = init_params(config, seeds)
   tx = make_optimizer(config, steps_per_epoch)
   opt_state = jax.vmap(tx.init)(params)
@@ -543,9 +549,10 @@ def main(argv=None) -> int:
                               tfds_data_dir=config.tfds_data_dir)
   except data.DataError as e:
     parser.error(f'--data_dir: {e}')
-  if len(dataset['train'].labels) < config.batch_size:
-    parser.error(f'--batch_size {config.batch_size} is larger than the '
-                 f"{len(dataset['train'].labels)} training images.")
+  try:
+    check_batch_size(config.batch_size, len(dataset['train'].labels))
+  except ValueError as e:
+    parser.error(str(e))
   if args.resume and config.epochs < len(read_metrics_lines(
       workdir / 'metrics.jsonl', 10**9)):
     parser.error(f'--epochs {config.epochs} is fewer than the epochs already '

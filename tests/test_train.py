@@ -276,3 +276,14 @@ def test_sharded_run_matches_single_device(tiny, tmp_path):
     for metric, scores in single['test'][decoding].items():
       np.testing.assert_allclose(sharded['test'][decoding][metric]['per_seed'],
                                  scores['per_seed'], atol=0.02, err_msg=metric)
+
+
+def test_batch_not_divisible_by_devices_exits_2_before_writing(fake_dir, tmp_path):
+  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=4')
+  out = subprocess.run(
+      [sys.executable, str(ROOT / 'train.py'), '--data_dir', str(fake_dir),
+       '--batch_size', '30', '--workdir', str(tmp_path / 'out')],
+      capture_output=True, text=True, env=env, cwd=ROOT)
+  assert out.returncode == 2
+  assert 'multiple of the 4 devices' in out.stderr and '--batch_size' in out.stderr
+  assert not (tmp_path / 'out').exists()
