@@ -5,7 +5,9 @@
 In one process, round-robin over ``--repeats`` rounds so that a noisy machine
 affects every contestant alike, it times (fp32, same CNN, batch size and Adam):
 
-- ``ours``: the compiled epoch of train.py (one ``lax.scan``, shifted conv);
+- ``ours``: the compiled epoch of train.py (one ``lax.scan``, shifted conv,
+  conv layers in chunks of ``model.CPU_CHUNK_SIZE`` examples on one CPU);
+- ``ours_whole``: the same without chunks (only where train.py chunks);
 - ``jit_step``: a straightforward per-step ``jax.jit`` loop over the stock
   ``nnx.Conv`` (``lax.conv_general_dilated``), in the style of the Flax example;
 - ``torch``: the same CNN in PyTorch eager, when torch is installed;
@@ -14,15 +16,20 @@ affects every contestant alike, it times (fp32, same CNN, batch size and Adam):
 It reports images/s, the ratios, and the CNN's achieved FLOP/s as a fraction of
 the matmul limit; then vmapped-seeds throughput, and (with ``--data_dir``) the
 time to >= 99.0 % test accuracy from a cold start with the default config.
-Prints a table and writes ``--json``.
+With ``--profile N`` it also traces one call of ``ours`` and lists its N
+most expensive XLA ops, to show where the step's time goes. Prints a table and
+writes ``--json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
 import json
+import pathlib
 import platform
+import re
 import statistics
 import sys
 import time
@@ -71,10 +78,10 @@ def make_batches(steps: int, batch_size: int, seed: int = 0):
 # Contestants: each returns a callable that runs `steps` training steps.
 
 
-def ours(images, labels, batch_size, num_seeds=1):
+def ours(images, labels, batch_size, num_seeds=1, chunk_size=None):
   config = train.Config(batch_size=batch_size)
   steps = len(labels) // batch_size
-  graphdef, params = train.init_params(config, range(num_seeds))
+  graphdef, params = train.init_params(config, range(num_seeds), chunk_size)
   tx = optax.adam(1e-3)
   opt_state = jax.vmap(tx.init)(params)
   loss_fn = train.make_loss_fn(config, losses.linear_distance(10))
@@ -90,6 +97,8 @@ def ours(images, labels, batch_size, num_seeds=1):
                                                 images, labels, keys)
     jax.block_until_ready(loss)
 
+  run.compiled_text = lambda: epoch.lower(state['params'], state['opt'], images,
+                                          labels, keys).compile().as_text()
   return run
 
 
@@ -185,6 +194,54 @@ def time_interleaved(contestants: dict, repeats: int,
   return times
 
 
+def _hlo_ops(compiled_text: str) -> dict[str, str]:
+  """HLO instruction name -> 'shape opcode' from compiled HLO text."""
+  ops = {}
+  for m in re.finditer(r'^\s*(?:ROOT )?%?([\w.\-]+) = (\S+) ([\w\-]+)\(',
+                       compiled_text, re.MULTILINE):
+    ops[m.group(1)] = f'{m.group(2)} {m.group(3)}'
+  return ops
+
+
+def profile_ops(run, steps: int, top: int) -> dict:
+  """Time per kind of XLA op in one call of ``run``, from a profiler trace.
+
+  Sums the trace events of XLA's threads by HLO op, groups ops of the same
+  shape and opcode (the conv layers run once per chunk, so each of their ops
+  appears once per chunk) and divides by ``steps``. A ``fusion`` whose name
+  starts with ``ynn_fusion`` is a matmul through YNNPACK. Ops run on several
+  threads at once, so the sum can exceed the wall time.
+  """
+  import tempfile  # pylint: disable=g-import-not-at-top
+  run()
+  with tempfile.TemporaryDirectory() as trace_dir:
+    jax.profiler.start_trace(trace_dir)
+    t0 = time.perf_counter()
+    run()
+    wall = time.perf_counter() - t0
+    jax.profiler.stop_trace()
+    trace_files = list(pathlib.Path(trace_dir).rglob('*.xplane.pb'))
+    if not trace_files:
+      raise RuntimeError(f'jax.profiler wrote no trace under {trace_dir}.')
+    profile = jax.profiler.ProfileData.from_file(str(trace_files[0]))
+  hlo = _hlo_ops(run.compiled_text())
+  groups_ns, groups_ops = collections.Counter(), collections.defaultdict(set)
+  for plane in profile.planes:
+    for line in plane.lines:
+      for event in line.events:
+        if event.name in hlo:
+          key = f"{hlo[event.name]} {event.name.rstrip('.0123456789')}"
+          groups_ns[key] += event.duration_ns
+          groups_ops[key].add(event.name)
+  total_ms = sum(groups_ns.values()) / 1e6 / steps
+  rows = [{'ops': key, 'count': len(groups_ops[key]),
+           'ms_per_step': ns / 1e6 / steps,
+           'fraction_of_ops': ns / 1e6 / steps / total_ms}
+          for key, ns in groups_ns.most_common(top)]
+  return {'wall_ms_per_step': wall * 1e3 / steps, 'ops_ms_per_step': total_ms,
+          'top_ops': rows}
+
+
 def time_to_accuracy(data_dir: str, target: float = 0.99) -> dict:
   """Default config, 1 epoch, from a cold start (compile reported apart)."""
   import tempfile  # pylint: disable=g-import-not-at-top
@@ -216,11 +273,16 @@ def main(argv=None) -> int:
                       help='skip PyTorch even if it is installed')
   parser.add_argument('--data_dir', default=None,
                       help='MNIST IDX folder; enables the time-to-99 %% run')
+  parser.add_argument('--profile', type=int, default=0, metavar='N',
+                      help='also trace one call of ours with jax.profiler and '
+                           'print its N most expensive XLA ops (0: off)')
   parser.add_argument('--json', default='bench.json',
                       help='where to write the results')
   args = parser.parse_args(argv)
   if min(args.batch_size, args.steps, args.repeats) < 1:
     parser.error('--batch_size, --steps and --repeats must be >= 1.')
+  if args.profile < 0:
+    parser.error(f'--profile must be >= 0, got {args.profile}.')
   try:
     seed_counts = [int(s) for s in args.seeds.split(',')]
   except ValueError:
@@ -228,8 +290,12 @@ def main(argv=None) -> int:
 
   images, labels = make_batches(args.steps, args.batch_size)
   n_images = len(labels)
-  contestants = {'ours': ours(images, labels, args.batch_size),
-                 'jit_step': jit_step(images, labels, args.batch_size)}
+  contestants = {'ours': ours(images, labels, args.batch_size)}
+  if train.conv_chunk_size():
+    # The same compiled epoch without chunking: what the chunks are worth.
+    contestants['ours_whole'] = ours(images, labels, args.batch_size,
+                                     chunk_size=0)
+  contestants['jit_step'] = jit_step(images, labels, args.batch_size)
   torch_version = None
   if not args.no_torch:
     try:
@@ -272,6 +338,8 @@ def main(argv=None) -> int:
       'repeats': args.repeats, 'train_step_mflops_per_image': flops_per_image / 1e6,
       'matmul_gflops': matmul_gflops, 'throughput': rows, 'vmapped_seeds': seeds,
   }
+  if args.profile:
+    result['profile'] = profile_ops(contestants['ours'], args.steps, args.profile)
   if args.data_dir:
     result['time_to_99'] = time_to_accuracy(args.data_dir)
 
@@ -289,6 +357,14 @@ def main(argv=None) -> int:
   for n, r in seeds.items():
     print(f"vmapped seeds N={n}: {r['images_per_s']:.0f} images/s "
           f"({r['seed_epochs_per_s']:.3f} seed-epochs/s)")
+  if 'profile' in result:
+    p = result['profile']
+    print(f"\nprofile of ours: {p['wall_ms_per_step']:.1f} ms/step wall, "
+          f"{p['ops_ms_per_step']:.1f} ms/step in XLA ops (both threads)")
+    print(f"{'ms/step':>7} {'share':>6} {'ops':>4}  shape opcode name")
+    for r in p['top_ops']:
+      print(f"{r['ms_per_step']:7.2f} {100 * r['fraction_of_ops']:5.1f}% "
+            f"{r['count']:>4}  {r['ops']}")
   if 'time_to_99' in result:
     t = result['time_to_99']
     print(f"time to 99 % (default config, 1 epoch): accuracy "

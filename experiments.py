@@ -151,7 +151,9 @@ def collect(workdirs: dict[str, pathlib.Path]) -> list[dict]:
              'distance': summary['config']['distance'],
              'ce_weight': summary['config']['ce_weight'],
              'seeds': len(summary['seeds']),
-             'epochs': summary['config']['epochs']}
+             'epochs': summary['config']['epochs'],
+             'batch_size': summary['config']['batch_size'],
+             'learning_rate': summary['config']['learning_rate']}
       for metric in METRICS:
         values = scores[metric]['per_seed']
         row[metric], row[f'{metric}_ci95'] = mean_ci(values)
@@ -216,12 +218,14 @@ def write_tables(rows: list[dict], results_dir: pathlib.Path) -> None:
         f"{100 * r['off_by_one_accuracy']:.2f} ± {100 * r['off_by_one_accuracy_ci95']:.2f} | "
         f"{r['qwk']:.4f} ± {r['qwk_ci95']:.4f} | "
         f"{diff(r, 'accuracy', 100)} | {diff(r, 'mean_digit_distance', 1)} |")
-  seeds, epochs = rows[0]['seeds'], rows[0]['epochs']
-  header = (f'Test split, {seeds} seeds per configuration, {epochs} epoch(s) '
-            'each; mean ± 95 % t-interval over seeds. Δ columns: mean paired '
-            'difference against cross-entropy with argmax decoding on the same '
-            'seeds; * marks p < 0.05 (paired t-test). Sorted by mean '
-            'digit-distance error.\n\n')
+  first = rows[0]
+  header = (f"Test split, {first['seeds']} seeds per configuration, "
+            f"{first['epochs']} epoch(s) each at batch size "
+            f"{first['batch_size']} and peak learning rate "
+            f"{first['learning_rate']:g}; mean ± 95 % t-interval over seeds. "
+            'Δ columns: mean paired difference against cross-entropy with '
+            'argmax decoding on the same seeds; * marks p < 0.05 (paired '
+            't-test). Sorted by mean digit-distance error.\n\n')
   (results_dir / 'results.md').write_text(
       header + '\n'.join(lines) + '\n\n' + verdict(rows) + '\n')
 
@@ -369,6 +373,9 @@ def main(argv=None) -> int:
                       help='epochs per run')
   parser.add_argument('--batch_size', type=int, default=train.Config.batch_size,
                       help='training batch size')
+  parser.add_argument('--learning_rate', type=float,
+                      default=train.Config.learning_rate,
+                      help='peak learning rate of every run')
   parser.add_argument('--data_dir', default=None,
                       help='folder with the MNIST IDX files (default $MNIST_DIR)')
   parser.add_argument('--runs_dir', default=None,
@@ -381,11 +388,14 @@ def main(argv=None) -> int:
     parser.error('--num_seeds must be >= 2 for confidence intervals.')
   if args.epochs < 1 or args.batch_size < 1:
     parser.error('--epochs and --batch_size must be >= 1.')
+  if not args.learning_rate > 0:
+    parser.error(f'--learning_rate must be > 0, got {args.learning_rate}.')
   try:
     dataset = data.load_mnist(args.data_dir)
   except data.DataError as e:
     parser.error(f'--data_dir: {e}')
   base = train.Config(epochs=args.epochs, batch_size=args.batch_size,
+                      learning_rate=args.learning_rate,
                       num_seeds=args.num_seeds, data_dir=args.data_dir)
   runs_dir = pathlib.Path(args.runs_dir or f'runs/grid-{args.grid}')
   t0 = time.perf_counter()

@@ -1,4 +1,4 @@
-"""The Flax NNX CNN of the Flax MNIST example, with a conv that trains fast on CPU.
+"""The Flax NNX CNN of the Flax MNIST example, made to train fast on CPU.
 
 conv 32 -> conv 64 (3x3, ReLU, 2x2 average pooling), dense 256, dense to the
 output size: ``K`` for softmax losses, ``K - 1`` for CORAL and CORN.
@@ -11,6 +11,13 @@ from flax import nnx
 from jax import lax
 
 NHWC_HWIO = ('NHWC', 'HWIO', 'NHWC')
+
+# See CNN's chunk_size. Tuned side by side at batch 128 on a 2-core EPYC with
+# 32 MiB of L3: chunks of 8 and 16 equally fast, 32 little faster than the
+# whole batch. `python bench.py` compares it with the whole batch (ours_whole).
+CPU_CHUNK_SIZE = 16
+# Chunks are unrolled (each is its own code): a cap keeps compiles short.
+MAX_CHUNKS = 16
 
 
 def _same_padding(kernel_size: int) -> tuple[int, int]:
@@ -69,11 +76,25 @@ class CNN(nnx.Module):
       cross.
     conv: the convolution primitive; ``lax.conv_general_dilated`` gives the
       stock ``nnx.Conv`` behaviour.
+    chunk_size: run the conv layers on chunks of this many examples (when it
+      divides the batch; at most ``MAX_CHUNKS`` chunks, bigger ones if need
+      be) and concatenate their features; 0 runs the whole batch at once.
+      Per example the math is the same. On CPU it keeps the convs' working
+      set in cache: at batch 128 the second conv's patches alone are 29 MB,
+      about the L3 cache of a small server CPU, and memory beyond the cache
+      streams ~5x slower (5 vs 25 GB/s measured on the 2-core EPYC). The
+      chunks are unrolled, not a ``lax.map``: a scan stacks every chunk's
+      saved activations into one buffer for the backward pass, and was
+      6-17 % slower.
     rngs: parameter initialisation.
   """
 
   def __init__(self, num_outputs: int, *, rank_consistent: bool = False,
-               conv=shifted_conv_general_dilated, rngs: nnx.Rngs):
+               conv=shifted_conv_general_dilated, chunk_size: int = 0,
+               rngs: nnx.Rngs):
+    if chunk_size < 0:
+      raise ValueError(f'chunk_size must be >= 0, got {chunk_size}.')
+    self.chunk_size = chunk_size
     self.conv1 = nnx.Conv(1, 32, (3, 3), conv_general_dilated=conv, rngs=rngs)
     self.conv2 = nnx.Conv(32, 64, (3, 3), conv_general_dilated=conv, rngs=rngs)
     self.hidden = nnx.Linear(7 * 7 * 64, 256, rngs=rngs)
@@ -86,11 +107,26 @@ class CNN(nnx.Module):
     else:
       self.out = nnx.Linear(256, num_outputs, rngs=rngs)
 
-  def __call__(self, images_BxHxWx1):
+  def features(self, images_BxHxWx1):
+    """The conv layers: images to flattened ``[B, 7 * 7 * 64]`` features."""
     x = images_BxHxWx1.astype(jnp.float32) / 255.0
     x = nnx.avg_pool(nnx.relu(self.conv1(x)), (2, 2), strides=(2, 2))
     x = nnx.avg_pool(nnx.relu(self.conv2(x)), (2, 2), strides=(2, 2))
-    x = nnx.relu(self.hidden(x.reshape(x.shape[0], -1)))
+    return x.reshape(x.shape[0], -1)
+
+  def num_chunks(self, batch: int) -> int:
+    """How many chunks the conv layers of a batch of this size run in."""
+    if self.chunk_size == 0 or batch % self.chunk_size:
+      return 1
+    chunks = batch // self.chunk_size
+    return max(n for n in range(1, MAX_CHUNKS + 1) if chunks % n == 0)
+
+  def __call__(self, images_BxHxWx1):
+    batch = images_BxHxWx1.shape[0]
+    chunks_NxCxHxWx1 = images_BxHxWx1.reshape(self.num_chunks(batch), -1,
+                                              *images_BxHxWx1.shape[1:])
+    x = jnp.concatenate([self.features(chunk) for chunk in chunks_NxCxHxWx1])
+    x = nnx.relu(self.hidden(x))
     if self.rank_consistent:
       return self.out(x) + self.out_biases[None, :]
     return self.out(x)

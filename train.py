@@ -36,7 +36,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 import data
 import losses
 import metrics
-from model import CNN
+from model import CNN, CPU_CHUNK_SIZE
 
 NUM_CLASSES = data.NUM_CLASSES
 EVAL_CHUNK = 1000  # test images per forward pass; bounds activation memory
@@ -51,12 +51,12 @@ class Config:
   temperature: float | None = None
   alpha: float | None = None
   optimizer: str = 'adam'
-  learning_rate: float = 4e-3
+  learning_rate: float = 3e-3
   schedule: str = 'cosine'
   warmup_epochs: float = 0.2
   weight_decay: float = 0.0
   epochs: int = 3
-  batch_size: int = 64
+  batch_size: int = 32
   seed: int = 0
   num_seeds: int = 1
   data_dir: str | None = None
@@ -123,13 +123,30 @@ def make_loss_fn(config: Config, distance_KxK):
 # The compiled programs.
 
 
-def init_params(config: Config, seeds):
-  """Graph definition and the params of each seed, stacked on axis 0."""
+def conv_chunk_size() -> int:
+  """Chunk the conv layers on a lone CPU device only (see ``model.CNN``).
+
+  Accelerators want the whole batch at once, and with several devices each
+  one already holds a slice of it.
+  """
+  if jax.default_backend() == 'cpu' and jax.device_count() == 1:
+    return CPU_CHUNK_SIZE
+  return 0
+
+
+def init_params(config: Config, seeds, chunk_size: int | None = None):
+  """Graph definition and the params of each seed, stacked on axis 0.
+
+  ``chunk_size`` overrides :func:`conv_chunk_size` (``bench.py`` uses it).
+  """
   spec = losses.get_loss(config.loss)
+  if chunk_size is None:
+    chunk_size = conv_chunk_size()
   states = []
   for seed in seeds:
     model = CNN(spec.num_outputs(NUM_CLASSES),
-                rank_consistent=config.loss == 'coral', rngs=nnx.Rngs(seed))
+                rank_consistent=config.loss == 'coral',
+                chunk_size=chunk_size, rngs=nnx.Rngs(seed))
     graphdef, state = nnx.split(model)
     states.append(state)
   return graphdef, jax.tree.map(lambda *xs: jnp.stack(xs), *states)

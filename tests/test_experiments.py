@@ -45,6 +45,10 @@ def test_grid_writes_tables_and_plots(smoke_results):
   assert base['accuracy_diff'] == 0 and base['accuracy_p'] == 1.0
   text = (results / 'results.md').read_text()
   assert 'cross_entropy' in text and '0.1 p' in text
+  # The header says how the grid was trained, so old results stay readable
+  # after the defaults change.
+  assert text.startswith('Test split, 2 seeds per configuration, 1 epoch(s) '
+                         'each at batch size 32 and peak learning rate 0.003;')
 
 
 def test_rerun_skips_finished_configurations(smoke_results):
@@ -93,3 +97,13 @@ def test_notebook_runs_top_to_bottom(smoke_results):
              for o in c.outputs]
   assert not [o for o in outputs if o.output_type == 'error']
   assert any('cross_entropy' in json.dumps(o) for o in outputs)
+
+
+@pytest.mark.parametrize('flag, value', [('--learning_rate', '0'),
+                                         ('--learning_rate', '-1e-3'),
+                                         ('--batch_size', '0')])
+def test_bad_flags_exit_2_naming_the_flag(flag, value, capsys):
+  with pytest.raises(SystemExit) as exit_info:
+    experiments.main([flag, value, '--data_dir', '/nonexistent'])
+  assert exit_info.value.code == 2
+  assert flag in capsys.readouterr().err

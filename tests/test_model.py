@@ -8,7 +8,7 @@ from flax import nnx
 from jax import lax
 
 import losses
-from model import CNN, NHWC_HWIO, shifted_conv_general_dilated
+from model import CNN, MAX_CHUNKS, NHWC_HWIO, shifted_conv_general_dilated
 
 
 @pytest.mark.parametrize('kernel, cin, cout, padding', [
@@ -70,3 +70,59 @@ def test_coral_head_starts_rank_consistent():
                                                           np.uint8))
   probs_gt = jax.nn.sigmoid(model(images))
   assert np.all(np.diff(np.asarray(probs_gt), axis=-1) < 0)
+
+
+@pytest.mark.parametrize('batch, chunk_size', [(8, 4), (8, 2), (6, 4)])
+def test_chunked_conv_layers_keep_logits_and_gradients(batch, chunk_size):
+  # (6, 4): the chunk does not divide the batch, so the batch runs whole.
+  whole = CNN(10, rngs=nnx.Rngs(0))
+  chunked = CNN(10, chunk_size=chunk_size, rngs=nnx.Rngs(0))
+  rng = np.random.default_rng(2)
+  images = jnp.asarray(rng.integers(0, 256, (batch, 28, 28, 1), np.uint8))
+  labels = jnp.asarray(rng.integers(0, 10, batch).astype(np.int32))
+
+  def loss_and_grads(model):
+    graphdef, params = nnx.split(model)
+
+    def mean_loss(params):
+      logits = nnx.merge(graphdef, params)(images)
+      return jnp.mean(losses.soft_label_cross_entropy(
+          logits, labels, distance=losses.cyclic_distance(10))), logits
+
+    return jax.jit(jax.value_and_grad(mean_loss, has_aux=True))(params)
+
+  (loss_w, logits_w), grads_w = loss_and_grads(whole)
+  (loss_c, logits_c), grads_c = loss_and_grads(chunked)
+  np.testing.assert_allclose(logits_c, logits_w, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(loss_c, loss_w, rtol=1e-5)
+  for g_c, g_w in zip(jax.tree.leaves(grads_c), jax.tree.leaves(grads_w)):
+    np.testing.assert_allclose(g_c, g_w, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize('chunk_size, batch, chunks', [
+    (16, 128, 8), (16, 32, 2), (16, 96, 6), (16, 16, 1), (16, 8, 1),
+    (16, 100, 1), (16, 1024, 16), (16, 16 * 17, 1), (0, 128, 1)])
+def test_num_chunks(chunk_size, batch, chunks):
+  # Chunks are unrolled: never more than MAX_CHUNKS of them (1024 / 16 = 64
+  # chunks become 16 of 64; 17 is prime, so 272 runs whole).
+  assert MAX_CHUNKS == 16
+  model = CNN(10, chunk_size=chunk_size, rngs=nnx.Rngs(0))
+  assert model.num_chunks(batch) == chunks
+
+
+def test_chunked_forward_runs_the_conv_layers_per_chunk():
+  # Guards the speed-up itself: a refactor that silently stops chunking
+  # would still pass the equality test above.
+  images = jnp.zeros((8, 28, 28, 1), jnp.uint8)
+  chunked = jax.make_jaxpr(CNN(10, chunk_size=4, rngs=nnx.Rngs(0)))(images)
+  whole = jax.make_jaxpr(CNN(10, rngs=nnx.Rngs(0)))(images)
+  dots = lambda jaxpr: [e for e in jaxpr.jaxpr.eqns
+                        if e.primitive.name == 'dot_general']
+  # Two convs per chunk, then the two dense layers on the whole batch.
+  assert [e.outvars[0].aval.shape[0] for e in dots(whole)] == [8, 8, 8, 8]
+  assert [e.outvars[0].aval.shape[0] for e in dots(chunked)] == [4, 4, 4, 4, 8, 8]
+
+
+def test_negative_chunk_size_is_rejected():
+  with pytest.raises(ValueError, match='chunk_size'):
+    CNN(10, chunk_size=-1, rngs=nnx.Rngs(0))

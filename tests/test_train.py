@@ -15,6 +15,7 @@ import data
 import losses
 import train
 from conftest import MNIST_DIR, ROOT
+from model import CPU_CHUNK_SIZE
 from test_data import make_fake_mnist
 
 
@@ -244,7 +245,9 @@ def test_help_explains_every_flag():
 def test_default_config_one_epoch_on_real_mnist(tmp_path):
   config = train.Config(epochs=1, data_dir=str(MNIST_DIR))
   summary = train.train_and_evaluate(config, tmp_path)
-  assert summary['final']['test']['argmax']['accuracy']['mean'] >= 0.98
+  # Issue 5: one epoch of the default configuration reaches 99 % (99.09 %
+  # measured for seed 0; the defaults were chosen on seeds 0-3).
+  assert summary['final']['test']['argmax']['accuracy']['mean'] >= 0.99
 
 
 SHARDED_RUN = '''
@@ -253,6 +256,7 @@ sys.path[:0] = [{root!r}, {tests!r}]
 import jax, train
 from test_train import learnable_dataset
 assert jax.device_count() == 4, jax.devices()
+assert train.conv_chunk_size() == 0  # each device already holds a slice
 summary = train.train_and_evaluate(train.Config(**{config!r}), {workdir!r},
                                    dataset=learnable_dataset())
 print(json.dumps(summary['final']))
@@ -260,6 +264,8 @@ print(json.dumps(summary['final']))
 
 
 def test_sharded_run_matches_single_device(tiny, tmp_path):
+  # The single-device run also chunks its conv layers; the sharded one not.
+  assert train.conv_chunk_size() == CPU_CHUNK_SIZE < 32
   config = dict(epochs=2, batch_size=32, num_seeds=2, loss='expected_cost')
   single = train.train_and_evaluate(train.Config(**config), tmp_path / 'one',
                                     dataset=tiny)['final']
