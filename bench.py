@@ -275,7 +275,8 @@ def main(argv=None) -> int:
                       help='MNIST IDX folder; enables the time-to-99 %% run')
   parser.add_argument('--profile', type=int, default=0, metavar='N',
                       help='also trace one call of ours with jax.profiler and '
-                           'print its N most expensive XLA ops (0: off)')
+                           'print the N kinds of XLA op (HLO shape and '
+                           'opcode) that take the most time (0: off)')
   parser.add_argument('--json', default='bench.json',
                       help='where to write the results')
   args = parser.parse_args(argv)
