@@ -16,9 +16,9 @@ affects every contestant alike, it times (fp32, same CNN, batch size and Adam):
 It reports images/s, the ratios, and the CNN's achieved FLOP/s as a fraction of
 the matmul limit; then vmapped-seeds throughput, and (with ``--data_dir``) the
 time to >= 99.0 % test accuracy from a cold start with the default config.
-With ``--profile N`` it also traces one call of ``ours`` and lists its N
-most expensive XLA ops, to show where the step's time goes. Prints a table and
-writes ``--json``.
+With ``--profile N`` it also traces one call of ``ours`` and lists the N kinds
+of XLA op that take the most time, to show where the step's time goes. Prints a
+table and writes ``--json``.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import platform
 import re
 import statistics
 import sys
+import tempfile
 import time
 
 import jax
@@ -212,7 +213,6 @@ def profile_ops(run, steps: int, top: int) -> dict:
   starts with ``ynn_fusion`` is a matmul through YNNPACK. Ops run on several
   threads at once, so the sum can exceed the wall time.
   """
-  import tempfile  # pylint: disable=g-import-not-at-top
   run()
   with tempfile.TemporaryDirectory() as trace_dir:
     jax.profiler.start_trace(trace_dir)
@@ -244,7 +244,6 @@ def profile_ops(run, steps: int, top: int) -> dict:
 
 def time_to_accuracy(data_dir: str, target: float = 0.99) -> dict:
   """Default config, 1 epoch, from a cold start (compile reported apart)."""
-  import tempfile  # pylint: disable=g-import-not-at-top
   t0 = time.perf_counter()
   config = train.Config(epochs=1, data_dir=data_dir)
   with tempfile.TemporaryDirectory() as workdir:

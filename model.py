@@ -122,10 +122,8 @@ class CNN(nnx.Module):
     return max(n for n in range(1, MAX_CHUNKS + 1) if chunks % n == 0)
 
   def __call__(self, images_BxHxWx1):
-    batch = images_BxHxWx1.shape[0]
-    chunks_NxCxHxWx1 = images_BxHxWx1.reshape(self.num_chunks(batch), -1,
-                                              *images_BxHxWx1.shape[1:])
-    x = jnp.concatenate([self.features(chunk) for chunk in chunks_NxCxHxWx1])
+    chunks = jnp.split(images_BxHxWx1, self.num_chunks(images_BxHxWx1.shape[0]))
+    x = jnp.concatenate([self.features(chunk) for chunk in chunks])
     x = nnx.relu(self.hidden(x))
     if self.rank_consistent:
       return self.out(x) + self.out_biases[None, :]
