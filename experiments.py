@@ -388,8 +388,9 @@ def main(argv=None) -> int:
     parser.error('--num_seeds must be >= 2 for confidence intervals.')
   if args.epochs < 1 or args.batch_size < 1:
     parser.error('--epochs and --batch_size must be >= 1.')
-  if not args.learning_rate > 0:
-    parser.error(f'--learning_rate must be > 0, got {args.learning_rate}.')
+  if not 0 < args.learning_rate < math.inf:
+    parser.error(f'--learning_rate must be finite and > 0, got '
+                 f'{args.learning_rate}.')
   try:
     dataset = data.load_mnist(args.data_dir)
   except data.DataError as e:

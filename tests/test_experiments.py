@@ -101,6 +101,8 @@ def test_notebook_runs_top_to_bottom(smoke_results):
 
 @pytest.mark.parametrize('flag, value', [('--learning_rate', '0'),
                                          ('--learning_rate', '-1e-3'),
+                                         ('--learning_rate', 'inf'),
+                                         ('--learning_rate', 'nan'),
                                          ('--batch_size', '0')])
 def test_bad_flags_exit_2_naming_the_flag(flag, value, capsys):
   with pytest.raises(SystemExit) as exit_info:
