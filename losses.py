@@ -18,6 +18,8 @@ that example's loss NaN rather than silently wrong.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 from typing import Callable, NamedTuple
 
@@ -140,11 +142,13 @@ def validate_distance(matrix, *, num_classes: int | None = None,
 
 
 def _check_inputs(logits, labels, *, axis: int, where, num_outputs_offset=0,
-                  fn_name: str):
+                  num_classes=None, num_outputs=None, fn_name: str):
   """Validates dtypes, ranks and label values; moves the class axis last.
 
   Returns (logits_BxK, labels_B, num_classes) where B stands for any batch
-  shape and K for the number of logits along ``axis``.
+  shape and K for the number of logits along ``axis``. Heads whose output
+  size does not follow from ``K`` (binomial, Poisson, von Mises) pass
+  ``num_classes`` and their fixed ``num_outputs`` instead of an offset.
   """
   logits = jnp.asarray(logits)
   if not jnp.issubdtype(logits.dtype, jnp.floating):
@@ -163,7 +167,14 @@ def _check_inputs(logits, labels, *, axis: int, where, num_outputs_offset=0,
     raise ValueError(
         f'{fn_name}: labels must have the shape of logits without the class '
         f'axis, {logits_BxK.shape[:-1]}, got {labels.shape}.')
-  num_classes = logits_BxK.shape[-1] - num_outputs_offset
+  if num_outputs is not None and logits_BxK.shape[-1] != num_outputs:
+    raise ValueError(f'{fn_name}: the outputs must have {num_outputs} '
+                     f'entries on axis {axis}, got {logits_BxK.shape[-1]}.')
+  if num_classes is None:
+    num_classes = logits_BxK.shape[-1] - num_outputs_offset
+  elif not isinstance(num_classes, (int, np.integer)):
+    raise ValueError(f'{fn_name}: num_classes must be an integer >= 2, got '
+                     f'{num_classes!r}.')
   if num_classes < 2:
     raise ValueError(f'{fn_name}: need at least 2 classes, got logits with '
                      f'{logits_BxK.shape[-1]} entries on the class axis.')
@@ -498,18 +509,409 @@ def class_distance_weighted_ce(logits, labels, *, distance, alpha: float = 1.0,
       fn_name='class_distance_weighted_ce')
   distance_KxK = validate_distance(distance, num_classes=num_classes)
   _check_positive(alpha, 'alpha', 'class_distance_weighted_ce')
+  return _distance_weighted_log_one_minus_p(logits_BxK, labels_B, distance_KxK,
+                                            alpha, where)
+
+
+def _distance_weighted_log_one_minus_p(logits_BxK, labels_B, distance_KxK,
+                                       alpha, where):
+  """-sum_j C[y, j]^alpha log(1 - p_j), stable at saturated logits."""
+  num_classes = logits_BxK.shape[-1]
   dtype = _compute_dtype(logits_BxK.dtype)
-  logits_BxK = logits_BxK.astype(dtype)
-  others_KxK = ~jnp.eye(num_classes, dtype=bool).reshape(
+  others_BxKxK = ~jnp.eye(num_classes, dtype=bool).reshape(
       (1,) * labels_B.ndim + (num_classes, num_classes))
-  # Row j holds the logits with z_j removed, giving log(sum_{k != j} e^{z_k}).
-  masked_BxKxK = jnp.where(others_KxK, logits_BxK[..., None, :], -jnp.inf)
-  log_rest_BxK = jax.nn.logsumexp(masked_BxKxK, axis=-1)
-  log_one_minus_p_BxK = log_rest_BxK - jax.nn.logsumexp(
-      logits_BxK, axis=-1, keepdims=True)
+  log_rest_BxK = _masked_log_mass(logits_BxK.astype(dtype), others_BxKxK)
   weights_BxK = _gather_rows(distance_KxK.astype(dtype), labels_B)**alpha
-  loss_B = -jnp.sum(weights_BxK * log_one_minus_p_BxK, axis=-1)
+  loss_B = -jnp.sum(weights_BxK * log_rest_BxK, axis=-1)
   return _finish(loss_B, labels_B, num_classes, where, logits_BxK.dtype)
+
+
+def _masked_log_mass(logits_BxK, mask_BxKxK):
+  """log of the softmax mass on the classes ``mask[..., i, :]`` selects.
+
+  Row ``i`` is ``logsumexp_{j in mask_i} z_j - logsumexp_j z_j``: finite (and
+  with a finite gradient) for logits of magnitude 1e4, where the mass itself
+  rounds to 0 or 1.
+  """
+  masked_BxKxK = jnp.where(mask_BxKxK, logits_BxK[..., None, :], -jnp.inf)
+  return jax.nn.logsumexp(masked_BxKxK, axis=-1) - jax.nn.logsumexp(
+      logits_BxK, axis=-1, keepdims=True)
+
+
+def ordinal_log_loss(logits, labels, *, distance, alpha: float = 1.0,
+                     axis: int = -1, where=None) -> Array:
+  r"""Ordinal log loss (OLL).
+
+  .. math::
+    \ell = -\sum_i \log(1 - p_i)\, C_{y i}^{\alpha}
+
+  Published independently of :func:`class_distance_weighted_ce` (same year)
+  with the same formula; both names are kept so that either paper's readers
+  find it. Computed the same stable way.
+
+  Args:
+    logits: unnormalized log probabilities, shape ``[..., K]``.
+    labels: integer classes in ``[0, K)``, shape ``[...]``.
+    distance: cost matrix ``C`` of shape ``[K, K]``.
+    alpha: exponent ``alpha > 0`` on the costs.
+    axis: the class axis of ``logits``.
+    where: optional boolean mask of shape ``[...]``; masked examples give 0.
+
+  Returns:
+    Per-example losses, shape ``[...]``.
+
+  >>> round(float(ordinal_log_loss(jnp.array([0., 0., 0.]), jnp.array(0),
+  ...       distance=linear_distance(3))), 4)  # -(1 + 2) log(2/3)
+  1.2164
+
+  References:
+    Castagnos, Mihelich & Dognin, "A Simple Log-based Loss Function for
+    Ordinal Text Classification", COLING 2022.
+  """
+  logits_BxK, labels_B, num_classes = _check_inputs(
+      logits, labels, axis=axis, where=where, fn_name='ordinal_log_loss')
+  distance_KxK = validate_distance(distance, num_classes=num_classes)
+  _check_positive(alpha, 'alpha', 'ordinal_log_loss')
+  return _distance_weighted_log_one_minus_p(logits_BxK, labels_B, distance_KxK,
+                                            alpha, where)
+
+
+def slace_loss(logits, labels, *, distance, alpha: float = 1.0,
+               axis: int = -1, where=None) -> Array:
+  r"""SLACE: soft labels accumulating cross-entropy.
+
+  .. math::
+    w = \mathrm{softmax}(-\alpha\, C_{y,:}), \qquad
+    A_j = \sum_{i:\, C_{y i} \le C_{y j}} p_i, \qquad
+    \ell = -\sum_j w_j \log A_j
+
+  ``A_j`` is the probability of landing no farther from the truth than class
+  ``j``: a prediction is rewarded for every class it beats in distance, so
+  the loss is monotone in the distance (the paper's "proximity dominance").
+  With :func:`linear_distance` it equals dlordinal's ``SLACELoss`` (which
+  adds 1e-9 inside the log); any distance works, :func:`cyclic_distance`
+  included. ``log A_j`` is computed from logsumexps, finite at logits of
+  1e4.
+
+  Args:
+    logits: unnormalized log probabilities, shape ``[..., K]``.
+    labels: integer classes in ``[0, K)``, shape ``[...]``.
+    distance: cost matrix ``C`` of shape ``[K, K]``.
+    alpha: ``alpha > 0``, the sharpness of the weights.
+    axis: the class axis of ``logits``.
+    where: optional boolean mask of shape ``[...]``; masked examples give 0.
+
+  Returns:
+    Per-example losses, shape ``[...]``.
+
+  >>> round(float(slace_loss(jnp.array([0., 0.]), jnp.array(0),
+  ...       distance=linear_distance(2))), 4)  # -sigmoid(1) log(1/2)
+  0.5067
+
+  References:
+    Nachmani, Genossar, Scheuer, Dar & Calderon, "SLACE: A Monotone and
+    Balance-Sensitive Loss Function for Ordinal Regression", AAAI 2025.
+  """
+  logits_BxK, labels_B, num_classes = _check_inputs(
+      logits, labels, axis=axis, where=where, fn_name='slace_loss')
+  distance_KxK = validate_distance(distance, num_classes=num_classes)
+  _check_positive(alpha, 'alpha', 'slace_loss')
+  dtype = _compute_dtype(logits_BxK.dtype)
+  costs_BxK = _gather_rows(distance_KxK.astype(dtype), labels_B)
+  weights_BxK = jax.nn.softmax(-alpha * costs_BxK, axis=-1)
+  # Row j selects the classes i with C[y, i] <= C[y, j].
+  no_farther_BxKxK = costs_BxK[..., None, :] <= costs_BxK[..., :, None]
+  log_accumulated_BxK = _masked_log_mass(logits_BxK.astype(dtype),
+                                         no_farther_BxKxK)
+  loss_B = -jnp.sum(weights_BxK * log_accumulated_BxK, axis=-1)
+  return _finish(loss_B, labels_B, num_classes, where, logits_BxK.dtype)
+
+
+# ----------------------------------------------------------------------------
+# Soft-label targets: one matrix of target distributions, one loss.
+
+
+def soft_target_cross_entropy(logits, labels, *, targets, axis: int = -1,
+                              where=None) -> Array:
+  r"""Cross-entropy against row ``y`` of a matrix of target distributions.
+
+  .. math::
+    \ell = -\sum_j Q_{y j} \log p_j
+
+  ``Q`` is any ``[K, K]`` matrix whose rows are distributions, usually one
+  from :func:`soft_label_matrix`. The identity matrix gives cross-entropy.
+
+  Args:
+    logits: unnormalized log probabilities, shape ``[..., K]``.
+    labels: integer classes in ``[0, K)``, shape ``[...]``.
+    targets: ``Q``, shape ``[K, K]``, non-negative rows that sum to 1 (checked
+      when concrete).
+    axis: the class axis of ``logits``.
+    where: optional boolean mask of shape ``[...]``; masked examples give 0.
+
+  Returns:
+    Per-example losses, shape ``[...]``.
+
+  >>> q = soft_label_matrix('binomial', 3)
+  >>> round(float(soft_target_cross_entropy(jnp.zeros(3), jnp.array(1),
+  ...                                       targets=q)), 4)  # log 3
+  1.0986
+
+  References:
+    Liu et al., "Unimodal regularized neuron stick-breaking for ordinal
+    classification", Neurocomputing 2020 (soft labels as targets).
+  """
+  logits_BxK, labels_B, num_classes = _check_inputs(
+      logits, labels, axis=axis, where=where,
+      fn_name='soft_target_cross_entropy')
+  targets_KxK = _validate_targets(targets, num_classes)
+  dtype = _compute_dtype(logits_BxK.dtype)
+  log_probs_BxK = jax.nn.log_softmax(logits_BxK.astype(dtype), axis=-1)
+  targets_BxK = _gather_rows(targets_KxK.astype(dtype), labels_B)
+  loss_B = -jnp.sum(targets_BxK * log_probs_BxK, axis=-1)
+  return _finish(loss_B, labels_B, num_classes, where, logits_BxK.dtype)
+
+
+def _validate_targets(targets, num_classes):
+  if isinstance(targets, jax.core.Tracer):
+    targets_KxK = targets
+  else:
+    targets_KxK = np.asarray(targets, np.float64)
+  if targets_KxK.shape != (num_classes, num_classes):
+    raise ValueError(f'soft_target_cross_entropy: targets must have shape '
+                     f'({num_classes}, {num_classes}) to match the logits, got '
+                     f'{tuple(targets_KxK.shape)}.')
+  if not isinstance(targets_KxK, jax.core.Tracer):
+    if not np.all(np.isfinite(targets_KxK)) or np.any(targets_KxK < 0):
+      raise ValueError('soft_target_cross_entropy: targets must be finite '
+                       'and non-negative.')
+    if not np.allclose(targets_KxK.sum(axis=1), 1.0, atol=1e-4):
+      raise ValueError('soft_target_cross_entropy: every row of targets must '
+                       'sum to 1 (a distribution over the classes).')
+  return jnp.asarray(targets_KxK, jnp.float32)
+
+
+SOFT_LABEL_FAMILIES = ('exponential', 'binomial', 'poisson', 'beta',
+                       'triangular', 'geometric', 'von_mises')
+
+
+def soft_label_matrix(family: str, num_classes: int, **params) -> Array:
+  r"""Unimodal target distributions for every label, as a ``[K, K]`` matrix.
+
+  Row ``y`` is the target distribution for label ``y``; every row sums to 1.
+  The first six families equal dlordinal 2.7's ``get_<family>_soft_labels``
+  with the same parameters and defaults:
+
+  - ``'exponential'`` (``p=1``, ``tau=1``): ``softmax_j(-|j - y|^p / tau)``.
+  - ``'binomial'``: ``Binomial(K - 1, q_y)`` with ``q_y`` evenly spaced from
+    0.1 to 0.9.
+  - ``'poisson'``: ``softmax_j(Poisson(j; y + 1))`` (softmax of the pmf, as
+    dlordinal does).
+  - ``'beta'``: ``[0, 1]`` cut into ``K`` intervals, each row the mass of a
+    beta distribution ``B(a_y, b_y)`` on them, with Vargas et al.'s parameter
+    table (``K`` from 3 to 14).
+  - ``'triangular'`` (``alpha2=0.01``): the mass of a triangular
+    distribution per interval, ``alpha2`` on each neighbour.
+  - ``'geometric'`` (``alpha=0.1``): ``1 - alpha`` on ``y``, ``alpha`` spread
+    over the others in proportion to ``alpha^{|j - y|}``.
+
+  and one for the cyclic case, which none of them has:
+
+  - ``'von_mises'`` (``kappa=5``):
+    :math:`Q_{yj} \propto \exp(\kappa \cos(2\pi (j - y) / K))`, unimodal on
+    the circle, so the targets of 9 spill onto 0 and those of 0 onto 9. The
+    default puts ``e`` times more mass on the label than on each neighbour at
+    ``K = 10``, like ``'exponential'``'s default.
+
+  Args:
+    family: one of :data:`SOFT_LABEL_FAMILIES`.
+    num_classes: ``K >= 2``.
+    **params: the family's parameters (above); others raise ``ValueError``.
+
+  Returns:
+    A float32 matrix of shape ``[K, K]``.
+
+  >>> soft_label_matrix('binomial', 3)
+  Array([[0.81, 0.18, 0.01],
+         [0.25, 0.5 , 0.25],
+         [0.01, 0.18, 0.81]], dtype=float32)
+
+  References:
+    Liu et al., Neurocomputing 2020 (binomial, Poisson, exponential);
+    Vargas et al., "Unimodal regularisation based on beta distribution for
+    deep ordinal regression", Pattern Recognit. 2022; Vargas et al., "Soft
+    labelling based on triangular distributions for ordinal classification",
+    Inf. Fusion 2023; Haas & Hüllermeier, "A geometric framework for
+    ordinal regression", 2023 (geometric).
+  """
+  builders = {'exponential': _exponential_soft_labels,
+              'binomial': _binomial_soft_labels,
+              'poisson': _poisson_soft_labels, 'beta': _beta_soft_labels,
+              'triangular': _triangular_soft_labels,
+              'geometric': _geometric_soft_labels,
+              'von_mises': _von_mises_soft_labels}
+  if family not in builders:
+    raise ValueError(f'soft_label_matrix: unknown family {family!r}; choose '
+                     f'one of {", ".join(SOFT_LABEL_FAMILIES)}.')
+  if not isinstance(num_classes, (int, np.integer)) or num_classes < 2:
+    raise ValueError('soft_label_matrix: num_classes must be an integer >= 2, '
+                     f'got {num_classes!r}.')
+  builder = builders[family]
+  allowed = builder.__kwdefaults__ or {}
+  unknown = sorted(set(params) - set(allowed))
+  if unknown:
+    raise ValueError(
+        f'soft_label_matrix: family {family!r} takes '
+        f'{", ".join(allowed) or "no parameters"}, got {", ".join(unknown)}.')
+  matrix_KxK = builder(int(num_classes), **params)
+  return jnp.asarray(matrix_KxK / matrix_KxK.sum(axis=1, keepdims=True),
+                     jnp.float32)
+
+
+def _row_softmax(x_KxK):
+  e_KxK = np.exp(x_KxK - x_KxK.max(axis=1, keepdims=True))
+  return e_KxK / e_KxK.sum(axis=1, keepdims=True)
+
+
+def _positive_param(value, name):
+  if not (isinstance(value, (int, float, np.number)) and 0 < value < math.inf):
+    raise ValueError(f'soft_label_matrix: {name} must be a finite number > 0, '
+                     f'got {value!r}.')
+
+
+def _exponential_soft_labels(k, *, p=1.0, tau=1.0):
+  _positive_param(p, 'p')
+  _positive_param(tau, 'tau')
+  offsets_KxK = np.abs(np.arange(k)[None, :] - np.arange(k)[:, None])
+  return _row_softmax(-offsets_KxK.astype(np.float64)**p / tau)
+
+
+def _log_binomial_pmf(n, j_K, log_q, log_1mq):
+  log_choose_K = np.array([math.lgamma(n + 1) - math.lgamma(j + 1) -
+                           math.lgamma(n - j + 1) for j in j_K])
+  return log_choose_K + j_K * log_q + (n - j_K) * log_1mq
+
+
+def _binomial_soft_labels(k):
+  j_K = np.arange(k)
+  rows = [np.exp(_log_binomial_pmf(k - 1, j_K, math.log(q), math.log1p(-q)))
+          for q in np.linspace(0.1, 0.9, k)]
+  return np.array(rows)
+
+
+def _poisson_soft_labels(k):
+  j_K = np.arange(k)
+  log_factorial_K = np.array([math.lgamma(j + 1) for j in j_K])
+  pmf_KxK = np.exp(j_K[None, :] * np.log(j_K[:, None] + 1.0) -
+                   (j_K[:, None] + 1.0) - log_factorial_K[None, :])
+  return _row_softmax(pmf_KxK)
+
+
+def _interval_edges(k):
+  return np.linspace(1e-9, 1 - 1e-9, k + 1)  # dlordinal's get_intervals
+
+
+# Vargas et al. 2022, Table 1: (a, b) of the beta distribution of each class,
+# for K = 3..14 (dlordinal's "standard" set; its third parameter is always 1).
+_BETA_PARAMS = {
+    3: [(1, 4), (4, 4), (4, 1)],
+    4: [(1, 6), (6, 10), (10, 6), (6, 1)],
+    5: [(1, 8), (6, 14), (12, 12), (14, 6), (8, 1)],
+    6: [(1, 10), (7, 20), (15, 20), (20, 15), (20, 7), (10, 1)],
+    7: [(1, 12), (7, 26), (16, 28), (24, 24), (28, 16), (26, 7), (12, 1)],
+    8: [(1, 14), (7, 31), (17, 37), (27, 35), (35, 27), (37, 17), (31, 7),
+        (14, 1)],
+    9: [(1, 16), (8, 40), (18, 47), (30, 47), (40, 40), (47, 30), (47, 18),
+        (40, 8), (16, 1)],
+    10: [(1, 18), (8, 45), (19, 57), (32, 59), (45, 55), (55, 45), (59, 32),
+         (57, 19), (45, 8), (18, 1)],
+    11: [(1, 21), (8, 51), (20, 68), (34, 73), (48, 69), (60, 60), (69, 48),
+         (73, 34), (68, 20), (51, 8), (21, 1)],
+    12: [(1, 23), (8, 56), (20, 76), (35, 85), (51, 85), (65, 77), (77, 65),
+         (85, 51), (85, 35), (76, 20), (56, 8), (23, 1)],
+    13: [(1, 25), (8, 61), (20, 84), (36, 98), (53, 100), (70, 95), (84, 84),
+         (95, 70), (100, 53), (98, 36), (84, 20), (61, 8), (25, 1)],
+    14: [(1, 27), (2, 17), (5, 23), (9, 27), (13, 28), (18, 28), (23, 27),
+         (27, 23), (28, 18), (28, 13), (27, 9), (23, 5), (17, 2), (27, 1)],
+}
+
+
+def _beta_soft_labels(k):
+  import scipy.special  # pylint: disable=g-import-not-at-top
+  if k not in _BETA_PARAMS:
+    raise ValueError("soft_label_matrix: family 'beta' has published "
+                     f'parameters for 3 to 14 classes, not {k}.')
+  edges = _interval_edges(k)
+  return np.array([np.diff(scipy.special.betainc(a, b, edges))
+                   for a, b in _BETA_PARAMS[k]])
+
+
+def _triangular_cdf(x, a, b, c):
+  if x <= a:
+    return 0.0
+  if a < x < c:
+    return (x - a)**2 / ((b - a) * (c - a))
+  if c < x < b:
+    return 1 - (b - x)**2 / ((b - a) * (b - c))
+  return 1.0
+
+
+def _triangular_soft_labels(k, *, alpha2=0.01):
+  """Vargas et al. 2023: triangles placed so each neighbour gets ``alpha2``."""
+  if not 0 < alpha2 < 0.5:
+    raise ValueError('soft_label_matrix: alpha2 must lie in (0, 0.5), got '
+                     f'{alpha2!r}.')
+  root = math.sqrt(2 * alpha2)
+  c_minus = (1 - 2 * alpha2) * (2 * alpha2 - root)
+  alpha1 = ((1 - math.sqrt(1 - 4 * c_minus)) / 2)**2
+  c1 = ((k - 1) / k)**2 * (1 - 2 * alpha2) * (root * (-1 + root))
+  alpha3 = ((1 - math.sqrt(1 - 4 * c1)) / 2)**2
+  den = 2.0 * k * (1 - 2 * alpha2)
+
+  def lower(j):  # a_j: the root that lies below (j - 1) / K
+    base = 2.0 * j - 2 - 4 * j * alpha2 + 2 * alpha2
+    return (base + root) / den if (base + root) / den < (j - 1.0) / k else (
+        base - root) / den
+
+  def upper(j):  # b_j: the root that lies above j / K
+    base = 2.0 * j - 4 * j * alpha2 + 2 * alpha2
+    return (base + root) / den if (base + root) / den > j / k else (
+        base - root) / den
+
+  last_a = 1.0 + 1.0 / (k * (math.sqrt(alpha3) - 1.0))
+  if last_a <= 0:
+    last_a = 1.0 + 1.0 / (-k * (math.sqrt(alpha3) - 1.0))
+  edges = _interval_edges(k)
+  rows = []
+  for j in range(1, k + 1):
+    if j == 1:
+      a, b, c = 0.0, 1.0 / ((1.0 - math.sqrt(alpha1)) * k), 0.0
+    elif j == k:
+      a, b, c = last_a, 1.0, 1.0
+    else:
+      a, b = lower(j), upper(j)
+      c = (a + b) / 2.0
+    cdf = [_triangular_cdf(x, a, b, c) for x in edges]
+    rows.append(np.diff(cdf))
+  return np.array(rows)
+
+
+def _geometric_soft_labels(k, *, alpha=0.1):
+  if not 0 <= alpha < 1:
+    raise ValueError(f'soft_label_matrix: alpha must lie in [0, 1), got '
+                     f'{alpha!r}.')
+  offsets_KxK = np.abs(np.arange(k)[None, :] - np.arange(k)[:, None])
+  if alpha == 0:
+    return np.eye(k)
+  decay_KxK = np.where(offsets_KxK > 0, float(alpha)**offsets_KxK, 0.0)
+  return np.where(offsets_KxK == 0, 1 - alpha,
+                  alpha * decay_KxK / decay_KxK.sum(axis=1, keepdims=True))
+
+
+def _von_mises_soft_labels(k, *, kappa=5.0):
+  _positive_param(kappa, 'kappa')
+  angles_KxK = 2 * math.pi * (np.arange(k)[None, :] - np.arange(k)[:, None]) / k
+  return _row_softmax(kappa * np.cos(angles_KxK))
 
 
 # ----------------------------------------------------------------------------
@@ -653,6 +1055,415 @@ def corn_probs(logits, *, axis: int = -1) -> Array:
 
 
 # ----------------------------------------------------------------------------
+# Ordinal output heads: raw outputs -> class probabilities, and their NLL.
+
+_TINY = 1e-12  # smallest gap kept between two cumulative probabilities
+
+
+def _log1mexp(x):
+  """``log(1 - exp(-x))`` for ``x > 0``, accurate at both ends (Maechler 2012).
+
+  ``x`` is floored at a tiny positive value, so that a zero or negative gap
+  (thresholds out of order) gives a large finite value rather than NaN.
+  """
+  x = jnp.maximum(x, _TINY)
+  # Each branch sees only the inputs it is accurate for, so that the branch
+  # not taken cannot put a NaN into the gradient.
+  small = jnp.minimum(x, math.log(2))
+  large = jnp.maximum(x, math.log(2))
+  return jnp.where(x < math.log(2), jnp.log(-jnp.expm1(-small)),
+                   jnp.log1p(-jnp.exp(-large)))
+
+
+def _logit_link(z):
+  return jax.nn.log_sigmoid(z), jax.nn.log_sigmoid(-z)
+
+
+def _probit_link(z):
+  return (jax.scipy.stats.norm.logcdf(z), jax.scipy.stats.norm.logcdf(-z))
+
+
+def _cloglog_link(z):
+  # F(z) = 1 - exp(-e^z): log(1 - F) = -e^z (capped so that it stays finite),
+  # log F = log(1 - exp(-e^z)), which is z itself to float precision far left.
+  log_sf = -jnp.exp(jnp.minimum(z, 50.0))
+  log_cdf = jnp.where(z < -20.0, z, _log1mexp(jnp.exp(jnp.clip(z, -20.0, 50.0))))
+  return log_cdf, log_sf
+
+
+CLM_LINKS = {'logit': _logit_link, 'probit': _probit_link,
+             'cloglog': _cloglog_link}
+
+
+def _clm_log_probs(z_BxT, link):
+  """log P(y = k) from z_k = theta_k - f; differences taken in log space."""
+  log_cdf_BxT, log_sf_BxT = CLM_LINKS[link](z_BxT)
+  # Middle classes: F(z_k) - F(z_{k-1}), written with F in the lower half and
+  # with the survival function 1 - F in the upper half, where F rounds to 1.
+  via_cdf_BxM = log_cdf_BxT[..., 1:] + _log1mexp(
+      log_cdf_BxT[..., 1:] - log_cdf_BxT[..., :-1])
+  via_sf_BxM = log_sf_BxT[..., :-1] + _log1mexp(
+      log_sf_BxT[..., :-1] - log_sf_BxT[..., 1:])
+  middle_BxM = jnp.where(z_BxT[..., :-1] > 0, via_sf_BxM, via_cdf_BxM)
+  return jnp.concatenate(
+      [log_cdf_BxT[..., :1], middle_BxM, log_sf_BxT[..., -1:]], axis=-1)
+
+
+def _check_link(link, fn_name):
+  if link not in CLM_LINKS:
+    raise ValueError(f'{fn_name}: link must be one of '
+                     f'{", ".join(CLM_LINKS)}, got {link!r}.')
+
+
+def clm_probs(z, *, link: str, axis: int = -1) -> Array:
+  r"""Class probabilities of a cumulative link model (CLM).
+
+  .. math::
+    P(y \le k) = F(z_k), \quad z_k = \theta_k - f, \qquad
+    p_k = F(z_k) - F(z_{k-1})
+
+  for ``K - 1`` non-decreasing thresholds ``theta`` and a one-dimensional
+  projection ``f`` of the input, with ``F`` the logistic (``'logit'``),
+  standard normal (``'probit'``) or complementary log-log
+  (``1 - exp(-e^z)``, ``'cloglog'``) distribution function. The model keeps
+  the thresholds ordered by construction (``model.py``: first threshold plus
+  cumulative squares); for unordered ``z`` the negative differences are
+  floored near 0 and the result renormalised.
+
+  Args:
+    z: ``theta - f``, shape ``[..., K - 1]``.
+    link: ``'logit'``, ``'probit'`` or ``'cloglog'``.
+    axis: the threshold axis of ``z``.
+
+  Returns:
+    Probabilities of shape ``[..., K]`` (class axis last).
+
+  >>> [round(float(p), 4) for p in clm_probs(jnp.array([-1., 1.]),
+  ...                                          link='logit')]
+  [0.2689, 0.4621, 0.2689]
+
+  References:
+    McCullagh, "Regression Models for Ordinal Data", J. R. Stat. Soc. B 1980;
+    Vargas, Gutiérrez & Hervás-Martínez, "Cumulative link models for deep
+    ordinal classification", Neurocomputing 2020.
+  """
+  _check_link(link, 'clm_probs')
+  z_BxT = jnp.moveaxis(jnp.asarray(z), axis, -1)
+  dtype = _compute_dtype(z_BxT.dtype)
+  probs_BxK = jnp.exp(_clm_log_probs(z_BxT.astype(dtype), link))
+  probs_BxK = probs_BxK / jnp.sum(probs_BxK, axis=-1, keepdims=True)
+  return probs_BxK.astype(z_BxT.dtype)
+
+
+def clm_loss(z, labels, *, link: str, axis: int = -1, where=None) -> Array:
+  r"""Negative log-likelihood of a cumulative link model, ``-log p_y``.
+
+  See :func:`clm_probs`. The class probability is a difference of two
+  distribution-function values; it is taken in log space (lower tail with
+  ``F``, upper tail with ``1 - F``), so value and gradient stay finite for
+  ``z`` of magnitude 1e4.
+
+  Args:
+    z: ``theta - f``, shape ``[..., K - 1]``.
+    labels: integer classes in ``[0, K)``, shape ``[...]``.
+    link: ``'logit'``, ``'probit'`` or ``'cloglog'``.
+    axis: the threshold axis of ``z``.
+    where: optional boolean mask of shape ``[...]``; masked examples give 0.
+
+  Returns:
+    Per-example losses, shape ``[...]``.
+
+  >>> round(float(clm_loss(jnp.array([0., 0.]), jnp.array(0), link='logit')), 4)
+  0.6931
+
+  References:
+    Vargas, Gutiérrez & Hervás-Martínez, Neurocomputing 2020.
+  """
+  z_BxT, labels_B, num_classes = _check_inputs(
+      z, labels, axis=axis, where=where, num_outputs_offset=-1,
+      fn_name='clm_loss')
+  _check_link(link, 'clm_loss')
+  dtype = _compute_dtype(z_BxT.dtype)
+  log_probs_BxK = _clm_log_probs(z_BxT.astype(dtype), link)
+  return _nll(log_probs_BxK, labels_B, num_classes, where, z_BxT.dtype)
+
+
+def _nll(log_probs_BxK, labels_B, num_classes, where, dtype):
+  loss_B = -jnp.take_along_axis(
+      log_probs_BxK, jnp.clip(labels_B, 0, num_classes - 1)[..., None],
+      axis=-1)[..., 0]
+  return _finish(loss_B, labels_B, num_classes, where, dtype)
+
+
+def _binomial_log_probs(score_Bx1, num_classes):
+  n = num_classes - 1
+  j_1xK = jnp.arange(num_classes, dtype=score_Bx1.dtype).reshape(
+      (1,) * (score_Bx1.ndim - 1) + (num_classes,))
+  log_choose_K = np.array([math.lgamma(n + 1) - math.lgamma(j + 1) -
+                           math.lgamma(n - j + 1) for j in range(n + 1)])
+  log_choose_1xK = jnp.asarray(log_choose_K, score_Bx1.dtype).reshape(
+      j_1xK.shape)
+  return (log_choose_1xK + j_1xK * jax.nn.log_sigmoid(score_Bx1) +
+          (n - j_1xK) * jax.nn.log_sigmoid(-score_Bx1))
+
+
+def binomial_probs(score, *, num_classes: int, axis: int = -1) -> Array:
+  r"""Binomial head: ``P(j) = Binomial(j; K - 1, sigmoid(score))``.
+
+  One output decides the whole unimodal distribution: its mode moves from
+  class 0 to class ``K - 1`` as the score grows.
+
+  Args:
+    score: shape ``[..., 1]``.
+    num_classes: ``K >= 2``.
+    axis: the axis of ``score`` that has size 1.
+
+  Returns:
+    Probabilities of shape ``[..., K]`` (class axis last).
+
+  >>> binomial_probs(jnp.array([0.]), num_classes=3)
+  Array([0.25, 0.5 , 0.25], dtype=float32)
+
+  References:
+    da Costa, Alonso, Cardoso & Pinto, "The unimodal model for the
+    classification of ordinal data", Neural Networks 2008; Liu et al.,
+    Neurocomputing 2020.
+  """
+  score_Bx1 = _check_head_outputs(score, num_classes, 1, axis, 'binomial_probs')
+  dtype = _compute_dtype(score_Bx1.dtype)
+  return jnp.exp(_binomial_log_probs(score_Bx1.astype(dtype),
+                                     num_classes)).astype(score_Bx1.dtype)
+
+
+def binomial_loss(score, labels, *, num_classes: int, axis: int = -1,
+                  where=None) -> Array:
+  r"""Negative log-likelihood of the binomial head, ``-log P(y)``.
+
+  See :func:`binomial_probs`; computed from log-sigmoids, finite at scores of
+  magnitude 1e4.
+
+  Args:
+    score: shape ``[..., 1]``.
+    labels: integer classes in ``[0, K)``, shape ``[...]``.
+    num_classes: ``K >= 2``.
+    axis: the axis of ``score`` that has size 1.
+    where: optional boolean mask of shape ``[...]``; masked examples give 0.
+
+  Returns:
+    Per-example losses, shape ``[...]``.
+
+  >>> round(float(binomial_loss(jnp.array([0.]), jnp.array(1),
+  ...                           num_classes=3)), 4)  # -log 0.5
+  0.6931
+  """
+  score_Bx1, labels_B, _ = _check_inputs(
+      score, labels, axis=axis, where=where, num_classes=num_classes,
+      num_outputs=1, fn_name='binomial_loss')
+  dtype = _compute_dtype(score_Bx1.dtype)
+  log_probs_BxK = _binomial_log_probs(score_Bx1.astype(dtype), num_classes)
+  return _nll(log_probs_BxK, labels_B, num_classes, where, score_Bx1.dtype)
+
+
+def _check_head_outputs(outputs, num_classes, num_outputs, axis, fn_name):
+  outputs = jnp.asarray(outputs)
+  if not jnp.issubdtype(outputs.dtype, jnp.floating):
+    raise TypeError(f'{fn_name}: the outputs must be a floating-point array, '
+                    f'got {outputs.dtype}.')
+  if outputs.ndim < 1:
+    raise ValueError(f'{fn_name}: the outputs need an axis of size '
+                     f'{num_outputs}, got a scalar.')
+  outputs = jnp.moveaxis(outputs, axis, -1)
+  if outputs.shape[-1] != num_outputs:
+    raise ValueError(f'{fn_name}: the outputs must have {num_outputs} '
+                     f'entries on axis {axis}, got {outputs.shape[-1]}.')
+  if not isinstance(num_classes, (int, np.integer)) or num_classes < 2:
+    raise ValueError(f'{fn_name}: num_classes must be an integer >= 2, got '
+                     f'{num_classes!r}.')
+  return outputs
+
+
+def _poisson_logits(score_Bx1, num_classes, temperature_Bx1):
+  # Rate clipped as dlordinal's PoissonLayer does: no overflow at +-1e4.
+  rate_Bx1 = jnp.clip(jax.nn.softplus(score_Bx1), 1e-8, 1e4)
+  j_1xK = jnp.arange(num_classes, dtype=score_Bx1.dtype).reshape(
+      (1,) * (score_Bx1.ndim - 1) + (num_classes,))
+  log_factorial_1xK = jnp.asarray(
+      [math.lgamma(j + 1) for j in range(num_classes)],
+      score_Bx1.dtype).reshape(j_1xK.shape)
+  log_pmf_BxK = j_1xK * jnp.log(rate_Bx1) - rate_Bx1 - log_factorial_1xK
+  return log_pmf_BxK / temperature_Bx1
+
+
+def _temperature_column(temperature, batch_shape, fn_name):
+  """A float or a ``[...]`` array of temperatures as ``[..., 1]``."""
+  if not isinstance(temperature, jax.core.Tracer) and not np.all(
+      np.asarray(temperature) > 0):
+    raise ValueError(f'{fn_name}: temperature must be > 0, got {temperature!r}.')
+  temperature = jnp.asarray(temperature, jnp.float32)
+  if temperature.ndim == 0:
+    return temperature.reshape((1,) * (len(batch_shape) + 1))
+  if temperature.shape != tuple(batch_shape):
+    raise ValueError(f'{fn_name}: temperature must be a number or have the '
+                     f'batch shape {tuple(batch_shape)}, got '
+                     f'{temperature.shape}.')
+  return temperature[..., None]
+
+
+def poisson_probs(score, *, num_classes: int, temperature=1.0,
+                  axis: int = -1) -> Array:
+  r"""Poisson head: ``softmax_j(log Poisson(j; softplus(score)) / T)``.
+
+  The rate ``softplus(score)`` places the mode; the temperature ``T`` sets how
+  peaked the distribution is (learned in the model, as dlordinal does).
+
+  Args:
+    score: shape ``[..., 1]``.
+    num_classes: ``K >= 2``.
+    temperature: ``T > 0``: a number, or an array of the batch shape.
+    axis: the axis of ``score`` that has size 1.
+
+  Returns:
+    Probabilities of shape ``[..., K]`` (class axis last).
+
+  >>> rate_1 = jnp.log(jnp.e - 1)  # softplus(rate_1) = 1
+  >>> [round(float(p), 4) for p in poisson_probs(jnp.array([rate_1]),
+  ...                                              num_classes=3)]
+  [0.4, 0.4, 0.2]
+
+  References:
+    Beckham & Pal, "Unimodal probability distributions for deep ordinal
+    classification", ICML 2017.
+  """
+  score_Bx1 = _check_head_outputs(score, num_classes, 1, axis, 'poisson_probs')
+  dtype = _compute_dtype(score_Bx1.dtype)
+  temperature_Bx1 = _temperature_column(temperature, score_Bx1.shape[:-1],
+                                        'poisson_probs')
+  logits_BxK = _poisson_logits(score_Bx1.astype(dtype), num_classes,
+                               temperature_Bx1.astype(dtype))
+  return jax.nn.softmax(logits_BxK, axis=-1).astype(score_Bx1.dtype)
+
+
+def poisson_loss(score, labels, *, num_classes: int, temperature=1.0,
+                 axis: int = -1, where=None) -> Array:
+  r"""Negative log-likelihood of the Poisson head; see :func:`poisson_probs`.
+
+  Args:
+    score: shape ``[..., 1]``.
+    labels: integer classes in ``[0, K)``, shape ``[...]``.
+    num_classes: ``K >= 2``.
+    temperature: ``T > 0``: a number, or an array of the batch shape (a
+      learned temperature broadcast over the batch).
+    axis: the axis of ``score`` that has size 1.
+    where: optional boolean mask of shape ``[...]``; masked examples give 0.
+
+  Returns:
+    Per-example losses, shape ``[...]``.
+
+  >>> round(float(poisson_loss(jnp.array([jnp.log(jnp.e - 1)]), jnp.array(2),
+  ...                          num_classes=3)), 4)  # -log 0.2
+  1.6094
+  """
+  score_Bx1, labels_B, _ = _check_inputs(
+      score, labels, axis=axis, where=where, num_classes=num_classes,
+      num_outputs=1, fn_name='poisson_loss')
+  dtype = _compute_dtype(score_Bx1.dtype)
+  temperature_Bx1 = _temperature_column(temperature, labels_B.shape,
+                                        'poisson_loss')
+  logits_BxK = _poisson_logits(score_Bx1.astype(dtype), num_classes,
+                               temperature_Bx1.astype(dtype))
+  return _nll(jax.nn.log_softmax(logits_BxK, axis=-1), labels_B, num_classes,
+              where, score_Bx1.dtype)
+
+
+def _cos_to_classes(outputs_Bx2, num_classes):
+  """cos(predicted angle - 2 pi j / K) for every class j, shape [..., K]."""
+  angles_1xK = (2 * math.pi / num_classes) * jnp.arange(
+      num_classes, dtype=outputs_Bx2.dtype).reshape(
+          (1,) * (outputs_Bx2.ndim - 1) + (num_classes,))
+  # Normalising (cos, sin) instead of taking atan2 keeps the gradient
+  # finite at the origin.
+  norm_Bx1 = jnp.sqrt(jnp.sum(outputs_Bx2**2, axis=-1, keepdims=True) + _TINY)
+  return (outputs_Bx2[..., :1] * jnp.cos(angles_1xK) +
+          outputs_Bx2[..., 1:] * jnp.sin(angles_1xK)) / norm_Bx1
+
+
+def von_mises_probs(outputs, *, num_classes: int, kappa: float = 1.0,
+                    axis: int = -1) -> Array:
+  r"""Circular head: class probabilities around a predicted angle.
+
+  .. math::
+    p_j \propto \exp\big(\kappa \cos(\hat\phi - 2\pi j / K)\big), \qquad
+    \hat\phi = \operatorname{atan2}(o_2, o_1)
+
+  The two outputs are read as (cos, sin) of the predicted angle, so class
+  ``K - 1`` sits next to class 0 by construction, not by a cost matrix.
+
+  Args:
+    outputs: shape ``[..., 2]``, (cos, sin) up to scale.
+    num_classes: ``K >= 2``.
+    kappa: concentration ``kappa > 0``.
+    axis: the axis of ``outputs`` that has size 2.
+
+  Returns:
+    Probabilities of shape ``[..., K]`` (class axis last).
+
+  >>> von_mises_probs(jnp.array([0., 1.]), num_classes=4, kappa=1.0).argmax()
+  Array(1, dtype=int32)
+
+  References:
+    Beyer, Hermans & Leibe, "Biternion Nets: Continuous Head Pose Regression
+    from Discrete Training Labels", GCPR 2015.
+  """
+  outputs_Bx2 = _check_head_outputs(outputs, num_classes, 2, axis,
+                                    'von_mises_probs')
+  _check_positive(kappa, 'kappa', 'von_mises_probs')
+  dtype = _compute_dtype(outputs_Bx2.dtype)
+  cos_BxK = _cos_to_classes(outputs_Bx2.astype(dtype), num_classes)
+  return jax.nn.softmax(kappa * cos_BxK, axis=-1).astype(outputs_Bx2.dtype)
+
+
+def von_mises_loss(outputs, labels, *, num_classes: int, kappa: float = 1.0,
+                   axis: int = -1, where=None) -> Array:
+  r"""Von Mises loss of a circular head (biternion loss).
+
+  .. math::
+    \ell = 1 - \exp\big(\kappa (\cos(\hat\phi - 2\pi y / K) - 1)\big)
+
+  0 at the right angle, growing with the angular (cyclic) distance to the
+  label and bounded by ``1 - e^{-2 kappa}``; a bounded loss is robust to
+  outliers such as mislabelled images.
+
+  Args:
+    outputs: shape ``[..., 2]``, (cos, sin) up to scale.
+    labels: integer classes in ``[0, K)``, shape ``[...]``.
+    num_classes: ``K >= 2``.
+    kappa: concentration ``kappa > 0``.
+    axis: the axis of ``outputs`` that has size 2.
+    where: optional boolean mask of shape ``[...]``; masked examples give 0.
+
+  Returns:
+    Per-example losses, shape ``[...]``.
+
+  >>> round(float(von_mises_loss(jnp.array([-1., 0.]), jnp.array(0),
+  ...                            num_classes=4, kappa=1.0)), 4)  # 1 - e^-2
+  0.8647
+
+  References:
+    Beyer, Hermans & Leibe, GCPR 2015.
+  """
+  outputs_Bx2, labels_B, _ = _check_inputs(
+      outputs, labels, axis=axis, where=where, num_classes=num_classes,
+      num_outputs=2, fn_name='von_mises_loss')
+  _check_positive(kappa, 'kappa', 'von_mises_loss')
+  dtype = _compute_dtype(outputs_Bx2.dtype)
+  cos_BxK = _cos_to_classes(outputs_Bx2.astype(dtype), num_classes)
+  cos_B = jnp.take_along_axis(
+      cos_BxK, jnp.clip(labels_B, 0, num_classes - 1)[..., None], axis=-1)[..., 0]
+  loss_B = 1 - jnp.exp(kappa * (cos_B - 1))
+  return _finish(loss_B, labels_B, num_classes, where, outputs_Bx2.dtype)
+
+
+# ----------------------------------------------------------------------------
 # Batch-level loss.
 
 
@@ -721,6 +1532,49 @@ def _softmax_probs(logits, *, axis: int = -1) -> Array:
   return jax.nn.softmax(jnp.moveaxis(jnp.asarray(logits), axis, -1), axis=-1)
 
 
+def _split_poisson_outputs(outputs, axis):
+  """The Poisson head's outputs (score, log T) -> score [..., 1], T [...]."""
+  outputs_Bx2 = jnp.moveaxis(jnp.asarray(outputs), axis, -1)
+  if outputs_Bx2.shape[-1] != 2:
+    raise ValueError('the Poisson head has 2 outputs (score, log temperature), '
+                     f'got {outputs_Bx2.shape[-1]}.')
+  return outputs_Bx2[..., :1], jnp.exp(outputs_Bx2[..., 1])
+
+
+def poisson_head_loss(outputs, labels, *, num_classes: int, axis: int = -1,
+                      where=None) -> Array:
+  """:func:`poisson_loss` for a model that also outputs its learned log T."""
+  score_Bx1, temperature_B = _split_poisson_outputs(outputs, axis)
+  return poisson_loss(score_Bx1, labels, num_classes=num_classes,
+                      temperature=temperature_B, where=where)
+
+
+def poisson_head_probs(outputs, *, num_classes: int, axis: int = -1) -> Array:
+  """:func:`poisson_probs` for a model that also outputs its learned log T."""
+  score_Bx1, temperature_B = _split_poisson_outputs(outputs, axis)
+  return poisson_probs(score_Bx1, num_classes=num_classes,
+                       temperature=temperature_B)
+
+
+class Head(NamedTuple):
+  """The model's last layer for a loss, as data; ``model.py`` builds it.
+
+  Attributes:
+    kind: ``'dense'``: a linear layer of ``num_outputs`` units.
+      ``'coral'``: one shared weight vector and ``K - 1`` ordered biases
+      (rank consistent). ``'clm'``: a one-unit projection ``f`` and ``K - 1``
+      learned thresholds kept ordered by construction (the first plus
+      cumulative squares), output ``theta - f``. ``'poisson'``: a one-unit
+      score and a learned log temperature, output ``[score, log T]``.
+    num_outputs: the size of the model's output for ``K`` classes.
+  """
+  kind: str
+  num_outputs: Callable[[int], int]
+
+
+SOFTMAX_HEAD = Head('dense', lambda num_classes: num_classes)
+
+
 class LossSpec(NamedTuple):
   """What a training loop needs to know about a registered loss.
 
@@ -728,15 +1582,22 @@ class LossSpec(NamedTuple):
     fn: the loss function.
     hyperparams: the keyword hyperparameters ``fn`` takes (besides axis/where).
     probs: maps the model's outputs to class probabilities ``[..., K]``.
-    num_outputs: the model's output size for ``K`` classes.
+    probs_hyperparams: the keyword hyperparameters ``probs`` takes.
+    head: the model's last layer (:class:`Head`).
     per_example: False for batch-level losses that return a scalar.
   """
   fn: Callable[..., Array]
   hyperparams: tuple[str, ...] = ()
   probs: Callable[..., Array] = _softmax_probs
-  num_outputs: Callable[[int], int] = lambda num_classes: num_classes
+  probs_hyperparams: tuple[str, ...] = ()
+  head: Head = SOFTMAX_HEAD
   per_example: bool = True
 
+  def num_outputs(self, num_classes: int) -> int:
+    return self.head.num_outputs(num_classes)
+
+
+_K_MINUS_1 = lambda num_classes: num_classes - 1
 
 LOSSES: dict[str, LossSpec] = {
     'cross_entropy': LossSpec(optax.softmax_cross_entropy_with_integer_labels),
@@ -745,14 +1606,31 @@ LOSSES: dict[str, LossSpec] = {
     'expected_cost': LossSpec(expected_cost, ('distance',)),
     'soft_label_cross_entropy': LossSpec(soft_label_cross_entropy,
                                          ('distance', 'temperature')),
+    'soft_target_cross_entropy': LossSpec(soft_target_cross_entropy,
+                                          ('targets',)),
     'squared_emd': LossSpec(squared_emd),
     'circular_emd': LossSpec(circular_emd),
     'class_distance_weighted_ce': LossSpec(class_distance_weighted_ce,
                                            ('distance', 'alpha')),
+    'ordinal_log_loss': LossSpec(ordinal_log_loss, ('distance', 'alpha')),
+    'slace': LossSpec(slace_loss, ('distance', 'alpha')),
     'coral': LossSpec(coral_loss, probs=coral_probs,
-                      num_outputs=lambda num_classes: num_classes - 1),
+                      head=Head('coral', _K_MINUS_1)),
     'corn': LossSpec(corn_loss, probs=corn_probs,
-                     num_outputs=lambda num_classes: num_classes - 1),
+                     head=Head('dense', _K_MINUS_1)),
+    'clm': LossSpec(clm_loss, ('link',), probs=clm_probs,
+                    probs_hyperparams=('link',), head=Head('clm', _K_MINUS_1)),
+    'binomial': LossSpec(binomial_loss, ('num_classes',), probs=binomial_probs,
+                         probs_hyperparams=('num_classes',),
+                         head=Head('dense', lambda num_classes: 1)),
+    'poisson': LossSpec(poisson_head_loss, ('num_classes',),
+                        probs=poisson_head_probs,
+                        probs_hyperparams=('num_classes',),
+                        head=Head('poisson', lambda num_classes: 2)),
+    'von_mises': LossSpec(von_mises_loss, ('num_classes', 'kappa'),
+                          probs=von_mises_probs,
+                          probs_hyperparams=('num_classes', 'kappa'),
+                          head=Head('dense', lambda num_classes: 2)),
     'weighted_kappa': LossSpec(weighted_kappa_loss, ('distance',),
                                per_example=False),
 }
@@ -794,11 +1672,7 @@ def make_loss(name: str, *, ce_weight: float | None = None,
   1.0986
   """
   spec = get_loss(name)
-  if 'distance' in spec.hyperparams and hyperparams.get('distance') is None:
-    raise ValueError(f'loss {name!r} needs distance=..., e.g. '
-                     'linear_distance(10).')
-  bound = {h: hyperparams[h] for h in spec.hyperparams
-           if hyperparams.get(h) is not None}
+  bound = _bind(name, spec.fn, spec.hyperparams, hyperparams)
 
   def loss_fn(logits, labels):
     return spec.fn(logits, labels, **bound)
@@ -807,9 +1681,10 @@ def make_loss(name: str, *, ce_weight: float | None = None,
     return loss_fn
   if not ce_weight >= 0:
     raise ValueError(f'ce_weight must be >= 0, got {ce_weight!r}.')
-  if spec.num_outputs(10) != 10:
-    raise ValueError(f'loss {name!r} uses K - 1 outputs and cannot be mixed '
-                     'with cross-entropy; leave ce_weight unset.')
+  if spec.head != SOFTMAX_HEAD:
+    raise ValueError(f'loss {name!r} has its own output head, not softmax '
+                     'logits, and cannot be mixed with cross-entropy; leave '
+                     'ce_weight unset.')
 
   def mixed_fn(logits, labels):
     ce_B = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
@@ -818,3 +1693,42 @@ def make_loss(name: str, *, ce_weight: float | None = None,
     return ce_B + ce_weight * loss_fn(logits, labels)
 
   return mixed_fn
+
+
+def make_probs(name: str, **hyperparams) -> Callable[[Array], Array]:
+  """Binds a registered loss's ``probs`` to its hyperparameters.
+
+  Args:
+    name: a key of :data:`LOSSES`.
+    **hyperparams: e.g. ``num_classes``, ``link``, ``kappa``; the ones the
+      probs function does not take are ignored, None means its default.
+
+  Returns:
+    ``fn(outputs) -> probabilities [..., K]``.
+
+  >>> probs = make_probs('binomial', num_classes=3, distance=None)
+  >>> probs(jnp.zeros((1, 1))).shape
+  (1, 3)
+  """
+  spec = get_loss(name)
+  bound = _bind(name, spec.probs, spec.probs_hyperparams, hyperparams)
+  return functools.partial(spec.probs, **bound)
+
+
+_EXAMPLES = {'distance': 'linear_distance(10)', 'num_classes': '10',
+             'link': "'logit'", 'targets': "soft_label_matrix('binomial', 10)"}
+
+
+def _bind(name, fn, names, hyperparams):
+  """The hyperparameters of ``names`` that were given (not None).
+
+  Raises ValueError for a required one (keyword-only, no default) missing.
+  """
+  bound = {h: hyperparams[h] for h in names if hyperparams.get(h) is not None}
+  for param in inspect.signature(fn).parameters.values():
+    if (param.kind == param.KEYWORD_ONLY and param.default is param.empty
+        and param.name not in bound):
+      example = _EXAMPLES.get(param.name, '...')
+      raise ValueError(f'loss {name!r} needs {param.name}=..., e.g. '
+                       f'{param.name}={example}.')
+  return bound

@@ -69,6 +69,13 @@ def ref_cdw_ce(z, y, c, alpha):
   return -np.sum(c[y]**alpha * np.log(1 - p))
 
 
+def ref_slace(z, y, c, alpha):
+  p = np_softmax(z)
+  w = np_softmax(-alpha * c[y])
+  accumulated = np.array([p[c[y] <= c[y, j]].sum() for j in range(len(z))])
+  return -np.sum(w * np.log(accumulated))
+
+
 def ref_coral(z, y):
   t = (y > np.arange(len(z))).astype(float)
   s = np_sigmoid(z)
@@ -115,6 +122,15 @@ CASES = {
         functools.partial(losses.class_distance_weighted_ce, distance=LINEAR,
                           alpha=2.0),
         functools.partial(ref_cdw_ce, c=LINEAR, alpha=2.0), K),
+    'ordinal_log_loss': (
+        functools.partial(losses.ordinal_log_loss, distance=LINEAR, alpha=1.5),
+        functools.partial(ref_cdw_ce, c=LINEAR, alpha=1.5), K),
+    'slace_linear': (
+        functools.partial(losses.slace_loss, distance=LINEAR),
+        functools.partial(ref_slace, c=LINEAR, alpha=1.0), K),
+    'slace_cyclic': (
+        functools.partial(losses.slace_loss, distance=CYCLIC, alpha=2.0),
+        functools.partial(ref_slace, c=CYCLIC, alpha=2.0), K),
     'coral': (losses.coral_loss, ref_coral, K - 1),
     'corn': (losses.corn_loss, ref_corn, K - 1),
 }
@@ -213,9 +229,10 @@ def test_mix_with_zero_weight_is_exactly_cross_entropy():
   logits, labels = random_inputs(8, (9,), K)
   ce = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
   for name, spec in losses.LOSSES.items():
-    if spec.num_outputs(K) != K:
+    if spec.head != losses.SOFTMAX_HEAD:
       continue
-    mixed = losses.make_loss(name, ce_weight=0.0, distance=LINEAR)
+    mixed = losses.make_loss(name, ce_weight=0.0, distance=LINEAR,
+                             targets=np.eye(K))
     np.testing.assert_array_equal(jax.jit(mixed)(logits, labels), ce)
 
 
@@ -261,7 +278,8 @@ MONOTONE = {  # name -> which distance the loss grows with
     'expected_cost_linear': LINEAR, 'expected_cost_cyclic_sq': CYCLIC,
     'soft_label_ce': LINEAR, 'soft_label_ce_cyclic': CYCLIC,
     'squared_emd': LINEAR, 'circular_emd': CYCLIC, 'cdw_ce': LINEAR,
-    'coral': LINEAR,
+    'ordinal_log_loss': LINEAR, 'slace_linear': LINEAR,
+    'slace_cyclic': CYCLIC, 'coral': LINEAR,
 }
 
 
@@ -289,7 +307,7 @@ def test_corn_grows_with_undershoot_and_never_shrinks():
 
 
 CYCLIC_CASES = ['circular_mse', 'circular_emd', 'expected_cost_cyclic_sq',
-                'soft_label_ce_cyclic']
+                'soft_label_ce_cyclic', 'slace_cyclic']
 
 
 @pytest.mark.parametrize('name', CYCLIC_CASES)

@@ -1,0 +1,429 @@
+"""Tests for the ordinal output heads and soft-label targets in losses.py.
+
+numpy/scipy references in float64, dlordinal 2.7 parity from a committed file
+(tests/data/dlordinal_reference.json, made by make_dlordinal_reference.py),
+gradients, stability at +-1e4, rotation invariance of the cyclic constructions.
+"""
+
+import functools
+import json
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.stats
+from jax import test_util as jtu
+
+import losses
+
+K = 10
+REFERENCE = json.loads((pathlib.Path(__file__).parent / 'data' /
+                        'dlordinal_reference.json').read_text())
+
+
+def np_softmax(z):
+  e = np.exp(z - z.max())
+  return e / e.sum()
+
+
+def np_sigmoid(z):
+  return 1 / (1 + np.exp(-z))
+
+
+# ----------------------------------------------------------------------------
+# float64 references, one example at a time.
+
+CDFS = {'logit': np_sigmoid, 'probit': scipy.stats.norm.cdf,
+        'cloglog': lambda z: 1 - np.exp(-np.exp(z))}
+
+
+def ref_clm_probs(z, link):
+  cdf = np.concatenate([[0.0], CDFS[link](z), [1.0]])
+  return np.diff(cdf)
+
+
+def ref_binomial_probs(s, k=K):
+  return scipy.stats.binom.pmf(np.arange(k), k - 1, np_sigmoid(s[0]))
+
+
+def ref_poisson_probs(s, k=K, t=1.0):
+  rate = np.clip(np.logaddexp(0, s[0]), 1e-8, 1e4)
+  return np_softmax(scipy.stats.poisson.logpmf(np.arange(k), rate) / t)
+
+
+def ref_von_mises_probs(o, k=K, kappa=1.0):
+  angle = np.arctan2(o[1], o[0])
+  return np_softmax(kappa * np.cos(angle - 2 * np.pi * np.arange(k) / k))
+
+
+def ref_von_mises_loss(o, y, k=K, kappa=1.0):
+  angle = np.arctan2(o[1], o[0])
+  return 1 - np.exp(kappa * (np.cos(angle - 2 * np.pi * y / k) - 1))
+
+
+def nll(probs_fn):
+  return lambda z, y: -np.log(probs_fn(z)[y])
+
+
+BINOMIAL_Q = np.asarray(losses.soft_label_matrix('binomial', K), np.float64)
+VON_MISES_Q = np.asarray(losses.soft_label_matrix('von_mises', K), np.float64)
+
+# name -> (jax loss with hyperparameters bound, numpy reference, outputs,
+#          whether the reference needs sorted outputs)
+CASES = {
+    **{f'clm_{link}': (functools.partial(losses.clm_loss, link=link),
+                       nll(functools.partial(ref_clm_probs, link=link)),
+                       K - 1, True) for link in CDFS},
+    'binomial': (functools.partial(losses.binomial_loss, num_classes=K),
+                 nll(ref_binomial_probs), 1, False),
+    'poisson': (functools.partial(losses.poisson_loss, num_classes=K),
+                nll(ref_poisson_probs), 1, False),
+    'poisson_t': (functools.partial(losses.poisson_loss, num_classes=K,
+                                    temperature=0.6),
+                  nll(functools.partial(ref_poisson_probs, t=0.6)), 1, False),
+    'von_mises': (functools.partial(losses.von_mises_loss, num_classes=K),
+                  ref_von_mises_loss, 2, False),
+    'von_mises_kappa4': (
+        functools.partial(losses.von_mises_loss, num_classes=K, kappa=4.0),
+        functools.partial(ref_von_mises_loss, kappa=4.0), 2, False),
+    'soft_target_binomial': (
+        functools.partial(losses.soft_target_cross_entropy, targets=BINOMIAL_Q),
+        lambda z, y: -np.sum(BINOMIAL_Q[y] * np.log(np_softmax(z))), K, False),
+    'soft_target_von_mises': (
+        functools.partial(losses.soft_target_cross_entropy,
+                          targets=VON_MISES_Q),
+        lambda z, y: -np.sum(VON_MISES_Q[y] * np.log(np_softmax(z))), K,
+        False),
+}
+
+
+def random_inputs(seed, batch_shape, num_outputs, *, sort=False, scale=2.0):
+  rng = np.random.default_rng(seed)
+  outputs = scale * rng.standard_normal(batch_shape + (num_outputs,))
+  if sort:
+    outputs = np.sort(outputs, axis=-1)
+  labels = rng.integers(0, K, size=batch_shape).astype(np.int32)
+  return outputs.astype(np.float32), labels
+
+
+@pytest.mark.parametrize('name', sorted(CASES))
+@pytest.mark.parametrize('batch_shape', [(), (7,), (2, 3)])
+def test_matches_numpy_reference_under_jit(name, batch_shape):
+  fn, ref, num_outputs, sort = CASES[name]
+  outputs, labels = random_inputs(0, batch_shape, num_outputs, sort=sort)
+  got = jax.jit(fn)(outputs, labels)
+  assert got.shape == batch_shape
+  want = [ref(o, y) for o, y in zip(
+      outputs.reshape(-1, num_outputs).astype(np.float64), labels.reshape(-1))]
+  np.testing.assert_allclose(np.asarray(got).reshape(-1), want, rtol=2e-5,
+                             atol=2e-5)
+
+
+@pytest.mark.parametrize('name', sorted(CASES))
+def test_gradients_match_finite_differences(name):
+  fn, _, num_outputs, sort = CASES[name]
+  outputs, labels = random_inputs(1, (4,), num_outputs, sort=sort, scale=1.0)
+  with jax.enable_x64(True):
+    jtu.check_grads(lambda o: fn(o, labels),
+                    (jnp.asarray(outputs, jnp.float64),), order=1,
+                    modes=['rev'], atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize('name', sorted(CASES))
+def test_vmap_where_and_axis(name):
+  fn, _, num_outputs, sort = CASES[name]
+  outputs, labels = random_inputs(2, (5,), num_outputs, sort=sort)
+  full = np.asarray(fn(outputs, labels))
+  np.testing.assert_allclose(jax.vmap(fn)(outputs, labels), full, rtol=1e-6)
+  where = np.array([True, False, True, False, True])
+  masked = np.asarray(fn(outputs, labels, where=where))
+  np.testing.assert_array_equal(masked[~where], 0.0)
+  np.testing.assert_allclose(masked[where], full[where])
+  np.testing.assert_allclose(fn(outputs.T, labels, axis=0), full, rtol=1e-6)
+
+
+@pytest.mark.parametrize('name', sorted(CASES))
+@pytest.mark.parametrize('dtype', [jnp.float32, jnp.bfloat16])
+def test_finite_value_and_gradient_at_extreme_outputs(name, dtype):
+  fn, _, num_outputs, _ = CASES[name]
+  rng = np.random.default_rng(3)
+  outputs = rng.choice([-1e4, 1e4, 0.0], size=(32, num_outputs))
+  outputs = jnp.asarray(outputs, dtype)
+  labels = rng.integers(0, K, 32).astype(np.int32)
+  value, grad = jax.value_and_grad(lambda o: jnp.sum(
+      fn(o, labels).astype(jnp.float32)))(outputs)
+  assert np.isfinite(float(value)), name
+  assert np.all(np.isfinite(np.asarray(grad, np.float32))), name
+  assert fn(outputs, labels).dtype == dtype
+
+
+@pytest.mark.parametrize('name', sorted(CASES))
+def test_out_of_range_labels_under_jit_give_nan(name):
+  fn, _, num_outputs, sort = CASES[name]
+  outputs, _ = random_inputs(4, (3,), num_outputs, sort=sort)
+  loss = jax.jit(fn)(outputs, jnp.array([1, K, -1], jnp.int32))
+  assert np.isfinite(loss[0]) and np.isnan(loss[1]) and np.isnan(loss[2])
+
+
+@pytest.mark.parametrize('link', sorted(CDFS))
+def test_clm_probs_match_reference_and_loss_is_their_nll(link):
+  z, labels = random_inputs(5, (6,), K - 1, sort=True)
+  probs = np.asarray(losses.clm_probs(z, link=link))
+  want = np.array([ref_clm_probs(row.astype(np.float64), link) for row in z])
+  np.testing.assert_allclose(probs, want, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(
+      losses.clm_loss(z, labels, link=link),
+      -np.log(probs[np.arange(6), labels]), rtol=1e-5)
+
+
+def test_clm_tail_probabilities_keep_their_precision():
+  # F(z_1) - F(z_0) with both deep in the upper tail: 1 - F is used there.
+  z = jnp.array([30.0, 31.0], jnp.float32)
+  got = float(losses.clm_loss(z, jnp.int32(1), link='logit'))
+  # sigma(31) - sigma(30) = sigma(-30) - sigma(-31): the float64 reference
+  # is only accurate written this way (the other cancels to ~0.2 %).
+  want = -np.log(np_sigmoid(-30.0) - np_sigmoid(-31.0))  # ~ 30.4587
+  np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+@pytest.mark.parametrize('fn, kwargs', [
+    (losses.binomial_probs, {}), (losses.poisson_probs, {}),
+    (losses.poisson_probs, {'temperature': 0.6}),
+])
+def test_one_dimensional_heads_match_reference(fn, kwargs):
+  scores = np.linspace(-6, 6, 13, dtype=np.float32)[:, None]
+  got = np.asarray(fn(scores, num_classes=K, **kwargs))
+  ref = ref_binomial_probs if fn is losses.binomial_probs else functools.partial(
+      ref_poisson_probs, t=kwargs.get('temperature', 1.0))
+  np.testing.assert_allclose(got, [ref(s.astype(np.float64)) for s in scores],
+                             rtol=1e-5, atol=1e-7)
+
+
+def test_von_mises_probs_match_reference():
+  outputs, _ = random_inputs(6, (8,), 2)
+  got = np.asarray(losses.von_mises_probs(outputs, num_classes=K, kappa=3.0))
+  np.testing.assert_allclose(
+      got, [ref_von_mises_probs(o.astype(np.float64), kappa=3.0)
+            for o in outputs], rtol=1e-5, atol=1e-7)
+
+
+# ----------------------------------------------------------------------------
+# dlordinal 2.7 parity.
+
+
+@pytest.mark.parametrize('case', REFERENCE['soft_labels'],
+                         ids=lambda c: f"{c['family']}-{c['num_classes']}-"
+                         f"{'-'.join(f'{k}={v}' for k, v in c['params'].items())}")
+def test_soft_labels_equal_dlordinal(case):
+  got = losses.soft_label_matrix(case['family'], case['num_classes'],
+                                 **case['params'])
+  assert got.dtype == jnp.float32
+  np.testing.assert_allclose(got, case['matrix'], atol=1e-5)
+
+
+@pytest.mark.parametrize('case', REFERENCE['clm'], ids=lambda c: c['link'])
+def test_clm_equals_dlordinal(case):
+  z = (np.asarray(case['thresholds'])[None, :] -
+       np.asarray(case['projected'])[:, None]).astype(np.float32)
+  np.testing.assert_allclose(losses.clm_probs(z, link=case['link']),
+                             case['probs'], atol=1e-5)
+
+
+def test_binomial_head_equals_dlordinal():
+  case = REFERENCE['binomial'][0]
+  score = np.asarray(case['score'], np.float32)[:, None]
+  np.testing.assert_allclose(losses.binomial_probs(score, num_classes=K),
+                             case['probs'], atol=1e-5)
+
+
+@pytest.mark.parametrize('case', REFERENCE['poisson'],
+                         ids=lambda c: f"T={c['temperature']}")
+def test_poisson_head_equals_dlordinal(case):
+  score = np.asarray(case['score'], np.float32)[:, None]
+  got = losses.poisson_probs(score, num_classes=K,
+                             temperature=case['temperature'])
+  np.testing.assert_allclose(got, case['probs'], atol=1e-5)
+
+
+@pytest.mark.parametrize('case', REFERENCE['slace'],
+                         ids=lambda c: f"alpha={c['alpha']}")
+def test_slace_equals_dlordinal(case):
+  got = losses.slace_loss(np.asarray(case['logits'], np.float32),
+                          np.asarray(case['labels'], np.int32),
+                          distance=losses.linear_distance(K),
+                          alpha=case['alpha'])
+  np.testing.assert_allclose(got, case['loss'], rtol=1e-5, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------
+# Soft-label matrices: distributions, unimodality, the circle.
+
+
+def is_unimodal(row):
+  """Non-decreasing up to the mode and non-increasing after it."""
+  mode = int(np.argmax(row))
+  tol = 1e-7
+  return (np.all(np.diff(row[:mode + 1]) >= -tol) and
+          np.all(np.diff(row[mode:]) <= tol))
+
+
+@pytest.mark.parametrize('family', losses.SOFT_LABEL_FAMILIES)
+@pytest.mark.parametrize('num_classes', [3, 10, 14])
+def test_soft_label_rows_are_unimodal_distributions(family, num_classes):
+  q = np.asarray(losses.soft_label_matrix(family, num_classes), np.float64)
+  assert q.shape == (num_classes, num_classes)
+  assert np.all(q >= 0)
+  np.testing.assert_allclose(q.sum(axis=1), 1.0, atol=1e-6)
+  if family == 'von_mises':
+    # Unimodal on the circle: unimodal once the row is rotated to start
+    # opposite its label.
+    rows = [np.roll(row, num_classes // 2 - y) for y, row in enumerate(q)]
+  else:
+    rows = list(q)
+  assert all(is_unimodal(row) for row in rows)
+  if family not in ('binomial', 'poisson', 'beta'):  # these put the mode on y
+    np.testing.assert_array_equal(q.argmax(axis=1), np.arange(num_classes))
+
+
+def test_von_mises_soft_labels_wrap_around_and_are_rotation_invariant():
+  q = np.asarray(losses.soft_label_matrix('von_mises', K, kappa=3.0))
+  np.testing.assert_allclose(q[0, 9], q[0, 1], rtol=1e-6)  # 9 next to 0
+  for shift in (1, 4, 7):
+    np.testing.assert_allclose(np.roll(q, (shift, shift), axis=(0, 1)), q,
+                               rtol=1e-6)
+  assert q[0, 0] / q[0, 1] == pytest.approx(
+      np.exp(3.0 * (1 - np.cos(2 * np.pi / K))), rel=1e-5)
+
+
+@pytest.mark.parametrize('shift', [1, 3, 9])
+def test_von_mises_head_is_rotation_invariant(shift):
+  outputs, labels = random_inputs(7, (8,), 2)
+  angle = 2 * np.pi * shift / K
+  rotation = np.array([[np.cos(angle), -np.sin(angle)],
+                       [np.sin(angle), np.cos(angle)]], np.float32)
+  rotated = outputs @ rotation.T
+  np.testing.assert_allclose(
+      losses.von_mises_loss(rotated, (labels + shift) % K, num_classes=K),
+      losses.von_mises_loss(outputs, labels, num_classes=K), atol=1e-5)
+  np.testing.assert_allclose(
+      losses.von_mises_probs(rotated, num_classes=K),
+      np.roll(losses.von_mises_probs(outputs, num_classes=K), shift, axis=-1),
+      atol=1e-5)
+
+
+def test_von_mises_loss_grows_with_cyclic_distance_to_zero_at_truth():
+  for label in (0, 9):
+    angles = 2 * np.pi * np.arange(K) / K
+    outputs = np.stack([np.cos(angles), np.sin(angles)], -1).astype(np.float32)
+    loss = np.asarray(losses.von_mises_loss(
+        outputs, np.full(K, label, np.int32), num_classes=K))
+    cyclic = np.asarray(losses.cyclic_distance(K))[label]
+    assert loss[label] == pytest.approx(0.0, abs=1e-6)
+    for d in range(5):
+      assert loss[cyclic == d].max() < loss[cyclic == d + 1].min() + 1e-7
+
+
+def test_soft_targets_with_identity_are_cross_entropy():
+  z, labels = random_inputs(8, (9,), K)
+  np.testing.assert_allclose(
+      losses.soft_target_cross_entropy(z, labels, targets=np.eye(K)),
+      -jax.nn.log_softmax(z)[np.arange(9), labels], rtol=1e-6)
+
+
+# ----------------------------------------------------------------------------
+# Bad input names the argument.
+
+
+@pytest.mark.parametrize('call, error, match', [
+    (lambda: losses.soft_label_matrix('gaussian', 5), ValueError,
+     "unknown family 'gaussian'"),
+    (lambda: losses.soft_label_matrix('binomial', 1), ValueError,
+     'num_classes must be an integer >= 2'),
+    (lambda: losses.soft_label_matrix('binomial', 5, tau=1.0), ValueError,
+     "family 'binomial' takes no parameters, got tau"),
+    (lambda: losses.soft_label_matrix('exponential', 5, tau=0.0), ValueError,
+     'tau must be a finite number > 0'),
+    (lambda: losses.soft_label_matrix('beta', 20), ValueError,
+     'parameters for 3 to 14 classes'),
+    (lambda: losses.soft_label_matrix('geometric', 5, alpha=1.0), ValueError,
+     r'alpha must lie in \[0, 1\)'),
+    (lambda: losses.soft_target_cross_entropy(
+        np.zeros((2, 3), np.float32), np.zeros(2, np.int32),
+        targets=np.eye(4)), ValueError, r'targets must have shape \(3, 3\)'),
+    (lambda: losses.soft_target_cross_entropy(
+        np.zeros((2, 3), np.float32), np.zeros(2, np.int32),
+        targets=2 * np.eye(3)), ValueError, 'must sum to 1'),
+    (lambda: losses.clm_loss(np.zeros((2, 3), np.float32),
+                             np.zeros(2, np.int32), link='tanh'),
+     ValueError, 'link must be one of logit, probit, cloglog'),
+    (lambda: losses.clm_probs(np.zeros(3), link='identity'), ValueError,
+     'link must be one of'),
+    (lambda: losses.binomial_loss(np.zeros((2, 3), np.float32),
+                                  np.zeros(2, np.int32), num_classes=K),
+     ValueError, 'must have 1 entries'),
+    (lambda: losses.binomial_loss(np.zeros((2, 1), np.float32),
+                                  np.array([0, K], np.int32), num_classes=K),
+     ValueError, r'labels must lie in \[0, 10\)'),
+    (lambda: losses.poisson_loss(np.zeros((2, 1), np.int32),
+                                 np.zeros(2, np.int32), num_classes=K),
+     TypeError, 'logits must be a floating'),
+    (lambda: losses.poisson_loss(np.zeros((2, 1), np.float32),
+                                 np.zeros(2, np.int32), num_classes=K,
+                                 temperature=0.0), ValueError,
+     'temperature must be > 0'),
+    (lambda: losses.poisson_probs(np.zeros((2, 1), np.float32), num_classes=K,
+                                  temperature=np.ones(3)), ValueError,
+     'temperature must be a number or have the batch shape'),
+    (lambda: losses.von_mises_loss(np.zeros((2, 2), np.float32),
+                                   np.zeros(2, np.int32), num_classes=K,
+                                   kappa=-1.0), ValueError,
+     'kappa must be > 0'),
+    (lambda: losses.von_mises_probs(np.zeros((2, 3)), num_classes=K),
+     ValueError, 'must have 2 entries'),
+    (lambda: losses.von_mises_probs(np.zeros((2, 2)), num_classes=1),
+     ValueError, 'num_classes must be an integer >= 2'),
+    (lambda: losses.slace_loss(np.zeros((2, 3), np.float32),
+                               np.zeros(2, np.int32),
+                               distance=losses.linear_distance(3), alpha=0.0),
+     ValueError, 'alpha must be > 0'),
+    (lambda: losses.make_loss('clm'), ValueError, 'needs link='),
+    (lambda: losses.make_loss('soft_target_cross_entropy'), ValueError,
+     'needs targets='),
+    (lambda: losses.make_loss('binomial', ce_weight=1.0, num_classes=K),
+     ValueError, 'cannot be mixed'),
+])
+def test_bad_input_raises_naming_the_argument(call, error, match):
+  with pytest.raises(error, match=match):
+    call()
+
+
+# ----------------------------------------------------------------------------
+# The registry: every head is data, and probs/loss agree.
+
+
+@pytest.mark.parametrize('name', ['clm', 'binomial', 'poisson', 'von_mises'])
+def test_registered_heads_loss_is_nll_of_their_probs(name):
+  spec = losses.get_loss(name)
+  hyper = {'num_classes': K, 'link': 'probit', 'kappa': 2.0}
+  loss_fn = losses.make_loss(name, **hyper)
+  probs_fn = losses.make_probs(name, **hyper)
+  outputs, labels = random_inputs(9, (6,), spec.num_outputs(K),
+                                  sort=spec.head.kind == 'clm')
+  probs = np.asarray(probs_fn(outputs))
+  assert probs.shape == (6, K)
+  np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-5)
+  if name == 'von_mises':  # a bounded loss, not a likelihood
+    return
+  np.testing.assert_allclose(loss_fn(outputs, labels),
+                             -np.log(probs[np.arange(6), labels]), rtol=1e-5)
+
+
+def test_poisson_head_reads_its_learned_temperature():
+  outputs = np.array([[0.3, np.log(0.5)], [2.0, np.log(0.5)]], np.float32)
+  labels = np.array([1, 2], np.int32)
+  np.testing.assert_allclose(
+      losses.make_loss('poisson', num_classes=K)(outputs, labels),
+      losses.poisson_loss(outputs[:, :1], labels, num_classes=K,
+                          temperature=0.5), rtol=1e-6)
