@@ -216,3 +216,54 @@ def write_idx(path, array: np.ndarray) -> None:
   opener = gzip.open if str(path).endswith('.gz') else open
   with opener(path, 'wb') as f:
     f.write(header + array.tobytes())
+
+
+# ----------------------------------------------------------------------------
+# Held-out validation, small training sets and noisy labels (the study's
+# regimes). Everything is seeded; numpy's generator, not JAX's, so that a
+# split does not depend on the accelerator.
+
+VALIDATION_SEED = 20261129  # one validation split for every run and seed
+
+
+def hold_out_validation(train: Split, size: int) -> tuple[Split, Split]:
+  """Splits ``size`` images off the training split, the same ones every time.
+
+  Returns:
+    ``(pool, validation)``: the remaining training images and the held-out
+    ones. The choice depends only on ``size`` and the data, so every
+    configuration and seed is tuned on the same validation images.
+  """
+  if not 0 <= size < len(train.labels):
+    raise ValueError(f'validation_size must lie in [0, {len(train.labels)}), '
+                     f'got {size}.')
+  order = np.random.default_rng(VALIDATION_SEED).permutation(len(train.labels))
+  held, kept = np.sort(order[:size]), np.sort(order[size:])
+  return (Split(train.images[kept], train.labels[kept]),
+          Split(train.images[held], train.labels[held]))
+
+
+def subset_indices(pool_size: int, size: int | None, seed: int) -> np.ndarray:
+  """Indices of a seeded random training subset (all of the pool if None)."""
+  if size is None:
+    return np.arange(pool_size, dtype=np.int32)
+  if not 1 <= size <= pool_size:
+    raise ValueError(f'train_size must lie in [1, {pool_size}], got {size}.')
+  rng = np.random.default_rng([seed, 1])
+  return np.sort(rng.choice(pool_size, size, replace=False)).astype(np.int32)
+
+
+def symmetric_label_noise(labels: np.ndarray, rate: float,
+                          seed: int) -> np.ndarray:
+  """Replaces each label, with probability ``rate``, by another class.
+
+  The replacement is uniform over the other ``K - 1`` classes, so exactly a
+  ``rate`` share of the labels (in expectation) is wrong: symmetric noise.
+  """
+  if not 0 <= rate < 1:
+    raise ValueError(f'label_noise must lie in [0, 1), got {rate}.')
+  rng = np.random.default_rng([seed, 2])
+  flip = rng.random(labels.shape) < rate
+  offsets = rng.integers(1, NUM_CLASSES, labels.shape)
+  return np.where(flip, (labels + offsets) % NUM_CLASSES, labels).astype(
+      np.int32)

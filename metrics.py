@@ -61,6 +61,19 @@ def mean_distance(preds, labels, *, distance) -> Array:
   return jnp.mean(jnp.asarray(distance)[labels, preds])
 
 
+def far_error_rate(preds, labels, *, min_distance: int = 3) -> Array:
+  """Share of predictions off by ``min_distance`` or more digits.
+
+  The "far-off mistakes" a distance-aware loss is meant to prevent: with the
+  default, predicting 7 for a 3 counts, predicting 4 or 5 does not.
+
+  >>> float(far_error_rate(jnp.array([3, 4, 7, 0]), jnp.array([3, 3, 3, 3])))
+  0.5
+  """
+  preds, labels = _check_preds_labels(preds, labels, 'far_error_rate')
+  return jnp.mean(jnp.abs(preds - labels) >= min_distance)
+
+
 def off_by_one_accuracy(preds, labels) -> Array:
   """Fraction of predictions within one class of the label, ``|pred - y| <= 1``."""
   preds, labels = _check_preds_labels(preds, labels, 'off_by_one_accuracy')

@@ -1,7 +1,9 @@
 """The Flax NNX CNN of the Flax MNIST example, made to train fast on CPU.
 
-conv 32 -> conv 64 (3x3, ReLU, 2x2 average pooling), dense 256, dense to the
-output size: ``K`` for softmax losses, ``K - 1`` for CORAL and CORN.
+conv 32 -> conv 64 (3x3, ReLU, 2x2 average pooling), dense 256, then the
+loss's head (``losses.Head``, data on its ``LossSpec``): ``K`` logits for
+softmax losses, ``K - 1`` for CORAL, CORN and CLM, one score for the binomial
+head, (score, log temperature) for the Poisson head, (cos, sin) for von Mises.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import jax.numpy as jnp
 from flax import nnx
 from jax import lax
+
+from losses import SOFTMAX_HEAD, Head
 
 NHWC_HWIO = ('NHWC', 'HWIO', 'NHWC')
 
@@ -70,10 +74,11 @@ class CNN(nnx.Module):
   """The Flax MNIST example's CNN.
 
   Args:
-    num_outputs: size of the last layer.
-    rank_consistent: CORAL's head: one shared weight vector and
-      ``num_outputs`` ordered biases, so that the task probabilities can never
-      cross.
+    num_classes: ``K``.
+    head: the last layer, ``losses.Head`` data (see its docstring): a dense
+      layer, CORAL's shared weight with ordered biases, CLM's projection with
+      learned ordered thresholds, or the Poisson score with a learned
+      temperature.
     conv: the convolution primitive; ``lax.conv_general_dilated`` gives the
       stock ``nnx.Conv`` behaviour.
     chunk_size: run the conv layers on chunks of this many examples (when it
@@ -89,23 +94,42 @@ class CNN(nnx.Module):
     rngs: parameter initialisation.
   """
 
-  def __init__(self, num_outputs: int, *, rank_consistent: bool = False,
+  def __init__(self, num_classes: int, *, head: Head = SOFTMAX_HEAD,
                conv=shifted_conv_general_dilated, chunk_size: int = 0,
                rngs: nnx.Rngs):
     if chunk_size < 0:
       raise ValueError(f'chunk_size must be >= 0, got {chunk_size}.')
+    if head.kind not in HEAD_KINDS:
+      raise ValueError(f'unknown head kind {head.kind!r}; one of '
+                       f'{", ".join(HEAD_KINDS)}.')
     self.chunk_size = chunk_size
+    self.head_kind = head.kind
     self.conv1 = nnx.Conv(1, 32, (3, 3), conv_general_dilated=conv, rngs=rngs)
     self.conv2 = nnx.Conv(32, 64, (3, 3), conv_general_dilated=conv, rngs=rngs)
     self.hidden = nnx.Linear(7 * 7 * 64, 256, rngs=rngs)
-    self.rank_consistent = rank_consistent
-    if rank_consistent:
+    num_outputs = head.num_outputs(num_classes)
+    if head.kind == 'dense':
+      self.out = nnx.Linear(256, num_outputs, rngs=rngs)
+    elif head.kind == 'coral':
       self.out = nnx.Linear(256, 1, use_bias=False, rngs=rngs)
       # CORAL's initialisation: decreasing biases, rank-ordered from the start.
       self.out_biases = nnx.Param(
           jnp.arange(num_outputs, 0, -1, dtype=jnp.float32) / num_outputs)
-    else:
-      self.out = nnx.Linear(256, num_outputs, rngs=rngs)
+    elif head.kind == 'clm':
+      # dlordinal's CLM parametrisation: theta_0 = b, theta_k = theta_{k-1} +
+      # a_k^2, so the thresholds stay ordered whatever the optimizer does.
+      self.out = nnx.Linear(256, 1, use_bias=False, rngs=rngs)
+      self.first_threshold = nnx.Param(jnp.zeros((1,), jnp.float32))
+      self.threshold_gaps = nnx.Param(jnp.ones((num_outputs - 1,), jnp.float32))
+    else:  # poisson: the temperature is learned, as in dlordinal's PoissonLayer
+      self.out = nnx.Linear(256, 1, rngs=rngs)
+      self.log_temperature = nnx.Param(jnp.zeros((1,), jnp.float32))
+
+  def thresholds(self):
+    """The CLM head's ordered thresholds, shape ``[K - 1]``."""
+    gaps = self.threshold_gaps[...]**2
+    return self.first_threshold[...] + jnp.concatenate(
+        [jnp.zeros((1,), gaps.dtype), jnp.cumsum(gaps)])
 
   def features(self, images_BxHxWx1):
     """The conv layers: images to flattened ``[B, 7 * 7 * 64]`` features."""
@@ -124,7 +148,15 @@ class CNN(nnx.Module):
   def __call__(self, images_BxHxWx1):
     chunks = jnp.split(images_BxHxWx1, self.num_chunks(images_BxHxWx1.shape[0]))
     x = jnp.concatenate([self.features(chunk) for chunk in chunks])
-    x = nnx.relu(self.hidden(x))
-    if self.rank_consistent:
-      return self.out(x) + self.out_biases[None, :]
-    return self.out(x)
+    out_BxO = self.out(nnx.relu(self.hidden(x)))
+    if self.head_kind == 'coral':
+      return out_BxO + self.out_biases[None, :]
+    if self.head_kind == 'clm':
+      return self.thresholds()[None, :] - out_BxO
+    if self.head_kind == 'poisson':
+      log_t_Bx1 = jnp.broadcast_to(self.log_temperature[None, :], out_BxO.shape)
+      return jnp.concatenate([out_BxO, log_t_Bx1], axis=-1)
+    return out_BxO
+
+
+HEAD_KINDS = ('dense', 'coral', 'clm', 'poisson')

@@ -22,7 +22,7 @@ import os
 import pathlib
 import sys
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -33,6 +33,7 @@ from flax import nnx
 from jax import lax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+import corruptions
 import data
 import losses
 import metrics
@@ -40,6 +41,9 @@ from model import CNN, CPU_CHUNK_SIZE
 
 NUM_CLASSES = data.NUM_CLASSES
 EVAL_CHUNK = 1000  # test images per forward pass; bounds activation memory
+# Test images per corruption for --shifted_test: 12 corruptions x 2 000 images
+# cost about as much to score as the clean test split does twice.
+SHIFTED_TEST_SIZE = 2000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +54,9 @@ class Config:
   distance: str = 'linear'
   temperature: float | None = None
   alpha: float | None = None
+  kappa: float | None = None
+  link: str = 'logit'
+  soft_labels: str | None = None
   optimizer: str = 'adam'
   learning_rate: float = 3e-3
   schedule: str = 'cosine'
@@ -61,6 +68,12 @@ class Config:
   num_seeds: int = 1
   data_dir: str | None = None
   tfds_data_dir: str | None = None
+  validation_size: int = 0
+  train_size: int | None = None
+  label_noise: float = 0.0
+  eval_every: int = 1
+  score_test: bool = True
+  shifted_test: bool = False
 
 
 class TrainingError(RuntimeError):
@@ -100,6 +113,20 @@ def check_batch_size(batch_size: int, num_train: int) -> None:
                      f'{jax.device_count()} devices.')
 
 
+def check_data_flags(config: Config, num_images: int) -> None:
+  """Raises ValueError (naming the flag) if the training split cannot give
+  the validation split, subset and batches the config asks for."""
+  if config.validation_size >= num_images:
+    raise ValueError(f'--validation_size {config.validation_size} leaves no '
+                     f'training images (the training split has {num_images}).')
+  pool = num_images - config.validation_size
+  if config.train_size is not None and config.train_size > pool:
+    raise ValueError(f'--train_size {config.train_size} is more than the '
+                     f'{pool} training images left after --validation_size '
+                     f'{config.validation_size}.')
+  check_batch_size(config.batch_size, config.train_size or pool)
+
+
 def make_optimizer(config: Config, steps_per_epoch: int):
   total = config.epochs * steps_per_epoch
   if config.schedule == 'constant':
@@ -113,10 +140,38 @@ def make_optimizer(config: Config, steps_per_epoch: int):
   return optax.sgd(lr, momentum=0.9, nesterov=True)
 
 
+# Which flag sets each soft-label family's parameter (the others have none).
+SOFT_LABEL_FLAGS = {'exponential': ('tau', 'temperature'),
+                    'von_mises': ('kappa', 'kappa'),
+                    'geometric': ('alpha', 'alpha'),
+                    'triangular': ('alpha2', 'alpha')}
+
+
+def soft_label_targets(config: Config):
+  """The --soft_labels family's [K, K] target matrix, or None."""
+  if config.soft_labels is None:
+    return None
+  param, field = SOFT_LABEL_FLAGS.get(config.soft_labels, (None, None))
+  value = getattr(config, field) if field else None
+  params = {} if value is None else {param: value}
+  return losses.soft_label_matrix(config.soft_labels, NUM_CLASSES, **params)
+
+
+def loss_hyperparams(config: Config, distance_KxK) -> dict[str, Any]:
+  """Every hyperparameter a registered loss or head may take."""
+  return {'distance': distance_KxK, 'temperature': config.temperature,
+          'alpha': config.alpha, 'kappa': config.kappa, 'link': config.link,
+          'num_classes': NUM_CLASSES, 'targets': soft_label_targets(config)}
+
+
 def make_loss_fn(config: Config, distance_KxK):
   return losses.make_loss(config.loss, ce_weight=config.ce_weight,
-                          distance=distance_KxK,
-                          temperature=config.temperature, alpha=config.alpha)
+                          **loss_hyperparams(config, distance_KxK))
+
+
+def make_probs_fn(config: Config, distance_KxK):
+  return losses.make_probs(config.loss,
+                           **loss_hyperparams(config, distance_KxK))
 
 
 # ----------------------------------------------------------------------------
@@ -144,9 +199,8 @@ def init_params(config: Config, seeds, chunk_size: int | None = None):
     chunk_size = conv_chunk_size()
   states = []
   for seed in seeds:
-    model = CNN(spec.num_outputs(NUM_CLASSES),
-                rank_consistent=config.loss == 'coral',
-                chunk_size=chunk_size, rngs=nnx.Rngs(seed))
+    model = CNN(NUM_CLASSES, head=spec.head, chunk_size=chunk_size,
+                rngs=nnx.Rngs(seed))
     graphdef, state = nnx.split(model)
     states.append(state)
   return graphdef, jax.tree.map(lambda *xs: jnp.stack(xs), *states)
@@ -161,7 +215,9 @@ def data_mesh() -> Mesh | None:
 
 def build_train_epoch(graphdef, tx, loss_fn, steps_per_epoch, batch_size,
                       mesh=None):
-  """One seed's epoch: shuffle, then every step in one lax.scan.
+  """One seed's epoch: shuffle its training subset, then every step in one
+  lax.scan. ``labels`` are the seed's (possibly noisy) labels of the whole
+  pool and ``subset`` the pool indices it trains on.
 
   With a ``mesh``, each batch is split across its devices (data parallelism);
   parameters and optimizer state stay replicated, and XLA inserts the gradient
@@ -173,8 +229,8 @@ def build_train_epoch(graphdef, tx, loss_fn, steps_per_epoch, batch_size,
       return x
     return lax.with_sharding_constraint(x, NamedSharding(mesh, P('data')))
 
-  def train_epoch(params, opt_state, images, labels, key):
-    order = jax.random.permutation(key, labels.shape[0])
+  def train_epoch(params, opt_state, images, labels, subset, key):
+    order = subset[jax.random.permutation(key, subset.shape[0])]
     batches_SxB = order[:steps_per_epoch * batch_size].reshape(
         steps_per_epoch, batch_size)
 
@@ -207,6 +263,7 @@ def build_evaluate(graphdef, probs_fn, distance_KxK):
         'accuracy': metrics.accuracy(preds, labels),
         'mean_digit_distance': metrics.mean_distance(preds, labels,
                                                      distance=linear),
+        'far_error_rate': metrics.far_error_rate(preds, labels),
         'cyclic_error': metrics.mean_distance(preds, labels, distance=cyclic),
         'off_by_one_accuracy': metrics.off_by_one_accuracy(preds, labels),
         'qwk': metrics.quadratic_weighted_kappa(preds, labels,
@@ -291,6 +348,50 @@ def check_finite(loss_SxT, epoch: int, seeds) -> None:
 # The run.
 
 
+class RunData(NamedTuple):
+  """A run's data after the config's validation split, subsets and noise."""
+  images: np.ndarray       # uint8 [N, 28, 28, 1], the training pool
+  labels_SxN: np.ndarray   # int32, per seed (label noise differs by seed)
+  subset_SxM: np.ndarray   # int32 indices into the pool, per seed
+  eval_sets: dict[str, data.Split]  # 'validation', 'test', 'test[<corruption>]'
+
+
+def prepare_data(config: Config, dataset, seeds) -> RunData:
+  """Holds out validation, draws each seed's subset and label noise.
+
+  The validation images are the same for every configuration and seed; the
+  subset and the noise draw depend on the seed. Validation labels get the
+  same symmetric noise as the training labels (one fixed draw): tuning sees
+  what a practitioner with noisy labels would see. Test labels stay clean.
+  """
+  pool, validation = data.hold_out_validation(dataset['train'],
+                                              config.validation_size)
+  labels_SxN = np.stack([data.symmetric_label_noise(pool.labels,
+                                                    config.label_noise, seed)
+                         for seed in seeds])
+  subset_SxM = np.stack([data.subset_indices(len(pool.labels),
+                                             config.train_size, seed)
+                         for seed in seeds])
+  eval_sets = {}
+  if config.validation_size:
+    eval_sets['validation'] = data.Split(
+        validation.images, data.symmetric_label_noise(
+            validation.labels, config.label_noise, data.VALIDATION_SEED))
+  if config.score_test:
+    eval_sets['test'] = dataset['test']
+  if config.shifted_test:
+    shifted = data.Split(dataset['test'].images[:SHIFTED_TEST_SIZE],
+                         dataset['test'].labels[:SHIFTED_TEST_SIZE])
+    for name in corruptions.CORRUPTIONS:
+      eval_sets[f'test[{name}]'] = data.Split(
+          corruptions.corrupt(shifted.images, name), shifted.labels)
+  return RunData(pool.images, labels_SxN, subset_SxM, eval_sets)
+
+
+def is_eval_epoch(config: Config, epoch: int) -> bool:
+  return epoch % config.eval_every == 0 or epoch == config.epochs
+
+
 def train_and_evaluate(config: Config, workdir, *, resume: bool = False,
                        quiet: bool = True, dataset=None) -> dict[str, Any]:
   """Trains ``config.num_seeds`` models and writes everything to ``workdir``.
@@ -314,13 +415,13 @@ def train_and_evaluate(config: Config, workdir, *, resume: bool = False,
   workdir = pathlib.Path(workdir)
   dataset = dataset or data.load_mnist(config.data_dir,
                                        tfds_data_dir=config.tfds_data_dir)
-  train_split, test_split = dataset['train'], dataset['test']
-  check_batch_size(config.batch_size, len(train_split.labels))
-  steps_per_epoch = len(train_split.labels) // config.batch_size
+  seeds = [config.seed + i for i in range(config.num_seeds)]
+  check_data_flags(config, len(dataset['train'].labels))
+  run_data = prepare_data(config, dataset, seeds)
+  num_train = run_data.subset_SxM.shape[1]
+  steps_per_epoch = num_train // config.batch_size
   distance_KxK = load_distance(config.distance)
   loss_fn = make_loss_fn(config, distance_KxK)
-  spec = losses.get_loss(config.loss)
-  seeds = [config.seed + i for i in range(config.num_seeds)]
 
   workdir.mkdir(parents=True, exist_ok=True)
   write_text_atomic(workdir / 'config.json',
@@ -333,9 +434,10 @@ def train_and_evaluate(config: Config, workdir, *, resume: bool = False,
   train_epoch = jax.jit(
       jax.vmap(build_train_epoch(graphdef, tx, loss_fn, steps_per_epoch,
                                  config.batch_size, mesh),
-               in_axes=(0, 0, None, None, 0)),
+               in_axes=(0, 0, None, 0, 0, 0)),
       donate_argnums=(0, 1))
-  evaluate = jax.jit(jax.vmap(build_evaluate(graphdef, spec.probs,
+  evaluate = jax.jit(jax.vmap(build_evaluate(graphdef,
+                                             make_probs_fn(config, distance_KxK),
                                              distance_KxK),
                               in_axes=(0, None, None)))
   seed_keys = jax.vmap(jax.random.key)(jnp.asarray(seeds))
@@ -343,9 +445,10 @@ def train_and_evaluate(config: Config, workdir, *, resume: bool = False,
   # The whole dataset lives on the device(s); replicated on a mesh.
   replicated = None if mesh is None else NamedSharding(mesh, P())
   put = lambda tree: jax.device_put(tree, replicated)
-  train_images, train_labels, test_images, test_labels = map(put, (
-      train_split.images, train_split.labels, test_split.images,
-      test_split.labels))
+  train_images, train_labels, train_subset = map(put, (
+      run_data.images, run_data.labels_SxN, run_data.subset_SxM))
+  eval_sets = {name: put(tuple(split))
+               for name, split in run_data.eval_sets.items()}
   params, opt_state = put(params), put(opt_state)
 
   manager = checkpoint_manager(workdir)
@@ -364,9 +467,15 @@ def train_and_evaluate(config: Config, workdir, *, resume: bool = False,
 
   t0 = time.perf_counter()
   train_epoch = train_epoch.lower(params, opt_state, train_images,
-                                  train_labels, epoch_keys(0)).compile()
-  evaluate = evaluate.lower(params, test_images, test_labels).compile()
+                                  train_labels, train_subset,
+                                  epoch_keys(0)).compile()
   compile_s = time.perf_counter() - t0
+
+  def evaluate_all(params, epoch):
+    """Scores of every evaluation set; shifted test sets at the end only."""
+    return {name: jax.device_get(evaluate(params, *split))
+            for name, split in eval_sets.items()
+            if not name.startswith('test[') or epoch == config.epochs}
 
   progress = None if quiet else _progress_bar(config.epochs, start_epoch)
   epoch_times = []
@@ -375,17 +484,21 @@ def train_and_evaluate(config: Config, workdir, *, resume: bool = False,
   for epoch in range(start_epoch + 1, config.epochs + 1):
     t0 = time.perf_counter()
     params, opt_state, loss_SxT = train_epoch(params, opt_state, train_images,
-                                              train_labels, epoch_keys(epoch))
+                                              train_labels, train_subset,
+                                              epoch_keys(epoch))
     loss_SxT = np.asarray(loss_SxT)
     train_s = time.perf_counter() - t0
     check_finite(loss_SxT, epoch, seeds)
-    outputs = jax.device_get(evaluate(params, test_images, test_labels))
+    if not is_eval_epoch(config, epoch):
+      epoch_times.append(time.perf_counter() - t0)
+      continue
+    outputs = evaluate_all(params, epoch)
     epoch_times.append(time.perf_counter() - t0)
     record = {
         'epoch': epoch,
         'train_loss': {'per_seed': loss_SxT.mean(axis=1).tolist(),
                        **_mean_std(loss_SxT.mean(axis=1))},
-        'test': summarize_scores(outputs[0]),
+        **{name: summarize_scores(out[0]) for name, out in outputs.items()},
         'train_s': train_s,
         'epoch_s': epoch_times[-1],
     }
@@ -395,23 +508,27 @@ def train_and_evaluate(config: Config, workdir, *, resume: bool = False,
       os.fsync(f.fileno())
     manager.save(epoch, args=ocp.args.StandardSave(
         {'params': params, 'opt_state': opt_state}))
-    _report(progress, record, quiet)
+    _report(progress, record, quiet, epochs_done=epoch - start_epoch)
   manager.wait_until_finished()
   if progress is not None:
     progress.close()
 
   if outputs is None:  # Resumed a finished run: nothing left to train.
-    outputs = jax.device_get(evaluate(params, test_images, test_labels))
-  _, probs_SxNxK, argmax_SxN, bayes_SxN = outputs
-  np.savez_compressed(workdir / 'predictions.npz', probs=probs_SxNxK,
-                      labels=test_split.labels, argmax=argmax_SxN,
-                      bayes=bayes_SxN, seeds=np.asarray(seeds))
+    outputs = evaluate_all(params, config.epochs)
+  if 'test' in outputs:
+    _, probs_SxNxK, argmax_SxN, bayes_SxN = outputs['test']
+    np.savez_compressed(workdir / 'predictions.npz', probs=probs_SxNxK,
+                        labels=run_data.eval_sets['test'].labels,
+                        argmax=argmax_SxN, bayes=bayes_SxN,
+                        seeds=np.asarray(seeds))
   summary = {
       'config': dataclasses.asdict(config),
       'seeds': seeds,
+      'num_train': num_train,
       'distance_matrix': np.asarray(distance_KxK).tolist(),
       'epochs_completed': config.epochs,
-      'final': {'train_loss': record['train_loss'], 'test': record['test']},
+      'final': {name: value for name, value in record.items()
+                if name not in ('epoch', 'train_s', 'epoch_s')},
       'wall_s': {'total': time.perf_counter() - t_start, 'compile': compile_s,
                  'epochs_this_session': epoch_times},
       'devices': [str(d) for d in jax.devices()],
@@ -426,17 +543,19 @@ def _progress_bar(total: int, done: int):
   return tqdm(total=total, initial=done, unit='epoch', dynamic_ncols=True)
 
 
-def _report(progress, record, quiet: bool) -> None:
-  argmax = record['test']['argmax']
-  text = (f"loss {record['train_loss']['mean']:.4f}  "
-          f"acc {100 * argmax['accuracy']['mean']:.2f}%  "
-          f"MDE {argmax['mean_digit_distance']['mean']:.4f}  "
-          f"({record['epoch_s']:.1f}s)")
+def _report(progress, record, quiet: bool, epochs_done: int) -> None:
+  text = f"loss {record['train_loss']['mean']:.4f}"
+  for name in ('validation', 'test'):
+    if name in record:
+      argmax = record[name]['argmax']
+      text += (f"  {name[:4]} acc {100 * argmax['accuracy']['mean']:.2f}% "
+               f"MDE {argmax['mean_digit_distance']['mean']:.4f}")
+  text += f"  ({record['epoch_s']:.1f}s)"
   if quiet:
     print(f"epoch {record['epoch']}: {text}", flush=True)
   else:
     progress.set_postfix_str(text)
-    progress.update(1)
+    progress.update(epochs_done - progress.n + progress.initial)
 
 
 # ----------------------------------------------------------------------------
@@ -468,7 +587,20 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument('--temperature', type=float, default=None,
                  help='soft_label_cross_entropy temperature (default 1.0)')
   p.add_argument('--alpha', type=float, default=None,
-                 help='class_distance_weighted_ce exponent (default 1.0)')
+                 help='exponent of class_distance_weighted_ce and '
+                 'ordinal_log_loss, sharpness of slace (each default 1.0); '
+                 "with --soft_labels: geometric's alpha (0.1) or triangular's "
+                 'alpha2 (0.01)')
+  p.add_argument('--kappa', type=float, default=None,
+                 help='von Mises concentration: of the von_mises head '
+                 '(default 1.0) or of --soft_labels von_mises (default 5.0)')
+  p.add_argument('--link', default=defaults.link,
+                 choices=sorted(losses.CLM_LINKS),
+                 help='link function of the clm head (cumulative link model)')
+  p.add_argument('--soft_labels', default=None,
+                 choices=losses.SOFT_LABEL_FAMILIES,
+                 help='target family of --loss soft_target_cross_entropy; '
+                 "exponential's tau is --temperature (default 1.0)")
   p.add_argument('--optimizer', default=defaults.optimizer,
                  choices=['adam', 'sgd'],
                  help='adam (AdamW) or sgd (Nesterov momentum 0.9)')
@@ -496,6 +628,28 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument('--tfds_data_dir', default=None,
                  help="tensorflow-datasets data_dir with a prepared 'mnist' "
                  '(used only when no IDX folder is given)')
+  p.add_argument('--validation_size', type=int,
+                 default=defaults.validation_size,
+                 help='hold out this many training images (the same ones for '
+                 'every run) and score them after each evaluated epoch')
+  p.add_argument('--train_size', type=int, default=None,
+                 help='train on a random subset of this many images (drawn '
+                 'per seed); default: every training image')
+  p.add_argument('--label_noise', type=float, default=defaults.label_noise,
+                 help='replace this share of the training (and validation) '
+                 'labels by another class, uniformly (symmetric noise, drawn '
+                 'per seed); test labels stay clean')
+  p.add_argument('--eval_every', type=int, default=defaults.eval_every,
+                 help='evaluate and checkpoint every N epochs (and after the '
+                 'last)')
+  p.add_argument('--no_test', dest='score_test', action='store_false',
+                 help='do not score the test split (model selection runs: '
+                 'only validation is looked at)')
+  p.add_argument('--shifted_test', action='store_true',
+                 help='after the last epoch also score the first '
+                 f'{SHIFTED_TEST_SIZE} test images under each of the '
+                 f'{len(corruptions.CORRUPTIONS)} corruptions of '
+                 'corruptions.py (MNIST-C style)')
   p.add_argument('--workdir', default=None,
                  help='output folder (default: a new folder under runs/)')
   p.add_argument('--resume', action='store_true',
@@ -532,23 +686,34 @@ def config_from_args(args, parser) -> tuple[Config, pathlib.Path]:
       ('--ce_weight', config.ce_weight, config.ce_weight is None or config.ce_weight >= 0),
       ('--temperature', config.temperature, config.temperature is None or config.temperature > 0),
       ('--alpha', config.alpha, config.alpha is None or config.alpha > 0),
+      ('--kappa', config.kappa, config.kappa is None or config.kappa > 0),
       ('--learning_rate', config.learning_rate, config.learning_rate > 0),
       ('--warmup_epochs', config.warmup_epochs, config.warmup_epochs >= 0),
       ('--weight_decay', config.weight_decay, config.weight_decay >= 0),
       ('--epochs', config.epochs, config.epochs >= 1),
       ('--batch_size', config.batch_size, config.batch_size >= 1),
       ('--num_seeds', config.num_seeds, config.num_seeds >= 1),
+      ('--validation_size', config.validation_size, config.validation_size >= 0),
+      ('--train_size', config.train_size,
+       config.train_size is None or config.train_size >= 1),
+      ('--label_noise', config.label_noise, 0 <= config.label_noise < 1),
+      ('--eval_every', config.eval_every, config.eval_every >= 1),
   ]:
     if not ok or (isinstance(value, float) and not math.isfinite(value)):
       fail(f'{flag} {value} is out of range.')
-  if config.ce_weight is not None and losses.get_loss(
-      config.loss).num_outputs(NUM_CLASSES) != NUM_CLASSES:
-    fail(f'--ce_weight cannot mix --loss {config.loss} (K-1 outputs) with '
-         'cross-entropy.')
   try:
-    load_distance(config.distance)
+    distance_KxK = load_distance(config.distance)
   except ValueError as e:
     fail(str(e))
+  if ('targets' in losses.get_loss(config.loss).hyperparams
+      and config.soft_labels is None):
+    fail(f'--loss {config.loss} needs --soft_labels FAMILY (one of '
+         f'{", ".join(losses.SOFT_LABEL_FAMILIES)}).')
+  try:
+    make_loss_fn(config, distance_KxK)
+  except ValueError as e:
+    mixed = '' if config.ce_weight is None else f' --ce_weight {config.ce_weight}'
+    fail(f'--loss {config.loss}{mixed}: {e}')
   existing = workdir
   while not existing.exists():
     existing = existing.parent
@@ -567,11 +732,11 @@ def main(argv=None) -> int:
   except data.DataError as e:
     parser.error(f'--data_dir: {e}')
   try:
-    check_batch_size(config.batch_size, len(dataset['train'].labels))
+    check_data_flags(config, len(dataset['train'].labels))
   except ValueError as e:
     parser.error(str(e))
-  if args.resume and config.epochs < len(read_metrics_lines(
-      workdir / 'metrics.jsonl', 10**9)):
+  done = read_metrics_lines(workdir / 'metrics.jsonl', 10**9)
+  if args.resume and done and config.epochs < json.loads(done[-1])['epoch']:
     parser.error(f'--epochs {config.epochs} is fewer than the epochs already '
                  'completed in --workdir.')
   if not args.quiet:
@@ -583,15 +748,17 @@ def main(argv=None) -> int:
   except TrainingError as e:
     print(f'{parser.prog}: error: {e}', file=sys.stderr)
     return 1
-  final = summary['final']['test']
-  for decoding in ('argmax', 'bayes'):
-    scores = final[decoding]
-    print(f"{decoding:>6}: accuracy {100 * scores['accuracy']['mean']:.2f}% "
-          f"± {100 * scores['accuracy']['std']:.2f}  "
-          f"mean digit-distance error {scores['mean_digit_distance']['mean']:.4f}"
-          f"  cyclic {scores['cyclic_error']['mean']:.4f}  "
-          f"off-by-one {100 * scores['off_by_one_accuracy']['mean']:.2f}%  "
-          f"QWK {scores['qwk']['mean']:.4f}")
+  for split in ('validation', 'test'):
+    if split not in summary['final']:
+      continue
+    for decoding in ('argmax', 'bayes'):
+      scores = summary['final'][split][decoding]
+      print(f"{split} {decoding:>6}: accuracy {100 * scores['accuracy']['mean']:.2f}% "
+            f"± {100 * scores['accuracy']['std']:.2f}  mean digit-distance "
+            f"error {scores['mean_digit_distance']['mean']:.4f}  far errors "
+            f"{100 * scores['far_error_rate']['mean']:.2f}%  "
+            f"cyclic {scores['cyclic_error']['mean']:.4f}  "
+            f"QWK {scores['qwk']['mean']:.4f}")
   print(f"wall time {summary['wall_s']['total']:.1f}s "
         f"(compile {summary['wall_s']['compile']:.1f}s); outputs in {workdir}")
   return 0

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import experiments
+import losses
 import train
 from conftest import ROOT
 from test_train import learnable_dataset
@@ -109,3 +110,12 @@ def test_bad_flags_exit_2_naming_the_flag(flag, value, capsys):
     experiments.main([flag, value, '--data_dir', '/nonexistent'])
   assert exit_info.value.code == 2
   assert flag in capsys.readouterr().err
+
+
+def test_full_grid_covers_every_registered_loss_with_valid_configs():
+  grid = experiments.full_grid()
+  assert {o.get('loss', 'cross_entropy') for o in grid.values()} == set(
+      losses.LOSSES)
+  for overrides in grid.values():
+    config = train.Config(**overrides)
+    train.make_loss_fn(config, train.load_distance(config.distance))

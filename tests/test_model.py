@@ -33,17 +33,22 @@ def test_shifted_conv_rejects_what_it_does_not_implement():
     shifted_conv_general_dilated(x, w, (2, 2), 'SAME')
 
 
-@pytest.mark.parametrize('num_outputs, rank_consistent', [(10, False), (9, True)])
-def test_cnn_logits_and_gradients_match_stock_nnx_conv(num_outputs,
-                                                       rank_consistent):
-  fast = CNN(num_outputs, rank_consistent=rank_consistent, rngs=nnx.Rngs(0))
-  stock = CNN(num_outputs, rank_consistent=rank_consistent,
-              conv=lax.conv_general_dilated, rngs=nnx.Rngs(0))
+HEAD_LOSSES = {  # loss name -> its hyperparameters
+    'expected_cost': {'distance': losses.linear_distance(10)},
+    'coral': {}, 'clm': {'link': 'logit'}, 'binomial': {'num_classes': 10},
+    'poisson': {'num_classes': 10}, 'von_mises': {'num_classes': 10},
+}
+
+
+@pytest.mark.parametrize('name', sorted(HEAD_LOSSES))
+def test_cnn_logits_and_gradients_match_stock_nnx_conv(name):
+  head = losses.get_loss(name).head
+  fast = CNN(10, head=head, rngs=nnx.Rngs(0))
+  stock = CNN(10, head=head, conv=lax.conv_general_dilated, rngs=nnx.Rngs(0))
   rng = np.random.default_rng(0)
   images = jnp.asarray(rng.integers(0, 256, (8, 28, 28, 1), np.uint8))
   labels = jnp.asarray(rng.integers(0, 10, 8).astype(np.int32))
-  loss_fn = losses.coral_loss if rank_consistent else (
-      lambda z, y: losses.expected_cost(z, y, distance=losses.linear_distance(10)))
+  loss_fn = losses.make_loss(name, **HEAD_LOSSES[name])
 
   def loss_and_grads(model):
     graphdef, params = nnx.split(model)
@@ -57,19 +62,49 @@ def test_cnn_logits_and_gradients_match_stock_nnx_conv(num_outputs,
 
   (loss_f, logits_f), grads_f = loss_and_grads(fast)
   (loss_s, logits_s), grads_s = loss_and_grads(stock)
-  assert logits_f.shape == (8, num_outputs)
+  assert logits_f.shape == (8, head.num_outputs(10))
   np.testing.assert_allclose(logits_f, logits_s, rtol=1e-5, atol=1e-5)
   np.testing.assert_allclose(loss_f, loss_s, rtol=1e-5)
   for g_f, g_s in zip(jax.tree.leaves(grads_f), jax.tree.leaves(grads_s)):
+    assert np.any(g_f != 0)  # every head parameter is trained
     np.testing.assert_allclose(g_f, g_s, rtol=1e-4, atol=1e-6)
 
 
+IMAGES = jnp.asarray(np.random.default_rng(1).integers(0, 256, (5, 28, 28, 1),
+                                                        np.uint8))
+
+
 def test_coral_head_starts_rank_consistent():
-  model = CNN(9, rank_consistent=True, rngs=nnx.Rngs(1))
-  images = jnp.asarray(np.random.default_rng(1).integers(0, 256, (5, 28, 28, 1),
-                                                          np.uint8))
-  probs_gt = jax.nn.sigmoid(model(images))
+  model = CNN(10, head=losses.get_loss('coral').head, rngs=nnx.Rngs(1))
+  probs_gt = jax.nn.sigmoid(model(IMAGES))
   assert np.all(np.diff(np.asarray(probs_gt), axis=-1) < 0)
+
+
+def test_clm_thresholds_stay_ordered_whatever_their_parameters():
+  model = CNN(10, head=losses.get_loss('clm').head, rngs=nnx.Rngs(2))
+  model.threshold_gaps[...] = jnp.asarray(
+      np.random.default_rng(2).normal(0, 3, 8), jnp.float32)
+  model.first_threshold[...] = jnp.array([-4.0])
+  thresholds = np.asarray(model.thresholds())
+  assert thresholds.shape == (9,) and thresholds[0] == -4.0
+  assert np.all(np.diff(thresholds) >= 0)
+  z = np.asarray(model(IMAGES))  # theta - f: the same f for every threshold
+  minus_f = z - thresholds[None, :]
+  np.testing.assert_allclose(minus_f, np.broadcast_to(minus_f[:, :1], z.shape),
+                             atol=1e-4)
+
+
+def test_poisson_head_outputs_its_learned_log_temperature():
+  model = CNN(10, head=losses.get_loss('poisson').head, rngs=nnx.Rngs(3))
+  model.log_temperature[...] = jnp.array([np.log(0.3)], jnp.float32)
+  outputs = np.asarray(model(IMAGES))
+  assert outputs.shape == (5, 2)
+  np.testing.assert_allclose(outputs[:, 1], np.log(0.3), rtol=1e-6)
+
+
+def test_unknown_head_kind_is_an_error():
+  with pytest.raises(ValueError, match="unknown head kind 'mixture'"):
+    CNN(10, head=losses.Head('mixture', lambda k: k), rngs=nnx.Rngs(0))
 
 
 @pytest.mark.parametrize('batch, chunk_size', [(8, 4), (8, 2), (6, 4)])

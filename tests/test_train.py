@@ -52,9 +52,14 @@ def run_config(**kw):
   return train.Config(**kw)
 
 
+EXTRA_FLAGS = {'expected_cost': {'ce_weight': 0.5},
+               'soft_target_cross_entropy': {'soft_labels': 'von_mises'},
+               'clm': {'link': 'probit'}}
+
+
 @pytest.mark.parametrize('name', sorted(losses.LOSSES))
 def test_one_epoch_for_every_registered_loss(name, tiny, tmp_path):
-  extra = {'ce_weight': 0.5} if name == 'expected_cost' else {}
+  extra = EXTRA_FLAGS.get(name, {})
   summary = train.train_and_evaluate(run_config(loss=name, **extra), tmp_path,
                                      dataset=tiny)
   final = summary['final']
@@ -189,6 +194,13 @@ def a_file(tmp_path):
     (lambda t: ['--loss', 'corn', '--ce_weight', '1'], '--ce_weight'),
     (lambda t: ['--temperature', '0'], '--temperature'),
     (lambda t: ['--alpha', '-2'], '--alpha'),
+    (lambda t: ['--kappa', '0'], '--kappa'),
+    (lambda t: ['--link', 'tanh'], '--link'),
+    (lambda t: ['--soft_labels', 'gaussian'], '--soft_labels'),
+    (lambda t: ['--loss', 'soft_target_cross_entropy'], '--soft_labels'),
+    (lambda t: ['--loss', 'soft_target_cross_entropy', '--soft_labels',
+                'geometric', '--alpha', '1.5'], 'alpha must lie in'),
+    (lambda t: ['--loss', 'clm', '--ce_weight', '1'], '--ce_weight'),
     (lambda t: ['--learning_rate', '0'], '--learning_rate'),
     (lambda t: ['--epochs', '0'], '--epochs'),
     (lambda t: ['--num_seeds', '0'], '--num_seeds'),
@@ -202,6 +214,14 @@ def a_file(tmp_path):
     (lambda t: ['--resume'], '--resume'),
     (lambda t: ['--resume', '--workdir', str(t)], '--workdir'),
     (lambda t: ['--epochs', 'three'], '--epochs'),
+    (lambda t: ['--validation_size', '-1'], '--validation_size'),
+    (lambda t: ['--validation_size', '64'], '--validation_size'),
+    (lambda t: ['--train_size', '0'], '--train_size'),
+    (lambda t: ['--validation_size', '16', '--train_size', '49'], '--train_size'),
+    (lambda t: ['--validation_size', '40', '--batch_size', '32'], '--batch_size'),
+    (lambda t: ['--label_noise', '1'], '--label_noise'),
+    (lambda t: ['--label_noise', '-0.1'], '--label_noise'),
+    (lambda t: ['--eval_every', '0'], '--eval_every'),
 ])
 def test_bad_flags_exit_2_with_one_line_and_write_nothing(
     make_flags, flag, fake_dir, tmp_path, capsys, monkeypatch):
@@ -232,9 +252,11 @@ def test_non_empty_workdir_needs_resume(fake_dir, tmp_path, capsys):
 def test_help_explains_every_flag():
   text = train.build_parser().format_help()
   for flag in ['--loss', '--ce_weight', '--distance', '--temperature',
-               '--alpha', '--optimizer', '--learning_rate', '--schedule',
+               '--alpha', '--kappa', '--link', '--soft_labels', '--optimizer', '--learning_rate', '--schedule',
                '--warmup_epochs', '--weight_decay', '--epochs', '--batch_size',
                '--seed', '--num_seeds', '--data_dir', '--tfds_data_dir',
+               '--validation_size', '--train_size', '--label_noise',
+               '--eval_every', '--no_test', '--shifted_test',
                '--workdir', '--resume', '--quiet']:
     assert flag in text
   for name in losses.LOSSES:

@@ -1,0 +1,139 @@
+"""The study's regimes: validation split, subsets, label noise, corruptions."""
+
+import json
+
+import numpy as np
+import pytest
+
+import corruptions
+import data
+import train
+from test_train import learnable_dataset, read_jsonl, run_config
+
+
+@pytest.fixture(scope='module')
+def tiny():
+  return learnable_dataset(num_train=320, num_test=128)
+
+
+def test_validation_is_the_same_held_out_set_every_time():
+  split = learnable_dataset(num_train=200, num_test=8)['train']
+  pool_a, val_a = data.hold_out_validation(split, 50)
+  pool_b, val_b = data.hold_out_validation(split, 50)
+  np.testing.assert_array_equal(val_a.images, val_b.images)
+  assert len(pool_a.labels) == 150 and len(val_a.labels) == 50
+  # Disjoint and together the whole split.
+  flat = lambda s: {img.tobytes() for img in s.images}
+  assert not flat(pool_a) & flat(val_a)
+  assert flat(pool_a) | flat(val_a) == flat(split)
+  with pytest.raises(ValueError, match='validation_size'):
+    data.hold_out_validation(split, 200)
+
+
+def test_subsets_and_noise_are_seeded_and_vary_by_seed():
+  a, b = data.subset_indices(1000, 100, 0), data.subset_indices(1000, 100, 1)
+  np.testing.assert_array_equal(a, data.subset_indices(1000, 100, 0))
+  assert len(set(a)) == 100 and set(a) != set(b)
+  np.testing.assert_array_equal(data.subset_indices(5, None, 0), np.arange(5))
+  labels = np.random.default_rng(0).integers(0, 10, 20000).astype(np.int32)
+  noisy = data.symmetric_label_noise(labels, 0.3, seed=4)
+  assert abs(np.mean(noisy != labels) - 0.3) < 0.01
+  # Symmetric: the wrong labels are spread evenly over the other classes.
+  offsets = (noisy - labels)[noisy != labels] % 10
+  counts = np.bincount(offsets, minlength=10)[1:]
+  assert counts.min() > 0.85 * counts.mean()
+  np.testing.assert_array_equal(noisy,
+                                data.symmetric_label_noise(labels, 0.3, 4))
+  assert np.any(noisy != data.symmetric_label_noise(labels, 0.3, 5))
+  np.testing.assert_array_equal(data.symmetric_label_noise(labels, 0.0, 4),
+                                labels)
+
+
+def test_prepare_data_draws_per_seed_and_keeps_eval_labels_clean(tiny):
+  config = run_config(validation_size=64, train_size=96, label_noise=0.4,
+                      num_seeds=2, shifted_test=True)
+  run = train.prepare_data(config, tiny, [0, 1])
+  assert run.images.shape[0] == 256 and run.subset_SxM.shape == (2, 96)
+  assert set(run.subset_SxM[0]) != set(run.subset_SxM[1])
+  assert np.any(run.labels_SxN[0] != run.labels_SxN[1])
+  np.testing.assert_array_equal(run.eval_sets['test'].labels,
+                                tiny['test'].labels)
+  names = {f'test[{n}]' for n in corruptions.CORRUPTIONS}
+  assert names | {'validation', 'test'} == set(run.eval_sets)
+  # Validation labels are noisy too, with the one fixed draw.
+  _, val = data.hold_out_validation(tiny['train'], 64)
+  assert np.any(run.eval_sets['validation'].labels != val.labels)
+
+
+def test_validation_run_without_test_scores_only_validation(tiny, tmp_path):
+  config = run_config(validation_size=64, train_size=128, score_test=False,
+                      epochs=3, eval_every=2, num_seeds=2)
+  summary = train.train_and_evaluate(config, tmp_path, dataset=tiny)
+  assert summary['num_train'] == 128
+  assert 'validation' in summary['final'] and 'test' not in summary['final']
+  assert [r['epoch'] for r in read_jsonl(tmp_path / 'metrics.jsonl')] == [2, 3]
+  assert not (tmp_path / 'predictions.npz').exists()
+  accuracy = summary['final']['validation']['argmax']['accuracy']['per_seed']
+  assert len(accuracy) == 2 and all(0 <= a <= 1 for a in accuracy)
+
+
+def test_resume_with_eval_every_matches_uninterrupted(tiny, tmp_path,
+                                                     monkeypatch):
+  config = run_config(validation_size=64, epochs=4, eval_every=2,
+                      label_noise=0.2, train_size=128)
+  whole = train.train_and_evaluate(config, tmp_path / 'whole', dataset=tiny)
+  real_check = train.check_finite
+
+  def crash_in_epoch_3(loss, epoch, seeds):
+    if epoch == 3:
+      raise train.TrainingError('simulated crash')
+    real_check(loss, epoch, seeds)
+
+  monkeypatch.setattr(train, 'check_finite', crash_in_epoch_3)
+  with pytest.raises(train.TrainingError):
+    train.train_and_evaluate(config, tmp_path / 'cut', dataset=tiny)
+  monkeypatch.setattr(train, 'check_finite', real_check)
+  assert [r['epoch'] for r in read_jsonl(tmp_path / 'cut' / 'metrics.jsonl')
+          ] == [2]
+  resumed = train.train_and_evaluate(config, tmp_path / 'cut', resume=True,
+                                     dataset=tiny)
+  assert resumed['resumed_from_epoch'] == 2
+  for name in ('validation', 'test', 'train_loss'):
+    assert resumed['final'][name] == whole['final'][name]
+
+
+def test_shifted_test_scores_every_corruption_at_the_end(tiny, tmp_path):
+  summary = train.train_and_evaluate(
+      run_config(shifted_test=True, epochs=2), tmp_path, dataset=tiny)
+  lines = read_jsonl(tmp_path / 'metrics.jsonl')
+  assert not any(k.startswith('test[') for k in lines[0])
+  for name in corruptions.CORRUPTIONS:
+    scores = summary['final'][f'test[{name}]']['argmax']
+    assert 0 <= scores['accuracy']['mean'] <= 1
+    assert scores['far_error_rate']['mean'] <= 1 - scores['accuracy']['mean']
+
+
+def test_label_noise_hurts_and_default_data_path_is_unchanged(tiny, tmp_path):
+  clean = train.train_and_evaluate(run_config(epochs=4), tmp_path / 'c',
+                                   dataset=tiny)
+  noisy = train.train_and_evaluate(run_config(epochs=4, label_noise=0.8),
+                                   tmp_path / 'n', dataset=tiny)
+  acc = lambda s: s['final']['test']['argmax']['accuracy']['mean']
+  assert acc(noisy) < acc(clean)
+  assert json.loads((tmp_path / 'c' / 'config.json').read_text())[
+      'validation_size'] == 0
+
+
+@pytest.mark.parametrize('name', sorted(corruptions.CORRUPTIONS))
+def test_corruptions_are_deterministic_and_change_the_images(name):
+  images = learnable_dataset(num_train=8, num_test=8)['test'].images
+  a = corruptions.corrupt(images, name, seed=3)
+  b = corruptions.corrupt(images, name, seed=3)
+  assert a.dtype == np.uint8 and a.shape == images.shape
+  np.testing.assert_array_equal(a, b)
+  assert np.mean(a != images) > 0.01
+
+
+def test_unknown_corruption_is_an_error():
+  with pytest.raises(ValueError, match="unknown corruption 'blur'"):
+    corruptions.corrupt(np.zeros((1, 28, 28, 1), np.uint8), 'blur')
