@@ -1,9 +1,10 @@
-"""experiments.py on a tiny synthetic grid, and the notebook run end to end."""
+"""experiments.py: the study on a tiny synthetic grid, its tables, the notebook."""
 
 import csv
 import dataclasses
 import json
 import os
+import shlex
 
 import numpy as np
 import pytest
@@ -16,57 +17,104 @@ from test_train import learnable_dataset
 
 
 @pytest.fixture(scope='module')
-def smoke_results(tmp_path_factory):
-  root = tmp_path_factory.mktemp('grid')
-  base = train.Config(epochs=1, batch_size=32, num_seeds=2)
-  dataset = learnable_dataset()
-  workdirs = experiments.run_grid(experiments.smoke_grid(), base,
-                                  root / 'runs', dataset=dataset)
-  rows = experiments.write_results(workdirs, root / 'results')
-  return root, workdirs, rows, base, dataset
-
-
-def test_grid_writes_tables_and_plots(smoke_results):
-  root, workdirs, rows, _, _ = smoke_results
-  results = root / 'results'
-  for name in ('results.csv', 'results.md', 'pareto.png', 'lambda_sweep.png',
-               'confusion.png', 'error_distances.png'):
-    assert (results / name).stat().st_size > 0, name
-  with open(results / 'results.csv') as f:
-    table = list(csv.DictReader(f))
-  assert len(table) == 2 * len(experiments.smoke_grid())
-  # The CSV holds the same numbers as the runs' summaries.
-  summary = json.loads((workdirs['coral'] / 'summary.json').read_text())
-  row = next(r for r in table if r['config'] == 'coral' and
-             r['decoding'] == 'bayes')
-  per_seed = summary['final']['test']['bayes']['accuracy']['per_seed']
-  np.testing.assert_allclose(float(row['accuracy']), np.mean(per_seed))
-  base = next(r for r in rows if r['config'] == 'cross_entropy' and
-              r['decoding'] == 'argmax')
-  assert base['accuracy_diff'] == 0 and base['accuracy_p'] == 1.0
-  text = (results / 'results.md').read_text()
-  assert 'cross_entropy' in text and '0.1 p' in text
-  # The header says how the grid was trained, so old results stay readable
-  # after the defaults change.
-  assert text.startswith('Test split, 2 seeds per configuration, 1 epoch(s) '
-                         'each at batch size 32 and peak learning rate 0.003;')
-
-
-def test_rerun_skips_finished_configurations(smoke_results):
-  root, _, _, base, dataset = smoke_results
+def tiny_study(tmp_path_factory):
+  root = tmp_path_factory.mktemp('study')
+  dataset = learnable_dataset(num_train=600, num_test=128)
   log = []
-  experiments.run_grid(experiments.smoke_grid(), base, root / 'runs',
-                       dataset=dataset, log=log.append)
-  assert len(log) == len(experiments.smoke_grid())
-  assert all(line.endswith('done, skipped') for line in log)
+  study = experiments.run_study('tiny', dataset, root / 'results',
+                                root / 'runs', base=train.Config(),
+                                log=log.append)
+  rows = experiments.study_rows(study)
+  experiments.write_tables(study, rows, root / 'results')
+  experiments.write_plots(study, rows, root / 'results')
+  return root, dataset, study, rows, log
 
 
-def test_rerun_with_changed_config_refuses(smoke_results):
-  root, _, _, base, dataset = smoke_results
+def test_study_writes_cells_tables_and_plots(tiny_study):
+  root, _, study, rows, _ = tiny_study
+  results = root / 'results'
+  for name in ('study.csv', 'study.md', 'study_curves.png', 'study_pareto.png',
+               'study_far_errors.png'):
+    assert (results / name).stat().st_size > 0, name
+  families = experiments.tiny_families()
+  regimes = ['scarce', 'clean', 'shifted']
+  assert len(rows) == 2 * len(families) * len(regimes)
+  with open(results / 'study.csv') as f:
+    table = list(csv.DictReader(f))
+  for column in ('regime', 'config', 'loss', 'decoding', 'train_size',
+                 'label_noise', 'epochs', 'batch_size', 'learning_rate',
+                 'seeds', 'n_seeds', 'accuracy', 'mean_digit_distance',
+                 'far_error_rate', 'command'):
+    assert column in table[0], column
+  # The table holds the final cells' test numbers, per seed averaged.
+  final = study['scarce']['finals']['sord[linear]']
+  row = next(r for r in table if r['regime'] == 'scarce' and
+             r['config'] == 'sord[linear]' and r['decoding'] == 'argmax')
+  np.testing.assert_allclose(float(row['accuracy']), np.mean(
+      final['cell']['test']['argmax']['accuracy']['per_seed']))
+  assert row['seeds'] == '0;1' and row['n_seeds'] == '2'
+  assert row['train_size'] == '96'
+  text = (results / 'study.md').read_text()
+  assert '## shifted' in text and 'Holm' in text
+
+
+def test_choices_are_made_on_validation_only(tiny_study):
+  _, _, study, rows, _ = tiny_study
+  for regime in study.values():
+    for family, final in regime['finals'].items():
+      best = min(final['tuned'], key=experiments.validation_mde)
+      assert final['decoding'] == experiments.validation_mde(best)[1]
+      assert final['cell']['config']['learning_rate'] == best['config'][
+          'learning_rate']
+      # Tuning never looked at the test split; finals use fresh seeds.
+      assert all('test' not in cell for cell in final['tuned'])
+      assert final['cell']['seeds'] == [0, 1]
+      assert all(c['seeds'] == [experiments.TUNE_SEED] for c in final['tuned'])
+  assert sum(r['chosen'] for r in rows) == len(rows) // 2
+
+
+def test_rerun_skips_every_finished_cell(tiny_study):
+  root, dataset, _, rows, _ = tiny_study
+  log = []
+  study = experiments.run_study('tiny', dataset, root / 'results',
+                                root / 'runs', base=train.Config(),
+                                log=log.append)
+  assert not [line for line in log if line.startswith('  ')]  # nothing trained
+  assert experiments.study_rows(study) == rows
+
+
+def test_changed_plan_refuses_to_reuse_a_cell(tiny_study, tmp_path):
+  root, dataset, _, _, _ = tiny_study
+  cell = next((root / 'results' / 'study' / 'scarce').glob('final-ce.json'))
   with pytest.raises(ValueError, match='another configuration'):
-    experiments.run_grid({'cross_entropy': {}},
-                         dataclasses.replace(base, epochs=2), root / 'runs',
-                         dataset=dataset)
+    experiments.run_cell(cell, train.Config(epochs=7), tmp_path, dataset,
+                         print, {})
+
+
+def test_row_command_reproduces_the_row(tiny_study, tmp_path):
+  _, dataset, study, rows, _ = tiny_study
+  row = next(r for r in rows if r['regime'] == 'scarce' and
+             r['config'] == 'ce' and r['chosen'])
+  args = shlex.split(row['command'])[2:]
+  parser = train.build_parser()
+  config, _ = train.config_from_args(
+      parser.parse_args(args + ['--workdir', str(tmp_path / 'w')]), parser)
+  saved = study['scarce']['finals']['ce']['cell']['config']
+  assert dataclasses.asdict(config) == dict(saved, data_dir='../shared/mnist')
+  again = train.train_and_evaluate(dataclasses.replace(config, data_dir=None),
+                                   tmp_path / 'w', dataset=dataset)
+  assert (again['final']['test']['argmax']['mean_digit_distance']['mean'] ==
+          row['mean_digit_distance'])
+
+
+def test_choose_epochs_stops_when_the_gain_is_within_one_standard_error():
+  curve = lambda accs: {e: {'validation': {'argmax': {'accuracy': {'mean': a}}}}
+                        for e, a in accs.items()}
+  # At 99 % on 5 000 images one standard error is 0.14 pp.
+  assert experiments.choose_epochs(curve({1: 0.985, 2: 0.9895, 3: 0.990}),
+                                   5000) == 2
+  assert experiments.choose_epochs(curve({1: 0.985, 2: 0.987, 3: 0.990}),
+                                   5000) == 3
 
 
 def test_statistics():
@@ -76,20 +124,43 @@ def test_statistics():
   diff, p = experiments.paired_test([1.0, 2.0, 3.5], [1.0, 1.5, 2.0])
   np.testing.assert_allclose(diff, 2 / 3)
   assert 0 < p < 1
+  np.testing.assert_allclose(experiments.holm([0.01, 0.04, 0.03, 0.5]),
+                             [0.04, 0.09, 0.09, 0.5])
   points = np.array([[99.0, 0.03], [98.0, 0.02], [97.0, 0.05], [99.0, 0.04]])
   np.testing.assert_array_equal(experiments.pareto_front(points),
                                 [True, True, False, False])
 
 
-def test_notebook_runs_top_to_bottom(smoke_results):
+def test_every_registered_loss_is_in_the_study_or_the_loss_table():
+  covered = {o.get('loss', 'cross_entropy') for o in experiments.every_loss().values()}
+  assert covered == set(losses.LOSSES)
+  for overrides in list(experiments.every_loss().values()) + [
+      dict(o, **cells[0][1]) for o, cells in experiments.full_families().values()]:
+    config = train.Config(**overrides)
+    train.make_loss_fn(config, train.load_distance(config.distance))
+
+
+def test_loss_table_writes_one_row_per_configuration(tmp_path, monkeypatch):
+  monkeypatch.setattr(experiments, 'every_loss', lambda: {
+      'cross_entropy': {'loss': 'cross_entropy'}, 'clm[probit]': {
+          'loss': 'clm', 'link': 'probit'}})
+  rows = experiments.run_loss_table(
+      learnable_dataset(num_train=128, num_test=64), tmp_path, tmp_path / 'runs',
+      base=train.Config(), log=lambda _: None)
+  assert [r['name'] for r in rows] == ['cross_entropy', 'clm[probit]']
+  text = (tmp_path / 'losses.md').read_text()
+  assert '--loss clm --link probit' in text and '| clm[probit] |' in text
+
+
+def test_notebook_runs_top_to_bottom(tiny_study):
   nbformat = pytest.importorskip('nbformat')
   nbclient = pytest.importorskip('nbclient')
-  root = smoke_results[0]
+  root = tiny_study[0]
   notebook = nbformat.read(ROOT / 'notebooks' / 'ordinal_losses.ipynb',
                            as_version=4)
   os.environ['ORDINAL_RESULTS_DIR'] = str(root / 'results')
   try:
-    nbclient.NotebookClient(notebook, timeout=120, kernel_name='python3',
+    nbclient.NotebookClient(notebook, timeout=300, kernel_name='python3',
                             resources={'metadata': {'path': str(ROOT / 'notebooks')}}
                             ).execute()
   finally:
@@ -97,25 +168,13 @@ def test_notebook_runs_top_to_bottom(smoke_results):
   outputs = [o for c in notebook.cells if c.cell_type == 'code'
              for o in c.outputs]
   assert not [o for o in outputs if o.output_type == 'error']
-  assert any('cross_entropy' in json.dumps(o) for o in outputs)
+  assert any('sord[linear]' in json.dumps(o) for o in outputs)
 
 
-@pytest.mark.parametrize('flag, value', [('--learning_rate', '0'),
-                                         ('--learning_rate', '-1e-3'),
-                                         ('--learning_rate', 'inf'),
-                                         ('--learning_rate', 'nan'),
-                                         ('--batch_size', '0')])
-def test_bad_flags_exit_2_naming_the_flag(flag, value, capsys):
-  with pytest.raises(SystemExit) as exit_info:
-    experiments.main([flag, value, '--data_dir', '/nonexistent'])
-  assert exit_info.value.code == 2
-  assert flag in capsys.readouterr().err
-
-
-def test_full_grid_covers_every_registered_loss_with_valid_configs():
-  grid = experiments.full_grid()
-  assert {o.get('loss', 'cross_entropy') for o in grid.values()} == set(
-      losses.LOSSES)
-  for overrides in grid.values():
-    config = train.Config(**overrides)
-    train.make_loss_fn(config, train.load_distance(config.distance))
+def test_bad_grid_or_data_exit_2(capsys):
+  for argv, flag in ((['--grid', 'huge'], '--grid'),
+                     (['--data_dir', '/nonexistent'], '--data_dir')):
+    with pytest.raises(SystemExit) as exit_info:
+      experiments.main(argv)
+    assert exit_info.value.code == 2
+    assert flag in capsys.readouterr().err
