@@ -88,18 +88,20 @@ def ours(images, labels, batch_size, num_seeds=1, chunk_size=None):
   loss_fn = train.make_loss_fn(config, losses.linear_distance(10))
   epoch = jax.jit(jax.vmap(
       train.build_train_epoch(graphdef, tx, loss_fn, steps, batch_size),
-      in_axes=(0, 0, None, None, 0)))
+      in_axes=(0, 0, None, None, None, 0)))
   images, labels = jnp.asarray(images), jnp.asarray(labels)
+  subset = jnp.arange(len(labels), dtype=jnp.int32)
   keys = jax.vmap(jax.random.key)(jnp.arange(num_seeds))
   state = {'params': params, 'opt': opt_state}
 
   def run():
     state['params'], state['opt'], loss = epoch(state['params'], state['opt'],
-                                                images, labels, keys)
+                                                images, labels, subset, keys)
     jax.block_until_ready(loss)
 
-  run.compiled_text = lambda: epoch.lower(state['params'], state['opt'], images,
-                                          labels, keys).compile().as_text()
+  run.compiled_text = lambda: epoch.lower(
+      state['params'], state['opt'], images, labels, subset,
+      keys).compile().as_text()
   return run
 
 
