@@ -8,6 +8,8 @@ affects every contestant alike, it times (fp32, same CNN, batch size and Adam):
 - ``ours``: the compiled epoch of train.py (one ``lax.scan``, shifted conv,
   conv layers in chunks of ``model.CPU_CHUNK_SIZE`` examples on one CPU);
 - ``ours_whole``: the same without chunks (only where train.py chunks);
+- ``ours_progress``: the same with train.py's progress bar fed from inside
+  the epoch (a host callback at every step here, 18x a real epoch's cadence);
 - ``jit_step``: a straightforward per-step ``jax.jit`` loop over the stock
   ``nnx.Conv`` (``lax.conv_general_dilated``), in the style of the Flax example;
 - ``torch``: the same CNN in PyTorch eager, when torch is installed;
@@ -27,6 +29,7 @@ import argparse
 import collections
 import dataclasses
 import json
+import os
 import pathlib
 import platform
 import re
@@ -43,6 +46,8 @@ from flax import nnx
 from jax import lax
 
 import losses
+import programs
+from config import Config, make_loss_fn
 import train
 from model import CNN
 
@@ -79,15 +84,21 @@ def make_batches(steps: int, batch_size: int, seed: int = 0):
 # Contestants: each returns a callable that runs `steps` training steps.
 
 
-def ours(images, labels, batch_size, num_seeds=1, chunk_size=None):
-  config = train.Config(batch_size=batch_size)
+def ours(images, labels, batch_size, num_seeds=1, chunk_size=None,
+         progress=False):
+  config = Config(batch_size=batch_size)
   steps = len(labels) // batch_size
-  graphdef, params = train.init_params(config, range(num_seeds), chunk_size)
+  graphdef, params = programs.init_params(config, range(num_seeds), chunk_size)
   tx = optax.adam(1e-3)
   opt_state = jax.vmap(tx.init)(params)
-  loss_fn = train.make_loss_fn(config, losses.linear_distance(10))
+  loss_fn = make_loss_fn(config, losses.linear_distance(10))
+  # The progress bar train.py shows, drawn to /dev/null. A 40-step call
+  # reports every step: 18x the cadence of a real epoch (every 1 %).
+  bar = train.StepProgress(1, steps, batch_size * num_seeds,
+                           file=open(os.devnull, 'w')) if progress else None
   epoch = jax.jit(jax.vmap(
-      train.build_train_epoch(graphdef, tx, loss_fn, steps, batch_size),
+      programs.build_train_epoch(graphdef, tx, loss_fn, steps, batch_size,
+                                 on_step=bar),
       in_axes=(0, 0, None, None, None, 0)))
   images, labels = jnp.asarray(images), jnp.asarray(labels)
   subset = jnp.arange(len(labels), dtype=jnp.int32)
@@ -95,6 +106,8 @@ def ours(images, labels, batch_size, num_seeds=1, chunk_size=None):
   state = {'params': params, 'opt': opt_state}
 
   def run():
+    if bar is not None:
+      bar.start_epoch(1)
     state['params'], state['opt'], loss = epoch(state['params'], state['opt'],
                                                 images, labels, subset, keys)
     jax.block_until_ready(loss)
@@ -247,7 +260,7 @@ def profile_ops(run, steps: int, top: int) -> dict:
 def time_to_accuracy(data_dir: str, target: float = 0.99) -> dict:
   """Default config, 1 epoch, from a cold start (compile reported apart)."""
   t0 = time.perf_counter()
-  config = train.Config(epochs=1, data_dir=data_dir)
+  config = Config(epochs=1, data_dir=data_dir)
   with tempfile.TemporaryDirectory() as workdir:
     summary = train.train_and_evaluate(config, workdir)
   total = time.perf_counter() - t0
@@ -293,10 +306,12 @@ def main(argv=None) -> int:
   images, labels = make_batches(args.steps, args.batch_size)
   n_images = len(labels)
   contestants = {'ours': ours(images, labels, args.batch_size)}
-  if train.conv_chunk_size():
+  if programs.conv_settings()[1]:
     # The same compiled epoch without chunking: what the chunks are worth.
     contestants['ours_whole'] = ours(images, labels, args.batch_size,
                                      chunk_size=0)
+  contestants['ours_progress'] = ours(images, labels, args.batch_size,
+                                     progress=True)
   contestants['jit_step'] = jit_step(images, labels, args.batch_size)
   torch_version = None
   if not args.no_torch:
@@ -347,12 +362,12 @@ def main(argv=None) -> int:
 
   print(f"\nbatch {args.batch_size}, fp32, {jax.devices()[0].platform}; "
         f"median of {args.repeats} interleaved rounds of {args.steps} steps")
-  print(f"{'contestant':<10} {'images/s':>10} {'GFLOP/s':>9} {'% matmul':>9} "
+  print(f"{'contestant':<13} {'images/s':>10} {'GFLOP/s':>9} {'% matmul':>9} "
         f"{'vs torch':>9} {'vs jit_step':>11}")
   for name, r in rows.items():
     vs_t = f"{r['vs_torch']:.2f}x" if 'vs_torch' in r else '-'
     vs_j = f"{r['vs_jit_step']:.2f}x" if 'vs_jit_step' in r else '-'
-    print(f"{name:<10} {r['images_per_s']:>10.0f} {r['gflops']:>9.1f} "
+    print(f"{name:<13} {r['images_per_s']:>10.0f} {r['gflops']:>9.1f} "
           f"{100 * r['fraction_of_matmul']:>8.1f}% {vs_t:>9} {vs_j:>11}")
   print(f"matmul limit: {matmul_gflops:.1f} GFLOP/s (2048x2048 fp32); the CNN's "
         f"train step is {flops_per_image / 1e6:.1f} MFLOP/image")

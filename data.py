@@ -1,10 +1,13 @@
 """MNIST as numpy arrays: uint8 images [N, 28, 28, 1] and int32 labels [N].
 
-Two sources, tried in this order:
+Sources, tried in this order (:func:`load_mnist`):
 1. The four standard IDX files (``train-images-idx3-ubyte[.gz]``, ...) in
    ``data_dir`` or, when that is not given, in ``$MNIST_DIR``.
 2. tensorflow-datasets' ``mnist``, read TensorFlow-free with
    ``tfds.data_source`` from an already prepared tfds data directory.
+3. The download cache, ``~/.cache/ordinal-mnist/mnist``.
+4. A download into that cache from public mirrors, each file checked against
+   the SHA-256 of its uncompressed bytes.
 
 Everything read is validated (magic numbers, shapes, counts, label range); a
 truncated or corrupt file raises :class:`DataError` naming the file.
@@ -13,9 +16,11 @@ truncated or corrupt file raises :class:`DataError` naming the file.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import pathlib
 import struct
+import sys
 from typing import NamedTuple
 
 import numpy as np
@@ -28,7 +33,7 @@ IMAGE_MAGIC, LABEL_MAGIC = 2051, 2049  # IDX: uint8 data, 3 or 1 dimensions
 NUM_CLASSES = 10
 
 HOW_TO_POINT = (
-    'Download the four MNIST IDX files (train-images-idx3-ubyte.gz, '
+    'Put the four MNIST IDX files (train-images-idx3-ubyte.gz, '
     'train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, '
     't10k-labels-idx1-ubyte.gz) into one folder and pass --data_dir FOLDER '
     '(or set MNIST_DIR=FOLDER), or prepare tfds\' mnist and pass its '
@@ -183,13 +188,23 @@ def resolve_data_dir(data_dir=None) -> pathlib.Path | None:
   return pathlib.Path(data_dir) if data_dir else None
 
 
-def load_mnist(data_dir=None, *, tfds_data_dir=None) -> dict[str, Split]:
-  """Loads both splits, from IDX files when a folder is known, else tfds.
+def tfds_prepared(tfds_data_dir=None) -> bool:
+  """Whether tfds' ``mnist`` is prepared there; looks without creating."""
+  root = pathlib.Path(tfds_data_dir or os.environ.get(
+      'TFDS_DATA_DIR', '~/tensorflow_datasets')).expanduser()
+  return any((root / 'mnist').glob('*/dataset_info.json'))
 
-  Args:
-    data_dir: folder with the four IDX files; defaults to ``$MNIST_DIR``.
-    tfds_data_dir: where tfds' prepared ``mnist`` lives, used only when no IDX
-      folder is known.
+
+def load_mnist(data_dir=None, *, tfds_data_dir=None,
+               download: bool | None = None) -> dict[str, Split]:
+  """Loads both splits from the first source that has them.
+
+  Order: the IDX folder ``data_dir`` (or ``$MNIST_DIR``); tfds' prepared
+  ``mnist`` (in ``tfds_data_dir``, ``$TFDS_DATA_DIR`` or
+  ``~/tensorflow_datasets``); the download cache (:func:`cache_dir`); a
+  download into that cache (:func:`download_mnist`), unless ``download`` is
+  False or ``$MNIST_NO_DOWNLOAD`` is set. A lookup that finds nothing leaves
+  nothing behind.
 
   Returns:
     ``{'train': Split, 'test': Split}``.
@@ -202,7 +217,120 @@ def load_mnist(data_dir=None, *, tfds_data_dir=None) -> dict[str, Split]:
     if not folder.is_dir():
       raise DataError(f'{folder} is not a folder. ' + HOW_TO_POINT)
     return {split: load_idx_split(folder, split) for split in IDX_FILES}
-  return {split: load_tfds_split(split, tfds_data_dir) for split in IDX_FILES}
+  if tfds_data_dir is not None or tfds_prepared():
+    return {split: load_tfds_split(split, tfds_data_dir) for split in IDX_FILES}
+  if download is None:
+    download = not os.environ.get('MNIST_NO_DOWNLOAD')
+  cache = cache_dir()
+  if not all(_find(cache, stem) for stems in IDX_FILES.values()
+             for stem in stems):
+    if not download:
+      raise DataError('MNIST is not in the download cache '
+                      f'({cache}) and downloading is off. ' + HOW_TO_POINT)
+    download_mnist(cache)
+  return {split: load_idx_split(cache, split) for split in IDX_FILES}
+
+
+# ----------------------------------------------------------------------------
+# Download, checked against the SHA-256 of the uncompressed IDX bytes (mirrors
+# recompress the .gz files, so their own bytes differ from mirror to mirror).
+
+MIRRORS = (
+    'https://storage.googleapis.com/cvdf-datasets/mnist/',  # tfds
+    'https://ossci-datasets.s3.amazonaws.com/mnist/',  # torchvision
+    'http://yann.lecun.com/exdb/mnist/',  # the original
+)
+IDX_SHA256 = {
+    'train-images-idx3-ubyte':
+        'ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db',
+    'train-labels-idx1-ubyte':
+        '65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5',
+    't10k-images-idx3-ubyte':
+        '0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7',
+    't10k-labels-idx1-ubyte':
+        'ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2',
+}
+DOWNLOAD_TIMEOUT_S = 8  # per connection; a dead mirror is not asked again
+
+
+def cache_dir() -> pathlib.Path:
+  """``$XDG_CACHE_HOME/ordinal-mnist/mnist``, else ``~/.cache/...``."""
+  base = os.environ.get('XDG_CACHE_HOME') or pathlib.Path.home() / '.cache'
+  return pathlib.Path(base) / 'ordinal-mnist' / 'mnist'
+
+
+def mirrors() -> list[str]:
+  """``$MNIST_MIRRORS`` (comma-separated base URLs), else :data:`MIRRORS`."""
+  env = os.environ.get('MNIST_MIRRORS')
+  urls = [u.strip() for u in env.split(',') if u.strip()] if env else MIRRORS
+  return [u if u.endswith('/') else u + '/' for u in urls]
+
+
+def download_mnist(folder, *, urls=None, log=None) -> pathlib.Path:
+  """Downloads the four IDX .gz files into ``folder``, each one checked.
+
+  A file is streamed to a temporary name, and renamed into place only when
+  the SHA-256 of its uncompressed bytes is the known one, so a broken or
+  interrupted download leaves nothing half-written. A mirror that fails
+  (unreachable, HTTP error, bad checksum) is followed by the next; one that
+  cannot be reached is not asked again.
+
+  Raises:
+    DataError: naming every mirror tried and why it failed.
+  """
+  import urllib.error  # pylint: disable=g-import-not-at-top
+  import urllib.request  # pylint: disable=g-import-not-at-top
+  folder = pathlib.Path(folder)
+  folder.mkdir(parents=True, exist_ok=True)
+  urls = list(urls or mirrors())
+  log = log or (lambda text: print(text, file=sys.stderr, flush=True))
+  dead, failures = set(), []
+  for stem in IDX_SHA256:
+    target = folder / f'{stem}.gz'
+    if target.is_file():
+      continue
+    for base in urls:
+      if base in dead:
+        continue
+      tmp = folder / f'.{stem}.gz.{os.getpid()}.part'
+      try:
+        with urllib.request.urlopen(base + target.name,
+                                    timeout=DOWNLOAD_TIMEOUT_S) as response:
+          _stream(response, tmp, f'{target.name} from {base}', log)
+        digest = hashlib.sha256(gzip.decompress(tmp.read_bytes())).hexdigest()
+        if digest != IDX_SHA256[stem]:
+          raise ValueError(f'checksum mismatch (sha256 {digest[:12]}...)')
+        os.replace(tmp, target)
+        break
+      except (urllib.error.URLError, OSError, ValueError, EOFError) as e:
+        reason = getattr(e, 'reason', e)
+        failures.append(f'{base}{target.name}: {reason}')
+        if isinstance(e, urllib.error.URLError) and not isinstance(
+            e, urllib.error.HTTPError):
+          dead.add(base)
+      finally:
+        tmp.unlink(missing_ok=True)
+    else:
+      raise DataError(
+          f'could not download {target.name} from any mirror '
+          f'({"; ".join(failures)}). Set MNIST_MIRRORS to other mirrors, or '
+          + HOW_TO_POINT)
+  return folder
+
+
+def _stream(response, path, what, log, chunk=1 << 16):
+  """Copies ``response`` to ``path``, logging every quarter (or 8 MB)."""
+  total = int(response.headers.get('Content-Length') or 0)
+  step = total / 4 if total else 8e6
+  done, next_report = 0, 0.0
+  with open(path, 'wb') as f:
+    while block := response.read(chunk):
+      f.write(block)
+      done += len(block)
+      if done >= next_report or done == total:
+        of_total = f' of {total / 1e6:.1f}' if total else ''
+        log(f'downloading {what}: {done / 1e6:.1f}{of_total} MB')
+        next_report = done + step
 
 
 def write_idx(path, array: np.ndarray) -> None:

@@ -38,6 +38,8 @@ import numpy as np
 
 import data
 import losses
+from config import Config, _Parser
+from runfiles import write_text_atomic
 import train
 
 BASELINE = 'ce'
@@ -131,7 +133,7 @@ def every_loss() -> dict[str, dict]:
 # Cells: one train_and_evaluate run each, remembered as a small JSON file.
 
 
-def run_cell(path: pathlib.Path, config: train.Config, runs_dir, dataset,
+def run_cell(path: pathlib.Path, config: Config, runs_dir, dataset,
              log, memo: dict) -> dict:
   """Trains ``config`` unless ``path`` (or ``memo``) already holds its result.
 
@@ -142,7 +144,7 @@ def run_cell(path: pathlib.Path, config: train.Config, runs_dir, dataset,
   key = json.dumps(dataclasses.asdict(config), sort_keys=True)
   if not path.exists() and key in memo:
     path.parent.mkdir(parents=True, exist_ok=True)
-    train.write_text_atomic(path, json.dumps(memo[key]) + '\n')
+    write_text_atomic(path, json.dumps(memo[key]) + '\n')
   if path.exists():
     cell = json.loads(path.read_text())
     if cell['config'] != dataclasses.asdict(config):
@@ -165,7 +167,7 @@ def run_cell(path: pathlib.Path, config: train.Config, runs_dir, dataset,
           'num_train': summary['num_train'], 'wall_s': time.perf_counter() - t0,
           **{k: v for k, v in summary['final'].items() if k != 'train_loss'}}
   path.parent.mkdir(parents=True, exist_ok=True)
-  train.write_text_atomic(path, json.dumps(cell) + '\n')
+  write_text_atomic(path, json.dumps(cell) + '\n')
   log(f'  {path.parent.name}/{path.stem}: {cell["wall_s"]:.0f}s')
   memo[key] = cell
   return cell
@@ -192,7 +194,7 @@ def choose_epochs(curve: dict[int, dict], num_validation: int) -> int:
   return min(e for e, a in acc.items() if a >= best - standard_error)
 
 
-def run_study(grid: str, dataset, results_dir, runs_dir, *, base: train.Config,
+def run_study(grid: str, dataset, results_dir, runs_dir, *, base: Config,
               log=print) -> dict:
   """Runs every phase of every regime; returns everything the tables need."""
   families_fn, regimes, validation_size, final_seeds = GRIDS[grid]
@@ -226,7 +228,7 @@ def run_study(grid: str, dataset, results_dir, runs_dir, *, base: train.Config,
             config, runs_dir, dataset, log, memo))
       best = min(tuned, key=validation_mde)
       final_config = dataclasses.replace(
-          train.Config(**best['config']), seed=0, num_seeds=final_seeds,
+          Config(**best['config']), seed=0, num_seeds=final_seeds,
           train_size=regime.train_size, score_test=True,
           shifted_test=regime_name == 'clean')
       final = run_cell(cells_dir / regime_name / f'final-{_slug(family)}.json',
@@ -292,7 +294,7 @@ def pareto_front(points: np.ndarray) -> np.ndarray:
 
 def command_for(config: dict) -> str:
   """The train.py command that reproduces a final cell."""
-  defaults = dataclasses.asdict(train.Config())
+  defaults = dataclasses.asdict(Config())
   args = ['python', 'train.py', '--data_dir', '../shared/mnist']
   for name, value in config.items():
     if name in ('data_dir', 'tfds_data_dir') or value == defaults[name]:
@@ -528,7 +530,7 @@ def write_plots(study: dict, rows: list[dict], results_dir) -> None:
   plt.close(fig)
 
 
-def run_loss_table(dataset, results_dir, runs_dir, *, base: train.Config,
+def run_loss_table(dataset, results_dir, runs_dir, *, base: Config,
                    log=print) -> list[dict]:
   """One epoch of every loss (seed 0, test split); writes losses.md."""
   memo, rows = {}, []
@@ -558,7 +560,7 @@ def run_loss_table(dataset, results_dir, runs_dir, *, base: train.Config,
 
 
 def main(argv=None) -> int:
-  parser = train._Parser(  # pylint: disable=protected-access
+  parser = _Parser(  # pylint: disable=protected-access
       prog='experiments.py', description=__doc__.split('\n\n')[0],
       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
   parser.add_argument('--grid', default='full',
@@ -581,7 +583,7 @@ def main(argv=None) -> int:
   t0 = time.perf_counter()
   results_dir = pathlib.Path(args.results_dir)
   results_dir.mkdir(parents=True, exist_ok=True)
-  base = train.Config(data_dir=args.data_dir)
+  base = Config(data_dir=args.data_dir)
   runs_dir = args.runs_dir or f'runs/study-{args.grid}'
   if args.grid == 'losses':
     run_loss_table(dataset, results_dir, runs_dir, base=base)

@@ -79,8 +79,9 @@ class CNN(nnx.Module):
       layer, CORAL's shared weight with ordered biases, CLM's projection with
       learned ordered thresholds, or the Poisson score with a learned
       temperature.
-    conv: the convolution primitive; ``lax.conv_general_dilated`` gives the
-      stock ``nnx.Conv`` behaviour.
+    conv: the convolution primitive: ``lax.conv_general_dilated`` (the stock
+      ``nnx.Conv``) or :func:`shifted_conv_general_dilated`; the trainer picks
+      one per backend (``programs.conv_settings``).
     chunk_size: run the conv layers on chunks of this many examples (when it
       divides the batch; at most ``MAX_CHUNKS`` chunks, bigger ones if need
       be) and concatenate their features; 0 runs the whole batch at once.
@@ -95,7 +96,7 @@ class CNN(nnx.Module):
   """
 
   def __init__(self, num_classes: int, *, head: Head = SOFTMAX_HEAD,
-               conv=shifted_conv_general_dilated, chunk_size: int = 0,
+               conv=lax.conv_general_dilated, chunk_size: int = 0,
                rngs: nnx.Rngs):
     if chunk_size < 0:
       raise ValueError(f'chunk_size must be >= 0, got {chunk_size}.')

@@ -28,7 +28,8 @@ def test_bench_runs_and_writes_json(tmp_path, capsys):
   assert bench.main(['--steps', '2', '--repeats', '1', '--seeds', '1,2',
                      '--no_torch', '--profile', '5', '--json', str(out)]) == 0
   result = json.loads(out.read_text())
-  assert set(result['throughput']) == {'ours', 'ours_whole', 'jit_step'}
+  assert set(result['throughput']) == {'ours', 'ours_whole', 'ours_progress',
+                                       'jit_step'}
   for row in result['throughput'].values():
     assert row['images_per_s'] > 0 and 0 < row['fraction_of_matmul']
   assert result['throughput']['ours']['vs_jit_step'] > 0

@@ -1,7 +1,12 @@
 """Tests for data.py: real MNIST, synthetic IDX files, validation, tfds."""
 
+import contextlib
+import functools
 import gzip
+import http.server
 import pathlib
+import socket
+import threading
 import time
 
 import numpy as np
@@ -149,3 +154,95 @@ def test_tfds_source_reads_what_the_idx_builder_prepared(tmp_path, monkeypatch):
     # tfds shuffles the records; compare as sets of (image, label).
     key = lambda s: sorted(zip(map(bytes, s.images), s.labels.tolist()))
     assert key(a) == key(b)
+
+
+# ----------------------------------------------------------------------------
+# Download: a local HTTP server stands in for the mirrors (no internet).
+
+
+@contextlib.contextmanager
+def http_server(folder):
+  handler = functools.partial(QuietHandler, directory=str(folder))
+  server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+  thread = threading.Thread(target=server.serve_forever, daemon=True)
+  thread.start()
+  try:
+    yield f'http://127.0.0.1:{server.server_address[1]}/'
+  finally:
+    server.shutdown()
+    server.server_close()
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+
+  def log_message(self, *args):
+    del args
+
+
+def dead_url():
+  with socket.socket() as s:  # a port nothing listens on
+    s.bind(('127.0.0.1', 0))
+    return f'http://127.0.0.1:{s.getsockname()[1]}/'
+
+
+@pytest.fixture
+def no_local_data(tmp_path, monkeypatch):
+  """No MNIST_DIR, an empty tfds dir and an empty cache under tmp_path."""
+  monkeypatch.delenv('MNIST_DIR', raising=False)
+  monkeypatch.delenv('MNIST_NO_DOWNLOAD', raising=False)
+  monkeypatch.setenv('TFDS_DATA_DIR', str(tmp_path / 'tfds'))
+  monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path / 'cache'))
+  monkeypatch.setenv('HOME', str(tmp_path / 'home'))
+  return tmp_path / 'cache' / 'ordinal-mnist' / 'mnist'
+
+
+@pytest.mark.skipif(not MNIST_DIR.is_dir(), reason='real MNIST not found')
+def test_download_fills_the_cache_and_the_next_load_reads_it(
+    no_local_data, monkeypatch):
+  with http_server(MNIST_DIR) as url:
+    monkeypatch.setenv('MNIST_MIRRORS', f'{dead_url()},{url}')  # dead first
+    mnist = data.load_mnist()
+  assert len(mnist['train'].labels) == 60000
+  assert sorted(p.name for p in no_local_data.iterdir()) == sorted(
+      f'{stem}.gz' for stem in data.IDX_SHA256)
+  monkeypatch.setenv('MNIST_MIRRORS', dead_url())  # offline now
+  again = data.load_mnist()
+  np.testing.assert_array_equal(again['test'].labels, mnist['test'].labels)
+
+
+def test_corrupted_mirror_is_an_error_and_leaves_the_cache_empty(
+    no_local_data, tmp_path, monkeypatch):
+  bad = tmp_path / 'bad_mirror'
+  bad.mkdir()
+  make_fake_mnist(bad)  # valid gzip IDX files, but not MNIST's bytes
+  with http_server(bad) as url:
+    monkeypatch.setenv('MNIST_MIRRORS', url)
+    with pytest.raises(data.DataError, match='checksum mismatch') as info:
+      data.load_mnist()
+  assert url in str(info.value) and '--data_dir' in str(info.value)
+  assert list(no_local_data.iterdir()) == []
+
+
+def test_offline_fails_fast_naming_the_mirrors(no_local_data, monkeypatch):
+  urls = [dead_url(), dead_url()]
+  monkeypatch.setenv('MNIST_MIRRORS', ','.join(urls))
+  start = time.perf_counter()
+  with pytest.raises(data.DataError) as info:
+    data.load_mnist()
+  assert time.perf_counter() - start < 30
+  assert all(u in str(info.value) for u in urls)
+  assert '--data_dir' in str(info.value)
+
+
+def test_no_download_never_touches_the_network_or_leaves_files(
+    no_local_data, tmp_path, monkeypatch):
+  monkeypatch.setenv('MNIST_MIRRORS', 'http://203.0.113.1/')  # never asked
+  with pytest.raises(data.DataError, match='downloading is off'):
+    data.load_mnist(download=False)
+  monkeypatch.setenv('MNIST_NO_DOWNLOAD', '1')
+  with pytest.raises(data.DataError, match='downloading is off'):
+    data.load_mnist()
+  # The tfds lookup found nothing and created nothing.
+  assert not (tmp_path / 'tfds').exists()
+  assert not (tmp_path / 'home' / 'tensorflow_datasets').exists()
+  assert not no_local_data.exists()

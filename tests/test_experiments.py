@@ -11,6 +11,8 @@ import pytest
 
 import experiments
 import losses
+from config import (Config, build_parser, config_from_args, load_distance,
+                    make_loss_fn)
 import train
 from conftest import ROOT
 from test_train import learnable_dataset
@@ -22,7 +24,7 @@ def tiny_study(tmp_path_factory):
   dataset = learnable_dataset(num_train=600, num_test=128)
   log = []
   study = experiments.run_study('tiny', dataset, root / 'results',
-                                root / 'runs', base=train.Config(),
+                                root / 'runs', base=Config(),
                                 log=log.append)
   rows = experiments.study_rows(study)
   experiments.write_tables(study, rows, root / 'results')
@@ -77,7 +79,7 @@ def test_rerun_skips_every_finished_cell(tiny_study):
   root, dataset, _, rows, _ = tiny_study
   log = []
   study = experiments.run_study('tiny', dataset, root / 'results',
-                                root / 'runs', base=train.Config(),
+                                root / 'runs', base=Config(),
                                 log=log.append)
   assert not [line for line in log if line.startswith('  ')]  # nothing trained
   assert experiments.study_rows(study) == rows
@@ -87,7 +89,7 @@ def test_changed_plan_refuses_to_reuse_a_cell(tiny_study, tmp_path):
   root, dataset, _, _, _ = tiny_study
   cell = next((root / 'results' / 'study' / 'scarce').glob('final-ce.json'))
   with pytest.raises(ValueError, match='another configuration'):
-    experiments.run_cell(cell, train.Config(epochs=7), tmp_path, dataset,
+    experiments.run_cell(cell, Config(epochs=7), tmp_path, dataset,
                          print, {})
 
 
@@ -96,9 +98,9 @@ def test_row_command_reproduces_the_row(tiny_study, tmp_path):
   row = next(r for r in rows if r['regime'] == 'scarce' and
              r['config'] == 'ce' and r['chosen'])
   args = shlex.split(row['command'])[2:]
-  parser = train.build_parser()
-  config, _ = train.config_from_args(
-      parser.parse_args(args + ['--workdir', str(tmp_path / 'w')]), parser)
+  parser = build_parser()
+  argv = args + ['--workdir', str(tmp_path / 'w')]
+  config, _ = config_from_args(parser.parse_args(argv), parser, argv)
   saved = study['scarce']['finals']['ce']['cell']['config']
   assert dataclasses.asdict(config) == dict(saved, data_dir='../shared/mnist')
   again = train.train_and_evaluate(dataclasses.replace(config, data_dir=None),
@@ -136,8 +138,8 @@ def test_every_registered_loss_is_in_the_study_or_the_loss_table():
   assert covered == set(losses.LOSSES)
   for overrides in list(experiments.every_loss().values()) + [
       dict(o, **cells[0][1]) for o, cells in experiments.full_families().values()]:
-    config = train.Config(**overrides)
-    train.make_loss_fn(config, train.load_distance(config.distance))
+    config = Config(**overrides)
+    make_loss_fn(config, load_distance(config.distance))
 
 
 def test_loss_table_writes_one_row_per_configuration(tmp_path, monkeypatch):
@@ -146,7 +148,7 @@ def test_loss_table_writes_one_row_per_configuration(tmp_path, monkeypatch):
           'loss': 'clm', 'link': 'probit'}})
   rows = experiments.run_loss_table(
       learnable_dataset(num_train=128, num_test=64), tmp_path, tmp_path / 'runs',
-      base=train.Config(), log=lambda _: None)
+      base=Config(), log=lambda _: None)
   assert [r['name'] for r in rows] == ['cross_entropy', 'clm[probit]']
   text = (tmp_path / 'losses.md').read_text()
   assert '--loss clm --link probit' in text and '| clm[probit] |' in text

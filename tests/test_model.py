@@ -43,7 +43,7 @@ HEAD_LOSSES = {  # loss name -> its hyperparameters
 @pytest.mark.parametrize('name', sorted(HEAD_LOSSES))
 def test_cnn_logits_and_gradients_match_stock_nnx_conv(name):
   head = losses.get_loss(name).head
-  fast = CNN(10, head=head, rngs=nnx.Rngs(0))
+  fast = CNN(10, head=head, conv=shifted_conv_general_dilated, rngs=nnx.Rngs(0))
   stock = CNN(10, head=head, conv=lax.conv_general_dilated, rngs=nnx.Rngs(0))
   rng = np.random.default_rng(0)
   images = jnp.asarray(rng.integers(0, 256, (8, 28, 28, 1), np.uint8))
@@ -149,8 +149,10 @@ def test_chunked_forward_runs_the_conv_layers_per_chunk():
   # Guards the speed-up itself: a refactor that silently stops chunking
   # would still pass the equality test above.
   images = jnp.zeros((8, 28, 28, 1), jnp.uint8)
-  chunked = jax.make_jaxpr(CNN(10, chunk_size=4, rngs=nnx.Rngs(0)))(images)
-  whole = jax.make_jaxpr(CNN(10, rngs=nnx.Rngs(0)))(images)
+  chunked = jax.make_jaxpr(CNN(10, conv=shifted_conv_general_dilated,
+                               chunk_size=4, rngs=nnx.Rngs(0)))(images)
+  whole = jax.make_jaxpr(CNN(10, conv=shifted_conv_general_dilated,
+                             rngs=nnx.Rngs(0)))(images)
   dots = lambda jaxpr: [e for e in jaxpr.jaxpr.eqns
                         if e.primitive.name == 'dot_general']
   # Two convs per chunk, then the two dense layers on the whole batch.

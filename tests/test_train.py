@@ -13,6 +13,8 @@ import pytest
 
 import data
 import losses
+import programs
+from config import Config, build_parser
 import train
 from conftest import MNIST_DIR, ROOT
 from model import CPU_CHUNK_SIZE
@@ -49,7 +51,7 @@ def read_jsonl(path):
 def run_config(**kw):
   kw.setdefault('batch_size', 32)
   kw.setdefault('epochs', 1)
-  return train.Config(**kw)
+  return Config(**kw)
 
 
 EXTRA_FLAGS = {'expected_cost': {'ce_weight': 0.5},
@@ -250,7 +252,7 @@ def test_non_empty_workdir_needs_resume(fake_dir, tmp_path, capsys):
 
 
 def test_help_explains_every_flag():
-  text = train.build_parser().format_help()
+  text = build_parser().format_help()
   for flag in ['--loss', '--ce_weight', '--distance', '--temperature',
                '--alpha', '--kappa', '--link', '--soft_labels', '--optimizer', '--learning_rate', '--schedule',
                '--warmup_epochs', '--weight_decay', '--epochs', '--batch_size',
@@ -265,7 +267,7 @@ def test_help_explains_every_flag():
 
 @pytest.mark.skipif(not MNIST_DIR.is_dir(), reason='real MNIST not found')
 def test_default_config_one_epoch_on_real_mnist(tmp_path):
-  config = train.Config(epochs=1, data_dir=str(MNIST_DIR))
+  config = Config(epochs=1, data_dir=str(MNIST_DIR))
   summary = train.train_and_evaluate(config, tmp_path)
   # Issue 5: one epoch of the default configuration reaches 99 % (99.09 %
   # measured for seed 0; the defaults were chosen on seeds 0-3).
@@ -275,11 +277,12 @@ def test_default_config_one_epoch_on_real_mnist(tmp_path):
 SHARDED_RUN = '''
 import json, sys
 sys.path[:0] = [{root!r}, {tests!r}]
-import jax, train
+import jax, programs, train
+from config import Config
 from test_train import learnable_dataset
 assert jax.device_count() == 4, jax.devices()
-assert train.conv_chunk_size() == 0  # each device already holds a slice
-summary = train.train_and_evaluate(train.Config(**{config!r}), {workdir!r},
+assert programs.conv_settings()[1] == 0  # each device already holds a slice
+summary = train.train_and_evaluate(Config(**{config!r}), {workdir!r},
                                    dataset=learnable_dataset())
 print(json.dumps(summary['final']))
 '''
@@ -287,9 +290,9 @@ print(json.dumps(summary['final']))
 
 def test_sharded_run_matches_single_device(tiny, tmp_path):
   # The single-device run also chunks its conv layers; the sharded one not.
-  assert train.conv_chunk_size() == CPU_CHUNK_SIZE < 32
+  assert programs.conv_settings()[1] == CPU_CHUNK_SIZE < 32
   config = dict(epochs=2, batch_size=32, num_seeds=2, loss='expected_cost')
-  single = train.train_and_evaluate(train.Config(**config), tmp_path / 'one',
+  single = train.train_and_evaluate(Config(**config), tmp_path / 'one',
                                     dataset=tiny)['final']
   code = SHARDED_RUN.format(root=str(ROOT), tests=str(ROOT / 'tests'),
                             config=config, workdir=str(tmp_path / 'four'))
@@ -315,3 +318,79 @@ def test_batch_not_divisible_by_devices_exits_2_before_writing(fake_dir, tmp_pat
   assert out.returncode == 2
   assert 'multiple of the 4 devices' in out.stderr and '--batch_size' in out.stderr
   assert not (tmp_path / 'out').exists()
+
+
+def test_config_checks_every_field_wherever_it_is_made():
+  # The flags, experiments.py's grids and library callers share one check.
+  for overrides, flag in [({'optimizer': 'adamw'}, '--optimizer'),
+                          ({'schedule': 'linear'}, '--schedule'),
+                          ({'loss': 'hinge'}, '--loss'),
+                          ({'link': 'tanh'}, '--link'),
+                          ({'learning_rate': float('nan')}, '--learning_rate'),
+                          ({'label_noise': 1.0}, '--label_noise'),
+                          ({'loss': 'coral', 'ce_weight': 1.0}, '--ce_weight'),
+                          ({'distance': 'manhattan'}, '--distance')]:
+    with pytest.raises(ValueError, match=flag):
+      Config(**overrides)
+
+
+def test_resume_takes_the_given_epochs_even_when_it_equals_the_default(
+    fake_dir, tmp_path):
+  workdir = str(tmp_path / 'run')
+  common = ['--data_dir', str(fake_dir), '--workdir', workdir, '--quiet']
+  assert train.main(common + ['--epochs', '1']) == 0
+  # 3 is also the default of --epochs: it used to be ignored on --resume.
+  assert train.main(common + ['--resume', '--epochs', '3']) == 0
+  summary = json.loads((tmp_path / 'run' / 'summary.json').read_text())
+  assert summary['epochs_completed'] == 3
+  assert summary['config']['epochs'] == 3
+  # Repeating a saved value is fine; changing one is an error.
+  assert train.main(common + ['--resume', '--loss', 'cross_entropy']) == 0
+
+
+@pytest.mark.parametrize('flag, value', [('--loss', 'coral'),
+                                         ('--learning_rate', '0.01'),
+                                         ('--seed', '3')])
+def test_resume_with_a_conflicting_flag_exits_2(flag, value, fake_dir,
+                                                tmp_path, capsys):
+  workdir = str(tmp_path / 'run')
+  common = ['--data_dir', str(fake_dir), '--workdir', workdir, '--quiet']
+  assert train.main(common + ['--epochs', '1']) == 0
+  before = (tmp_path / 'run' / 'metrics.jsonl').read_text()
+  with pytest.raises(SystemExit) as info:
+    train.main(common + ['--resume', flag, value])
+  assert info.value.code == 2
+  err = capsys.readouterr().err
+  assert 'conflicts with the saved configuration' in err and flag in err
+  assert (tmp_path / 'run' / 'metrics.jsonl').read_text() == before
+
+
+def test_progress_bar_reports_steps_from_inside_the_compiled_epoch(
+    tiny, tmp_path, capsys):
+  calls = []
+  real_call = train.StepProgress.__call__
+
+  def spy(self, step, loss):
+    calls.append(int(step))
+    real_call(self, step, loss)
+
+  train.StepProgress.__call__ = spy
+  try:
+    train.train_and_evaluate(run_config(epochs=2, num_seeds=2), tmp_path,
+                             quiet=False, dataset=tiny)
+  finally:
+    train.StepProgress.__call__ = real_call
+  # 256 images / 32 = 8 steps per epoch: every step reports (8 // 100 -> 1),
+  # once per seed, in both epochs.
+  assert calls == [s for s in range(8) for _ in range(2)] * 2
+  err = capsys.readouterr().err
+  assert '1.02k/1.02kimg' in err or '1.02k/1.02k' in err, err[-500:]
+  assert 'epoch 2: loss' in err and 'test acc' in err
+
+
+def test_quiet_prints_one_line_per_evaluated_epoch(tiny, tmp_path, capsys):
+  train.train_and_evaluate(run_config(epochs=3, eval_every=2), tmp_path,
+                           quiet=True, dataset=tiny)
+  out = capsys.readouterr()
+  assert [l.split(':')[0] for l in out.out.splitlines()] == ['epoch 2', 'epoch 3']
+  assert out.err == ''
