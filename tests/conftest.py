@@ -12,3 +12,7 @@ jax.config.update('jax_numpy_rank_promotion', 'raise')
 
 # Real MNIST for the few tests that need it: $MNIST_DIR, else ../shared/mnist.
 MNIST_DIR = pathlib.Path(os.environ.get('MNIST_DIR', ROOT.parent / 'shared' / 'mnist'))
+
+# The script that made tests/data/dlordinal_reference.json needs PyTorch and
+# dlordinal, which are never dependencies: not a test module.
+collect_ignore_glob = ['data/*']
