@@ -11,6 +11,7 @@ import pytest
 
 import experiments
 import losses
+import study_report
 from config import (Config, build_parser, config_from_args, load_distance,
                     make_loss_fn)
 import train
@@ -26,9 +27,9 @@ def tiny_study(tmp_path_factory):
   study = experiments.run_study('tiny', dataset, root / 'results',
                                 root / 'runs', base=Config(),
                                 log=log.append)
-  rows = experiments.study_rows(study)
-  experiments.write_tables(study, rows, root / 'results')
-  experiments.write_plots(study, rows, root / 'results')
+  rows = study_report.study_rows(study)
+  study_report.write_tables(study, rows, root / 'results')
+  study_report.write_plots(study, rows, root / 'results')
   return root, dataset, study, rows, log
 
 
@@ -71,7 +72,7 @@ def test_choices_are_made_on_validation_only(tiny_study):
       # Tuning never looked at the test split; finals use fresh seeds.
       assert all('test' not in cell for cell in final['tuned'])
       assert final['cell']['seeds'] == [0, 1]
-      assert all(c['seeds'] == [experiments.TUNE_SEED] for c in final['tuned'])
+      assert all(c['seeds'] == [study_report.TUNE_SEED] for c in final['tuned'])
   assert sum(r['chosen'] for r in rows) == len(rows) // 2
 
 
@@ -82,7 +83,7 @@ def test_rerun_skips_every_finished_cell(tiny_study):
                                 root / 'runs', base=Config(),
                                 log=log.append)
   assert not [line for line in log if line.startswith('  ')]  # nothing trained
-  assert experiments.study_rows(study) == rows
+  assert study_report.study_rows(study) == rows
 
 
 def test_changed_plan_refuses_to_reuse_a_cell(tiny_study, tmp_path):
@@ -120,16 +121,16 @@ def test_choose_epochs_stops_when_the_gain_is_within_one_standard_error():
 
 
 def test_statistics():
-  mean, half = experiments.mean_ci([1.0, 2.0, 3.0])
+  mean, half = study_report.mean_ci([1.0, 2.0, 3.0])
   assert mean == 2.0
   np.testing.assert_allclose(half, 4.302652729911275 / np.sqrt(3), rtol=1e-9)
-  diff, p = experiments.paired_test([1.0, 2.0, 3.5], [1.0, 1.5, 2.0])
+  diff, p = study_report.paired_test([1.0, 2.0, 3.5], [1.0, 1.5, 2.0])
   np.testing.assert_allclose(diff, 2 / 3)
   assert 0 < p < 1
-  np.testing.assert_allclose(experiments.holm([0.01, 0.04, 0.03, 0.5]),
+  np.testing.assert_allclose(study_report.holm([0.01, 0.04, 0.03, 0.5]),
                              [0.04, 0.09, 0.09, 0.5])
   points = np.array([[99.0, 0.03], [98.0, 0.02], [97.0, 0.05], [99.0, 0.04]])
-  np.testing.assert_array_equal(experiments.pareto_front(points),
+  np.testing.assert_array_equal(study_report.pareto_front(points),
                                 [True, True, False, False])
 
 
