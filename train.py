@@ -24,7 +24,6 @@ import time
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 from jax.sharding import NamedSharding, PartitionSpec as P
@@ -32,10 +31,8 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 import corruptions
 import data
 from config import (SHIFTED_TEST_SIZE, Config, build_parser, check_data_flags,
-                    config_from_args, load_distance, make_loss_fn,
-                    make_probs_fn)
-from programs import (build_evaluate, build_train_epoch, data_mesh,
-                      init_params, make_optimizer)
+                    config_from_args, load_distance)
+from programs import build_programs, data_mesh
 from runfiles import (checkpoint_manager, mean_std, read_metrics_lines,
                       summarize_scores, write_text_atomic)
 
@@ -101,6 +98,63 @@ def is_eval_epoch(config: Config, epoch: int) -> bool:
   return epoch % config.eval_every == 0 or epoch == config.epochs
 
 
+def epoch_batches(run_data: RunData, seeds, epoch: int, batch_size: int,
+                  rows: slice = slice(None)):
+  """Each seed's shuffled batches of an epoch, made on the host.
+
+  Returns images ``[S, E, B', 28, 28, 1]`` (uint8) and labels ``[S, E, B']``
+  where ``B'`` is ``rows`` of every batch of ``B``: a process of a
+  multi-process run makes only its own share. The order depends only on the
+  seed and the epoch (``jax.random``, the same on every process and backend).
+  """
+  num_train = run_data.subset_SxM.shape[1]
+  steps = num_train // batch_size
+  images, labels = [], []
+  for s, seed in enumerate(seeds):
+    key = jax.random.fold_in(jax.random.key(seed), epoch)
+    order_M = run_data.subset_SxM[s][np.asarray(
+        jax.random.permutation(key, num_train))]
+    idx_ExB = order_M[:steps * batch_size].reshape(steps, batch_size)[:, rows]
+    images.append(run_data.images[idx_ExB])
+    labels.append(run_data.labels_SxN[s][idx_ExB])
+  return np.stack(images), np.stack(labels)
+
+
+def replicate(tree, mesh):
+  """Host values (the same on every process) as arrays on every device."""
+  if mesh is None:
+    return jax.device_put(tree)
+  sharding = NamedSharding(mesh, P())
+
+  def put(x):
+    x = np.asarray(x)
+    return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
+
+  return jax.tree.map(put, tree)
+
+
+def batches_on_devices(run_data: RunData, seeds, epoch: int, batch_size: int,
+                       mesh):
+  """The epoch's batches as arrays split over the mesh's devices (axis B).
+
+  Each process gathers only the rows of every batch that its own devices hold
+  (``jax.make_array_from_process_local_data``).
+  """
+  if mesh is None:
+    return jax.device_put(epoch_batches(run_data, seeds, epoch, batch_size))
+  steps = run_data.subset_SxM.shape[1] // batch_size
+  shape_SxExB = (len(seeds), steps, batch_size)
+  sharding = NamedSharding(mesh, P(None, None, 'data'))
+  row_slices = sorted(
+      (index[2].indices(batch_size)[:2] for index in
+       sharding.addressable_devices_indices_map(shape_SxExB).values()))
+  rows = slice(row_slices[0][0], row_slices[-1][1])
+  images, labels = epoch_batches(run_data, seeds, epoch, batch_size, rows)
+  return (jax.make_array_from_process_local_data(
+              sharding, images, shape_SxExB + images.shape[3:]),
+          jax.make_array_from_process_local_data(sharding, labels, shape_SxExB))
+
+
 def train_and_evaluate(config: Config, workdir, *, resume: bool = False,
                        quiet: bool = True, dataset=None) -> dict[str, Any]:
   """Trains ``config.num_seeds`` models and writes everything to ``workdir``.
@@ -130,38 +184,26 @@ def train_and_evaluate(config: Config, workdir, *, resume: bool = False,
   run_data = prepare_data(config, dataset, seeds)
   num_train = run_data.subset_SxM.shape[1]
   steps_per_epoch = num_train // config.batch_size
-  distance_KxK = load_distance(config.distance)
-  loss_fn = make_loss_fn(config, distance_KxK)
 
+  # In a multi-process run every process computes everything; process 0
+  # alone writes files (orbax coordinates the checkpoints across processes).
+  writer = jax.process_index() == 0
   workdir.mkdir(parents=True, exist_ok=True)
-  write_text_atomic(workdir / 'config.json',
-                    json.dumps(dataclasses.asdict(config), indent=2) + '\n')
+  if writer:
+    write_text_atomic(workdir / 'config.json',
+                      json.dumps(dataclasses.asdict(config), indent=2) + '\n')
 
   mesh = data_mesh()
-  graphdef, params = init_params(config, seeds)
-  tx = make_optimizer(config, steps_per_epoch)
-  opt_state = jax.vmap(tx.init)(params)
   progress = None if quiet else StepProgress(
       config.epochs, steps_per_epoch, config.batch_size * len(seeds))
-  train_epoch = jax.jit(
-      jax.vmap(build_train_epoch(graphdef, tx, loss_fn, steps_per_epoch,
-                                 config.batch_size, mesh, on_step=progress),
-               in_axes=(0, 0, None, 0, 0, 0)),
-      donate_argnums=(0, 1))
-  evaluate = jax.jit(jax.vmap(build_evaluate(graphdef,
-                                             make_probs_fn(config, distance_KxK),
-                                             distance_KxK),
-                              in_axes=(0, None, None)))
-  seed_keys = jax.vmap(jax.random.key)(jnp.asarray(seeds))
+  params, opt_state, train_epoch, evaluate = build_programs(
+      config, seeds, steps_per_epoch, mesh, on_step=progress)
 
-  # The whole dataset lives on the device(s); replicated on a mesh.
-  replicated = None if mesh is None else NamedSharding(mesh, P())
-  put = lambda tree: jax.device_put(tree, replicated)
-  train_images, train_labels, train_subset = map(put, (
-      run_data.images, run_data.labels_SxN, run_data.subset_SxM))
-  eval_sets = {name: put(tuple(split))
+  # Evaluation sets and the first state on every device; the training
+  # images travel as each epoch's batches (batches_on_devices).
+  eval_sets = {name: replicate(tuple(split), mesh)
                for name, split in run_data.eval_sets.items()}
-  params, opt_state = put(params), put(opt_state)
+  params, opt_state = replicate((params, opt_state), mesh)
 
   manager = checkpoint_manager(workdir)
   start_epoch = 0
@@ -172,15 +214,14 @@ def train_and_evaluate(config: Config, workdir, *, resume: bool = False,
         {'params': params, 'opt_state': opt_state}))
     params, opt_state = restored['params'], restored['opt_state']
   kept_lines = read_metrics_lines(metrics_path, start_epoch)
-  write_text_atomic(metrics_path, ''.join(l + '\n' for l in kept_lines))
+  if writer:
+    write_text_atomic(metrics_path, ''.join(l + '\n' for l in kept_lines))
 
-  def epoch_keys(epoch):
-    return jax.vmap(lambda k: jax.random.fold_in(k, epoch))(seed_keys)
-
+  batches = lambda epoch: batches_on_devices(run_data, seeds, epoch,
+                                             config.batch_size, mesh)
   t0 = time.perf_counter()
-  train_epoch = train_epoch.lower(params, opt_state, train_images,
-                                  train_labels, train_subset,
-                                  epoch_keys(0)).compile()
+  train_epoch = train_epoch.lower(params, opt_state,
+                                  *batches(start_epoch + 1)).compile()
   compile_s = time.perf_counter() - t0
 
   def evaluate_all(params, epoch):
@@ -196,9 +237,8 @@ def train_and_evaluate(config: Config, workdir, *, resume: bool = False,
     t0 = time.perf_counter()
     if progress is not None:
       progress.start_epoch(epoch)
-    params, opt_state, loss_SxE = train_epoch(params, opt_state, train_images,
-                                              train_labels, train_subset,
-                                              epoch_keys(epoch))
+    params, opt_state, loss_SxE = train_epoch(params, opt_state,
+                                              *batches(epoch))
     loss_SxE = np.asarray(loss_SxE)
     train_s = time.perf_counter() - t0
     check_finite(loss_SxE, epoch, seeds)
@@ -215,20 +255,22 @@ def train_and_evaluate(config: Config, workdir, *, resume: bool = False,
         'train_s': train_s,
         'epoch_s': epoch_times[-1],
     }
-    with open(metrics_path, 'a') as f:
-      f.write(json.dumps(record) + '\n')
-      f.flush()
-      os.fsync(f.fileno())
+    if writer:
+      with open(metrics_path, 'a') as f:
+        f.write(json.dumps(record) + '\n')
+        f.flush()
+        os.fsync(f.fileno())
     manager.save(epoch, args=ocp.args.StandardSave(
         {'params': params, 'opt_state': opt_state}))
-    _report(progress, record)
+    if writer:
+      _report(progress, record)
   manager.wait_until_finished()
   if progress is not None:
     progress.close()
 
   if outputs is None:  # Resumed a finished run: nothing left to train.
     outputs = evaluate_all(params, config.epochs)
-  if 'test' in outputs:
+  if writer and 'test' in outputs:
     _, probs_SxNxK, argmax_SxN, bayes_SxN = outputs['test']
     np.savez_compressed(workdir / 'predictions.npz', probs=probs_SxNxK,
                         labels=run_data.eval_sets['test'].labels,
@@ -238,7 +280,7 @@ def train_and_evaluate(config: Config, workdir, *, resume: bool = False,
       'config': dataclasses.asdict(config),
       'seeds': seeds,
       'num_train': num_train,
-      'distance_matrix': np.asarray(distance_KxK).tolist(),
+      'distance_matrix': np.asarray(load_distance(config.distance)).tolist(),
       'epochs_completed': config.epochs,
       'final': {name: value for name, value in record.items()
                 if name not in ('epoch', 'train_s', 'epoch_s')},
@@ -247,7 +289,9 @@ def train_and_evaluate(config: Config, workdir, *, resume: bool = False,
       'devices': [str(d) for d in jax.devices()],
       'resumed_from_epoch': start_epoch if resume else None,
   }
-  write_text_atomic(workdir / 'summary.json', json.dumps(summary, indent=2) + '\n')
+  if writer:
+    write_text_atomic(workdir / 'summary.json',
+                      json.dumps(summary, indent=2) + '\n')
   return summary
 
 

@@ -1,4 +1,4 @@
-"""bench.py runs end to end, and its FLOP count agrees with XLA's."""
+"""bench.py times train.py's real programs end to end; its FLOP count agrees with XLA's."""
 
 import json
 
@@ -9,6 +9,7 @@ from flax import nnx
 from jax import lax
 
 import bench
+from conftest import MNIST_DIR
 from model import CNN, CPU_CHUNK_SIZE
 
 
@@ -23,30 +24,79 @@ def test_forward_flops_match_xla_cost_analysis():
   assert analytic <= per_image <= 1.03 * analytic, (analytic, per_image)
 
 
-def test_bench_runs_and_writes_json(tmp_path, capsys):
-  out = tmp_path / 'bench.json'
-  assert bench.main(['--steps', '2', '--repeats', '1', '--seeds', '1,2',
-                     '--no_torch', '--profile', '5', '--json', str(out)]) == 0
-  result = json.loads(out.read_text())
-  assert set(result['throughput']) == {'ours', 'ours_whole', 'ours_progress',
-                                       'jit_step'}
-  for row in result['throughput'].values():
+@pytest.fixture(scope='module')
+def bench_result(tmp_path_factory):
+  out = tmp_path_factory.mktemp('bench') / 'bench.json'
+  assert bench.main(['--data_dir', str(MNIST_DIR), '--train_size', '256',
+                     '--batch_sizes', '64,32', '--torch_batch_sizes', '32,64',
+                     '--repeats', '2', '--profile', '5', '--micro', '--steps',
+                     '2', '--seeds', '1,2', '--no_torch', '--json',
+                     str(out)]) == 0
+  return json.loads(out.read_text())
+
+
+def test_bench_times_train_py_epoch_and_evaluation(bench_result):
+  epochs = bench_result['epochs']
+  assert epochs['num_train'] == 256
+  assert set(epochs['rows']) == {'ours@64', 'ours@32'}
+  for row in epochs['rows'].values():
+    for part in ('epoch_s', 'eval_s'):
+      assert len(row[part]['all_rounds']) == 2
+      assert 0 < row[part]['min'] <= row[part]['median'] <= row[part]['max']
+    total = row['epoch_and_eval_s']
+    for t, e, v in zip(total['all_rounds'], row['epoch_s']['all_rounds'],
+                       row['eval_s']['all_rounds']):
+      assert t == pytest.approx(e + v)
+  assert bench_result['command'].startswith('python bench.py --data_dir')
+
+
+def test_bench_profiles_the_real_epoch_and_evaluation(bench_result):
+  for part in ('epoch', 'eval'):
+    profile = bench_result['profile'][part]
+    assert len(profile['top_ops']) == 5
+    times = [row['ms'] for row in profile['top_ops']]
+    assert times == sorted(times, reverse=True) and times[-1] > 0
+    assert 0 < sum(r['fraction_of_ops'] for r in profile['top_ops']) <= 1 + 1e-9
+    # The matmuls are among the most expensive ops, once per conv chunk:
+    # batch 64 in training and passes of 128 in evaluation, chunks of 16.
+    chunks = (64 if part == 'epoch' else 128) // CPU_CHUNK_SIZE
+    assert any(row['count'] == chunks and 'ynn_fusion' in row['ops']
+               for row in profile['top_ops']), profile['top_ops']
+
+
+def test_bench_micro_loop_is_labelled(bench_result, capsys):
+  micro = bench_result['micro']
+  assert micro['label'].startswith('micro-loop: 2 steps of synthetic images')
+  assert set(micro['throughput']) == {'ours', 'ours_whole', 'ours_progress',
+                                      'jit_step'}
+  for row in micro['throughput'].values():
     assert row['images_per_s'] > 0 and 0 < row['fraction_of_matmul']
-  assert result['throughput']['ours']['vs_jit_step'] > 0
-  assert set(result['vmapped_seeds']) == {'1', '2'}
-  assert result['matmul_gflops'] > 0
-  printed = capsys.readouterr().out
-  assert 'vs torch' in printed and 'profile of ours' in printed
-  profile = result['profile']
-  assert len(profile['top_ops']) == 5
-  # Ops are grouped by HLO shape and opcode; the conv layers run per chunk
-  # of 16 examples, so at batch 128 each of their ops appears 8 times.
-  times = [row['ms_per_step'] for row in profile['top_ops']]
-  assert times == sorted(times, reverse=True) and times[-1] > 0
-  assert 0 < sum(r['fraction_of_ops'] for r in profile['top_ops']) <= 1 + 1e-9
-  # The step's matmuls are among its most expensive ops, once per chunk.
-  assert any(row['count'] == 128 // CPU_CHUNK_SIZE and 'ynn_fusion' in row['ops']
-             for row in profile['top_ops']), profile['top_ops']
+  assert set(micro['vmapped_seeds']) == {'1', '2'}
+
+
+def test_torch_ratios_when_torch_is_installed(tmp_path):
+  pytest.importorskip('torch')
+  out = tmp_path / 'bench.json'
+  assert bench.main(['--data_dir', str(MNIST_DIR), '--train_size', '128',
+                     '--batch_sizes', '64', '--torch_batch_sizes', '32,64',
+                     '--repeats', '1', '--json', str(out)]) == 0
+  rows = json.loads(out.read_text())['epochs']['rows']
+  best = rows['torch_fastest_batch']
+  assert best in ('torch@32', 'torch@64')
+  ours = rows['ours@64']
+  same = ours['vs_torch@64']
+  assert same['ratio_of_medians'] == pytest.approx(
+      rows['torch@64']['epoch_s']['median'] / ours['epoch_and_eval_s']['median'])
+  assert f'vs_{best}' in ours
+
+
+def test_time_to_99_runs_train_py_from_the_command_line():
+  result = bench.time_to_99(MNIST_DIR, ['--train_size', '256', '--batch_size',
+                                        '64'])
+  assert result['command'].startswith('python train.py --epochs 1 --quiet '
+                                      '--workdir WORKDIR')
+  assert 0 < result['accuracy'] < 0.99 and not result['reached_target']
+  assert result['total_s'] > result['train_and_eval_s'] > 0
 
 
 def test_bad_profile_count_exits_2(capsys):
@@ -54,3 +104,15 @@ def test_bad_profile_count_exits_2(capsys):
     bench.main(['--profile', '-1'])
   assert exit_info.value.code == 2
   assert '--profile' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('flags, message', [
+    (['--batch_sizes', '64,x'], '--batch_sizes'),
+    (['--torch_batch_sizes', '0'], '--torch_batch_sizes'),
+    (['--train_size', '16', '--batch_sizes', '32'], '--train_size'),
+])
+def test_bad_flags_exit_2(flags, message, capsys):
+  with pytest.raises(SystemExit) as exit_info:
+    bench.main(flags)
+  assert exit_info.value.code == 2
+  assert message in capsys.readouterr().err
