@@ -111,8 +111,8 @@ def ours_epoch(dataset, batch_size: int, train_size=None) -> Contestant:
   steps = num_train // batch_size
   run = programs.build_programs(config, seeds, steps)
   test = tuple(map(jnp.asarray, run_data.eval_sets['test']))
-  batches = lambda epoch: train.batches_on_devices(run_data, seeds, epoch,
-                                                   batch_size, None)
+  batches = lambda epoch: jax.device_put(
+      train.epoch_batches(run_data, seeds, epoch, batch_size))
   state = {'params': run.params, 'opt': run.opt_state, 'epoch': 0}
   lowered = {'epoch': run.train_epoch.lower(state['params'], state['opt'],
                                             *batches(1)),

@@ -197,7 +197,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-  defaults = Config()
+  # The field defaults, not Config(): validating touches a JAX device, and a
+  # multi-process run must call jax.distributed.initialize() before that.
+  defaults = argparse.Namespace(**{f.name: f.default
+                                   for f in dataclasses.fields(Config)})
   p = _Parser(
       prog='train.py',
       description='Train an MNIST CNN with a distance-aware loss and report '
@@ -294,6 +297,25 @@ def build_parser() -> argparse.ArgumentParser:
                  help='one plain line per evaluated epoch instead of a '
                  'progress bar over the steps (with images/s, time left and '
                  'running loss); the default when stderr is not a terminal')
+  multi = p.add_argument_group(
+      'several processes (jax.distributed; data parallelism over every '
+      "process's devices, process 0 writes the files)")
+  multi.add_argument('--coordinator_address', default=None,
+                     metavar='HOST:PORT',
+                     help="process 0's address, the same for every process")
+  multi.add_argument('--num_processes', type=int, default=None,
+                     help='how many processes take part')
+  multi.add_argument('--process_id', type=int, default=None,
+                     help='this process, 0 to --num_processes - 1')
+  multi.add_argument('--distributed', action='store_true',
+                     help='join a multi-process run whose settings JAX '
+                     'detects (SLURM, Cloud TPU, ...); flags given above '
+                     'override what it detects')
+  multi.add_argument('--distributed_timeout', type=int, default=120,
+                     metavar='SECONDS',
+                     help='give up when the coordinator or a peer is not '
+                     'reachable for this long (at start, and when a process '
+                     'dies mid-run)')
   return p
 
 

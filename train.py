@@ -21,18 +21,19 @@ import os
 import pathlib
 import sys
 import time
+import traceback
 from typing import Any, NamedTuple
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
-from jax.sharding import NamedSharding, PartitionSpec as P
 
 import corruptions
 import data
 from config import (SHIFTED_TEST_SIZE, Config, build_parser, check_data_flags,
                     config_from_args, load_distance)
-from programs import build_programs, data_mesh
+import parallel
+from programs import build_programs
 from runfiles import (checkpoint_manager, mean_std, read_metrics_lines,
                       summarize_scores, write_text_atomic)
 
@@ -120,41 +121,6 @@ def epoch_batches(run_data: RunData, seeds, epoch: int, batch_size: int,
   return np.stack(images), np.stack(labels)
 
 
-def replicate(tree, mesh):
-  """Host values (the same on every process) as arrays on every device."""
-  if mesh is None:
-    return jax.device_put(tree)
-  sharding = NamedSharding(mesh, P())
-
-  def put(x):
-    x = np.asarray(x)
-    return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
-
-  return jax.tree.map(put, tree)
-
-
-def batches_on_devices(run_data: RunData, seeds, epoch: int, batch_size: int,
-                       mesh):
-  """The epoch's batches as arrays split over the mesh's devices (axis B).
-
-  Each process gathers only the rows of every batch that its own devices hold
-  (``jax.make_array_from_process_local_data``).
-  """
-  if mesh is None:
-    return jax.device_put(epoch_batches(run_data, seeds, epoch, batch_size))
-  steps = run_data.subset_SxM.shape[1] // batch_size
-  shape_SxExB = (len(seeds), steps, batch_size)
-  sharding = NamedSharding(mesh, P(None, None, 'data'))
-  row_slices = sorted(
-      (index[2].indices(batch_size)[:2] for index in
-       sharding.addressable_devices_indices_map(shape_SxExB).values()))
-  rows = slice(row_slices[0][0], row_slices[-1][1])
-  images, labels = epoch_batches(run_data, seeds, epoch, batch_size, rows)
-  return (jax.make_array_from_process_local_data(
-              sharding, images, shape_SxExB + images.shape[3:]),
-          jax.make_array_from_process_local_data(sharding, labels, shape_SxExB))
-
-
 def train_and_evaluate(config: Config, workdir, *, resume: bool = False,
                        quiet: bool = True, dataset=None) -> dict[str, Any]:
   """Trains ``config.num_seeds`` models and writes everything to ``workdir``.
@@ -187,23 +153,23 @@ def train_and_evaluate(config: Config, workdir, *, resume: bool = False,
 
   # In a multi-process run every process computes everything; process 0
   # alone writes files (orbax coordinates the checkpoints across processes).
-  writer = jax.process_index() == 0
+  writer = parallel.is_primary()
   workdir.mkdir(parents=True, exist_ok=True)
   if writer:
     write_text_atomic(workdir / 'config.json',
                       json.dumps(dataclasses.asdict(config), indent=2) + '\n')
 
-  mesh = data_mesh()
+  mesh = parallel.data_mesh()
   progress = None if quiet else StepProgress(
       config.epochs, steps_per_epoch, config.batch_size * len(seeds))
   params, opt_state, train_epoch, evaluate = build_programs(
       config, seeds, steps_per_epoch, mesh, on_step=progress)
 
   # Evaluation sets and the first state on every device; the training
-  # images travel as each epoch's batches (batches_on_devices).
-  eval_sets = {name: replicate(tuple(split), mesh)
+  # images travel as each epoch's batches (parallel.shard_batches).
+  eval_sets = {name: parallel.replicate(tuple(split), mesh)
                for name, split in run_data.eval_sets.items()}
-  params, opt_state = replicate((params, opt_state), mesh)
+  params, opt_state = parallel.replicate((params, opt_state), mesh)
 
   manager = checkpoint_manager(workdir)
   start_epoch = 0
@@ -217,8 +183,12 @@ def train_and_evaluate(config: Config, workdir, *, resume: bool = False,
   if writer:
     write_text_atomic(metrics_path, ''.join(l + '\n' for l in kept_lines))
 
-  batches = lambda epoch: batches_on_devices(run_data, seeds, epoch,
-                                             config.batch_size, mesh)
+  def batches(epoch):
+    return parallel.shard_batches(
+        lambda rows: epoch_batches(run_data, seeds, epoch, config.batch_size,
+                                   rows),
+        (len(seeds), steps_per_epoch, config.batch_size), mesh)
+
   t0 = time.perf_counter()
   train_epoch = train_epoch.lower(params, opt_state,
                                   *batches(start_epoch + 1)).compile()
@@ -357,6 +327,17 @@ def main(argv=None) -> int:
   parser = build_parser()
   argv = sys.argv[1:] if argv is None else argv
   args = parser.parse_args(argv)
+  if error := parallel.check_flags(args):
+    parser.error(error)
+  if parallel.wanted(args):  # before anything touches a JAX device
+    try:
+      parallel.initialize(args)
+    except parallel.DistributedError as e:
+      print(f'{parser.prog}: error: {e}', file=sys.stderr)
+      return 1
+    if jax.process_count() > 1 and args.workdir is None:
+      parser.error('a multi-process run needs --workdir (the same folder for '
+                   'every process).')
   config, workdir = config_from_args(args, parser, argv)
   try:
     dataset = data.load_mnist(config.data_dir,
@@ -372,8 +353,14 @@ def main(argv=None) -> int:
   if args.resume and done and config.epochs < json.loads(done[-1])['epoch']:
     parser.error(f'--epochs {config.epochs} is fewer than the epochs already '
                  'completed in --workdir.')
-  # A progress bar on a terminal; plain lines in logs and pipes.
-  quiet = args.quiet or not sys.stderr.isatty()
+  if jax.process_count() > 1:
+    try:  # also the barrier before process 0 writes to the workdir
+      parallel.check_agreement(config, workdir, args.resume, dataset)
+    except parallel.DistributedError as e:
+      parser.error(str(e))
+  # A progress bar on a terminal; plain lines in logs, pipes and from every
+  # process of a multi-process run (process 0 alone prints them).
+  quiet = args.quiet or not sys.stderr.isatty() or jax.process_count() > 1
   if not quiet:
     print(f'workdir: {workdir}  (compiling the epoch program...)',
           file=sys.stderr, flush=True)
@@ -383,6 +370,20 @@ def main(argv=None) -> int:
   except TrainingError as e:
     print(f'{parser.prog}: error: {e}', file=sys.stderr)
     return 1
+  except Exception:  # pylint: disable=broad-except
+    if jax.process_count() == 1:
+      raise
+    traceback.print_exc()
+    print(f'{parser.prog}: error: process {jax.process_index()} of '
+          f'{jax.process_count()} stopped (above); when a collective failed, '
+          'another process of the run stopped first. Start every process '
+          'again with --resume to continue from the last checkpoint.',
+          file=sys.stderr, flush=True)
+    # Exiting normally would wait --distributed_timeout seconds at JAX's
+    # shutdown barrier for a peer that is gone, then abort.
+    os._exit(1)
+  if not parallel.is_primary():
+    return 0
   for split in ('validation', 'test'):
     if split not in summary['final']:
       continue

@@ -1,0 +1,179 @@
+"""Data parallelism over every device, in one process or several.
+
+One process: a 1-D mesh over its devices (or none on a single device). Several
+processes (``jax.distributed``; on CPU they talk through gloo): the same mesh
+then spans every process's devices; parameters and optimizer state are
+replicated, each process feeds only its own rows of every batch, and all of
+them run the same compiled programs. Two processes on one machine stand in for
+two hosts in the tests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+import socket
+import sys
+import time
+
+import jax
+import numpy as np
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+
+class DistributedError(RuntimeError):
+  """The processes of a multi-process run cannot work together."""
+
+
+def data_mesh() -> Mesh | None:
+  """A 1-D mesh over every device of every process, or None on one device."""
+  if jax.device_count() == 1:
+    return None
+  return Mesh(np.asarray(jax.devices()), ('data',))
+
+
+def is_primary() -> bool:
+  """Whether this process writes the run's files (process 0 does)."""
+  return jax.process_index() == 0
+
+
+def check_flags(args) -> str | None:
+  """The error in the multi-process flags, or None."""
+  explicit = (args.coordinator_address, args.num_processes, args.process_id)
+  if not args.distributed and any(v is not None for v in explicit) and (
+      None in explicit):
+    return ('--coordinator_address, --num_processes and --process_id go '
+            'together (or pass --distributed to let JAX detect the cluster).')
+  if args.coordinator_address is not None and not re.fullmatch(
+      r'[^\s:]+:\d{1,5}', args.coordinator_address):
+    return (f'--coordinator_address must be HOST:PORT, got '
+            f'{args.coordinator_address!r}.')
+  if args.num_processes is not None and args.num_processes < 1:
+    return f'--num_processes must be >= 1, got {args.num_processes}.'
+  if args.process_id is not None and not (
+      0 <= args.process_id < (args.num_processes or float('inf'))):
+    return (f'--process_id must be in [0, --num_processes), got '
+            f'{args.process_id}.')
+  if args.distributed_timeout <= 0:
+    return f'--distributed_timeout must be > 0, got {args.distributed_timeout}.'
+  return None
+
+
+def wanted(args) -> bool:
+  return args.distributed or args.coordinator_address is not None
+
+
+def wait_for_coordinator(address: str, timeout: float) -> None:
+  """Raises DistributedError unless ``address`` accepts a TCP connection in time.
+
+  Checked before ``jax.distributed.initialize``, which aborts the process
+  (a fatal C++ error, no Python exception) when it cannot register.
+  """
+  host, port = address.rsplit(':', 1)
+  deadline = time.monotonic() + timeout
+  while True:
+    try:
+      with socket.create_connection((host, int(port)), timeout=1):
+        return
+    except OSError as e:
+      if time.monotonic() > deadline:
+        raise DistributedError(
+            f'could not reach the coordinator at {address} within {timeout} s '
+            f'({e}): start process 0 with the same --coordinator_address, or '
+            'check the host and port.') from None
+      time.sleep(0.2)
+
+
+def initialize(args) -> None:
+  """Joins the multi-process run the flags describe (before any JAX work).
+
+  A process that cannot reach the coordinator, or whose peers do not all
+  arrive, stops after ``--distributed_timeout`` seconds; so does one whose
+  peer dies mid-run (missed heartbeats), instead of waiting forever.
+  """
+  timeout = args.distributed_timeout
+  if args.coordinator_address and args.process_id:
+    wait_for_coordinator(args.coordinator_address, timeout)
+  # Said first because JAX aborts the process if the peers do not all come.
+  print(f'joining the multi-process run at '
+        f'{args.coordinator_address or "the detected coordinator"} as process '
+        f'{args.process_id if args.process_id is not None else "?"} of '
+        f'{args.num_processes or "?"}; waiting up to {timeout} s for every '
+        'process', file=sys.stderr, flush=True)
+  # CPU processes need a collectives library for their all-reduces.
+  jax.config.update('jax_cpu_collectives_implementation', 'gloo')
+  jax.distributed.initialize(
+      coordinator_address=args.coordinator_address,
+      num_processes=args.num_processes, process_id=args.process_id,
+      initialization_timeout=timeout, heartbeat_timeout_seconds=timeout,
+      shutdown_timeout_seconds=timeout)
+
+
+def _digest(*parts) -> np.ndarray:
+  h = hashlib.sha256()
+  for part in parts:
+    h.update(part if isinstance(part, bytes) else json.dumps(
+        part, sort_keys=True, default=str).encode())
+  return np.frombuffer(h.digest(), np.uint8)
+
+
+def check_agreement(config, workdir, resume: bool, dataset) -> None:
+  """Raises DistributedError unless every process has the same run and data.
+
+  Compares SHA-256 digests of the configuration (less the data location,
+  which may differ from host to host), the workdir and the images and labels.
+  It is also the barrier before any process writes to the workdir.
+  """
+  run = {k: v for k, v in dataclasses.asdict(config).items()
+         if k not in ('data_dir', 'tfds_data_dir')}
+  mine = np.stack([
+      _digest(run, str(workdir.resolve()), resume),
+      _digest(*(np.ascontiguousarray(a).tobytes() for split in (
+          dataset['train'], dataset['test']) for a in split))])
+  every = np.asarray(multihost_utils.process_allgather(mine))
+  for row, what in ((0, 'flags (or --workdir, --resume)'), (1, 'data')):
+    differ = [p for p in range(len(every))
+              if not np.array_equal(every[p, row], every[0, row])]
+    if differ:
+      raise DistributedError(
+          f'the processes disagree on their {what}: process(es) '
+          f'{", ".join(map(str, differ))} differ from process 0. Start every '
+          'process with the same flags and the same MNIST files.')
+
+
+def replicate(tree, mesh):
+  """Host values (the same on every process) as arrays on every device."""
+  if mesh is None:
+    return jax.device_put(tree)
+  sharding = NamedSharding(mesh, P())
+
+  def put(x):
+    x = np.asarray(x)
+    return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
+
+  return jax.tree.map(put, tree)
+
+
+def shard_batches(make_rows, shape_SxExB, mesh):
+  """An epoch's batches split over the mesh's devices along the batch axis.
+
+  ``make_rows(rows)`` returns images ``[S, E, B', ...]`` and labels
+  ``[S, E, B']`` for the slice ``rows`` of every batch: each process makes
+  only the rows its own devices hold (``make_array_from_process_local_data``).
+  """
+  if mesh is None:
+    return jax.device_put(make_rows(slice(None)))
+  sharding = NamedSharding(mesh, P(None, None, 'data'))
+  batch = shape_SxExB[2]
+  spans = sorted(index[2].indices(batch)[:2] for index in
+                 sharding.addressable_devices_indices_map(shape_SxExB).values())
+  if any(a[1] != b[0] for a, b in zip(spans, spans[1:])):
+    raise DistributedError(f'this process holds rows {spans} of each batch, '
+                           'not one contiguous slice.')
+  images, labels = make_rows(slice(spans[0][0], spans[-1][1]))
+  return (jax.make_array_from_process_local_data(
+              sharding, images, shape_SxExB + images.shape[3:]),
+          jax.make_array_from_process_local_data(sharding, labels, shape_SxExB))
