@@ -5,10 +5,10 @@
 On MNIST, in one process, round-robin over ``--repeats`` rounds so that a noisy
 machine affects every contestant alike (medians with ranges), it times:
 
-- ``ours@B``: the programs ``train.py`` runs (``programs.build_programs``:
-  the jitted, seed-vmapped epoch with its shuffling, compiled ahead as
-  train.py does) at batch B with the default configuration: one full epoch,
-  then the evaluation of the test split, timed apart;
+- ``ours@B``: the programs ``train.py`` runs (``programs.build_programs``,
+  compiled ahead, fed the epoch's shuffled batches by ``train.epoch_batches``)
+  at batch B with the default configuration: one full epoch, then the
+  evaluation of the test split, timed apart;
 - ``torch@B``: the same CNN in PyTorch eager fp32 with Adam (when torch is
   installed): a full epoch drawing each batch from a fresh permutation (a
   gather per step), then the test split's forward pass, timed apart.
@@ -18,10 +18,8 @@ same batch and at PyTorch's fastest batch. ``--time_to_99`` runs
 ``python train.py --epochs 1`` from a cold start (interpreter, data, compile,
 epoch, evaluation). ``--profile N`` traces one epoch and one evaluation of the
 first ``ours`` and lists the N kinds of XLA op that take the most time.
-``--micro`` adds the 40-step micro-loop (synthetic images, labelled as such):
-ours with and without conv chunks and with the progress callback, a per-step
-``jax.jit`` loop, PyTorch, the fp32 matmul limit and vmapped seeds. Prints
-tables and writes ``--json``.
+``--micro`` adds the 40-step micro-loop of ``bench_micro.py`` (synthetic
+images, labelled as such). Prints tables and writes ``--json``.
 """
 
 from __future__ import annotations
@@ -44,47 +42,11 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
-from flax import nnx
-from jax import lax
 
 import data
-import losses
 import programs
 import train
-from config import Config, make_loss_fn
-from model import CNN
-
-
-def cnn_flops_per_image(num_outputs: int = 10) -> dict[str, float]:
-  """Useful matmul FLOPs of one training step per image (multiply-add = 2).
-
-  Forward: every conv/dense layer, counting only kernel taps that land inside
-  the image (as XLA's cost analysis does; a 3x3 'SAME' conv over H x W has
-  (3H - 2)(3W - 2) such position-tap pairs). Backward: weight gradients of
-  every layer, and input gradients of every layer but the first (images need
-  none). Multiplications by padding zeros are not counted, so the fraction of
-  the matmul limit reported is a lower bound.
-  """
-  layers = [  # (position-tap pairs, in channels, out channels)
-      ((3 * 28 - 2)**2, 1, 32),
-      ((3 * 14 - 2)**2, 32, 64),
-      (7 * 7 * 64, 1, 256),
-      (256, 1, num_outputs),
-  ]
-  forward = [2 * n * cin * cout for n, cin, cout in layers]
-  total = 2 * sum(forward) + sum(forward[1:])
-  return {'forward': float(sum(forward)), 'train_step': float(total)}
-
-
-MICRO_BATCH = 128
-
-
-def make_batches(steps: int, batch_size: int, seed: int = 0):
-  rng = np.random.default_rng(seed)
-  images = rng.integers(0, 256, (steps * batch_size, 28, 28, 1), np.uint8)
-  labels = rng.integers(0, 10, steps * batch_size).astype(np.int32)
-  return images, labels
+from config import Config
 
 
 @dataclasses.dataclass
@@ -180,106 +142,6 @@ def torch_epoch(dataset, batch_size: int, num_train: int) -> Contestant:
 
 
 # ----------------------------------------------------------------------------
-# The micro-loop: `steps` training steps on synthetic images per call.
-
-
-def ours(images, labels, batch_size, num_seeds=1, chunk_size=None,
-         progress=False):
-  config = Config(batch_size=batch_size)
-  steps = len(labels) // batch_size
-  graphdef, params = programs.init_params(config, range(num_seeds), chunk_size)
-  tx = optax.adam(1e-3)
-  opt_state = jax.vmap(tx.init)(params)
-  loss_fn = make_loss_fn(config, losses.linear_distance(10))
-  # The progress bar train.py shows, drawn to /dev/null. A 40-step call
-  # reports every step: 18x the cadence of a real epoch (every 1 %).
-  bar = train.StepProgress(1, steps, batch_size * num_seeds,
-                           file=open(os.devnull, 'w')) if progress else None
-  epoch = jax.jit(jax.vmap(
-      programs.build_train_epoch(graphdef, tx, loss_fn, on_step=bar),
-      in_axes=(0, 0, None, None)))
-  images = jnp.asarray(images).reshape(steps, batch_size, 28, 28, 1)
-  labels = jnp.asarray(labels).reshape(steps, batch_size)
-  state = {'params': params, 'opt': opt_state}
-
-  def run():
-    if bar is not None:
-      bar.start_epoch(1)
-    state['params'], state['opt'], loss = epoch(state['params'], state['opt'],
-                                                images, labels)
-    jax.block_until_ready(loss)
-
-  return Contestant({'call': run}, run, steps * batch_size, steps, {
-      'call': lambda: epoch.lower(state['params'], state['opt'], images,
-                                  labels).compile().as_text()})
-
-
-def jit_step(images, labels, batch_size):
-  model = CNN(10, conv=lax.conv_general_dilated, rngs=nnx.Rngs(0))
-  graphdef, params = nnx.split(model)
-  tx = optax.adam(1e-3)
-  opt_state = tx.init(params)
-
-  @jax.jit
-  def step(params, opt_state, x, y):
-    def mean_loss(params):
-      logits = nnx.merge(graphdef, params)(x)
-      return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
-
-    loss, grads = jax.value_and_grad(mean_loss)(params)
-    updates, opt_state = tx.update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state, loss
-
-  batches = [(jnp.asarray(images[i:i + batch_size]),
-              jnp.asarray(labels[i:i + batch_size]))
-             for i in range(0, len(labels), batch_size)]
-  state = {'params': params, 'opt': opt_state}
-
-  def run():
-    loss = None
-    for x, y in batches:
-      state['params'], state['opt'], loss = step(state['params'], state['opt'],
-                                                 x, y)
-    jax.block_until_ready(loss)
-
-  return run
-
-
-def torch_eager(images, labels, batch_size):
-  import torch  # pylint: disable=g-import-not-at-top
-  net = torch_cnn()
-  opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-  x_all = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
-  y_all = torch.from_numpy(labels).long()
-  batches = [(x_all[i:i + batch_size].contiguous(), y_all[i:i + batch_size])
-             for i in range(0, len(labels), batch_size)]
-  loss_fn = torch.nn.CrossEntropyLoss()
-
-  def run():
-    for x, y in batches:
-      opt.zero_grad(set_to_none=True)
-      loss = loss_fn(net(x), y)
-      loss.backward()
-      opt.step()
-
-  return run
-
-
-def matmul_flops(size: int = 2048, reps: int = 10):
-  a = jax.random.normal(jax.random.key(0), (size, size), jnp.float32)
-  b = jax.random.normal(jax.random.key(1), (size, size), jnp.float32)
-  f = jax.jit(lambda a, b: a @ b)
-
-  def run():
-    c = None
-    for _ in range(reps):
-      c = f(a, b)
-    jax.block_until_ready(c)
-
-  return run, 2.0 * size**3 * reps
-
-
-# ----------------------------------------------------------------------------
 
 
 def time_interleaved(contestants: dict[str, Contestant], repeats: int,
@@ -356,64 +218,6 @@ def print_profile(profile: dict, what: str) -> None:
           f"{r['count']:>4}  {r['ops']}")
 
 
-def run_micro(steps: int, repeats: int, seed_counts, torch_version) -> dict:
-  """The micro-loop: ``steps`` steps of synthetic images per call."""
-  images, labels = make_batches(steps, MICRO_BATCH)
-  plain = lambda run: Contestant({'call': run}, run)
-  contestants = {'ours': ours(images, labels, MICRO_BATCH)}
-  if programs.conv_settings()[1]:
-    # The same compiled epoch without chunking: what the chunks are worth.
-    contestants['ours_whole'] = ours(images, labels, MICRO_BATCH, chunk_size=0)
-  contestants['ours_progress'] = ours(images, labels, MICRO_BATCH,
-                                      progress=True)
-  contestants['jit_step'] = plain(jit_step(images, labels, MICRO_BATCH))
-  if torch_version:
-    contestants['torch'] = plain(torch_eager(images, labels, MICRO_BATCH))
-  mm_run, mm_flops = matmul_flops()
-  contestants['matmul'] = plain(mm_run)
-  times = {name: parts['call']
-           for name, parts in time_interleaved(contestants, repeats).items()}
-  flops_per_image = cnn_flops_per_image()['train_step']
-  matmul_gflops = mm_flops / statistics.median(times.pop('matmul')) / 1e9
-  rows = {}
-  for name, secs in times.items():
-    ips = len(labels) / statistics.median(secs)
-    rows[name] = {'images_per_s': ips,
-                  'images_per_s_all_rounds': [len(labels) / s for s in secs],
-                  'gflops': ips * flops_per_image / 1e9,
-                  'fraction_of_matmul': ips * flops_per_image / 1e9 / matmul_gflops}
-  for name in rows:
-    for ref in ('torch', 'jit_step'):
-      if ref in rows and name != ref:
-        rows[name][f'vs_{ref}'] = rows[name]['images_per_s'] / rows[ref]['images_per_s']
-  seeds = {}
-  for n in seed_counts:
-    run = ours(images, labels, MICRO_BATCH, num_seeds=n)
-    secs = time_interleaved({'run': run}, max(2, repeats // 2))['run']['call']
-    seeds[n] = {'images_per_s': n * len(labels) / statistics.median(secs)}
-  return {'label': f'micro-loop: {steps} steps of synthetic images per call, '
-                   f'batch {MICRO_BATCH}', 'repeats': repeats,
-          'train_step_mflops_per_image': flops_per_image / 1e6,
-          'matmul_gflops': matmul_gflops, 'throughput': rows,
-          'vmapped_seeds': seeds}
-
-
-def print_micro(micro: dict) -> None:
-  print(f"\n{micro['label']} (fp32; median of {micro['repeats']} interleaved "
-        'rounds; not an epoch: no shuffling, no evaluation)')
-  print(f"{'contestant':<13} {'images/s':>10} {'GFLOP/s':>9} {'% matmul':>9} "
-        f"{'vs torch':>9} {'vs jit_step':>11}")
-  for name, r in micro['throughput'].items():
-    vs_t = f"{r['vs_torch']:.2f}x" if 'vs_torch' in r else '-'
-    vs_j = f"{r['vs_jit_step']:.2f}x" if 'vs_jit_step' in r else '-'
-    print(f"{name:<13} {r['images_per_s']:>10.0f} {r['gflops']:>9.1f} "
-          f"{100 * r['fraction_of_matmul']:>8.1f}% {vs_t:>9} {vs_j:>11}")
-  print(f"matmul limit: {micro['matmul_gflops']:.1f} GFLOP/s (2048x2048 fp32); "
-        f"the CNN's train step is {micro['train_step_mflops_per_image']:.1f} "
-        'MFLOP/image')
-  for n, r in micro['vmapped_seeds'].items():
-    print(f"vmapped seeds N={n}: {r['images_per_s']:.0f} images/s")
-
 
 def parse_ints(parser, flag: str, text: str) -> list[int]:
   try:
@@ -459,8 +263,8 @@ def run_epochs(args, dataset, torch_version) -> dict:
         row[f'vs_{ref}'] = {'ratio_of_medians': ref_s['median'] / ours_s['median'],
                             'per_round_min': min(per_round),
                             'per_round_max': max(per_round)}
-    rows['torch_fastest_batch'] = best
-  return {'num_train': num_train, 'rows': rows}
+  return {'num_train': num_train, 'rows': rows,
+          'torch_fastest_batch': best if torch_rows else None}
 
 
 def print_epochs(result: dict, repeats: int) -> None:
@@ -472,16 +276,12 @@ def print_epochs(result: dict, repeats: int) -> None:
         f"{'epoch+eval s':>20} {'images/s':>9}")
   fmt = lambda s: f"{s['median']:6.2f} [{s['min']:.2f}-{s['max']:.2f}]"
   for name, r in rows.items():
-    if name == 'torch_fastest_batch':
-      continue
     print(f"{name:<11} {fmt(r['epoch_s']):>20} {fmt(r['eval_s']):>17} "
           f"{fmt(r['epoch_and_eval_s']):>20} {r['images_per_s']:>9.0f}")
   for name, r in rows.items():
-    for key, v in r.items() if isinstance(r, dict) else ():
-      if key.startswith('vs_'):
-        print(f"{name} (epoch + eval) vs {key[3:]} (epoch): "
-              f"{v['ratio_of_medians']:.2f}x (per round "
-              f"{v['per_round_min']:.2f}-{v['per_round_max']:.2f}x)")
+    for ref, v in ((k[3:], v) for k, v in r.items() if k.startswith('vs_')):
+      print(f"{name} (epoch + eval) vs {ref} (epoch): {v['ratio_of_medians']:.2f}x "
+            f"(per round {v['per_round_min']:.2f}-{v['per_round_max']:.2f}x)")
 
 
 def time_to_99(data_dir, train_args=(), target: float = 0.99) -> dict:
@@ -513,16 +313,13 @@ def main(argv=None) -> int:
                       help='MNIST IDX folder (default: the lookup train.py '
                            'uses: $MNIST_DIR, tfds, the cache, a download)')
   parser.add_argument('--batch_sizes', default='128,32',
-                      help='comma-separated batch sizes for ours (train.py\'s '
-                           'default is 32)')
+                      help="ours' batch sizes (train.py's default is 32)")
   parser.add_argument('--torch_batch_sizes', default='32,128,256',
-                      help='comma-separated batch sizes for PyTorch; its '
-                           'fastest is the reference')
+                      help="PyTorch's batch sizes; its fastest is the reference")
   parser.add_argument('--repeats', type=int, default=3,
                       help='interleaved rounds; medians and ranges are reported')
   parser.add_argument('--train_size', type=int, default=None,
-                      help='train on this many images instead of all 60 000 '
-                           '(a quick check; the README numbers use all)')
+                      help='train on this many images, not all 60 000 (a check)')
   parser.add_argument('--no_torch', action='store_true',
                       help='skip PyTorch even if it is installed')
   parser.add_argument('--time_to_99', action='store_true',
@@ -533,8 +330,7 @@ def main(argv=None) -> int:
                            'ours@B and print the N kinds of XLA op (HLO shape '
                            'and opcode) that take the most time (0: off)')
   parser.add_argument('--micro', action='store_true',
-                      help='also run the micro-loop: --steps steps of '
-                           'synthetic images per call')
+                      help='also run the micro-loop (bench_micro.py)')
   parser.add_argument('--steps', type=int, default=40,
                       help='micro-loop: training steps per timed call')
   parser.add_argument('--seeds', default='1,4,8',
@@ -546,10 +342,8 @@ def main(argv=None) -> int:
   args.torch_batch_sizes = parse_ints(parser, '--torch_batch_sizes',
                                       args.torch_batch_sizes)
   seed_counts = parse_ints(parser, '--seeds', args.seeds)
-  if min(args.steps, args.repeats) < 1:
-    parser.error('--steps and --repeats must be >= 1.')
-  if args.profile < 0:
-    parser.error(f'--profile must be >= 0, got {args.profile}.')
+  if min(args.steps, args.repeats) < 1 or args.profile < 0:
+    parser.error('--steps and --repeats must be >= 1, --profile >= 0.')
   if args.train_size is not None and args.train_size < max(
       args.batch_sizes + args.torch_batch_sizes):
     parser.error(f'--train_size {args.train_size} is smaller than a batch.')
@@ -566,14 +360,12 @@ def main(argv=None) -> int:
     except ImportError:
       print('torch not installed: skipping PyTorch (pip install torch==2.13.0)',
             file=sys.stderr)
+  command = sys.argv[1:] if argv is None else argv
   result = {
-      'machine': {'platform': platform.platform(),
-                  'processor': platform.processor(),
-                  'cpu_count': os.cpu_count(),
+      'machine': {'platform': platform.platform(), 'cpu_count': os.cpu_count(),
                   'devices': [str(d) for d in jax.devices()],
                   'jax': jax.__version__, 'torch': torch_version},
-      'command': ' '.join(['python', 'bench.py', *(sys.argv[1:] if argv is None
-                                                    else argv)]),
+      'command': ' '.join(['python', 'bench.py', *command]),
       'repeats': args.repeats,
       'epochs': run_epochs(args, dataset, torch_version),
   }
@@ -585,13 +377,14 @@ def main(argv=None) -> int:
         part: profile_ops(first.parts[part], first.compiled_text[part](),
                           first.steps if part == 'epoch' else 1, args.profile)
         for part in ('epoch', 'eval')}
-    print_profile(result['profile']['epoch'], f'one epoch of ours@'
-                  f'{args.batch_sizes[0]}, per step')
+    print_profile(result['profile']['epoch'],
+                  f'one epoch of ours@{args.batch_sizes[0]}, per step')
     print_profile(result['profile']['eval'], 'one evaluation (test split)')
   if args.micro:
-    result['micro'] = run_micro(args.steps, args.repeats, seed_counts,
-                                torch_version)
-    print_micro(result['micro'])
+    import bench_micro  # pylint: disable=g-import-not-at-top
+    result['micro'] = bench_micro.run_micro(args.steps, args.repeats,
+                                            seed_counts, torch_version)
+    bench_micro.print_micro(result['micro'])
   if args.time_to_99:
     t = result['time_to_99'] = time_to_99(args.data_dir)
     print(f"\ntime to 99 %: `{t['command']}` reached {100 * t['accuracy']:.2f} % "

@@ -13,10 +13,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import re
 import socket
 import sys
 import time
+import traceback
 
 import jax
 import numpy as np
@@ -110,6 +112,22 @@ def initialize(args) -> None:
       num_processes=args.num_processes, process_id=args.process_id,
       initialization_timeout=timeout, heartbeat_timeout_seconds=timeout,
       shutdown_timeout_seconds=timeout)
+
+
+def exit_after_failure(prog: str) -> None:
+  """Reports the exception being handled and ends this process at once.
+
+  A normal exit would wait ``--distributed_timeout`` seconds at JAX's
+  shutdown barrier for a peer that may be gone, then abort.
+  """
+  traceback.print_exc()
+  print(f'{prog}: error: process {jax.process_index()} of '
+        f'{jax.process_count()} stopped (above); when a collective failed, '
+        'another process of the run stopped first. Start every process '
+        'again with --resume to continue from the last checkpoint.',
+        file=sys.stderr, flush=True)
+  sys.stdout.flush()
+  os._exit(1)
 
 
 def _digest(*parts) -> np.ndarray:

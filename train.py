@@ -21,7 +21,6 @@ import os
 import pathlib
 import sys
 import time
-import traceback
 from typing import Any, NamedTuple
 
 import jax
@@ -373,15 +372,7 @@ def main(argv=None) -> int:
   except Exception:  # pylint: disable=broad-except
     if jax.process_count() == 1:
       raise
-    traceback.print_exc()
-    print(f'{parser.prog}: error: process {jax.process_index()} of '
-          f'{jax.process_count()} stopped (above); when a collective failed, '
-          'another process of the run stopped first. Start every process '
-          'again with --resume to continue from the last checkpoint.',
-          file=sys.stderr, flush=True)
-    # Exiting normally would wait --distributed_timeout seconds at JAX's
-    # shutdown barrier for a peer that is gone, then abort.
-    os._exit(1)
+    parallel.exit_after_failure(parser.prog)
   if not parallel.is_primary():
     return 0
   for split in ('validation', 'test'):

@@ -9,6 +9,7 @@ from flax import nnx
 from jax import lax
 
 import bench
+import bench_micro
 from conftest import MNIST_DIR
 from model import CNN, CPU_CHUNK_SIZE
 
@@ -19,7 +20,7 @@ def test_forward_flops_match_xla_cost_analysis():
   cost = jax.jit(model).lower(x).compile().cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   per_image = cost['flops'] / 8
-  analytic = bench.cnn_flops_per_image()['forward']
+  analytic = bench_micro.cnn_flops_per_image()['forward']
   # XLA also counts the element-wise ops (bias, ReLU, pooling): about 1 %.
   assert analytic <= per_image <= 1.03 * analytic, (analytic, per_image)
 
@@ -82,8 +83,8 @@ def test_torch_ratios_when_torch_is_installed(tmp_path):
   assert bench.main(['--data_dir', str(MNIST_DIR), '--train_size', '128',
                      '--batch_sizes', '64', '--torch_batch_sizes', '32,64',
                      '--repeats', '1', '--json', str(out)]) == 0
-  rows = json.loads(out.read_text())['epochs']['rows']
-  best = rows['torch_fastest_batch']
+  epochs = json.loads(out.read_text())['epochs']
+  rows, best = epochs['rows'], epochs['torch_fastest_batch']
   assert best in ('torch@32', 'torch@64')
   ours = rows['ours@64']
   same = ours['vs_torch@64']
