@@ -188,9 +188,9 @@ def train_and_evaluate(config: Config, workdir, *, resume: bool = False,
                                    rows),
         (len(seeds), steps_per_epoch, config.batch_size), mesh)
 
+  first_batches = batches(start_epoch + 1)
   t0 = time.perf_counter()
-  train_epoch = train_epoch.lower(params, opt_state,
-                                  *batches(start_epoch + 1)).compile()
+  train_epoch = train_epoch.lower(params, opt_state, *first_batches).compile()
   compile_s = time.perf_counter() - t0
 
   def evaluate_all(params, epoch):
@@ -206,8 +206,8 @@ def train_and_evaluate(config: Config, workdir, *, resume: bool = False,
     t0 = time.perf_counter()
     if progress is not None:
       progress.start_epoch(epoch)
-    params, opt_state, loss_SxE = train_epoch(params, opt_state,
-                                              *batches(epoch))
+    epoch_data = first_batches if epoch == start_epoch + 1 else batches(epoch)
+    params, opt_state, loss_SxE = train_epoch(params, opt_state, *epoch_data)
     loss_SxE = np.asarray(loss_SxE)
     train_s = time.perf_counter() - t0
     check_finite(loss_SxE, epoch, seeds)
