@@ -6,7 +6,7 @@ On MNIST, in one process, round-robin over ``--repeats`` rounds so that a noisy
 machine affects every contestant alike (medians with ranges), it times:
 
 - ``ours@B``: the programs ``train.py`` runs (``programs.build_programs``,
-  compiled ahead, fed the epoch's shuffled batches by ``train.epoch_batches``)
+  compiled ahead, fed the epoch's batches by ``train.batches_on_devices``)
   at batch B with the default configuration: one full epoch, then the
   evaluation of the test split, timed apart;
 - ``torch@B``: the same CNN in PyTorch eager fp32 with Adam (when torch is
@@ -73,8 +73,8 @@ def ours_epoch(dataset, batch_size: int, train_size=None) -> Contestant:
   steps = num_train // batch_size
   run = programs.build_programs(config, seeds, steps)
   test = tuple(map(jnp.asarray, run_data.eval_sets['test']))
-  batches = lambda epoch: jax.device_put(
-      train.epoch_batches(run_data, seeds, epoch, batch_size))
+  batches = lambda epoch: train.batches_on_devices(run_data, seeds, epoch,
+                                                   batch_size, mesh=None)
   state = {'params': run.params, 'opt': run.opt_state, 'epoch': 0}
   lowered = {'epoch': run.train_epoch.lower(state['params'], state['opt'],
                                             *batches(1)),

@@ -120,6 +120,15 @@ def epoch_batches(run_data: RunData, seeds, epoch: int, batch_size: int,
   return np.stack(images), np.stack(labels)
 
 
+def batches_on_devices(run_data: RunData, seeds, epoch: int, batch_size: int,
+                       mesh):
+  """The epoch's batches on the devices; each process makes only its rows."""
+  steps = run_data.subset_SxM.shape[1] // batch_size
+  return parallel.shard_batches(
+      lambda rows: epoch_batches(run_data, seeds, epoch, batch_size, rows),
+      (len(seeds), steps, batch_size), mesh)
+
+
 def train_and_evaluate(config: Config, workdir, *, resume: bool = False,
                        quiet: bool = True, dataset=None) -> dict[str, Any]:
   """Trains ``config.num_seeds`` models and writes everything to ``workdir``.
@@ -165,7 +174,7 @@ def train_and_evaluate(config: Config, workdir, *, resume: bool = False,
       config, seeds, steps_per_epoch, mesh, on_step=progress)
 
   # Evaluation sets and the first state on every device; the training
-  # images travel as each epoch's batches (parallel.shard_batches).
+  # images travel as each epoch's batches (batches_on_devices).
   eval_sets = {name: parallel.replicate(tuple(split), mesh)
                for name, split in run_data.eval_sets.items()}
   params, opt_state = parallel.replicate((params, opt_state), mesh)
@@ -182,12 +191,8 @@ def train_and_evaluate(config: Config, workdir, *, resume: bool = False,
   if writer:
     write_text_atomic(metrics_path, ''.join(l + '\n' for l in kept_lines))
 
-  def batches(epoch):
-    return parallel.shard_batches(
-        lambda rows: epoch_batches(run_data, seeds, epoch, config.batch_size,
-                                   rows),
-        (len(seeds), steps_per_epoch, config.batch_size), mesh)
-
+  batches = lambda epoch: batches_on_devices(run_data, seeds, epoch,
+                                             config.batch_size, mesh)
   first_batches = batches(start_epoch + 1)
   t0 = time.perf_counter()
   train_epoch = train_epoch.lower(params, opt_state, *first_batches).compile()
