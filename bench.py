@@ -1,4 +1,4 @@
-"""Training speed as users feel it: train.py's own epoch against PyTorch's.
+"""Training speed as users feel it: train.py's own programs, side by side.
 
     python bench.py --data_dir ../shared/mnist --time_to_99
 
@@ -6,12 +6,18 @@ On MNIST, in one process, round-robin over ``--repeats`` rounds so that a noisy
 machine affects every contestant alike (medians with ranges), it times:
 
 - ``ours@B``: the programs ``train.py`` runs (``programs.build_programs``,
-  compiled ahead, fed the epoch's batches by ``train.batches_on_devices``)
+  compiled ahead, fed the epoch's batches by ``run_data.batches_on_devices``)
   at batch B with the default configuration: one full epoch, then the
   evaluation of the test split, timed apart;
 - ``torch@B``: the same CNN in PyTorch eager fp32 with Adam (when torch is
   installed): a full epoch drawing each batch from a fresh permutation (a
-  gather per step), then the test split's forward pass, timed apart.
+  gather per step), then the test split's forward pass, timed apart;
+- ``--eval_seeds 1,5``: the evaluation of the test split by 1 and by 5
+  models (it should cost about 5x, not more);
+- ``--sweep_points 8``: a tuning cell of 8 points x 2 seeds trained as one
+  ``--sweep`` run against 8 separate runs (``train.train_and_evaluate``
+  in this process, compile and files included; each separate run launched
+  from the shell would also pay its interpreter start and data loading).
 
 Ratios compare our epoch *plus* evaluation with PyTorch's epoch alone, at the
 same batch and at PyTorch's fastest batch. ``--time_to_99`` runs
@@ -25,98 +31,90 @@ images, labelled as such). Prints tables and writes ``--json``.
 from __future__ import annotations
 
 import argparse
-import collections
 import dataclasses
 import json
 import os
 import pathlib
 import platform
-import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-import data
-import programs
+import bench_micro
+import cli
 import train
-from config import Config
-
-
-@dataclasses.dataclass
-class Contestant:
-  """Parts timed one after the other in each round ('epoch', 'eval', ...)."""
-  parts: dict[str, Callable[[], None]]
-  warm_up: Callable[[], None]
-  num_images: int = 0  # training images per 'epoch' (or per call)
-  steps: int = 0
-  compiled_text: dict[str, Callable[[], str]] = dataclasses.field(
-      default_factory=dict)
-
+from config import Config, resolve
+from programs import build_programs
+from run_data import batches_on_devices, prepare_data
+from timing import (
+  Contestant,
+  print_profile,
+  profile_ops,
+  spread,
+  time_interleaved,
+  torch_cnn,
+)
 
 # ----------------------------------------------------------------------------
 # The real epoch: what `python train.py` runs, and PyTorch's full epoch.
 
 
-def ours_epoch(dataset, batch_size: int, train_size=None) -> Contestant:
+def ours_epoch(dataset, batch_size: int, train_size=None,
+               num_seeds: int = 1) -> Contestant:
   """train.py's programs on MNIST at this batch size, default config."""
-  config = Config(batch_size=batch_size, train_size=train_size)
-  seeds = [config.seed]
-  run_data = train.prepare_data(config, dataset, seeds)
-  num_train = run_data.subset_SxM.shape[1]
-  steps = num_train // batch_size
-  run = programs.build_programs(config, seeds, steps)
+  config = Config(batch_size=batch_size, train_size=train_size,
+                  num_seeds=num_seeds)
+  run = resolve(config, len(dataset['train'].labels))
+  run_data = prepare_data(config, dataset, run.seeds)
+  programs = build_programs(run)
   test = tuple(map(jnp.asarray, run_data.eval_sets['test']))
-  batches = lambda epoch: train.batches_on_devices(run_data, seeds, epoch,
-                                                   batch_size, mesh=None)
-  state = {'params': run.params, 'opt': run.opt_state, 'epoch': 0}
-  lowered = {'epoch': run.train_epoch.lower(state['params'], state['opt'],
-                                            *batches(1)),
-             'eval': run.evaluate.lower(state['params'], *test)}
+
+  def batches(epoch):
+    return batches_on_devices(run_data, run.seeds, epoch, batch_size,
+                              mesh=None)
+
+  state = {'params': programs.params, 'opt': programs.opt_state, 'epoch': 0}
+  lowered = {'epoch': programs.train_epoch.lower(
+                 state['params'], state['opt'], run.inputs_P, *batches(1)),
+             'eval': programs.evaluate.lower(state['params'], run.inputs_P,
+                                             *test)}
   compiled = {}
 
   def warm_up():  # compiled ahead, as train.py does
-    compiled.update({name: l.compile() for name, l in lowered.items()})
+    compiled.update({name: low.compile() for name, low in lowered.items()})
 
   def epoch():  # what train.py does each epoch, evaluation apart
     state['epoch'] += 1
-    state['params'], state['opt'], loss_SxE = compiled['epoch'](
-        state['params'], state['opt'], *batches(state['epoch']))
-    np.asarray(loss_SxE)
+    state['params'], state['opt'], loss_PxSxE = compiled['epoch'](
+        state['params'], state['opt'], run.inputs_P, *batches(state['epoch']))
+    np.asarray(loss_PxSxE)
 
   def evaluate():
-    jax.device_get(compiled['eval'](state['params'], *test))
+    jax.device_get(compiled['eval'](state['params'], run.inputs_P, *test))
 
-  return Contestant({'epoch': epoch, 'eval': evaluate}, warm_up, num_train,
-                    steps, {name: (lambda n=name: compiled[n].as_text())
-                            for name in lowered})
-
-
-def torch_cnn():
-  import torch  # pylint: disable=g-import-not-at-top
-  from torch import nn  # pylint: disable=g-import-not-at-top
-  torch.manual_seed(0)
-  return nn.Sequential(
-      nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2),
-      nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2),
-      nn.Flatten(), nn.Linear(7 * 7 * 64, 256), nn.ReLU(), nn.Linear(256, 10))
+  return Contestant({'epoch': epoch, 'eval': evaluate}, warm_up,
+                    run.num_train, run.steps_per_epoch,
+                    {name: (lambda n=name: compiled[n].as_text())
+                     for name in lowered})
 
 
 def torch_epoch(dataset, batch_size: int, num_train: int) -> Contestant:
-  """The same CNN in PyTorch eager: a full shuffled epoch, then the test split."""
-  import torch  # pylint: disable=g-import-not-at-top
+  """The same CNN in PyTorch eager: a shuffled epoch, then the test split."""
+  import torch
   net = torch_cnn()
   opt = torch.optim.Adam(net.parameters(), lr=1e-3)
   loss_fn = torch.nn.CrossEntropyLoss()
-  to_nchw = lambda split: (
-      torch.from_numpy(split.images.transpose(0, 3, 1, 2).copy()),
-      torch.from_numpy(split.labels.astype(np.int64)))
+
+  def to_nchw(split):
+    return (torch.from_numpy(split.images.transpose(0, 3, 1, 2).copy()),
+            torch.from_numpy(split.labels.astype(np.int64)))
+
   x_all, y_all = to_nchw(dataset['train'])
   x_test, _ = to_nchw(dataset['test'])
   generator = torch.Generator().manual_seed(0)
@@ -142,81 +140,77 @@ def torch_epoch(dataset, batch_size: int, num_train: int) -> Contestant:
 
 
 # ----------------------------------------------------------------------------
+# Many models: the evaluation of several seeds, a sweep against separate runs.
 
 
-def time_interleaved(contestants: dict[str, Contestant], repeats: int,
-                     pause_s: float = 0.5) -> dict[str, dict[str, list[float]]]:
-  """Seconds of each part of each contestant, round-robin, after a warm-up.
+def ours_evaluation(dataset, num_seeds: int) -> Contestant:
+  """train.py's evaluation of the test split by ``num_seeds`` models."""
+  run = resolve(Config(num_seeds=num_seeds), len(dataset['train'].labels))
+  programs = build_programs(run)
+  test = tuple(map(jnp.asarray, dataset['test']))
+  lowered = programs.evaluate.lower(programs.params, run.inputs_P, *test)
+  compiled = {}
 
-  The pause lets the previous contestant's worker threads go idle (OpenMP
-  pools spin-wait after a parallel region) so they do not steal the cores.
-  """
-  for contestant in contestants.values():
-    contestant.warm_up()
-  times = {name: {part: [] for part in c.parts} for name, c in contestants.items()}
-  for _ in range(repeats):
-    for name, contestant in contestants.items():
-      for part, run in contestant.parts.items():
-        time.sleep(pause_s)
-        t0 = time.perf_counter()
-        run()
-        times[name][part].append(time.perf_counter() - t0)
-  return times
+  def warm_up():
+    compiled['eval'] = lowered.compile()
+
+  def evaluate():
+    jax.device_get(compiled['eval'](programs.params, run.inputs_P, *test))
+
+  return Contestant({'eval': evaluate}, warm_up)
 
 
-def _hlo_ops(compiled_text: str) -> dict[str, str]:
-  """HLO instruction name -> 'shape opcode' from compiled HLO text."""
-  ops = {}
-  for m in re.finditer(r'^\s*(?:ROOT )?%?([\w.\-]+) = (\S+) ([\w\-]+)\(',
-                       compiled_text, re.MULTILINE):
-    ops[m.group(1)] = f'{m.group(2)} {m.group(3)}'
-  return ops
+def eval_seeds(dataset, seed_counts, repeats: int) -> dict:
+  """Seconds to evaluate the test split with each number of models,
+  interleaved, and each median's ratio to the first count's."""
+  times = time_interleaved({n: ours_evaluation(dataset, n)
+                            for n in seed_counts}, repeats)
+  first = statistics.median(times[seed_counts[0]]['eval'])
+  return {'test_images': len(dataset['test'].labels),
+          'rows': {str(n): {'eval_s': spread(parts['eval']),
+                            'ratio_to_first': statistics.median(
+                                parts['eval']) / first}
+                   for n, parts in times.items()}}
 
 
-def profile_ops(run, compiled_text: str, per: int, top: int) -> dict:
-  """Time per kind of XLA op in one call of ``run``, from a profiler trace.
-
-  Sums the trace events of XLA's threads by HLO op, groups ops of the same
-  shape and opcode (the conv layers run once per chunk, so each of their ops
-  appears once per chunk) and divides by ``per`` (the steps of an epoch, or
-  1). A ``fusion`` whose name starts with ``ynn_fusion`` is a matmul through
-  YNNPACK. Ops run on several threads at once, so the sum can exceed the
-  wall time.
-  """
-  with tempfile.TemporaryDirectory() as trace_dir:
-    jax.profiler.start_trace(trace_dir)
-    t0 = time.perf_counter()
-    run()
-    wall = time.perf_counter() - t0
-    jax.profiler.stop_trace()
-    trace_files = list(pathlib.Path(trace_dir).rglob('*.xplane.pb'))
-    if not trace_files:
-      raise RuntimeError(f'jax.profiler wrote no trace under {trace_dir}.')
-    profile = jax.profiler.ProfileData.from_file(str(trace_files[0]))
-  hlo = _hlo_ops(compiled_text)
-  groups_ns, groups_ops = collections.Counter(), collections.defaultdict(set)
-  for plane in profile.planes:
-    for line in plane.lines:
-      for event in line.events:
-        if event.name in hlo:
-          key = f"{hlo[event.name]} {event.name.rstrip('.0123456789')}"
-          groups_ns[key] += event.duration_ns
-          groups_ops[key].add(event.name)
-  total_ms = sum(groups_ns.values()) / 1e6 / per
-  rows = [{'ops': key, 'count': len(groups_ops[key]),
-           'ms': ns / 1e6 / per, 'fraction_of_ops': ns / 1e6 / per / total_ms}
-          for key, ns in groups_ns.most_common(top)]
-  return {'wall_ms': wall * 1e3 / per, 'ops_ms': total_ms, 'top_ops': rows}
+# The tuning cell of --sweep_points: scarce data, validation only, 2 seeds;
+# the points are learning rates x SORD temperatures.
+SWEEP_CELL = {'loss': 'soft_label_cross_entropy', 'validation_size': 5000,
+              'num_seeds': 2, 'score_test': False}
 
 
-def print_profile(profile: dict, what: str) -> None:
-  print(f"\nprofile of {what}: {profile['wall_ms']:.1f} ms wall, "
-        f"{profile['ops_ms']:.1f} ms in XLA ops (summed over threads)")
-  print(f"{'ms':>7} {'share':>6} {'ops':>4}  shape opcode name")
-  for r in profile['top_ops']:
-    print(f"{r['ms']:7.2f} {100 * r['fraction_of_ops']:5.1f}% "
-          f"{r['count']:>4}  {r['ops']}")
+def sweep_cell(num_points: int, epochs: int, train_size: int) -> Config:
+  learning_rates = [7.5e-4 * 2**i for i in range(num_points // 2)]
+  return Config(**SWEEP_CELL, epochs=epochs, train_size=train_size,
+                sweep={'learning_rate': learning_rates,
+                       'temperature': [0.5, 1.0]})
 
+
+def sweep_vs_separate(dataset, config: Config, repeats: int) -> dict:
+  """One --sweep run against one run per point, interleaved, wall seconds."""
+  separate = [dataclasses.replace(config, sweep={}, **point)
+              for point in resolve(config).points]
+
+  def train_all(configs):
+    def run():
+      for c in configs:
+        with tempfile.TemporaryDirectory() as workdir:
+          train.train_and_evaluate(c, workdir, dataset=dataset)
+    return run
+
+  times = time_interleaved(
+      {'one_sweep': Contestant({'cell': train_all([config])}, lambda: None),
+       'separate_runs': Contestant({'cell': train_all(separate)},
+                                   lambda: None)}, repeats)
+  one, apart = times['one_sweep']['cell'], times['separate_runs']['cell']
+  per_round = [a / o for a, o in zip(apart, one, strict=True)]
+  return {'config': dataclasses.asdict(config), 'points': len(separate),
+          'one_sweep_s': spread(one), 'separate_runs_s': spread(apart),
+          'ratio_of_medians': statistics.median(apart) / statistics.median(one),
+          'per_round_min': min(per_round), 'per_round_max': max(per_round)}
+
+
+# ----------------------------------------------------------------------------
 
 
 def parse_ints(parser, flag: str, text: str) -> list[int]:
@@ -229,13 +223,8 @@ def parse_ints(parser, flag: str, text: str) -> list[int]:
   return values
 
 
-def spread(values) -> dict:
-  return {'median': statistics.median(values), 'min': min(values),
-          'max': max(values), 'all_rounds': list(values)}
-
-
 def run_epochs(args, dataset, torch_version) -> dict:
-  """The real-epoch contestants, interleaved; seconds per epoch and evaluation."""
+  """The real-epoch contestants, interleaved: seconds per epoch and eval."""
   contestants = {f'ours@{b}': ours_epoch(dataset, b, args.train_size)
                  for b in args.batch_sizes}
   num_train = next(iter(contestants.values())).num_images
@@ -245,7 +234,7 @@ def run_epochs(args, dataset, torch_version) -> dict:
   times = time_interleaved(contestants, args.repeats)
   rows = {}
   for name, parts in times.items():
-    total = [sum(round_) for round_ in zip(*parts.values())]
+    total = [sum(round_) for round_ in zip(*parts.values(), strict=True)]
     rows[name] = {**{f'{part}_s': spread(secs) for part, secs in parts.items()},
                   'epoch_and_eval_s': spread(total),
                   'images_per_s': num_train / statistics.median(parts['epoch'])}
@@ -259,8 +248,9 @@ def run_epochs(args, dataset, torch_version) -> dict:
       for ref in {name.replace('ours', 'torch'), best} & set(torch_rows):
         ref_s = torch_rows[ref]['epoch_s']
         per_round = [t / o for t, o in zip(ref_s['all_rounds'],
-                                           ours_s['all_rounds'])]
-        row[f'vs_{ref}'] = {'ratio_of_medians': ref_s['median'] / ours_s['median'],
+                                           ours_s['all_rounds'], strict=True)]
+        row[f'vs_{ref}'] = {'ratio_of_medians':
+                                ref_s['median'] / ours_s['median'],
                             'per_round_min': min(per_round),
                             'per_round_max': max(per_round)}
   return {'num_train': num_train, 'rows': rows,
@@ -274,14 +264,40 @@ def print_epochs(result: dict, repeats: int) -> None:
         'interleaved rounds')
   print(f"{'contestant':<11} {'epoch s':>20} {'eval s':>17} "
         f"{'epoch+eval s':>20} {'images/s':>9}")
-  fmt = lambda s: f"{s['median']:6.2f} [{s['min']:.2f}-{s['max']:.2f}]"
+
+  def fmt(s):
+    return f"{s['median']:6.2f} [{s['min']:.2f}-{s['max']:.2f}]"
+
   for name, r in rows.items():
     print(f"{name:<11} {fmt(r['epoch_s']):>20} {fmt(r['eval_s']):>17} "
           f"{fmt(r['epoch_and_eval_s']):>20} {r['images_per_s']:>9.0f}")
   for name, r in rows.items():
     for ref, v in ((k[3:], v) for k, v in r.items() if k.startswith('vs_')):
-      print(f"{name} (epoch + eval) vs {ref} (epoch): {v['ratio_of_medians']:.2f}x "
+      print(f"{name} (epoch + eval) vs {ref} (epoch): "
+            f"{v['ratio_of_medians']:.2f}x "
             f"(per round {v['per_round_min']:.2f}-{v['per_round_max']:.2f}x)")
+
+
+def print_eval_seeds(result: dict, repeats: int) -> None:
+  print(f"\nevaluation of the {result['test_images']} test images; median "
+        f'[min-max] of {repeats} interleaved rounds')
+  for n, r in result['rows'].items():
+    s = r['eval_s']
+    print(f"{n:>3} model(s): {s['median']:6.2f} s [{s['min']:.2f}-"
+          f"{s['max']:.2f}]  {r['ratio_to_first']:.2f}x the first")
+
+
+def print_sweep(result: dict, repeats: int) -> None:
+  config = result['config']
+  print(f"\ntuning cell: {result['points']} points {config['sweep']} x "
+        f"{config['num_seeds']} seeds, {config['train_size']} images, "
+        f"{config['epochs']} epochs, validation {config['validation_size']}; "
+        f'wall s including compile, median [min-max] of {repeats} rounds')
+  for name in ('one_sweep', 'separate_runs'):
+    s = result[f'{name}_s']
+    print(f"{name:<14} {s['median']:7.1f} [{s['min']:.1f}-{s['max']:.1f}]")
+  print(f"separate runs / one sweep: {result['ratio_of_medians']:.2f}x (per "
+        f"round {result['per_round_min']:.2f}-{result['per_round_max']:.2f}x)")
 
 
 def time_to_99(data_dir, train_args=(), target: float = 0.99) -> dict:
@@ -306,7 +322,7 @@ def time_to_99(data_dir, train_args=(), target: float = 0.99) -> dict:
 
 
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(
+  parser = cli.Parser(
       prog='bench.py', description=__doc__.split('\n\n')[0],
       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
   parser.add_argument('--data_dir', default=None,
@@ -315,11 +331,14 @@ def main(argv=None) -> int:
   parser.add_argument('--batch_sizes', default='128,32',
                       help="ours' batch sizes (train.py's default is 32)")
   parser.add_argument('--torch_batch_sizes', default='32,128,256',
-                      help="PyTorch's batch sizes; its fastest is the reference")
+                      help="PyTorch's batch sizes; its fastest is the "
+                      'reference')
   parser.add_argument('--repeats', type=int, default=3,
-                      help='interleaved rounds; medians and ranges are reported')
+                      help='interleaved rounds; medians and ranges are '
+                      'reported')
   parser.add_argument('--train_size', type=int, default=None,
-                      help='train on this many images, not all 60 000 (a check)')
+                      help='train on this many images, not all 60 000 (a '
+                      'check)')
   parser.add_argument('--no_torch', action='store_true',
                       help='skip PyTorch even if it is installed')
   parser.add_argument('--time_to_99', action='store_true',
@@ -329,6 +348,17 @@ def main(argv=None) -> int:
                       help='trace one epoch and one evaluation of the first '
                            'ours@B and print the N kinds of XLA op (HLO shape '
                            'and opcode) that take the most time (0: off)')
+  parser.add_argument('--eval_seeds', default='1,5',
+                      help='time the test split\'s evaluation by these numbers '
+                      'of models, interleaved (empty: skip)')
+  parser.add_argument('--sweep_points', type=int, default=0, metavar='P',
+                      help='time a tuning cell of P points (learning rates x '
+                      'SORD temperatures 0.5, 1; 2 seeds; P even) as one '
+                      '--sweep run against P separate runs (0: skip)')
+  parser.add_argument('--sweep_epochs', type=int, default=2,
+                      help='epochs of the --sweep_points cell')
+  parser.add_argument('--sweep_train_size', type=int, default=2000,
+                      help='training images of the --sweep_points cell')
   parser.add_argument('--micro', action='store_true',
                       help='also run the micro-loop (bench_micro.py)')
   parser.add_argument('--steps', type=int, default=40,
@@ -342,20 +372,24 @@ def main(argv=None) -> int:
   args.torch_batch_sizes = parse_ints(parser, '--torch_batch_sizes',
                                       args.torch_batch_sizes)
   seed_counts = parse_ints(parser, '--seeds', args.seeds)
+  eval_counts = (parse_ints(parser, '--eval_seeds', args.eval_seeds)
+                 if args.eval_seeds else [])
   if min(args.steps, args.repeats) < 1 or args.profile < 0:
     parser.error('--steps and --repeats must be >= 1, --profile >= 0.')
+  if args.sweep_points < 0 or args.sweep_points % 2:
+    parser.error(f'--sweep_points must be an even number >= 0, got '
+                 f'{args.sweep_points}.')
+  if min(args.sweep_epochs, args.sweep_train_size) < 1:
+    parser.error('--sweep_epochs and --sweep_train_size must be >= 1.')
   if args.train_size is not None and args.train_size < max(
       args.batch_sizes + args.torch_batch_sizes):
     parser.error(f'--train_size {args.train_size} is smaller than a batch.')
-  try:
-    dataset = data.load_mnist(args.data_dir)
-  except data.DataError as e:
-    parser.error(f'--data_dir: {e}')
+  dataset = cli.load_mnist(parser, args.data_dir)
 
   torch_version = None
   if not args.no_torch:
     try:
-      import torch  # pylint: disable=g-import-not-at-top
+      import torch
       torch_version = torch.__version__
     except ImportError:
       print('torch not installed: skipping PyTorch (pip install torch==2.13.0)',
@@ -380,16 +414,24 @@ def main(argv=None) -> int:
     print_profile(result['profile']['epoch'],
                   f'one epoch of ours@{args.batch_sizes[0]}, per step')
     print_profile(result['profile']['eval'], 'one evaluation (test split)')
+  if eval_counts:
+    result['eval_seeds'] = eval_seeds(dataset, eval_counts, args.repeats)
+    print_eval_seeds(result['eval_seeds'], args.repeats)
+  if args.sweep_points:
+    cell = sweep_cell(args.sweep_points, args.sweep_epochs,
+                      args.sweep_train_size)
+    result['sweep'] = sweep_vs_separate(dataset, cell, args.repeats)
+    print_sweep(result['sweep'], args.repeats)
   if args.micro:
-    import bench_micro  # pylint: disable=g-import-not-at-top
     result['micro'] = bench_micro.run_micro(args.steps, args.repeats,
                                             seed_counts, torch_version)
     bench_micro.print_micro(result['micro'])
   if args.time_to_99:
     t = result['time_to_99'] = time_to_99(args.data_dir)
-    print(f"\ntime to 99 %: `{t['command']}` reached {100 * t['accuracy']:.2f} % "
-          f"test accuracy in {t['total_s']:.1f} s wall clock (compile "
-          f"{t['compile_s']:.1f} s, epoch + evaluation {t['train_and_eval_s']:.1f} s)")
+    print(f"\ntime to 99 %: `{t['command']}` reached "
+          f"{100 * t['accuracy']:.2f} % test accuracy in {t['total_s']:.1f} s "
+          f"wall clock (compile {t['compile_s']:.1f} s, epoch + evaluation "
+          f"{t['train_and_eval_s']:.1f} s)")
   with open(args.json, 'w') as f:
     json.dump(result, f, indent=2)
   print(f'wrote {args.json}')

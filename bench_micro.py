@@ -4,7 +4,7 @@
 
 Not an epoch (no shuffling, no evaluation, batches precomputed for every
 contestant): a quick look at the step alone, labelled as such wherever it is
-reported. Contestants, interleaved (``bench.time_interleaved``): ``ours`` (the
+reported. Contestants, interleaved (``timing.time_interleaved``): ``ours`` (the
 compiled epoch of ``programs.build_train_epoch``), ``ours_whole`` (without
 conv chunks, where train.py chunks), ``ours_progress`` (the progress callback
 at every step), ``jit_step`` (a per-step ``jax.jit`` loop over the stock
@@ -15,7 +15,7 @@ limit); then vmapped seeds.
 
 from __future__ import annotations
 
-import os
+import io
 import statistics
 
 import jax
@@ -25,12 +25,12 @@ import optax
 from flax import nnx
 from jax import lax
 
-import losses
 import programs
-import train
-from bench import Contestant, time_interleaved, torch_cnn
-from config import Config, make_loss_fn
+from config import Config, resolve
 from model import CNN
+from progress import StepProgress
+from timing import Contestant, time_interleaved, torch_cnn
+
 
 def cnn_flops_per_image(num_outputs: int = 10) -> dict[str, float]:
   """Useful matmul FLOPs of one training step per image (multiply-add = 2).
@@ -65,19 +65,18 @@ def make_batches(steps: int, batch_size: int, seed: int = 0):
 
 def ours(images, labels, batch_size, num_seeds=1, chunk_size=None,
          progress=False):
-  config = Config(batch_size=batch_size)
+  """train.py's compiled epoch over these batches (default config)."""
   steps = len(labels) // batch_size
-  graphdef, params = programs.init_params(config, range(num_seeds), chunk_size)
-  tx = optax.adam(1e-3)
-  opt_state = jax.vmap(tx.init)(params)
-  loss_fn = make_loss_fn(config, losses.linear_distance(10))
-  # The progress bar train.py shows, drawn to /dev/null. A 40-step call
+  run = resolve(Config(batch_size=batch_size, num_seeds=num_seeds), len(labels))
+  graphdef, params = programs.init_params(run, chunk_size)
+  opt_state = jax.vmap(run.optimizer({}).init)(params)
+  # The progress bar train.py shows, drawn to memory. A 40-step call
   # reports every step: 18x the cadence of a real epoch (every 1 %).
-  bar = train.StepProgress(1, steps, batch_size * num_seeds,
-                           file=open(os.devnull, 'w')) if progress else None
+  bar = StepProgress(1, steps, batch_size * num_seeds,
+                     file=io.StringIO()) if progress else None
   epoch = jax.jit(jax.vmap(
-      programs.build_train_epoch(graphdef, tx, loss_fn, on_step=bar),
-      in_axes=(0, 0, None, None)))
+      programs.build_train_epoch(graphdef, run, on_step=bar),
+      in_axes=(0, 0, None, None, None)))
   images = jnp.asarray(images).reshape(steps, batch_size, 28, 28, 1)
   labels = jnp.asarray(labels).reshape(steps, batch_size)
   state = {'params': params, 'opt': opt_state}
@@ -86,11 +85,11 @@ def ours(images, labels, batch_size, num_seeds=1, chunk_size=None,
     if bar is not None:
       bar.start_epoch(1)
     state['params'], state['opt'], loss = epoch(state['params'], state['opt'],
-                                                images, labels)
+                                                {}, images, labels)
     jax.block_until_ready(loss)
 
   return Contestant({'call': run}, run, steps * batch_size, steps, {
-      'call': lambda: epoch.lower(state['params'], state['opt'], images,
+      'call': lambda: epoch.lower(state['params'], state['opt'], {}, images,
                                   labels).compile().as_text()})
 
 
@@ -126,7 +125,7 @@ def jit_step(images, labels, batch_size):
 
 
 def torch_eager(images, labels, batch_size):
-  import torch  # pylint: disable=g-import-not-at-top
+  import torch
   net = torch_cnn()
   opt = torch.optim.Adam(net.parameters(), lr=1e-3)
   x_all = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
@@ -162,7 +161,10 @@ def matmul_flops(size: int = 2048, reps: int = 10):
 def run_micro(steps: int, repeats: int, seed_counts, torch_version) -> dict:
   """The micro-loop: ``steps`` steps of synthetic images per call."""
   images, labels = make_batches(steps, MICRO_BATCH)
-  plain = lambda run: Contestant({'call': run}, run)
+
+  def plain(run):
+    return Contestant({'call': run}, run)
+
   contestants = {'ours': ours(images, labels, MICRO_BATCH)}
   if programs.conv_settings()[1]:
     # The same compiled epoch without chunking: what the chunks are worth.
@@ -184,11 +186,13 @@ def run_micro(steps: int, repeats: int, seed_counts, torch_version) -> dict:
     rows[name] = {'images_per_s': ips,
                   'images_per_s_all_rounds': [len(labels) / s for s in secs],
                   'gflops': ips * flops_per_image / 1e9,
-                  'fraction_of_matmul': ips * flops_per_image / 1e9 / matmul_gflops}
+                  'fraction_of_matmul':
+                      ips * flops_per_image / 1e9 / matmul_gflops}
   for name in rows:
     for ref in ('torch', 'jit_step'):
       if ref in rows and name != ref:
-        rows[name][f'vs_{ref}'] = rows[name]['images_per_s'] / rows[ref]['images_per_s']
+        rows[name][f'vs_{ref}'] = (rows[name]['images_per_s'] /
+                                   rows[ref]['images_per_s'])
   seeds = {}
   for n in seed_counts:
     run = ours(images, labels, MICRO_BATCH, num_seeds=n)

@@ -1,379 +1,487 @@
-"""A run's configuration: plain data, checked once, and the command line for it.
+"""A run's configuration as plain data, and the one function that resolves it.
 
-:class:`Config` is everything that defines a run (saved as config.json).
-Every way of making one (the flags, ``experiments.py``'s grids, a user calling
-``train.train_and_evaluate``) goes through :meth:`Config.__post_init__`, so a
-typo such as ``optimizer='adamw'`` is an error wherever it is made. Messages
-name the flag (``--optimizer``); a field and its flag share their name.
+:class:`Config` is everything that defines a run (saved as config.json). Each
+field carries its description (help text, allowed values or range, whether a
+sweep may vary it); the flags of ``train.py`` are made from these
+descriptions (``cli.py``), and :func:`resolve` checks a config against them.
+
+:func:`resolve` is the only validation and the only place that turns names
+into things: every caller (the CLI, ``experiments.py``, ``bench.py``, a user
+of ``train.train_and_evaluate``) goes through it and gets the same one-line
+:class:`ConfigError` naming the flag. It returns a :class:`Run`: the grid of
+points of a ``sweep``, the distance matrices, soft targets, loss and
+probability functions, model head and optimizer, with the hyperparameters
+that vary across points split off as inputs of the compiled programs.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import datetime
-import json
+import itertools
 import math
-import os
 import pathlib
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
 
-import corruptions
 import data
 import losses
 
 NUM_CLASSES = data.NUM_CLASSES
-OPTIMIZERS = ('adam', 'sgd')
-SCHEDULES = ('cosine', 'constant')
 # Test images per corruption for --shifted_test: 12 corruptions x 2 000 images
 # cost about as much to score as the clean test split does twice.
 SHIFTED_TEST_SIZE = 2000
 
 
+class ConfigError(ValueError):
+  """A configuration that cannot run; the message names the flag."""
+
+
+def _field(default: Any, help: str, *,
+           check: tuple[str, Callable] | None = None,
+           choices: Callable[[], tuple] | None = None, sweep: bool = False):
+  """A Config field with its description.
+
+  Args:
+    default: the value when the flag is not given.
+    help: the flag's ``--help`` text.
+    check: ``(phrase, predicate)``: a value is accepted when
+      ``predicate(value)`` holds; the error says the value "must be <phrase>".
+      None is accepted for fields whose default is None.
+    choices: the allowed values (a function, so that registries are read
+      when the description is).
+    sweep: whether ``--sweep`` may vary the field.
+  """
+  return dataclasses.field(default=default, metadata={
+      'help': help, 'check': check, 'choices': choices, 'sweep': sweep})
+
+
+_POSITIVE = ('> 0', lambda v: v > 0)
+_NON_NEGATIVE = ('>= 0', lambda v: v >= 0)
+_AT_LEAST_1 = ('>= 1', lambda v: v >= 1)
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
   """Everything that defines a run; plain data, saved as config.json."""
-  loss: str = 'cross_entropy'
-  ce_weight: float | None = None
-  distance: str = 'linear'
-  temperature: float | None = None
-  alpha: float | None = None
-  kappa: float | None = None
-  link: str = 'logit'
-  soft_labels: str | None = None
-  optimizer: str = 'adam'
-  learning_rate: float = 3e-3
-  schedule: str = 'cosine'
-  warmup_epochs: float = 0.2
-  weight_decay: float = 0.0
-  epochs: int = 3
-  batch_size: int = 32
-  seed: int = 0
-  num_seeds: int = 1
-  data_dir: str | None = None
-  tfds_data_dir: str | None = None
-  validation_size: int = 0
-  train_size: int | None = None
-  label_noise: float = 0.0
-  eval_every: int = 1
-  score_test: bool = True
-  shifted_test: bool = False
+  loss: str = _field('cross_entropy', 'training loss (losses.LOSSES)',
+                     choices=lambda: tuple(sorted(losses.LOSSES)))
+  ce_weight: float | None = _field(
+      None, 'train on CE + LAMBDA * loss (0 gives pure CE); unset: the loss '
+      'alone; softmax-head losses only', check=_NON_NEGATIVE, sweep=True)
+  distance: str = _field(
+      'linear', "'linear', 'cyclic', or a path to a 10x10 .npy cost matrix; "
+      'used by distance-aware losses and for Bayes decoding', sweep=True)
+  temperature: float | None = _field(
+      None, 'soft_label_cross_entropy temperature (default 1.0); with '
+      "--soft_labels exponential: its tau (default 1.0)", check=_POSITIVE,
+      sweep=True)
+  alpha: float | None = _field(
+      None, 'exponent of class_distance_weighted_ce and ordinal_log_loss, '
+      'sharpness of slace (each default 1.0); with --soft_labels: '
+      "geometric's alpha (0.1) or triangular's alpha2 (0.01)", check=_POSITIVE,
+      sweep=True)
+  kappa: float | None = _field(
+      None, 'von Mises concentration: of the von_mises head (default 1.0) or '
+      'of --soft_labels von_mises (default 5.0)', check=_POSITIVE, sweep=True)
+  link: str = _field('logit', 'link function of the clm head (cumulative '
+                     'link model)',
+                     choices=lambda: tuple(sorted(losses.CLM_LINKS)))
+  soft_labels: str | None = _field(
+      None, 'target family of --loss soft_target_cross_entropy (needed there, '
+      'nowhere else)', choices=lambda: (None,) + losses.SOFT_LABEL_FAMILIES)
+  optimizer: str = _field('adam', 'adam (AdamW) or sgd (Nesterov momentum '
+                          '0.9)', choices=lambda: ('adam', 'sgd'))
+  learning_rate: float = _field(3e-3, 'peak learning rate', check=_POSITIVE,
+                                sweep=True)
+  schedule: str = _field('cosine', 'cosine: linear warm-up then cosine decay '
+                         'to 0; constant: the peak throughout',
+                         choices=lambda: ('cosine', 'constant'))
+  warmup_epochs: float = _field(0.2, 'warm-up length of the cosine schedule, '
+                                'in epochs', check=_NON_NEGATIVE)
+  weight_decay: float = _field(0.0, 'AdamW decoupled weight decay (adam only)',
+                               check=_NON_NEGATIVE, sweep=True)
+  epochs: int = _field(3, 'number of passes over the training set',
+                       check=_AT_LEAST_1)
+  batch_size: int = _field(32, 'training batch size', check=_AT_LEAST_1)
+  seed: int = _field(0, 'seed of the first model (init and shuffling)')
+  num_seeds: int = _field(1, 'train N independent models (seeds seed..seed+N-1)'
+                          ' in one vmapped program', check=_AT_LEAST_1)
+  data_dir: str | None = _field(
+      None, 'folder with the four MNIST IDX files (.gz or raw); default: '
+      "$MNIST_DIR, else tfds' prepared mnist, else the download cache "
+      '~/.cache/ordinal-mnist/mnist, downloading into it on first use '
+      '(mirrors: $MNIST_MIRRORS)')
+  tfds_data_dir: str | None = _field(
+      None, "tensorflow-datasets data_dir with a prepared 'mnist' (used only "
+      'when no IDX folder is given)')
+  validation_size: int = _field(
+      0, 'hold out this many training images (the same ones for every run) '
+      'and score them after each evaluated epoch', check=_NON_NEGATIVE)
+  train_size: int | None = _field(
+      None, 'train on a random subset of this many images (drawn per seed); '
+      'default: every training image', check=_AT_LEAST_1)
+  label_noise: float = _field(
+      0.0, 'replace this share of the training (and validation) labels by '
+      'another class, uniformly (symmetric noise, drawn per seed); test '
+      'labels stay clean', check=('in [0, 1)', lambda v: 0 <= v < 1))
+  eval_every: int = _field(1, 'evaluate and checkpoint every N epochs (and '
+                           'after the last)', check=_AT_LEAST_1)
+  score_test: bool = _field(True, 'score the test split (--no_test: model '
+                            'selection runs look at validation only)')
+  shifted_test: bool = _field(
+      False, f'after the last epoch also score the first {SHIFTED_TEST_SIZE} '
+      'test images under each corruption of corruptions.py (MNIST-C style)')
+  sweep: dict[str, list] = dataclasses.field(
+      default_factory=dict, metadata={
+          'help': 'NAME=V1,V2,...: train every point of the grid (the product '
+          'of the repeated --sweep flags, the last varying fastest) x '
+          '--num_seeds in one compiled program',
+          'check': None, 'choices': None, 'sweep': False})
 
-  def __post_init__(self):
-    validate(self)
+
+FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+SWEEPABLE = tuple(name for name, f in FIELDS.items() if f.metadata['sweep'])
+# Which loss hyperparameter sets each soft-label family's parameter.
+SOFT_LABEL_PARAMS = {'exponential': ('tau', 'temperature'),
+                     'von_mises': ('kappa', 'kappa'),
+                     'geometric': ('alpha', 'alpha'),
+                     'triangular': ('alpha2', 'alpha')}
+_LOSS_FIELDS = ('ce_weight', 'temperature', 'alpha', 'kappa')
 
 
-def validate(config: Config) -> None:
-  """Raises ValueError naming the flag of the first bad field."""
-  choices = {'loss': sorted(losses.LOSSES), 'optimizer': OPTIMIZERS,
-             'schedule': SCHEDULES, 'link': sorted(losses.CLM_LINKS),
-             'soft_labels': (None,) + losses.SOFT_LABEL_FAMILIES}
-  for name, allowed in choices.items():
-    value = getattr(config, name)
+def field_type(name: str) -> type:
+  """The Python type of a field's values (int, float, str or bool)."""
+  annotation = FIELDS[name].type
+  for kind in (bool, int, float):
+    if annotation.startswith(kind.__name__):
+      return kind
+  return str
+
+
+def check_field(name: str, value: Any) -> None:
+  """Raises ConfigError unless ``value`` is allowed for field ``name``."""
+  meta = FIELDS[name].metadata
+  if meta['choices'] is not None:
+    allowed = meta['choices']()
     if value not in allowed:
-      raise ValueError(f'--{name} must be one of '
-                       f'{", ".join(map(str, allowed))}; got {value!r}.')
-  ranges = {
-      'ce_weight': config.ce_weight is None or config.ce_weight >= 0,
-      'temperature': config.temperature is None or config.temperature > 0,
-      'alpha': config.alpha is None or config.alpha > 0,
-      'kappa': config.kappa is None or config.kappa > 0,
-      'learning_rate': config.learning_rate > 0,
-      'warmup_epochs': config.warmup_epochs >= 0,
-      'weight_decay': config.weight_decay >= 0,
-      'epochs': config.epochs >= 1,
-      'batch_size': config.batch_size >= 1,
-      'num_seeds': config.num_seeds >= 1,
-      'validation_size': config.validation_size >= 0,
-      'train_size': config.train_size is None or config.train_size >= 1,
-      'label_noise': 0 <= config.label_noise < 1,
-      'eval_every': config.eval_every >= 1,
-  }
-  for name, ok in ranges.items():
-    value = getattr(config, name)
-    if not ok or (isinstance(value, float) and not math.isfinite(value)):
-      raise ValueError(f'--{name} {value} is out of range.')
-  distance_KxK = load_distance(config.distance)
-  if ('targets' in losses.get_loss(config.loss).hyperparams
-      and config.soft_labels is None):
-    raise ValueError(f'--loss {config.loss} needs --soft_labels FAMILY (one '
-                     f'of {", ".join(losses.SOFT_LABEL_FAMILIES)}).')
-  try:
-    make_loss_fn(config, distance_KxK)
-  except ValueError as e:
-    mixed = '' if config.ce_weight is None else f' --ce_weight {config.ce_weight}'
-    raise ValueError(f'--loss {config.loss}{mixed}: {e}') from None
+      raise ConfigError(f'--{name} must be one of '
+                        f'{", ".join(map(str, allowed))}; got {value!r}.')
+  if value is None:
+    if FIELDS[name].default is not None:
+      raise ConfigError(f'--{name} needs a value.')
+    return
+  kind = field_type(name)
+  if kind is float and isinstance(value, int) and not isinstance(value, bool):
+    value = float(value)
+  if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+    raise ConfigError(f'--{name} must be {kind.__name__}, got {value!r}.')
+  if kind is float and not math.isfinite(value):
+    raise ConfigError(f'--{name} must be a finite number, got {value!r}.')
+  if meta['check'] is not None:
+    phrase, ok = meta['check']
+    if not ok(value):
+      raise ConfigError(f'--{name} must be {phrase}, got {value!r}.')
 
 
-def load_distance(spec: str) -> jax.Array:
-  """'linear', 'cyclic', or a path to a K x K .npy file."""
+def load_distance(spec: str) -> np.ndarray:
+  """'linear', 'cyclic', or a path to a K x K .npy file, checked."""
   if spec == 'linear':
-    return losses.linear_distance(NUM_CLASSES)
+    return np.asarray(losses.linear_distance(NUM_CLASSES))
   if spec == 'cyclic':
-    return losses.cyclic_distance(NUM_CLASSES)
+    return np.asarray(losses.cyclic_distance(NUM_CLASSES))
   path = pathlib.Path(spec)
   if path.suffix != '.npy' or not path.is_file():
-    raise ValueError(f'--distance must be linear, cyclic or an existing .npy '
-                     f'file, got {spec!r}.')
+    raise ConfigError(f'--distance must be linear, cyclic or an existing .npy '
+                      f'file, got {spec!r}.')
   try:
     matrix = np.load(path, allow_pickle=False)
   except (ValueError, OSError) as e:
-    raise ValueError(f'--distance {spec}: not a readable .npy array ({e}).') from None
-  return losses.validate_distance(matrix, num_classes=NUM_CLASSES,
-                                  name=f'--distance {spec}')
-
-
-def check_batch_size(batch_size: int, num_train: int) -> None:
-  """Raises ValueError (naming --batch_size) if no full batch fits or the
-  batch cannot be split evenly over the devices."""
-  if batch_size > num_train:
-    raise ValueError(f'--batch_size {batch_size} is larger than the '
-                     f'{num_train} training images.')
-  if batch_size % jax.device_count():
-    raise ValueError(f'--batch_size {batch_size} must be a multiple of the '
-                     f'{jax.device_count()} devices.')
-
-
-def check_data_flags(config: Config, num_images: int) -> None:
-  """Raises ValueError (naming the flag) if the training split cannot give
-  the validation split, subset and batches the config asks for."""
-  if config.validation_size >= num_images:
-    raise ValueError(f'--validation_size {config.validation_size} leaves no '
-                     f'training images (the training split has {num_images}).')
-  pool = num_images - config.validation_size
-  if config.train_size is not None and config.train_size > pool:
-    raise ValueError(f'--train_size {config.train_size} is more than the '
-                     f'{pool} training images left after --validation_size '
-                     f'{config.validation_size}.')
-  check_batch_size(config.batch_size, config.train_size or pool)
-
-
-# Which flag sets each soft-label family's parameter (the others have none).
-SOFT_LABEL_FLAGS = {'exponential': ('tau', 'temperature'),
-                    'von_mises': ('kappa', 'kappa'),
-                    'geometric': ('alpha', 'alpha'),
-                    'triangular': ('alpha2', 'alpha')}
-
-
-def soft_label_targets(config: Config):
-  """The --soft_labels family's [K, K] target matrix, or None."""
-  if config.soft_labels is None:
-    return None
-  param, field = SOFT_LABEL_FLAGS.get(config.soft_labels, (None, None))
-  value = getattr(config, field) if field else None
-  params = {} if value is None else {param: value}
-  return losses.soft_label_matrix(config.soft_labels, NUM_CLASSES, **params)
-
-
-def loss_hyperparams(config: Config, distance_KxK) -> dict[str, Any]:
-  """Every hyperparameter a registered loss or head may take."""
-  return {'distance': distance_KxK, 'temperature': config.temperature,
-          'alpha': config.alpha, 'kappa': config.kappa, 'link': config.link,
-          'num_classes': NUM_CLASSES, 'targets': soft_label_targets(config)}
-
-
-def make_loss_fn(config: Config, distance_KxK):
-  return losses.make_loss(config.loss, ce_weight=config.ce_weight,
-                          **loss_hyperparams(config, distance_KxK))
-
-
-def make_probs_fn(config: Config, distance_KxK):
-  return losses.make_probs(config.loss,
-                           **loss_hyperparams(config, distance_KxK))
+    raise ConfigError(f'--distance {spec}: not a readable .npy array '
+                      f'({e}).') from None
+  try:
+    return np.asarray(losses.validate_distance(
+        matrix, num_classes=NUM_CLASSES, name=f'--distance {spec}'))
+  except (TypeError, ValueError) as e:
+    raise ConfigError(str(e)) from None
 
 
 # ----------------------------------------------------------------------------
-# Command line.
+# The resolved run.
 
 
-class _Parser(argparse.ArgumentParser):
+class Run(NamedTuple):
+  """A resolved configuration: everything the trainer builds, checked.
 
-  def error(self, message):
-    """One line, exit code 2, as for every other bad flag."""
-    self.exit(2, f'{self.prog}: error: {message}\n')
-
-
-def build_parser() -> argparse.ArgumentParser:
-  # The field defaults, not Config(): validating touches a JAX device, and a
-  # multi-process run must call jax.distributed.initialize() before that.
-  defaults = argparse.Namespace(**{f.name: f.default
-                                   for f in dataclasses.fields(Config)})
-  p = _Parser(
-      prog='train.py',
-      description='Train an MNIST CNN with a distance-aware loss and report '
-      'test accuracy and the mean digit-distance error.',
-      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-  p.add_argument('--loss', default=defaults.loss, choices=sorted(losses.LOSSES),
-                 help='training loss from the losses.LOSSES registry')
-  p.add_argument('--ce_weight', type=float, default=None, metavar='LAMBDA',
-                 help='train on CE + LAMBDA * loss (0 gives pure CE); unset: '
-                 'the loss alone')
-  p.add_argument('--distance', default=defaults.distance,
-                 help="'linear', 'cyclic', or a path to a 10x10 .npy cost "
-                 'matrix; used by distance-aware losses and for Bayes decoding')
-  p.add_argument('--temperature', type=float, default=None,
-                 help='soft_label_cross_entropy temperature (default 1.0)')
-  p.add_argument('--alpha', type=float, default=None,
-                 help='exponent of class_distance_weighted_ce and '
-                 'ordinal_log_loss, sharpness of slace (each default 1.0); '
-                 "with --soft_labels: geometric's alpha (0.1) or triangular's "
-                 'alpha2 (0.01)')
-  p.add_argument('--kappa', type=float, default=None,
-                 help='von Mises concentration: of the von_mises head '
-                 '(default 1.0) or of --soft_labels von_mises (default 5.0)')
-  p.add_argument('--link', default=defaults.link,
-                 choices=sorted(losses.CLM_LINKS),
-                 help='link function of the clm head (cumulative link model)')
-  p.add_argument('--soft_labels', default=None,
-                 choices=losses.SOFT_LABEL_FAMILIES,
-                 help='target family of --loss soft_target_cross_entropy; '
-                 "exponential's tau is --temperature (default 1.0)")
-  p.add_argument('--optimizer', default=defaults.optimizer,
-                 choices=OPTIMIZERS,
-                 help='adam (AdamW) or sgd (Nesterov momentum 0.9)')
-  p.add_argument('--learning_rate', type=float, default=defaults.learning_rate,
-                 help='peak learning rate')
-  p.add_argument('--schedule', default=defaults.schedule,
-                 choices=SCHEDULES,
-                 help='cosine: linear warm-up then cosine decay to 0')
-  p.add_argument('--warmup_epochs', type=float, default=defaults.warmup_epochs,
-                 help='warm-up length for the cosine schedule, in epochs')
-  p.add_argument('--weight_decay', type=float, default=defaults.weight_decay,
-                 help='AdamW decoupled weight decay')
-  p.add_argument('--epochs', type=int, default=defaults.epochs,
-                 help='number of passes over the training set')
-  p.add_argument('--batch_size', type=int, default=defaults.batch_size,
-                 help='training batch size')
-  p.add_argument('--seed', type=int, default=defaults.seed,
-                 help='seed of the first model (init and shuffling)')
-  p.add_argument('--num_seeds', type=int, default=defaults.num_seeds,
-                 help='train N independent models (seeds seed..seed+N-1) in '
-                 'one vmapped program')
-  p.add_argument('--data_dir', default=None,
-                 help='folder with the four MNIST IDX files (.gz or raw); '
-                 "default: $MNIST_DIR, else tfds' prepared mnist, else the "
-                 'download cache ~/.cache/ordinal-mnist/mnist, downloading '
-                 'into it on first use (mirrors: $MNIST_MIRRORS)')
-  p.add_argument('--tfds_data_dir', default=None,
-                 help="tensorflow-datasets data_dir with a prepared 'mnist' "
-                 '(used only when no IDX folder is given)')
-  p.add_argument('--no_download', action='store_true',
-                 help='never touch the network: without --data_dir, $MNIST_DIR, '
-                 "tfds' prepared mnist or the download cache, fail at once "
-                 '(also: MNIST_NO_DOWNLOAD=1)')
-  p.add_argument('--validation_size', type=int,
-                 default=defaults.validation_size,
-                 help='hold out this many training images (the same ones for '
-                 'every run) and score them after each evaluated epoch')
-  p.add_argument('--train_size', type=int, default=None,
-                 help='train on a random subset of this many images (drawn '
-                 'per seed); default: every training image')
-  p.add_argument('--label_noise', type=float, default=defaults.label_noise,
-                 help='replace this share of the training (and validation) '
-                 'labels by another class, uniformly (symmetric noise, drawn '
-                 'per seed); test labels stay clean')
-  p.add_argument('--eval_every', type=int, default=defaults.eval_every,
-                 help='evaluate and checkpoint every N epochs (and after the '
-                 'last)')
-  p.add_argument('--no_test', dest='score_test', action='store_false',
-                 help='do not score the test split (model selection runs: '
-                 'only validation is looked at)')
-  p.add_argument('--shifted_test', action='store_true',
-                 help='after the last epoch also score the first '
-                 f'{SHIFTED_TEST_SIZE} test images under each of the '
-                 f'{len(corruptions.CORRUPTIONS)} corruptions of '
-                 'corruptions.py (MNIST-C style)')
-  p.add_argument('--workdir', default=None,
-                 help='output folder (default: a new folder under runs/)')
-  p.add_argument('--resume', action='store_true',
-                 help='continue the run in --workdir from its last checkpoint, '
-                 'with its saved configuration; only --epochs (the '
-                 'learning-rate schedule then follows the new length) and the '
-                 'data location may change, other flags must match')
-  p.add_argument('--quiet', action='store_true',
-                 help='one plain line per evaluated epoch instead of a '
-                 'progress bar over the steps (with images/s, time left and '
-                 'running loss); the default when stderr is not a terminal')
-  multi = p.add_argument_group(
-      'several processes (jax.distributed; data parallelism over every '
-      "process's devices, process 0 writes the files)")
-  multi.add_argument('--coordinator_address', default=None,
-                     metavar='HOST:PORT',
-                     help="process 0's address, the same for every process")
-  multi.add_argument('--num_processes', type=int, default=None,
-                     help='how many processes take part')
-  multi.add_argument('--process_id', type=int, default=None,
-                     help='this process, 0 to --num_processes - 1')
-  multi.add_argument('--distributed', action='store_true',
-                     help='join a multi-process run whose settings JAX '
-                     'detects (SLURM, Cloud TPU, ...); flags given above '
-                     'override what it detects')
-  multi.add_argument('--distributed_timeout', type=int, default=120,
-                     metavar='SECONDS',
-                     help='give up when the coordinator or a peer is not '
-                     'reachable for this long (at start, and when a process '
-                     'dies mid-run)')
-  return p
-
-
-# Flags that may differ on --resume without changing the run.
-RESUMABLE_CHANGES = ('epochs', 'data_dir', 'tfds_data_dir')
-
-
-def given_flags(parser: argparse.ArgumentParser, argv) -> set[str]:
-  """The destinations of the flags that appear on the command line."""
-  given = {token.split('=', 1)[0] for token in argv if token.startswith('--')}
-  return {action.dest for action in parser._actions  # pylint: disable=protected-access
-          if given & set(action.option_strings)}
-
-
-def config_from_args(args, parser, argv) -> tuple[Config, pathlib.Path]:
-  """Validates the flags; returns the config and the workdir to use.
-
-  With ``--resume`` the saved configuration is used; ``--epochs`` (and the
-  data location) given on the command line replace the saved values, and any
-  other flag given with a different value is an error, not silently ignored.
+  A plain run is a sweep of one point. Values that are the same at every
+  point are ``constants``, bound into the programs; those that vary are the
+  leaves of ``inputs_P`` (stacked over the points) and reach the methods as
+  ``hp``, one point's slice of them: inside the compiled programs they are
+  traced, so every point trains in one vmapped program.
   """
-  fail = parser.error
-  fields = {f.name for f in dataclasses.fields(Config)}
-  if args.resume:
-    if args.workdir is None:
-      fail('--resume needs --workdir of the run to continue.')
-    workdir = pathlib.Path(args.workdir)
-    saved_path = workdir / 'config.json'
-    if not saved_path.is_file():
-      fail(f'--workdir {workdir} has no config.json to resume from.')
-    saved = json.loads(saved_path.read_text())
-    for name in sorted(given_flags(parser, argv) & fields):
-      value = getattr(args, name)
-      if name in RESUMABLE_CHANGES:
-        saved[name] = value
-      elif value != saved.get(name):
-        fail(f'--{name} {value} conflicts with the saved configuration of '
-             f'--workdir {workdir} ({name}={saved.get(name)!r}); only '
-             f'{", ".join("--" + n for n in RESUMABLE_CHANGES)} may change on '
-             '--resume.')
+  config: Config
+  points: list[dict[str, Any]]      # each point's swept values, grid order
+  constants: dict[str, Any]         # values shared by every point, by name
+  inputs_P: dict[str, np.ndarray]   # values that vary, stacked: [P, ...]
+  distance_PxKxK: np.ndarray        # each point's distance
+  head: losses.Head
+  num_train: int | None = None      # images a seed trains on (see with_data)
+  steps_per_epoch: int | None = None
+
+  @property
+  def num_points(self) -> int:
+    return len(self.points)
+
+  @property
+  def seeds(self) -> list[int]:
+    return [self.config.seed + i for i in range(self.config.num_seeds)]
+
+  def value(self, hp: dict[str, Any], name: str) -> Any:
+    """A point's value of ``name``: from ``hp`` if it varies, else shared."""
+    return hp[name] if name in hp else self.constants[name]
+
+  def _kwargs(self, names, hp) -> dict[str, Any]:
+    static = {'num_classes': NUM_CLASSES, 'link': self.config.link}
+    return {n: static[n] if n in static else self.value(hp, n) for n in names}
+
+  def loss(self, outputs, labels, hp) -> jax.Array:
+    """Per-example losses of one point; ``[B]``."""
+    spec = losses.get_loss(self.config.loss)
+    mixed = ({'ce_weight': self.value(hp, 'ce_weight')}
+             if spec.head == losses.SOFTMAX_HEAD else {})
+    return losses.make_loss(self.config.loss, **mixed, **self._kwargs(
+        spec.hyperparams, hp))(outputs, labels)
+
+  def probs(self, outputs, hp) -> jax.Array:
+    """Class probabilities of one point's model outputs; ``[B, K]``."""
+    spec = losses.get_loss(self.config.loss)
+    return losses.make_probs(self.config.loss, **self._kwargs(
+        spec.probs_hyperparams, hp))(outputs)
+
+  def distance(self, hp) -> jax.Array:
+    """One point's distance ``[K, K]`` (its Bayes decoding uses it)."""
+    return jnp.asarray(self.value(hp, 'distance'))
+
+  def optimizer(self, hp) -> optax.GradientTransformation:
+    """One point's optimizer; needs the epoch length (:meth:`with_data`)."""
+    if self.steps_per_epoch is None:
+      raise ValueError('the optimizer\'s schedule needs the epoch length: '
+                       'use run.with_data(num_train_images).')
+    return make_optimizer(self.config, self.steps_per_epoch,
+                          learning_rate=self.value(hp, 'learning_rate'),
+                          weight_decay=self.value(hp, 'weight_decay'))
+
+  def with_data(self, num_train_images: int) -> Run:
+    """This run on a training split of that size; ConfigError naming
+    ``--validation_size``, ``--train_size`` or ``--batch_size`` if it does
+    not fit."""
+    num_train, steps = check_data_sizes(self.config, num_train_images)
+    return self._replace(num_train=num_train, steps_per_epoch=steps)
+
+
+def grid_points(sweep: dict[str, list]) -> list[dict[str, Any]]:
+  """The product of the swept values, the last name varying fastest."""
+  names = list(sweep)
+  return [dict(zip(names, values, strict=True))
+          for values in itertools.product(*(sweep[n] for n in names))]
+
+
+def _check_sweep(config: Config) -> dict[str, list]:
+  sweep = config.sweep
+  if not isinstance(sweep, dict):
+    raise ConfigError(f'--sweep must map names to lists of values, got '
+                      f'{sweep!r}.')
+  for name, values in sweep.items():
+    if name not in SWEEPABLE:
+      raise ConfigError(f'--sweep {name}: only {", ".join(SWEEPABLE)} can be '
+                        'swept.')
+    if getattr(config, name) != FIELDS[name].default:
+      raise ConfigError(f'--{name} {getattr(config, name)} is also swept '
+                        f'(--sweep {name}=...); give one of the two.')
+    if not isinstance(values, (list, tuple)) or not values:
+      raise ConfigError(f'--sweep {name} needs at least one value.')
+    if len(set(map(str, values))) != len(values):
+      raise ConfigError(f'--sweep {name} repeats a value: {list(values)}.')
+    for value in values:
+      try:
+        check_field(name, value)
+        if name == 'distance':
+          load_distance(value)
+      except ConfigError as e:
+        raise ConfigError(f'--sweep {name}: {e}') from None
+  if 'distance' in sweep and 'distance' not in losses.get_loss(
+      config.loss).hyperparams:
+    raise ConfigError(f'--sweep distance: --loss {config.loss} trains without '
+                      'a distance, so every point would train the same model.')
+  return {name: list(values) for name, values in sweep.items()}
+
+
+def _soft_targets(config: Config) -> np.ndarray | None:
+  if config.soft_labels is None:
+    return None
+  param, field = SOFT_LABEL_PARAMS.get(config.soft_labels, (None, None))
+  value = getattr(config, field) if field else None
+  params = {} if value is None else {param: value}
+  try:
+    return np.asarray(losses.soft_label_matrix(config.soft_labels, NUM_CLASSES,
+                                               **params))
+  except ValueError as e:
+    raise ConfigError(f'--soft_labels {config.soft_labels} --{field} '
+                      f'{value}: {e}') from None
+
+
+def _check_loss_fields(config: Config) -> None:
+  """Each loss hyperparameter given must be one the loss (or family) takes."""
+  spec = losses.get_loss(config.loss)
+  takes = set(spec.hyperparams) | set(spec.probs_hyperparams)
+  if spec.head == losses.SOFTMAX_HEAD:
+    takes.add('ce_weight')
+  if config.soft_labels is not None:
+    family_field = SOFT_LABEL_PARAMS.get(config.soft_labels, (None, None))[1]
+    takes.add(family_field)
+  if 'targets' in spec.hyperparams and config.soft_labels is None:
+    raise ConfigError(f'--loss {config.loss} needs --soft_labels FAMILY (one '
+                      f'of {", ".join(losses.SOFT_LABEL_FAMILIES)}).')
+  if config.soft_labels is not None and 'targets' not in spec.hyperparams:
+    raise ConfigError(f'--soft_labels applies to --loss '
+                      f'soft_target_cross_entropy only, not {config.loss}.')
+  for name in _LOSS_FIELDS:
+    if getattr(config, name) is not None and name not in takes:
+      if name == 'ce_weight':
+        raise ConfigError(f'--ce_weight: --loss {config.loss} has its own '
+                          'output head, not softmax logits, and cannot be '
+                          'mixed with cross-entropy.')
+      raise ConfigError(f'--{name} does not apply to --loss {config.loss}'
+                        + (f' --soft_labels {config.soft_labels}'
+                           if config.soft_labels else '') + '.')
+  if config.weight_decay and config.optimizer != 'adam':
+    raise ConfigError(f'--weight_decay applies to --optimizer adam only '
+                      f'(AdamW), not {config.optimizer}.')
+
+
+def _point_values(config: Config) -> dict[str, Any]:
+  """The numeric values a point feeds the programs, by name."""
+  spec = losses.get_loss(config.loss)
+  values = {'learning_rate': config.learning_rate,
+            'weight_decay': config.weight_decay,
+            'distance': load_distance(config.distance)}
+  if spec.head == losses.SOFTMAX_HEAD:
+    values['ce_weight'] = config.ce_weight
+  for name in ('temperature', 'alpha', 'kappa'):
+    if name in spec.hyperparams or name in spec.probs_hyperparams:
+      values[name] = getattr(config, name)
+  if 'targets' in spec.hyperparams:
+    values['targets'] = _soft_targets(config)
+  return values
+
+
+def _same(a, b) -> bool:
+  if a is None or b is None:
+    return a is b
+  return np.array_equal(a, b)
+
+
+def _split_constants(per_point: list[dict[str, Any]]):
+  """(constants, inputs_P): values equal at every point; the rest, stacked."""
+  constants, inputs_P = {}, {}
+  for name in per_point[0]:
+    column = [p[name] for p in per_point]
+    if all(_same(v, column[0]) for v in column):
+      constants[name] = column[0]
+    elif any(v is None for v in column):
+      raise ConfigError(f'--sweep: {name} cannot be unset at some points and '
+                        'set at others.')
+    else:
+      inputs_P[name] = np.stack([np.asarray(v, np.float32) for v in column])
+  return constants, inputs_P
+
+
+def check_data_sizes(config: Config, num_train_images: int) -> tuple[int, int]:
+  """(images a seed trains on, steps per epoch); ConfigError naming the flag."""
+  if config.validation_size >= num_train_images:
+    raise ConfigError(
+        f'--validation_size {config.validation_size} leaves no training images '
+        f'(the training split has {num_train_images}).')
+  pool = num_train_images - config.validation_size
+  if config.train_size is not None and config.train_size > pool:
+    raise ConfigError(f'--train_size {config.train_size} is more than the '
+                      f'{pool} training images left after --validation_size '
+                      f'{config.validation_size}.')
+  num_train = config.train_size or pool
+  if config.batch_size > num_train:
+    raise ConfigError(f'--batch_size {config.batch_size} is larger than the '
+                      f'{num_train} training images.')
+  if config.batch_size % jax.device_count():
+    raise ConfigError(f'--batch_size {config.batch_size} must be a multiple of '
+                      f'the {jax.device_count()} devices.')
+  return num_train, num_train // config.batch_size
+
+
+def resolve(config: Config, num_train_images: int | None = None) -> Run:
+  """Checks ``config`` and builds what a run needs; the only validation.
+
+  Args:
+    config: the run's configuration.
+    num_train_images: size of the training split; with it, the data flags
+      are checked too and the optimizer knows the epoch's length (the same
+      as ``resolve(config).with_data(num_train_images)``).
+
+  Raises:
+    ConfigError: naming the flag of the first bad field.
+  """
+  if not isinstance(config, Config):
+    raise TypeError(f'config must be a Config, got {type(config).__name__}.')
+  for name in FIELDS:
+    if name != 'sweep':
+      check_field(name, getattr(config, name))
+  sweep = _check_sweep(config)
+  points = grid_points(sweep)
+  point_configs = [dataclasses.replace(config, **p, sweep={}) for p in points]
+  for point_config in point_configs:
+    _check_loss_fields(point_config)
+  per_point = [_point_values(c) for c in point_configs]
+  constants, inputs_P = _split_constants(per_point)
+  spec = losses.get_loss(config.loss)
+  run = Run(config, points, constants, inputs_P,
+            np.stack([p['distance'] for p in per_point]), spec.head)
+  # Bind every point once: what the losses themselves check names the flag.
+  outputs_1xO = jnp.zeros((1, spec.num_outputs(NUM_CLASSES)))
+  for p, (point, point_config) in enumerate(zip(points, point_configs,
+                                                 strict=True)):
+    hp = {k: v[p] for k, v in inputs_P.items()}
     try:
-      config = Config(**saved)
+      run.loss(outputs_1xO, jnp.zeros((1,), jnp.int32), hp)
     except (TypeError, ValueError) as e:
-      fail(f'--workdir {workdir}: config.json is not a valid configuration '
-           f'({e})')
+      mixed = ('' if point_config.ce_weight is None
+               else f' --ce_weight {point_config.ce_weight}')
+      where = f' (sweep point {point})' if config.sweep else ''
+      raise ConfigError(f'--loss {config.loss}{mixed}{where}: {e}') from None
+  return run if num_train_images is None else run.with_data(num_train_images)
+
+
+def make_optimizer(config: Config, steps_per_epoch: int, *, learning_rate,
+                   weight_decay) -> optax.GradientTransformation:
+  """AdamW or Nesterov SGD with the config's learning-rate schedule.
+
+  ``learning_rate`` (the peak) and ``weight_decay`` may be traced: a sweep
+  builds each point's optimizer inside the compiled step. The state's
+  structure does not depend on them.
+  """
+  total = config.epochs * steps_per_epoch
+  if config.schedule == 'constant':
+    lr = learning_rate
   else:
-    try:
-      config = Config(**{k: v for k, v in vars(args).items() if k in fields})
-    except ValueError as e:
-      fail(str(e))
-    stamp = datetime.datetime.now().strftime('%Y%m%d-%H%M%S')
-    workdir = pathlib.Path(args.workdir or f'runs/{stamp}-{config.loss}')
-    if workdir.exists() and any(workdir.iterdir()):
-      fail(f'--workdir {workdir} is not empty; pass --resume to continue it '
-           'or choose another folder.')
-  existing = workdir
-  while not existing.exists():
-    existing = existing.parent
-  if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-    fail(f'--workdir {workdir}: {existing} is not a writable folder.')
-  return config, workdir
+    warmup = min(int(config.warmup_epochs * steps_per_epoch), total - 1)
+    # The shape times the peak: optax's schedule branches on a concrete peak.
+    shape = optax.warmup_cosine_decay_schedule(0.0, 1.0, max(warmup, 1), total)
+
+    def lr(count):
+      return learning_rate * shape(count)
+
+  if config.optimizer == 'adam':
+    return optax.adamw(lr, weight_decay=weight_decay)
+  return optax.sgd(lr, momentum=0.9, nesterov=True)

@@ -3,7 +3,7 @@
     images_c = corrupt(test.images, 'rotate', seed=0)
 
 Mu & Gilmer, "MNIST-C: A Robustness Benchmark for Computer Vision" (2019),
-published 15 corruptions of the MNIST test set; this module remakes ten of
+published 15 corruptions of the MNIST test set; this module remakes 12 of
 them with numpy and scipy so that no download or heavy dependency is needed.
 Severities follow MNIST-C's where it states them and are otherwise chosen so
 that a clean 99 % model loses accuracy without the digit becoming
@@ -11,6 +11,8 @@ unreadable. Every corruption is a pure function of the images and the seed.
 """
 
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 import scipy.ndimage as ndi
@@ -78,10 +80,10 @@ def fog(image, rng):
   return image + 0.6 * haze
 
 
-def _draw(points_Px2, shape):
-  """A 1-pixel-wide polyline through ``points`` (row, col), as a mask."""
+def _draw(vertices, shape):
+  """A 1-pixel-wide polyline through ``vertices`` (row, col), as a mask."""
   mask = np.zeros(shape, bool)
-  for (r0, c0), (r1, c1) in zip(points_Px2[:-1], points_Px2[1:]):
+  for (r0, c0), (r1, c1) in itertools.pairwise(vertices):
     steps = int(2 * max(abs(r1 - r0), abs(c1 - c0))) + 1
     rows = np.rint(np.linspace(r0, r1, steps)).astype(int)
     cols = np.rint(np.linspace(c0, c1, steps)).astype(int)

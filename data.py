@@ -21,6 +21,8 @@ import os
 import pathlib
 import struct
 import sys
+import urllib.error
+import urllib.request
 from typing import NamedTuple
 
 import numpy as np
@@ -134,7 +136,7 @@ def load_tfds_split(split: str, data_dir=None) -> Split:
   retries for minutes before failing), so an unprepared dataset fails fast.
   """
   try:
-    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+    import tensorflow_datasets as tfds
   except ImportError:
     raise DataError('no IDX files given and tensorflow-datasets is not '
                     'installed. ' + HOW_TO_POINT) from None
@@ -144,8 +146,8 @@ def load_tfds_split(split: str, data_dir=None) -> Split:
     examples = source.__getitems__(range(len(source)))
   except Exception as e:  # tfds raises assorted errors for "not prepared".
     raise DataError(f'tfds mnist is not prepared in '
-                    f'{data_dir or "the default tfds data_dir"} ({type(e).__name__}). '
-                    + HOW_TO_POINT) from None
+                    f'{data_dir or "the default tfds data_dir"} '
+                    f'({type(e).__name__}). ' + HOW_TO_POINT) from None
   images = np.stack([np.asarray(ex['image'], np.uint8) for ex in examples])
   labels = np.asarray([ex['label'] for ex in examples], np.int32)
   if images.shape[1:] != (28, 28, 1) or labels.min() < 0 or labels.max() > 9:
@@ -162,8 +164,8 @@ def prepare_tfds_from_idx(idx_dir, tfds_data_dir) -> None:
   which encodes them without TensorFlow. Afterwards
   ``tfds.data_source('mnist', data_dir=tfds_data_dir)`` reads the dataset.
   """
-  import PIL.Image  # pylint: disable=g-import-not-at-top
-  from tensorflow_datasets.image_classification import mnist as tfds_mnist  # pylint: disable=g-import-not-at-top
+  import PIL.Image
+  from tensorflow_datasets.image_classification import mnist as tfds_mnist
 
   class IdxMNIST(tfds_mnist.MNIST, skip_registration=True):
     name = 'mnist'
@@ -172,9 +174,9 @@ def prepare_tfds_from_idx(idx_dir, tfds_data_dir) -> None:
       del dl_manager  # Nothing to download.
       return {split: self._generate_examples(split) for split in IDX_FILES}
 
-    def _generate_examples(self, split):  # pylint: disable=arguments-differ
+    def _generate_examples(self, split):
       images, labels = load_idx_split(idx_dir, split)
-      for index, (image, label) in enumerate(zip(images, labels)):
+      for index, (image, label) in enumerate(zip(images, labels, strict=True)):
         yield index, {'image': PIL.Image.fromarray(image[..., 0]),
                       'label': int(label)}
 
@@ -278,8 +280,6 @@ def download_mnist(folder, *, urls=None, log=None) -> pathlib.Path:
   Raises:
     DataError: naming every mirror tried and why it failed.
   """
-  import urllib.error  # pylint: disable=g-import-not-at-top
-  import urllib.request  # pylint: disable=g-import-not-at-top
   folder = pathlib.Path(folder)
   folder.mkdir(parents=True, exist_ok=True)
   urls = list(urls or mirrors())

@@ -1,7 +1,8 @@
-"""When does a distance-aware loss lower the far-off mistakes? The validated study.
+"""When does a distance-aware loss lower far-off mistakes? The validated study.
 
-    python experiments.py --data_dir ../shared/mnist         # ~90 min, 2 CPU cores
-    python experiments.py --data_dir ../shared/mnist --grid tiny --results_dir /tmp/s
+    python experiments.py --data_dir ../shared/mnist   # ~90 min, 2 CPU cores
+    python experiments.py --data_dir ../shared/mnist --grid tiny \\
+        --results_dir /tmp/s
 
 Protocol (README, results/study.md): 5 000 training images are held out for
 validation (the same ones for every run); every choice is made there. Per
@@ -34,13 +35,21 @@ import shutil
 import sys
 import time
 
-import data
+import cli
 import losses
 import train
-from config import Config, _Parser
+from config import Config
 from runfiles import write_text_atomic
-from study_report import (BASELINE, FINAL_SEEDS, TUNE_SEED, VALIDATION_SIZE,
-                          command_for, study_rows, write_plots, write_tables)
+from study_report import (
+  BASELINE,
+  FINAL_SEEDS,
+  TUNE_SEED,
+  VALIDATION_SIZE,
+  command_for,
+  study_rows,
+  write_plots,
+  write_tables,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,7 +155,8 @@ def run_cell(path: pathlib.Path, config: Config, runs_dir, dataset,
                        'choose another --results_dir.')
     memo[key] = cell
     return cell
-  workdir = pathlib.Path(runs_dir) / path.relative_to(path.parents[1]).with_suffix('')
+  workdir = pathlib.Path(runs_dir) / path.relative_to(
+      path.parents[1]).with_suffix('')
   resume = (workdir / 'config.json').exists()
   if resume and json.loads((workdir / 'config.json').read_text()) != (
       dataclasses.asdict(config)):
@@ -182,7 +192,8 @@ def choose_epochs(curve: dict[int, dict], num_validation: int) -> int:
   cross-entropy is still improving (0.12 pp at 99.3 % on 5 000 images,
   0.37 pp at 92.8 %).
   """
-  acc = {e: c['validation']['argmax']['accuracy']['mean'] for e, c in curve.items()}
+  acc = {e: c['validation']['argmax']['accuracy']['mean']
+         for e, c in curve.items()}
   best = max(acc.values())
   standard_error = math.sqrt(best * (1 - best) / num_validation)
   return min(e for e, a in acc.items() if a >= best - standard_error)
@@ -243,8 +254,8 @@ def run_loss_table(dataset, results_dir, runs_dir, *, base: Config,
   memo, rows = {}, []
   for name, overrides in every_loss().items():
     config = dataclasses.replace(base, epochs=1, **overrides)
-    cell = run_cell(pathlib.Path(results_dir) / 'losses' / f'{_slug(name)}.json',
-                    config, runs_dir, dataset, log, memo)
+    path = pathlib.Path(results_dir) / 'losses' / f'{_slug(name)}.json'
+    cell = run_cell(path, config, runs_dir, dataset, log, memo)
     scores = cell['test']['argmax']
     rows.append({'name': name, 'accuracy': scores['accuracy']['mean'],
                  'mean_digit_distance': scores['mean_digit_distance']['mean'],
@@ -267,7 +278,7 @@ def run_loss_table(dataset, results_dir, runs_dir, *, base: Config,
 
 
 def main(argv=None) -> int:
-  parser = _Parser(  # pylint: disable=protected-access
+  parser = cli.Parser(
       prog='experiments.py', description=__doc__.split('\n\n')[0],
       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
   parser.add_argument('--grid', default='full',
@@ -276,17 +287,15 @@ def main(argv=None) -> int:
                       'small cells (seconds; used by the tests); losses: one '
                       'epoch of every registered loss (the README table)')
   parser.add_argument('--data_dir', default=None,
-                      help='folder with the MNIST IDX files (default $MNIST_DIR)')
+                      help='folder with the MNIST IDX files (default '
+                      '$MNIST_DIR)')
   parser.add_argument('--results_dir', default='results',
                       help='where cell files (study/), tables and plots go')
   parser.add_argument('--runs_dir', default=None,
                       help='where runs (checkpoints, predictions) go; '
                       'default runs/study-<grid>')
   args = parser.parse_args(argv)
-  try:
-    dataset = data.load_mnist(args.data_dir)
-  except data.DataError as e:
-    parser.error(f'--data_dir: {e}')
+  dataset = cli.load_mnist(parser, args.data_dir)
   t0 = time.perf_counter()
   results_dir = pathlib.Path(args.results_dir)
   results_dir.mkdir(parents=True, exist_ok=True)

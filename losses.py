@@ -1,41 +1,118 @@
 """Distance-aware classification losses for JAX, in the style of optax.
 
-Every loss takes float ``logits`` of shape ``[..., K]`` (``K - 1`` for CORAL and
-CORN) and integer ``labels`` of shape ``[...]`` and returns per-example losses of
-shape ``[...]``; the caller reduces. The one exception, :func:`weighted_kappa_loss`,
-is a batch-level loss and returns a scalar. Hyperparameters are keyword-only.
+Every loss takes float ``logits`` of shape ``[..., K]`` (``K - 1`` for CORAL,
+CORN and CLM; a fixed number for the other heads) and integer ``labels`` of
+shape ``[...]`` and returns per-example losses of shape ``[...]``; the caller
+reduces. The one exception, :func:`weighted_kappa_loss`, is a batch-level loss
+and returns a scalar. Hyperparameters are keyword-only.
 
 A *distance* is a ``K x K`` matrix ``C`` where ``C[i, j]`` is the cost of
 predicting class ``j`` when the truth is ``i``. :func:`linear_distance` and
-:func:`cyclic_distance` build the two orders of the digits; any matrix accepted
-by :func:`validate_distance` (a user's own confusability matrix, say) works too.
+:func:`cyclic_distance` build the two orders of the digits; any matrix
+accepted by :func:`validate_distance` (a user's own confusability matrix, say)
+works too.
 
-Bad input is caught at trace time (dtypes, ranks, shapes, hyperparameters) with a
-``TypeError`` or ``ValueError`` that names the argument. Label values are checked
-when the labels are concrete; under ``jax.jit`` a label outside ``[0, K)`` makes
-that example's loss NaN rather than silently wrong.
+Bad input is caught at trace time (dtypes, ranks, shapes, hyperparameters)
+with a ``TypeError`` or ``ValueError`` that names the argument. Values are
+checked when they are concrete: labels outside ``[0, K)`` raise, while under
+``jax.jit`` they make that example's loss NaN rather than silently wrong.
+Numeric hyperparameters (weights, temperatures, exponents, distance and target
+matrices) may be traced, so that a hyperparameter sweep compiles as one
+vmapped program; their value checks then wait for concrete values.
+
+Shapes are written as suffixes of array names, ``logits_BxK``, in the
+project's one legend (``programs.py`` uses the same letters): B batch (any
+batch shape in this file), K classes, T = K - 1 thresholds or binary tasks,
+O outputs of a model's head, N images of a split, M images a seed trains on,
+S seeds, P points of a hyperparameter sweep, E steps of an epoch, Q passes of
+an evaluation, H, W, C image height, width, channels; a digit is that size,
+as in ``score_Bx1``.
+
+Contents, by section:
+
+- Distances: :func:`linear_distance`, :func:`cyclic_distance`,
+  :func:`validate_distance`.
+- Softmax losses: :func:`expected_value_mse`, :func:`circular_mse`,
+  :func:`expected_cost`, :func:`soft_label_cross_entropy`,
+  :func:`squared_emd`, :func:`circular_emd`,
+  :func:`class_distance_weighted_ce`, :func:`ordinal_log_loss`,
+  :func:`slace_loss`.
+- Soft-label targets: :func:`soft_target_cross_entropy`,
+  :data:`SOFT_LABEL_FAMILIES`, :func:`soft_label_matrix`.
+- Rank-consistent binary tasks: :func:`coral_loss`, :func:`corn_loss`,
+  :func:`coral_probs`, :func:`corn_probs`.
+- Ordinal output heads: :data:`CLM_LINKS`, :func:`clm_probs`,
+  :func:`clm_loss`, :func:`binomial_probs`, :func:`binomial_loss`,
+  :func:`poisson_probs`, :func:`poisson_loss`, :func:`poisson_head_outputs`,
+  :func:`poisson_head_probs`, :func:`poisson_head_loss`,
+  :func:`von_mises_probs`, :func:`von_mises_loss`.
+- Batch-level loss: :func:`weighted_kappa_loss`.
+- Registry: :class:`Head`, :data:`SOFTMAX_HEAD`, :class:`LossSpec`,
+  :data:`LOSSES`, :func:`get_loss`, :func:`make_loss`, :func:`make_probs`.
+- Shared checks and maths (private), at the end.
 """
 
 from __future__ import annotations
 
+__all__ = [
+    'CLM_LINKS',
+    'LOSSES',
+    'SOFTMAX_HEAD',
+    'SOFT_LABEL_FAMILIES',
+    'Head',
+    'LossSpec',
+    'binomial_loss',
+    'binomial_probs',
+    'circular_emd',
+    'circular_mse',
+    'class_distance_weighted_ce',
+    'clm_loss',
+    'clm_probs',
+    'coral_loss',
+    'coral_probs',
+    'corn_loss',
+    'corn_probs',
+    'cyclic_distance',
+    'expected_cost',
+    'expected_value_mse',
+    'get_loss',
+    'linear_distance',
+    'make_loss',
+    'make_probs',
+    'ordinal_log_loss',
+    'poisson_head_loss',
+    'poisson_head_outputs',
+    'poisson_head_probs',
+    'poisson_loss',
+    'poisson_probs',
+    'slace_loss',
+    'soft_label_cross_entropy',
+    'soft_label_matrix',
+    'soft_target_cross_entropy',
+    'squared_emd',
+    'validate_distance',
+    'von_mises_loss',
+    'von_mises_probs',
+    'weighted_kappa_loss',
+]
+
 import functools
 import inspect
 import math
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple, overload
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-
-Array = jax.Array
-
+from jax.typing import ArrayLike, DTypeLike
 
 # ----------------------------------------------------------------------------
 # Distances.
 
 
-def linear_distance(num_classes: int, *, power: float = 1.0) -> Array:
+def linear_distance(num_classes: int, *, power: float = 1.0) -> jax.Array:
   r"""Linear-order distance :math:`C_{ij} = |i - j|^p`.
 
   Args:
@@ -48,12 +125,16 @@ def linear_distance(num_classes: int, *, power: float = 1.0) -> Array:
   >>> linear_distance(4)[0]
   Array([0., 1., 2., 3.], dtype=float32)
   """
-  offsets_KxK = _class_offsets(num_classes, power)
-  return offsets_KxK**power
+  _check_num_classes('linear_distance', num_classes)
+  _check_positive('linear_distance', 'power', power)
+  return _class_offsets(num_classes)**power
 
 
-def cyclic_distance(num_classes: int, *, power: float = 1.0) -> Array:
-  r"""Distance on a circle of ``K`` classes, :math:`C_{ij} = \min(|i-j|, K-|i-j|)^p`.
+def cyclic_distance(num_classes: int, *, power: float = 1.0) -> jax.Array:
+  r"""Distance on a circle of ``K`` classes.
+
+  .. math::
+    C_{ij} = \min(|i - j|, K - |i - j|)^p
 
   With ``K = 10`` the digit 9 sits next to 0.
 
@@ -67,28 +148,20 @@ def cyclic_distance(num_classes: int, *, power: float = 1.0) -> Array:
   >>> cyclic_distance(10)[0, 9]
   Array(1., dtype=float32)
   """
-  offsets_KxK = _class_offsets(num_classes, power)
+  _check_num_classes('cyclic_distance', num_classes)
+  _check_positive('cyclic_distance', 'power', power)
+  offsets_KxK = _class_offsets(num_classes)
   return jnp.minimum(offsets_KxK, num_classes - offsets_KxK)**power
 
 
-def _class_offsets(num_classes: int, power: float) -> Array:
-  if not isinstance(num_classes, (int, np.integer)) or num_classes < 2:
-    raise ValueError(
-        f'num_classes must be an integer >= 2, got {num_classes!r}.')
-  if not power > 0:
-    raise ValueError(f'power must be > 0, got {power!r}.')
-  k_K = jnp.arange(num_classes, dtype=jnp.float32)
-  return jnp.abs(k_K[:, None] - k_K[None, :])
-
-
-def validate_distance(matrix, *, num_classes: int | None = None,
-                      name: str = 'distance') -> Array:
+def validate_distance(matrix: ArrayLike, *, num_classes: int | None = None,
+                      name: str = 'distance') -> jax.Array:
   """Checks that ``matrix`` is a valid distance and returns it as a jax array.
 
-  A valid distance is a square floating-point (or integer) matrix whose entries
-  are finite and non-negative, with zeros on the diagonal. It need not be
-  symmetric and need not satisfy the triangle inequality. The value checks run
-  when ``matrix`` is concrete; a traced matrix gets the shape checks only.
+  A valid distance is a square floating-point (or integer) matrix whose
+  entries are finite and non-negative, with zeros on the diagonal. It need not
+  be symmetric and need not satisfy the triangle inequality. The value checks
+  run when ``matrix`` is concrete; a traced matrix gets the shape checks only.
 
   Args:
     matrix: array-like of shape ``[K, K]``.
@@ -105,141 +178,27 @@ def validate_distance(matrix, *, num_classes: int | None = None,
   Array([[0., 1.],
          [1., 0.]], dtype=float32)
   """
-  if isinstance(matrix, jax.core.Tracer):
-    matrix_KxK = matrix
-  else:
-    matrix_KxK = np.asarray(matrix)
-    if matrix_KxK.dtype == object or not (
-        np.issubdtype(matrix_KxK.dtype, np.number)
-        or matrix_KxK.dtype == jnp.bfloat16):
-      raise ValueError(f'{name} must be a numeric matrix, got dtype '
-                       f'{matrix_KxK.dtype}.')
-  if matrix_KxK.ndim != 2 or matrix_KxK.shape[0] != matrix_KxK.shape[1]:
-    raise ValueError(f'{name} must be a square [K, K] matrix, got shape '
-                     f'{tuple(matrix_KxK.shape)}.')
-  if num_classes is not None and matrix_KxK.shape[0] != num_classes:
-    raise ValueError(
-        f'{name} is {matrix_KxK.shape[0]}x{matrix_KxK.shape[0]} but the logits '
-        f'have {num_classes} classes; build it with num_classes={num_classes}.')
-  if not isinstance(matrix_KxK, jax.core.Tracer):
-    values = matrix_KxK.astype(np.float64)
-    if not np.all(np.isfinite(values)):
-      raise ValueError(f'{name} has NaN or infinite entries; every cost must '
-                       'be a finite number.')
-    if np.any(values < 0):
-      raise ValueError(f'{name} has negative entries; costs must be >= 0.')
-    if np.any(np.diag(values) != 0):
-      raise ValueError(f'{name} has a non-zero diagonal; predicting the true '
-                       'class must cost 0 (set the diagonal to 0).')
-  matrix_KxK = jnp.asarray(matrix_KxK)
+  values_KxK = _check_square_matrix(matrix, num_classes=num_classes, name=name)
+  if values_KxK is not None and np.any(np.diag(values_KxK) != 0):
+    raise ValueError(f'{name} has a non-zero diagonal; predicting the true '
+                     'class must cost 0 (set the diagonal to 0).')
+  matrix_KxK = jnp.asarray(matrix)
   if not jnp.issubdtype(matrix_KxK.dtype, jnp.floating):
     matrix_KxK = matrix_KxK.astype(jnp.float32)
   return matrix_KxK
 
 
 # ----------------------------------------------------------------------------
-# Shared argument handling.
-
-
-def _check_inputs(logits, labels, *, axis: int, where, num_outputs_offset=0,
-                  num_classes=None, num_outputs=None, fn_name: str):
-  """Validates dtypes, ranks and label values; moves the class axis last.
-
-  Returns (logits_BxK, labels_B, num_classes) where B stands for any batch
-  shape and K for the number of logits along ``axis``. Heads whose output
-  size does not follow from ``K`` (binomial, Poisson, von Mises) pass
-  ``num_classes`` and their fixed ``num_outputs`` instead of an offset.
-  """
-  logits = jnp.asarray(logits)
-  if not jnp.issubdtype(logits.dtype, jnp.floating):
-    raise TypeError(f'{fn_name}: logits must be a floating-point array, got '
-                    f'{logits.dtype}; cast with logits.astype(jnp.float32).')
-  if not isinstance(labels, jax.core.Tracer):
-    labels = np.asarray(labels) if not isinstance(labels, jax.Array) else labels
-  if not jnp.issubdtype(labels.dtype, jnp.integer):
-    raise TypeError(f'{fn_name}: labels must be an integer array of class '
-                    f'indices, got {labels.dtype}; cast with '
-                    'labels.astype(jnp.int32).')
-  if logits.ndim < 1:
-    raise ValueError(f'{fn_name}: logits must have a class axis, got a scalar.')
-  logits_BxK = jnp.moveaxis(logits, axis, -1)
-  if logits_BxK.shape[:-1] != labels.shape:
-    raise ValueError(
-        f'{fn_name}: labels must have the shape of logits without the class '
-        f'axis, {logits_BxK.shape[:-1]}, got {labels.shape}.')
-  if num_outputs is not None and logits_BxK.shape[-1] != num_outputs:
-    raise ValueError(f'{fn_name}: the outputs must have {num_outputs} '
-                     f'entries on axis {axis}, got {logits_BxK.shape[-1]}.')
-  if num_classes is None:
-    num_classes = logits_BxK.shape[-1] - num_outputs_offset
-  elif not isinstance(num_classes, (int, np.integer)):
-    raise ValueError(f'{fn_name}: num_classes must be an integer >= 2, got '
-                     f'{num_classes!r}.')
-  if num_classes < 2:
-    raise ValueError(f'{fn_name}: need at least 2 classes, got logits with '
-                     f'{logits_BxK.shape[-1]} entries on the class axis.')
-  if where is not None and jnp.shape(where) != labels.shape:
-    raise ValueError(f'{fn_name}: where must have the shape of labels, '
-                     f'{labels.shape}, got {jnp.shape(where)}.')
-  if not isinstance(labels, jax.core.Tracer):
-    labels_np = np.asarray(labels)
-    if labels_np.size and (labels_np.min() < 0 or
-                           labels_np.max() >= num_classes):
-      raise ValueError(
-          f'{fn_name}: labels must lie in [0, {num_classes}), got values from '
-          f'{labels_np.min()} to {labels_np.max()}.')
-  labels_B = jnp.asarray(labels)
-  return logits_BxK, labels_B, num_classes
-
-
-def _compute_dtype(dtype):
-  """Low-precision logits are computed in float32 for stability."""
-  return jnp.promote_types(dtype, jnp.float32)
-
-
-def _finish(loss_B, labels_B, num_classes, where, dtype):
-  """Masks with ``where``, turns out-of-range labels into NaN, casts back."""
-  in_range_B = (labels_B >= 0) & (labels_B < num_classes)
-  loss_B = jnp.where(in_range_B, loss_B, jnp.nan)
-  if where is not None:
-    loss_B = jnp.where(where, loss_B, 0.0)
-  return loss_B.astype(dtype)
-
-
-def _check_positive(value, name: str, fn_name: str):
-  if not isinstance(value, jax.core.Tracer) and not value > 0:
-    raise ValueError(f'{fn_name}: {name} must be > 0, got {value!r}.')
-
-
-def _gather_rows(distance_KxK, labels_B):
-  """Row ``C[y]`` for every label, shape [..., K]."""
-  return jnp.take(distance_KxK, jnp.clip(labels_B, 0, distance_KxK.shape[0] - 1),
-                  axis=0)
-
-
-def _class_values(num_classes, dtype):
-  return jnp.arange(num_classes, dtype=dtype)
-
-
-def _index_grid(labels_B, size):
-  """Class indices 0..size-1 along a new last axis, shape [1, ..., 1, size].
-
-  Broadcasting by explicit rank keeps the losses usable under
-  ``jax_numpy_rank_promotion='raise'``.
-  """
-  return jnp.arange(size).reshape((1,) * labels_B.ndim + (size,))
-
-
-# ----------------------------------------------------------------------------
 # Softmax losses.
 
 
-def expected_value_mse(logits, labels, *, axis: int = -1,
-                       where=None) -> Array:
+def expected_value_mse(logits: ArrayLike, labels: ArrayLike, *, axis: int = -1,
+                       where: ArrayLike | None = None) -> jax.Array:
   r"""Squared error of the expected class index.
 
   .. math::
-    \ell = \tfrac12 \Big(\sum_j j\, p_j - y\Big)^2, \qquad p = \mathrm{softmax}(z)
+    \ell = \tfrac12 \Big(\sum_j j\, p_j - y\Big)^2, \qquad
+    p = \mathrm{softmax}(z)
 
   Treats the class index as a number: the regression view of ordinal labels.
   Its gradient vanishes whenever the mean is right, even for a bimodal ``p``
@@ -263,26 +222,28 @@ def expected_value_mse(logits, labels, *, axis: int = -1,
     Face", CVPR 2018 (its mean loss).
   """
   logits_BxK, labels_B, num_classes = _check_inputs(
-      logits, labels, axis=axis, where=where, fn_name='expected_value_mse')
+      'expected_value_mse', 'logits', logits, labels, axis=axis, where=where)
   dtype = _compute_dtype(logits_BxK.dtype)
   probs_BxK = jax.nn.softmax(logits_BxK.astype(dtype), axis=-1)
-  mean_B = probs_BxK @ _class_values(num_classes, dtype)
+  mean_B = probs_BxK @ _class_grid(num_classes, 0, dtype)
   loss_B = 0.5 * (mean_B - labels_B.astype(dtype))**2
   return _finish(loss_B, labels_B, num_classes, where, logits_BxK.dtype)
 
 
-def circular_mse(logits, labels, *, axis: int = -1, where=None) -> Array:
+def circular_mse(logits: ArrayLike, labels: ArrayLike, *, axis: int = -1,
+                 where: ArrayLike | None = None) -> jax.Array:
   r"""Squared error of the expected position on the unit circle.
 
   .. math::
     \ell = \tfrac12 \Big|\sum_j p_j e^{2\pi i j/K} - e^{2\pi i y/K}\Big|^2
 
-  Class ``j`` is placed at angle ``2 pi j / K``, so class ``K - 1`` neighbours
-  class 0. This is the natural circular analogue of :func:`expected_value_mse`:
-  the mean of a distribution on the circle is its mean in the embedding plane
-  (the first trigonometric moment, as in circular statistics), and the loss is
-  the squared Euclidean error of that mean. For a one-hot ``p`` at distance
-  ``d`` it equals ``1 - cos(2 pi d / K)``, which grows with the cyclic distance.
+  Class ``j`` is placed at angle ``2 pi j / K``, so class ``K - 1``
+  neighbours class 0. This is the natural circular analogue of
+  :func:`expected_value_mse`: the mean of a distribution on the circle is its
+  mean in the embedding plane (the first trigonometric moment, as in circular
+  statistics), and the loss is the squared Euclidean error of that mean. For
+  a one-hot ``p`` at distance ``d`` it equals ``1 - cos(2 pi d / K)``, which
+  grows with the cyclic distance.
 
   Args:
     logits: unnormalized log probabilities, shape ``[..., K]``.
@@ -298,13 +259,14 @@ def circular_mse(logits, labels, *, axis: int = -1, where=None) -> Array:
   1.0
 
   References:
-    Mardia & Jupp, "Directional Statistics", Wiley 2000, ch. 2 (circular mean).
+    Mardia & Jupp, "Directional Statistics", Wiley 2000, ch. 2 (circular
+    mean).
   """
   logits_BxK, labels_B, num_classes = _check_inputs(
-      logits, labels, axis=axis, where=where, fn_name='circular_mse')
+      'circular_mse', 'logits', logits, labels, axis=axis, where=where)
   dtype = _compute_dtype(logits_BxK.dtype)
   probs_BxK = jax.nn.softmax(logits_BxK.astype(dtype), axis=-1)
-  angles_K = 2 * math.pi * _class_values(num_classes, dtype) / num_classes
+  angles_K = _class_angles(num_classes, 0, dtype)
   label_angles_B = 2 * math.pi * labels_B.astype(dtype) / num_classes
   dx_B = probs_BxK @ jnp.cos(angles_K) - jnp.cos(label_angles_B)
   dy_B = probs_BxK @ jnp.sin(angles_K) - jnp.sin(label_angles_B)
@@ -312,16 +274,17 @@ def circular_mse(logits, labels, *, axis: int = -1, where=None) -> Array:
   return _finish(loss_B, labels_B, num_classes, where, logits_BxK.dtype)
 
 
-def expected_cost(logits, labels, *, distance, axis: int = -1,
-                  where=None) -> Array:
+def expected_cost(logits: ArrayLike, labels: ArrayLike, *,
+                  distance: ArrayLike, axis: int = -1,
+                  where: ArrayLike | None = None) -> jax.Array:
   r"""Expected misclassification cost under the predicted distribution.
 
   .. math::
     \ell = \sum_j p_j\, C_{y j}
 
-  This equals the Wasserstein-1 (earth mover's) distance between ``p`` and the
-  one-hot label for any cost ``C``: all mass must move to ``y``, so the only
-  transport plan moves ``p_j`` from ``j`` to ``y``.
+  This equals the Wasserstein-1 (earth mover's) distance between ``p`` and
+  the one-hot label for any cost ``C``: all mass must move to ``y``, so the
+  only transport plan moves ``p_j`` from ``j`` to ``y``.
 
   Args:
     logits: unnormalized log probabilities, shape ``[..., K]``.
@@ -340,11 +303,11 @@ def expected_cost(logits, labels, *, distance, axis: int = -1,
 
   References:
     Hou et al., "Squared Earth Mover's Distance-based Loss for Training Deep
-    Neural Networks", 2016; Frogner et al., "Learning with a Wasserstein Loss",
-    NeurIPS 2015.
+    Neural Networks", 2016; Frogner et al., "Learning with a Wasserstein
+    Loss", NeurIPS 2015.
   """
   logits_BxK, labels_B, num_classes = _check_inputs(
-      logits, labels, axis=axis, where=where, fn_name='expected_cost')
+      'expected_cost', 'logits', logits, labels, axis=axis, where=where)
   distance_KxK = validate_distance(distance, num_classes=num_classes)
   dtype = _compute_dtype(logits_BxK.dtype)
   probs_BxK = jax.nn.softmax(logits_BxK.astype(dtype), axis=-1)
@@ -353,18 +316,21 @@ def expected_cost(logits, labels, *, distance, axis: int = -1,
   return _finish(loss_B, labels_B, num_classes, where, logits_BxK.dtype)
 
 
-def soft_label_cross_entropy(logits, labels, *, distance,
-                             temperature: float = 1.0, axis: int = -1,
-                             where=None) -> Array:
+def soft_label_cross_entropy(logits: ArrayLike, labels: ArrayLike, *,
+                             distance: ArrayLike, temperature: ArrayLike = 1.0,
+                             axis: int = -1,
+                             where: ArrayLike | None = None) -> jax.Array:
   r"""Cross-entropy against soft ordinal labels (SORD).
 
   .. math::
     q_j = \frac{e^{-C_{yj}/T}}{\sum_k e^{-C_{yk}/T}}, \qquad
     \ell = -\sum_j q_j \log p_j
 
-  As ``T -> 0`` the target becomes one-hot and the loss becomes cross-entropy;
-  a larger ``T`` spreads the target over neighbouring classes. With
-  :func:`cyclic_distance` the soft labels wrap around the circle.
+  As ``T -> 0`` the target becomes one-hot and the loss becomes
+  cross-entropy; a larger ``T`` spreads the target over neighbouring classes.
+  With :func:`cyclic_distance` the soft labels wrap around the circle. The
+  targets are :func:`soft_target_cross_entropy`'s with
+  ``Q = softmax(-C / T)`` row by row.
 
   Args:
     logits: unnormalized log probabilities, shape ``[..., K]``.
@@ -385,27 +351,19 @@ def soft_label_cross_entropy(logits, labels, *, distance,
     Diaz & Marathe, "Soft Labels for Ordinal Regression", CVPR 2019.
   """
   logits_BxK, labels_B, num_classes = _check_inputs(
-      logits, labels, axis=axis, where=where,
-      fn_name='soft_label_cross_entropy')
+      'soft_label_cross_entropy', 'logits', logits, labels, axis=axis,
+      where=where)
   distance_KxK = validate_distance(distance, num_classes=num_classes)
-  _check_positive(temperature, 'temperature', 'soft_label_cross_entropy')
+  _check_positive('soft_label_cross_entropy', 'temperature', temperature)
   dtype = _compute_dtype(logits_BxK.dtype)
-  costs_BxK = _gather_rows(distance_KxK.astype(dtype), labels_B)
-  targets_BxK = jax.nn.softmax(-costs_BxK / temperature, axis=-1)
-  log_probs_BxK = jax.nn.log_softmax(logits_BxK.astype(dtype), axis=-1)
-  loss_B = -jnp.sum(targets_BxK * log_probs_BxK, axis=-1)
-  return _finish(loss_B, labels_B, num_classes, where, logits_BxK.dtype)
+  targets_KxK = _soft_labels_from_distance(distance_KxK.astype(dtype),
+                                           temperature)
+  return _soft_target_cross_entropy(logits_BxK, labels_B, targets_KxK,
+                                    num_classes, where)
 
 
-def _cdf_difference(logits_BxK, labels_B, num_classes, dtype):
-  """F_p(k) - F_y(k) for k in [0, K), shape [..., K]."""
-  probs_BxK = jax.nn.softmax(logits_BxK.astype(dtype), axis=-1)
-  label_cdf_BxK = (_index_grid(labels_B, num_classes) >=
-                   labels_B[..., None]).astype(dtype)
-  return jnp.cumsum(probs_BxK, axis=-1) - label_cdf_BxK
-
-
-def squared_emd(logits, labels, *, axis: int = -1, where=None) -> Array:
+def squared_emd(logits: ArrayLike, labels: ArrayLike, *, axis: int = -1,
+                where: ArrayLike | None = None) -> jax.Array:
   r"""Squared earth mover's distance on the linear order.
 
   .. math::
@@ -429,18 +387,20 @@ def squared_emd(logits, labels, *, axis: int = -1, where=None) -> Array:
     Neural Networks", 2016.
   """
   logits_BxK, labels_B, num_classes = _check_inputs(
-      logits, labels, axis=axis, where=where, fn_name='squared_emd')
+      'squared_emd', 'logits', logits, labels, axis=axis, where=where)
   dtype = _compute_dtype(logits_BxK.dtype)
   diff_BxK = _cdf_difference(logits_BxK, labels_B, num_classes, dtype)
   loss_B = jnp.sum(diff_BxK**2, axis=-1)
   return _finish(loss_B, labels_B, num_classes, where, logits_BxK.dtype)
 
 
-def circular_emd(logits, labels, *, axis: int = -1, where=None) -> Array:
+def circular_emd(logits: ArrayLike, labels: ArrayLike, *, axis: int = -1,
+                 where: ArrayLike | None = None) -> jax.Array:
   r"""Earth mover's (Wasserstein-1) distance on a circle of ``K`` classes.
 
   .. math::
-    D_k = F_p(k) - F_y(k), \qquad \ell = \sum_k \big|D_k - \mathrm{median}(D)\big|
+    D_k = F_p(k) - F_y(k), \qquad
+    \ell = \sum_k \big|D_k - \mathrm{median}(D)\big|
 
   With unit spacing between neighbouring classes and class ``K - 1`` next to
   class 0, this is the exact W1 distance on the circle (Werman et al. 1985;
@@ -461,29 +421,32 @@ def circular_emd(logits, labels, *, axis: int = -1, where=None) -> Array:
   1.0
 
   References:
-    Rabin, Delon & Gousseau, "Transportation Distances on the Circle", J. Math.
-    Imaging Vis. 2011.
+    Rabin, Delon & Gousseau, "Transportation Distances on the Circle", J.
+    Math. Imaging Vis. 2011.
   """
   logits_BxK, labels_B, num_classes = _check_inputs(
-      logits, labels, axis=axis, where=where, fn_name='circular_emd')
+      'circular_emd', 'logits', logits, labels, axis=axis, where=where)
   dtype = _compute_dtype(logits_BxK.dtype)
   diff_BxK = _cdf_difference(logits_BxK, labels_B, num_classes, dtype)
-  median_B = jnp.median(diff_BxK, axis=-1, keepdims=True)
-  loss_B = jnp.sum(jnp.abs(diff_BxK - median_B), axis=-1)
+  median_Bx1 = jnp.median(diff_BxK, axis=-1, keepdims=True)
+  loss_B = jnp.sum(jnp.abs(diff_BxK - median_Bx1), axis=-1)
   return _finish(loss_B, labels_B, num_classes, where, logits_BxK.dtype)
 
 
-def class_distance_weighted_ce(logits, labels, *, distance, alpha: float = 1.0,
-                               axis: int = -1, where=None) -> Array:
+def class_distance_weighted_ce(logits: ArrayLike, labels: ArrayLike, *,
+                               distance: ArrayLike, alpha: ArrayLike = 1.0,
+                               axis: int = -1,
+                               where: ArrayLike | None = None) -> jax.Array:
   r"""Class distance weighted cross-entropy (CDW-CE).
 
   .. math::
     \ell = -\sum_j C_{yj}^{\alpha} \log(1 - p_j)
 
-  Pushes probability away from each wrong class in proportion to its distance.
-  ``log(1 - p_j)`` is computed as ``logsumexp_{k != j} z_k - logsumexp_k z_k``,
-  so value and gradient stay finite for logits of magnitude 1e4 even in
-  bfloat16, where ``1 - p_j`` itself rounds to 0.
+  Pushes probability away from each wrong class in proportion to its
+  distance. ``log(1 - p_j)`` is computed as
+  ``logsumexp_{k != j} z_k - logsumexp_k z_k``, so value and gradient stay
+  finite for logits of magnitude 1e4 even in bfloat16, where ``1 - p_j``
+  itself rounds to 0.
 
   Args:
     logits: unnormalized log probabilities, shape ``[..., K]``.
@@ -505,41 +468,18 @@ def class_distance_weighted_ce(logits, labels, *, distance, alpha: float = 1.0,
     Colitis Severity Estimation", MIUA 2022.
   """
   logits_BxK, labels_B, num_classes = _check_inputs(
-      logits, labels, axis=axis, where=where,
-      fn_name='class_distance_weighted_ce')
+      'class_distance_weighted_ce', 'logits', logits, labels, axis=axis,
+      where=where)
   distance_KxK = validate_distance(distance, num_classes=num_classes)
-  _check_positive(alpha, 'alpha', 'class_distance_weighted_ce')
+  _check_positive('class_distance_weighted_ce', 'alpha', alpha)
   return _distance_weighted_log_one_minus_p(logits_BxK, labels_B, distance_KxK,
                                             alpha, where)
 
 
-def _distance_weighted_log_one_minus_p(logits_BxK, labels_B, distance_KxK,
-                                       alpha, where):
-  """-sum_j C[y, j]^alpha log(1 - p_j), stable at saturated logits."""
-  num_classes = logits_BxK.shape[-1]
-  dtype = _compute_dtype(logits_BxK.dtype)
-  others_BxKxK = ~jnp.eye(num_classes, dtype=bool).reshape(
-      (1,) * labels_B.ndim + (num_classes, num_classes))
-  log_rest_BxK = _masked_log_mass(logits_BxK.astype(dtype), others_BxKxK)
-  weights_BxK = _gather_rows(distance_KxK.astype(dtype), labels_B)**alpha
-  loss_B = -jnp.sum(weights_BxK * log_rest_BxK, axis=-1)
-  return _finish(loss_B, labels_B, num_classes, where, logits_BxK.dtype)
-
-
-def _masked_log_mass(logits_BxK, mask_BxKxK):
-  """log of the softmax mass on the classes ``mask[..., i, :]`` selects.
-
-  Row ``i`` is ``logsumexp_{j in mask_i} z_j - logsumexp_j z_j``: finite (and
-  with a finite gradient) for logits of magnitude 1e4, where the mass itself
-  rounds to 0 or 1.
-  """
-  masked_BxKxK = jnp.where(mask_BxKxK, logits_BxK[..., None, :], -jnp.inf)
-  return jax.nn.logsumexp(masked_BxKxK, axis=-1) - jax.nn.logsumexp(
-      logits_BxK, axis=-1, keepdims=True)
-
-
-def ordinal_log_loss(logits, labels, *, distance, alpha: float = 1.0,
-                     axis: int = -1, where=None) -> Array:
+def ordinal_log_loss(logits: ArrayLike, labels: ArrayLike, *,
+                     distance: ArrayLike, alpha: ArrayLike = 1.0,
+                     axis: int = -1,
+                     where: ArrayLike | None = None) -> jax.Array:
   r"""Ordinal log loss (OLL).
 
   .. math::
@@ -569,15 +509,16 @@ def ordinal_log_loss(logits, labels, *, distance, alpha: float = 1.0,
     Ordinal Text Classification", COLING 2022.
   """
   logits_BxK, labels_B, num_classes = _check_inputs(
-      logits, labels, axis=axis, where=where, fn_name='ordinal_log_loss')
+      'ordinal_log_loss', 'logits', logits, labels, axis=axis, where=where)
   distance_KxK = validate_distance(distance, num_classes=num_classes)
-  _check_positive(alpha, 'alpha', 'ordinal_log_loss')
+  _check_positive('ordinal_log_loss', 'alpha', alpha)
   return _distance_weighted_log_one_minus_p(logits_BxK, labels_B, distance_KxK,
                                             alpha, where)
 
 
-def slace_loss(logits, labels, *, distance, alpha: float = 1.0,
-               axis: int = -1, where=None) -> Array:
+def slace_loss(logits: ArrayLike, labels: ArrayLike, *, distance: ArrayLike,
+               alpha: ArrayLike = 1.0, axis: int = -1,
+               where: ArrayLike | None = None) -> jax.Array:
   r"""SLACE: soft labels accumulating cross-entropy.
 
   .. math::
@@ -613,12 +554,12 @@ def slace_loss(logits, labels, *, distance, alpha: float = 1.0,
     Balance-Sensitive Loss Function for Ordinal Regression", AAAI 2025.
   """
   logits_BxK, labels_B, num_classes = _check_inputs(
-      logits, labels, axis=axis, where=where, fn_name='slace_loss')
+      'slace_loss', 'logits', logits, labels, axis=axis, where=where)
   distance_KxK = validate_distance(distance, num_classes=num_classes)
-  _check_positive(alpha, 'alpha', 'slace_loss')
+  _check_positive('slace_loss', 'alpha', alpha)
   dtype = _compute_dtype(logits_BxK.dtype)
   costs_BxK = _gather_rows(distance_KxK.astype(dtype), labels_B)
-  weights_BxK = jax.nn.softmax(-alpha * costs_BxK, axis=-1)
+  weights_BxK = jax.nn.softmax(-costs_BxK * alpha, axis=-1)
   # Row j selects the classes i with C[y, i] <= C[y, j].
   no_farther_BxKxK = costs_BxK[..., None, :] <= costs_BxK[..., :, None]
   log_accumulated_BxK = _masked_log_mass(logits_BxK.astype(dtype),
@@ -627,12 +568,49 @@ def slace_loss(logits, labels, *, distance, alpha: float = 1.0,
   return _finish(loss_B, labels_B, num_classes, where, logits_BxK.dtype)
 
 
+def _cdf_difference(logits_BxK: jax.Array, labels_B: jax.Array,
+                    num_classes: int, dtype: DTypeLike) -> jax.Array:
+  """F_p(k) - F_y(k) for k in [0, K), shape [..., K]."""
+  probs_BxK = jax.nn.softmax(logits_BxK.astype(dtype), axis=-1)
+  label_cdf_BxK = (_class_grid(num_classes, labels_B.ndim) >=
+                   labels_B[..., None]).astype(dtype)
+  return jnp.cumsum(probs_BxK, axis=-1) - label_cdf_BxK
+
+
+def _distance_weighted_log_one_minus_p(
+    logits_BxK: jax.Array, labels_B: jax.Array, distance_KxK: jax.Array,
+    alpha: ArrayLike, where: ArrayLike | None) -> jax.Array:
+  """-sum_j C[y, j]^alpha log(1 - p_j), stable at saturated logits."""
+  num_classes = logits_BxK.shape[-1]
+  dtype = _compute_dtype(logits_BxK.dtype)
+  others_BxKxK = ~jnp.eye(num_classes, dtype=bool).reshape(
+      (1,) * labels_B.ndim + (num_classes, num_classes))
+  log_rest_BxK = _masked_log_mass(logits_BxK.astype(dtype), others_BxKxK)
+  weights_BxK = _gather_rows(distance_KxK.astype(dtype), labels_B)**alpha
+  loss_B = -jnp.sum(weights_BxK * log_rest_BxK, axis=-1)
+  return _finish(loss_B, labels_B, num_classes, where, logits_BxK.dtype)
+
+
+def _masked_log_mass(logits_BxK: jax.Array,
+                     mask_BxKxK: jax.Array) -> jax.Array:
+  """log of the softmax mass on the classes ``mask[..., i, :]`` selects.
+
+  Row ``i`` is ``logsumexp_{j in mask_i} z_j - logsumexp_j z_j``: finite (and
+  with a finite gradient) for logits of magnitude 1e4, where the mass itself
+  rounds to 0 or 1.
+  """
+  masked_BxKxK = jnp.where(mask_BxKxK, logits_BxK[..., None, :], -jnp.inf)
+  return jax.nn.logsumexp(masked_BxKxK, axis=-1) - jax.nn.logsumexp(
+      logits_BxK, axis=-1, keepdims=True)
+
+
 # ----------------------------------------------------------------------------
 # Soft-label targets: one matrix of target distributions, one loss.
 
 
-def soft_target_cross_entropy(logits, labels, *, targets, axis: int = -1,
-                              where=None) -> Array:
+def soft_target_cross_entropy(logits: ArrayLike, labels: ArrayLike, *,
+                              targets: ArrayLike, axis: int = -1,
+                              where: ArrayLike | None = None) -> jax.Array:
   r"""Cross-entropy against row ``y`` of a matrix of target distributions.
 
   .. math::
@@ -644,8 +622,8 @@ def soft_target_cross_entropy(logits, labels, *, targets, axis: int = -1,
   Args:
     logits: unnormalized log probabilities, shape ``[..., K]``.
     labels: integer classes in ``[0, K)``, shape ``[...]``.
-    targets: ``Q``, shape ``[K, K]``, non-negative rows that sum to 1 (checked
-      when concrete).
+    targets: ``Q``, shape ``[K, K]``, non-negative rows that sum to 1
+      (checked when concrete).
     axis: the class axis of ``logits``.
     where: optional boolean mask of shape ``[...]``; masked examples give 0.
 
@@ -662,9 +640,27 @@ def soft_target_cross_entropy(logits, labels, *, targets, axis: int = -1,
     classification", Neurocomputing 2020 (soft labels as targets).
   """
   logits_BxK, labels_B, num_classes = _check_inputs(
-      logits, labels, axis=axis, where=where,
-      fn_name='soft_target_cross_entropy')
-  targets_KxK = _validate_targets(targets, num_classes)
+      'soft_target_cross_entropy', 'logits', logits, labels, axis=axis,
+      where=where)
+  values_KxK = _check_square_matrix(targets, num_classes=num_classes,
+                                    name='targets')
+  if values_KxK is not None and not np.allclose(values_KxK.sum(axis=1), 1.0,
+                                                atol=1e-4):
+    raise ValueError('targets: every row must sum to 1 (a distribution over '
+                     'the classes).')
+  return _soft_target_cross_entropy(logits_BxK, labels_B, jnp.asarray(targets),
+                                    num_classes, where)
+
+
+def _soft_labels_from_distance(distance_KxK: jax.Array,
+                               temperature: ArrayLike) -> jax.Array:
+  """Row y: softmax_j(-C[y, j] / T), SORD's targets."""
+  return jax.nn.softmax(-distance_KxK / temperature, axis=-1)
+
+
+def _soft_target_cross_entropy(logits_BxK: jax.Array, labels_B: jax.Array,
+                               targets_KxK: jax.Array, num_classes: int,
+                               where: ArrayLike | None) -> jax.Array:
   dtype = _compute_dtype(logits_BxK.dtype)
   log_probs_BxK = jax.nn.log_softmax(logits_BxK.astype(dtype), axis=-1)
   targets_BxK = _gather_rows(targets_KxK.astype(dtype), labels_B)
@@ -672,37 +668,21 @@ def soft_target_cross_entropy(logits, labels, *, targets, axis: int = -1,
   return _finish(loss_B, labels_B, num_classes, where, logits_BxK.dtype)
 
 
-def _validate_targets(targets, num_classes):
-  if isinstance(targets, jax.core.Tracer):
-    targets_KxK = targets
-  else:
-    targets_KxK = np.asarray(targets, np.float64)
-  if targets_KxK.shape != (num_classes, num_classes):
-    raise ValueError(f'soft_target_cross_entropy: targets must have shape '
-                     f'({num_classes}, {num_classes}) to match the logits, got '
-                     f'{tuple(targets_KxK.shape)}.')
-  if not isinstance(targets_KxK, jax.core.Tracer):
-    if not np.all(np.isfinite(targets_KxK)) or np.any(targets_KxK < 0):
-      raise ValueError('soft_target_cross_entropy: targets must be finite '
-                       'and non-negative.')
-    if not np.allclose(targets_KxK.sum(axis=1), 1.0, atol=1e-4):
-      raise ValueError('soft_target_cross_entropy: every row of targets must '
-                       'sum to 1 (a distribution over the classes).')
-  return jnp.asarray(targets_KxK, jnp.float32)
-
-
 SOFT_LABEL_FAMILIES = ('exponential', 'binomial', 'poisson', 'beta',
                        'triangular', 'geometric', 'von_mises')
 
 
-def soft_label_matrix(family: str, num_classes: int, **params) -> Array:
+def soft_label_matrix(family: str, num_classes: int,
+                      **params: float) -> jax.Array:
   r"""Unimodal target distributions for every label, as a ``[K, K]`` matrix.
 
   Row ``y`` is the target distribution for label ``y``; every row sums to 1.
+  The parameters must be concrete numbers (the matrix is built on the host).
   The first six families equal dlordinal 2.7's ``get_<family>_soft_labels``
   with the same parameters and defaults:
 
-  - ``'exponential'`` (``p=1``, ``tau=1``): ``softmax_j(-|j - y|^p / tau)``.
+  - ``'exponential'`` (``p=1``, ``tau=1``): ``softmax_j(-|j - y|^p / tau)``,
+    the targets of :func:`soft_label_cross_entropy` with ``linear_distance``.
   - ``'binomial'``: ``Binomial(K - 1, q_y)`` with ``q_y`` evenly spaced from
     0.1 to 0.9.
   - ``'poisson'``: ``softmax_j(Poisson(j; y + 1))`` (softmax of the pmf, as
@@ -731,83 +711,53 @@ def soft_label_matrix(family: str, num_classes: int, **params) -> Array:
   Returns:
     A float32 matrix of shape ``[K, K]``.
 
-  >>> soft_label_matrix('binomial', 3)
-  Array([[0.81, 0.18, 0.01],
-         [0.25, 0.5 , 0.25],
-         [0.01, 0.18, 0.81]], dtype=float32)
+  >>> q = soft_label_matrix('binomial', 3)  # Binomial(2, 0.1) for label 0
+  >>> q.shape, [round(float(p), 4) for p in q[0]]
+  ((3, 3), [0.81, 0.18, 0.01])
 
   References:
     Liu et al., Neurocomputing 2020 (binomial, Poisson, exponential);
     Vargas et al., "Unimodal regularisation based on beta distribution for
     deep ordinal regression", Pattern Recognit. 2022; Vargas et al., "Soft
     labelling based on triangular distributions for ordinal classification",
-    Inf. Fusion 2023; Haas & Hüllermeier, "A geometric framework for
-    ordinal regression", 2023 (geometric).
+    Inf. Fusion 2023; Haas & Hüllermeier, "A geometric framework for ordinal
+    regression", 2023 (geometric).
   """
-  builders = {'exponential': _exponential_soft_labels,
-              'binomial': _binomial_soft_labels,
-              'poisson': _poisson_soft_labels, 'beta': _beta_soft_labels,
-              'triangular': _triangular_soft_labels,
-              'geometric': _geometric_soft_labels,
-              'von_mises': _von_mises_soft_labels}
+  builders: dict[str, Callable[..., ArrayLike]] = {
+      'exponential': _exponential_soft_labels,
+      'binomial': _binomial_soft_labels, 'poisson': _poisson_soft_labels,
+      'beta': _beta_soft_labels, 'triangular': _triangular_soft_labels,
+      'geometric': _geometric_soft_labels,
+      'von_mises': _von_mises_soft_labels}
   if family not in builders:
     raise ValueError(f'soft_label_matrix: unknown family {family!r}; choose '
                      f'one of {", ".join(SOFT_LABEL_FAMILIES)}.')
-  if not isinstance(num_classes, (int, np.integer)) or num_classes < 2:
-    raise ValueError('soft_label_matrix: num_classes must be an integer >= 2, '
-                     f'got {num_classes!r}.')
+  _check_num_classes('soft_label_matrix', num_classes)
   builder = builders[family]
-  allowed = builder.__kwdefaults__ or {}
-  unknown = sorted(set(params) - set(allowed))
-  if unknown:
-    raise ValueError(
-        f'soft_label_matrix: family {family!r} takes '
-        f'{", ".join(allowed) or "no parameters"}, got {", ".join(unknown)}.')
-  matrix_KxK = builder(int(num_classes), **params)
-  return jnp.asarray(matrix_KxK / matrix_KxK.sum(axis=1, keepdims=True),
-                     jnp.float32)
+  _, *names = inspect.signature(builder).parameters
+  bound = _bind('soft_label_matrix', family, builder, tuple(names), params)
+  matrix_KxK = jnp.asarray(builder(int(num_classes), **bound), jnp.float32)
+  return matrix_KxK / matrix_KxK.sum(axis=1, keepdims=True)
 
 
-def _row_softmax(x_KxK):
-  e_KxK = np.exp(x_KxK - x_KxK.max(axis=1, keepdims=True))
-  return e_KxK / e_KxK.sum(axis=1, keepdims=True)
+def _exponential_soft_labels(k: int, *, p: float = 1.0,
+                             tau: float = 1.0) -> jax.Array:
+  _check_positive('soft_label_matrix', 'p', p)
+  _check_positive('soft_label_matrix', 'tau', tau)
+  return _soft_labels_from_distance(linear_distance(k, power=p), tau)
 
 
-def _positive_param(value, name):
-  if not (isinstance(value, (int, float, np.number)) and 0 < value < math.inf):
-    raise ValueError(f'soft_label_matrix: {name} must be a finite number > 0, '
-                     f'got {value!r}.')
+def _binomial_soft_labels(k: int) -> jax.Array:
+  q_Kx1 = jnp.linspace(0.1, 0.9, k)[:, None]
+  return jnp.exp(_log_binomial_pmf(jnp.log(q_Kx1), jnp.log1p(-q_Kx1), k))
 
 
-def _exponential_soft_labels(k, *, p=1.0, tau=1.0):
-  _positive_param(p, 'p')
-  _positive_param(tau, 'tau')
-  offsets_KxK = np.abs(np.arange(k)[None, :] - np.arange(k)[:, None])
-  return _row_softmax(-offsets_KxK.astype(np.float64)**p / tau)
+def _poisson_soft_labels(k: int) -> jax.Array:
+  rate_Kx1 = jnp.arange(1.0, k + 1.0)[:, None]
+  return jax.nn.softmax(jnp.exp(_log_poisson_pmf(rate_Kx1, k)), axis=1)
 
 
-def _log_binomial_pmf(n, j_K, log_q, log_1mq):
-  log_choose_K = np.array([math.lgamma(n + 1) - math.lgamma(j + 1) -
-                           math.lgamma(n - j + 1) for j in j_K])
-  return log_choose_K + j_K * log_q + (n - j_K) * log_1mq
-
-
-def _binomial_soft_labels(k):
-  j_K = np.arange(k)
-  rows = [np.exp(_log_binomial_pmf(k - 1, j_K, math.log(q), math.log1p(-q)))
-          for q in np.linspace(0.1, 0.9, k)]
-  return np.array(rows)
-
-
-def _poisson_soft_labels(k):
-  j_K = np.arange(k)
-  log_factorial_K = np.array([math.lgamma(j + 1) for j in j_K])
-  pmf_KxK = np.exp(j_K[None, :] * np.log(j_K[:, None] + 1.0) -
-                   (j_K[:, None] + 1.0) - log_factorial_K[None, :])
-  return _row_softmax(pmf_KxK)
-
-
-def _interval_edges(k):
+def _interval_edges(k: int) -> np.ndarray:
   return np.linspace(1e-9, 1 - 1e-9, k + 1)  # dlordinal's get_intervals
 
 
@@ -836,8 +786,10 @@ _BETA_PARAMS = {
 }
 
 
-def _beta_soft_labels(k):
-  import scipy.special  # pylint: disable=g-import-not-at-top
+def _beta_soft_labels(k: int) -> np.ndarray:
+  # Imported here: only this family needs scipy (jax's float32 betainc is
+  # 7e-6 off dlordinal), and `import losses` stays light.
+  import scipy.special
   if k not in _BETA_PARAMS:
     raise ValueError("soft_label_matrix: family 'beta' has published "
                      f'parameters for 3 to 14 classes, not {k}.')
@@ -846,7 +798,7 @@ def _beta_soft_labels(k):
                    for a, b in _BETA_PARAMS[k]])
 
 
-def _triangular_cdf(x, a, b, c):
+def _triangular_cdf(x: float, a: float, b: float, c: float) -> float:
   if x <= a:
     return 0.0
   if a < x < c:
@@ -856,7 +808,7 @@ def _triangular_cdf(x, a, b, c):
   return 1.0
 
 
-def _triangular_soft_labels(k, *, alpha2=0.01):
+def _triangular_soft_labels(k: int, *, alpha2: float = 0.01) -> np.ndarray:
   """Vargas et al. 2023: triangles placed so each neighbour gets ``alpha2``."""
   if not 0 < alpha2 < 0.5:
     raise ValueError('soft_label_matrix: alpha2 must lie in (0, 0.5), got '
@@ -868,12 +820,12 @@ def _triangular_soft_labels(k, *, alpha2=0.01):
   alpha3 = ((1 - math.sqrt(1 - 4 * c1)) / 2)**2
   den = 2.0 * k * (1 - 2 * alpha2)
 
-  def lower(j):  # a_j: the root that lies below (j - 1) / K
+  def lower(j: int) -> float:  # a_j: the root that lies below (j - 1) / K
     base = 2.0 * j - 2 - 4 * j * alpha2 + 2 * alpha2
     return (base + root) / den if (base + root) / den < (j - 1.0) / k else (
         base - root) / den
 
-  def upper(j):  # b_j: the root that lies above j / K
+  def upper(j: int) -> float:  # b_j: the root that lies above j / K
     base = 2.0 * j - 4 * j * alpha2 + 2 * alpha2
     return (base + root) / den if (base + root) / den > j / k else (
         base - root) / den
@@ -896,44 +848,41 @@ def _triangular_soft_labels(k, *, alpha2=0.01):
   return np.array(rows)
 
 
-def _geometric_soft_labels(k, *, alpha=0.1):
+def _geometric_soft_labels(k: int, *, alpha: float = 0.1) -> jax.Array:
   if not 0 <= alpha < 1:
     raise ValueError(f'soft_label_matrix: alpha must lie in [0, 1), got '
                      f'{alpha!r}.')
-  offsets_KxK = np.abs(np.arange(k)[None, :] - np.arange(k)[:, None])
   if alpha == 0:
-    return np.eye(k)
-  decay_KxK = np.where(offsets_KxK > 0, float(alpha)**offsets_KxK, 0.0)
-  return np.where(offsets_KxK == 0, 1 - alpha,
-                  alpha * decay_KxK / decay_KxK.sum(axis=1, keepdims=True))
+    return jnp.eye(k)
+  offsets_KxK = _class_offsets(k)
+  decay_KxK = jnp.where(offsets_KxK > 0, alpha**offsets_KxK, 0.0)
+  return jnp.where(offsets_KxK == 0, 1 - alpha,
+                   alpha * decay_KxK / decay_KxK.sum(axis=1, keepdims=True))
 
 
-def _von_mises_soft_labels(k, *, kappa=5.0):
-  _positive_param(kappa, 'kappa')
-  angles_KxK = 2 * math.pi * (np.arange(k)[None, :] - np.arange(k)[:, None]) / k
-  return _row_softmax(kappa * np.cos(angles_KxK))
+def _von_mises_soft_labels(k: int, *, kappa: float = 5.0) -> jax.Array:
+  _check_positive('soft_label_matrix', 'kappa', kappa)
+  # The angle between two classes from their whole number of steps apart on
+  # the circle, so that every row is exactly a rotation of the first.
+  angles_KxK = (2 * math.pi / k) * cyclic_distance(k)
+  return jax.nn.softmax(kappa * jnp.cos(angles_KxK), axis=1)
 
 
 # ----------------------------------------------------------------------------
-# Rank-consistent binary decompositions (K - 1 outputs).
+# Rank-consistent binary decompositions (T = K - 1 outputs).
 
 
-def _binary_cross_entropy(logits, targets):
-  """-[t log sigmoid(z) + (1 - t) log sigmoid(-z)], elementwise and stable."""
-  return targets * jax.nn.softplus(-logits) + (1 - targets) * jax.nn.softplus(
-      logits)
-
-
-def coral_loss(logits, labels, *, axis: int = -1, where=None) -> Array:
+def coral_loss(logits: ArrayLike, labels: ArrayLike, *, axis: int = -1,
+               where: ArrayLike | None = None) -> jax.Array:
   r"""CORAL: K - 1 binary tasks "is the label greater than k?".
 
   .. math::
     \ell = -\sum_{k=0}^{K-2} \big[ t_k \log \sigma(z_k)
       + (1 - t_k) \log(1 - \sigma(z_k)) \big], \qquad t_k = [y > k]
 
-  Rank consistency (``sigma(z_k)`` decreasing in ``k``) comes from the model's
-  last layer sharing one weight vector across the ``K - 1`` outputs, each with
-  its own bias; see ``model.py``.
+  Rank consistency (``sigma(z_k)`` decreasing in ``k``) comes from the
+  model's last layer sharing one weight vector across the ``K - 1`` outputs,
+  each with its own bias; see ``model.py``.
 
   Args:
     logits: the ``K - 1`` task logits, shape ``[..., K - 1]``.
@@ -944,35 +893,37 @@ def coral_loss(logits, labels, *, axis: int = -1, where=None) -> Array:
   Returns:
     Per-example losses, shape ``[...]``.
 
-  >>> round(float(coral_loss(jnp.array([0., 0.]), jnp.array(1))), 4)  # 2 log 2
+  >>> round(float(coral_loss(jnp.array([0., 0.]), jnp.array(1))), 4)
   1.3863
 
   References:
     Cao, Mirjalili & Raschka, "Rank consistent ordinal regression for neural
-    networks with application to age estimation", Pattern Recognit. Lett. 2020.
+    networks with application to age estimation", Pattern Recognit. Lett.
+    2020.
   """
   logits_BxT, labels_B, num_classes = _check_inputs(
-      logits, labels, axis=axis, where=where, num_outputs_offset=-1,
-      fn_name='coral_loss')
+      'coral_loss', 'logits', logits, labels, axis=axis, where=where,
+      tasks=True)
   dtype = _compute_dtype(logits_BxT.dtype)
   targets_BxT = (labels_B[..., None] >
-                 _index_grid(labels_B, num_classes - 1)).astype(dtype)
+                 _class_grid(num_classes - 1, labels_B.ndim)).astype(dtype)
   loss_B = jnp.sum(
       _binary_cross_entropy(logits_BxT.astype(dtype), targets_BxT), axis=-1)
   return _finish(loss_B, labels_B, num_classes, where, logits_BxT.dtype)
 
 
-def corn_loss(logits, labels, *, axis: int = -1, where=None) -> Array:
+def corn_loss(logits: ArrayLike, labels: ArrayLike, *, axis: int = -1,
+              where: ArrayLike | None = None) -> jax.Array:
   r"""CORN: conditional binary tasks "is y > k, given y > k - 1?".
 
   .. math::
     \ell = \sum_{k=0}^{\min(y, K-2)} \mathrm{BCE}\big(z_k, [y > k]\big)
 
-  Task ``k`` is trained only on examples whose label is at least ``k``, so the
-  product of the conditional probabilities is rank consistent for any model.
-  The original normalises by the total number of (example, task) pairs in the
-  batch; this per-example form sums over the tasks an example takes part in,
-  which differs from it by a batch-level constant factor.
+  Task ``k`` is trained only on examples whose label is at least ``k``, so
+  the product of the conditional probabilities is rank consistent for any
+  model. The original normalises by the total number of (example, task) pairs
+  in the batch; this per-example form sums over the tasks an example takes
+  part in, which differs from it by a batch-level constant factor.
 
   Args:
     logits: the ``K - 1`` task logits, shape ``[..., K - 1]``.
@@ -992,10 +943,10 @@ def corn_loss(logits, labels, *, axis: int = -1, where=None) -> Array:
     (arXiv 2111.08851, 2021).
   """
   logits_BxT, labels_B, num_classes = _check_inputs(
-      logits, labels, axis=axis, where=where, num_outputs_offset=-1,
-      fn_name='corn_loss')
+      'corn_loss', 'logits', logits, labels, axis=axis, where=where,
+      tasks=True)
   dtype = _compute_dtype(logits_BxT.dtype)
-  tasks_BxT = _index_grid(labels_B, num_classes - 1)
+  tasks_BxT = _class_grid(num_classes - 1, labels_B.ndim)
   targets_BxT = (labels_B[..., None] > tasks_BxT).astype(dtype)
   active_BxT = labels_B[..., None] >= tasks_BxT
   bce_BxT = _binary_cross_entropy(logits_BxT.astype(dtype), targets_BxT)
@@ -1003,20 +954,12 @@ def corn_loss(logits, labels, *, axis: int = -1, where=None) -> Array:
   return _finish(loss_B, labels_B, num_classes, where, logits_BxT.dtype)
 
 
-def _probs_from_exceedance(exceed_BxT):
-  """P(y > k) for k < K - 1 -> class probabilities, shape [..., K]."""
-  ones_Bx1 = jnp.ones_like(exceed_BxT[..., :1])
-  zeros_Bx1 = jnp.zeros_like(exceed_BxT[..., :1])
-  at_least_BxK1 = jnp.concatenate([ones_Bx1, exceed_BxT, zeros_Bx1], axis=-1)
-  return at_least_BxK1[..., :-1] - at_least_BxK1[..., 1:]
-
-
-def coral_probs(logits, *, axis: int = -1) -> Array:
+def coral_probs(logits: ArrayLike, *, axis: int = -1) -> jax.Array:
   r"""Class probabilities from CORAL's ``K - 1`` task logits.
 
   ``p_k = P(y > k - 1) - P(y > k)`` with ``P(y > k) = sigma(z_k)``. If the
-  outputs are not rank consistent (a model without CORAL's shared-weight head),
-  negative differences are clipped to 0 and the result renormalised.
+  outputs are not rank consistent (a model without CORAL's shared-weight
+  head), negative differences are clipped to 0 and the result renormalised.
 
   Args:
     logits: shape ``[..., K - 1]``.
@@ -1028,16 +971,18 @@ def coral_probs(logits, *, axis: int = -1) -> Array:
   >>> coral_probs(jnp.array([0., 0.]))
   Array([0.5, 0. , 0.5], dtype=float32)
   """
-  logits_BxT = jnp.moveaxis(jnp.asarray(logits), axis, -1)
+  logits_BxT, _, _ = _check_inputs('coral_probs', 'logits', logits, axis=axis,
+                                    tasks=True)
   probs_BxK = jnp.maximum(
       _probs_from_exceedance(jax.nn.sigmoid(logits_BxT)), 0.0)
   return probs_BxK / jnp.sum(probs_BxK, axis=-1, keepdims=True)
 
 
-def corn_probs(logits, *, axis: int = -1) -> Array:
+def corn_probs(logits: ArrayLike, *, axis: int = -1) -> jax.Array:
   r"""Class probabilities from CORN's ``K - 1`` conditional task logits.
 
-  ``P(y > k) = prod_{i <= k} sigma(z_i)``, and ``p_k = P(y > k-1) - P(y > k)``.
+  ``P(y > k) = prod_{i <= k} sigma(z_i)``, and
+  ``p_k = P(y > k - 1) - P(y > k)``.
 
   Args:
     logits: shape ``[..., K - 1]``.
@@ -1049,73 +994,54 @@ def corn_probs(logits, *, axis: int = -1) -> Array:
   >>> corn_probs(jnp.array([0., 0.]))
   Array([0.5 , 0.25, 0.25], dtype=float32)
   """
-  logits_BxT = jnp.moveaxis(jnp.asarray(logits), axis, -1)
+  logits_BxT, _, _ = _check_inputs('corn_probs', 'logits', logits, axis=axis,
+                                    tasks=True)
   exceed_BxT = jnp.exp(jnp.cumsum(jax.nn.log_sigmoid(logits_BxT), axis=-1))
   return _probs_from_exceedance(exceed_BxT)
+
+
+def _binary_cross_entropy(logits: jax.Array, targets: jax.Array) -> jax.Array:
+  """-[t log sigmoid(z) + (1 - t) log sigmoid(-z)], elementwise and stable."""
+  return targets * jax.nn.softplus(-logits) + (1 - targets) * jax.nn.softplus(
+      logits)
+
+
+def _probs_from_exceedance(exceed_BxT: jax.Array) -> jax.Array:
+  """P(y > k) for k < K - 1 -> class probabilities, shape [..., K]."""
+  ones_Bx1 = jnp.ones_like(exceed_BxT[..., :1])
+  zeros_Bx1 = jnp.zeros_like(exceed_BxT[..., :1])
+  at_least_BxK = jnp.concatenate([ones_Bx1, exceed_BxT], axis=-1)
+  above_BxK = jnp.concatenate([exceed_BxT, zeros_Bx1], axis=-1)
+  return at_least_BxK - above_BxK
 
 
 # ----------------------------------------------------------------------------
 # Ordinal output heads: raw outputs -> class probabilities, and their NLL.
 
-_TINY = 1e-12  # smallest gap kept between two cumulative probabilities
 
-
-def _log1mexp(x):
-  """``log(1 - exp(-x))`` for ``x > 0``, accurate at both ends (Maechler 2012).
-
-  ``x`` is floored at a tiny positive value, so that a zero or negative gap
-  (thresholds out of order) gives a large finite value rather than NaN.
-  """
-  x = jnp.maximum(x, _TINY)
-  # Each branch sees only the inputs it is accurate for, so that the branch
-  # not taken cannot put a NaN into the gradient.
-  small = jnp.minimum(x, math.log(2))
-  large = jnp.maximum(x, math.log(2))
-  return jnp.where(x < math.log(2), jnp.log(-jnp.expm1(-small)),
-                   jnp.log1p(-jnp.exp(-large)))
-
-
-def _logit_link(z):
+def _logit_link(z: jax.Array) -> tuple[jax.Array, jax.Array]:
   return jax.nn.log_sigmoid(z), jax.nn.log_sigmoid(-z)
 
 
-def _probit_link(z):
+def _probit_link(z: jax.Array) -> tuple[jax.Array, jax.Array]:
   return (jax.scipy.stats.norm.logcdf(z), jax.scipy.stats.norm.logcdf(-z))
 
 
-def _cloglog_link(z):
+def _cloglog_link(z: jax.Array) -> tuple[jax.Array, jax.Array]:
   # F(z) = 1 - exp(-e^z): log(1 - F) = -e^z (capped so that it stays finite),
   # log F = log(1 - exp(-e^z)), which is z itself to float precision far left.
   log_sf = -jnp.exp(jnp.minimum(z, 50.0))
-  log_cdf = jnp.where(z < -20.0, z, _log1mexp(jnp.exp(jnp.clip(z, -20.0, 50.0))))
+  log_cdf = jnp.where(z < -20.0, z,
+                      _log1mexp(jnp.exp(jnp.clip(z, -20.0, 50.0))))
   return log_cdf, log_sf
 
 
-CLM_LINKS = {'logit': _logit_link, 'probit': _probit_link,
-             'cloglog': _cloglog_link}
+# link name -> z -> (log F(z), log(1 - F(z))).
+CLM_LINKS: dict[str, Callable[[jax.Array], tuple[jax.Array, jax.Array]]] = {
+    'logit': _logit_link, 'probit': _probit_link, 'cloglog': _cloglog_link}
 
 
-def _clm_log_probs(z_BxT, link):
-  """log P(y = k) from z_k = theta_k - f; differences taken in log space."""
-  log_cdf_BxT, log_sf_BxT = CLM_LINKS[link](z_BxT)
-  # Middle classes: F(z_k) - F(z_{k-1}), written with F in the lower half and
-  # with the survival function 1 - F in the upper half, where F rounds to 1.
-  via_cdf_BxM = log_cdf_BxT[..., 1:] + _log1mexp(
-      log_cdf_BxT[..., 1:] - log_cdf_BxT[..., :-1])
-  via_sf_BxM = log_sf_BxT[..., :-1] + _log1mexp(
-      log_sf_BxT[..., :-1] - log_sf_BxT[..., 1:])
-  middle_BxM = jnp.where(z_BxT[..., :-1] > 0, via_sf_BxM, via_cdf_BxM)
-  return jnp.concatenate(
-      [log_cdf_BxT[..., :1], middle_BxM, log_sf_BxT[..., -1:]], axis=-1)
-
-
-def _check_link(link, fn_name):
-  if link not in CLM_LINKS:
-    raise ValueError(f'{fn_name}: link must be one of '
-                     f'{", ".join(CLM_LINKS)}, got {link!r}.')
-
-
-def clm_probs(z, *, link: str, axis: int = -1) -> Array:
+def clm_probs(z: ArrayLike, *, link: str, axis: int = -1) -> jax.Array:
   r"""Class probabilities of a cumulative link model (CLM).
 
   .. math::
@@ -1147,15 +1073,16 @@ def clm_probs(z, *, link: str, axis: int = -1) -> Array:
     Vargas, Gutiérrez & Hervás-Martínez, "Cumulative link models for deep
     ordinal classification", Neurocomputing 2020.
   """
-  _check_link(link, 'clm_probs')
-  z_BxT = jnp.moveaxis(jnp.asarray(z), axis, -1)
+  z_BxT, _, _ = _check_inputs('clm_probs', 'z', z, axis=axis, tasks=True)
+  _check_link('clm_probs', link)
   dtype = _compute_dtype(z_BxT.dtype)
   probs_BxK = jnp.exp(_clm_log_probs(z_BxT.astype(dtype), link))
   probs_BxK = probs_BxK / jnp.sum(probs_BxK, axis=-1, keepdims=True)
   return probs_BxK.astype(z_BxT.dtype)
 
 
-def clm_loss(z, labels, *, link: str, axis: int = -1, where=None) -> Array:
+def clm_loss(z: ArrayLike, labels: ArrayLike, *, link: str, axis: int = -1,
+             where: ArrayLike | None = None) -> jax.Array:
   r"""Negative log-likelihood of a cumulative link model, ``-log p_y``.
 
   See :func:`clm_probs`. The class probability is a difference of two
@@ -1173,41 +1100,51 @@ def clm_loss(z, labels, *, link: str, axis: int = -1, where=None) -> Array:
   Returns:
     Per-example losses, shape ``[...]``.
 
-  >>> round(float(clm_loss(jnp.array([0., 0.]), jnp.array(0), link='logit')), 4)
+  >>> round(float(clm_loss(jnp.array([0., 0.]), jnp.array(0),
+  ...                      link='logit')), 4)
   0.6931
 
   References:
     Vargas, Gutiérrez & Hervás-Martínez, Neurocomputing 2020.
   """
   z_BxT, labels_B, num_classes = _check_inputs(
-      z, labels, axis=axis, where=where, num_outputs_offset=-1,
-      fn_name='clm_loss')
-  _check_link(link, 'clm_loss')
+      'clm_loss', 'z', z, labels, axis=axis, where=where, tasks=True)
+  _check_link('clm_loss', link)
   dtype = _compute_dtype(z_BxT.dtype)
   log_probs_BxK = _clm_log_probs(z_BxT.astype(dtype), link)
   return _nll(log_probs_BxK, labels_B, num_classes, where, z_BxT.dtype)
 
 
-def _nll(log_probs_BxK, labels_B, num_classes, where, dtype):
-  loss_B = -jnp.take_along_axis(
-      log_probs_BxK, jnp.clip(labels_B, 0, num_classes - 1)[..., None],
-      axis=-1)[..., 0]
-  return _finish(loss_B, labels_B, num_classes, where, dtype)
+def _check_link(fn_name: str, link: str) -> None:
+  if link not in CLM_LINKS:
+    raise ValueError(f'{fn_name}: link must be one of '
+                     f'{", ".join(CLM_LINKS)}, got {link!r}.')
 
 
-def _binomial_log_probs(score_Bx1, num_classes):
-  n = num_classes - 1
-  j_1xK = jnp.arange(num_classes, dtype=score_Bx1.dtype).reshape(
-      (1,) * (score_Bx1.ndim - 1) + (num_classes,))
-  log_choose_K = np.array([math.lgamma(n + 1) - math.lgamma(j + 1) -
-                           math.lgamma(n - j + 1) for j in range(n + 1)])
-  log_choose_1xK = jnp.asarray(log_choose_K, score_Bx1.dtype).reshape(
-      j_1xK.shape)
-  return (log_choose_1xK + j_1xK * jax.nn.log_sigmoid(score_Bx1) +
-          (n - j_1xK) * jax.nn.log_sigmoid(-score_Bx1))
+def _clm_log_probs(z_BxT: jax.Array, link: str) -> jax.Array:
+  """log P(y = k) = log(F(z_k) - F(z_{k-1})), with F(z_{-1}) = 0, F(z_T) = 1.
+
+  The difference is taken in log space, with F where z_{k-1} <= 0 and with
+  the survival function 1 - F above, where F rounds to 1. The padding's
+  infinite gaps give log1mexp(inf) = 0, with a zero gradient.
+  """
+  log_cdf_BxT, log_sf_BxT = CLM_LINKS[link](z_BxT)
+  # Class k lies between z_{k-1} and z_k: pad log F and log(1 - F) with their
+  # values at -inf and +inf to have both bounds for every class.
+  zero_Bx1 = jnp.zeros_like(z_BxT[..., :1])
+  minus_inf_Bx1 = jnp.full_like(zero_Bx1, -jnp.inf)
+  log_cdf_BxK = jnp.concatenate([log_cdf_BxT, zero_Bx1], axis=-1)
+  log_cdf_below_BxK = jnp.concatenate([minus_inf_Bx1, log_cdf_BxT], axis=-1)
+  log_sf_BxK = jnp.concatenate([log_sf_BxT, minus_inf_Bx1], axis=-1)
+  log_sf_below_BxK = jnp.concatenate([zero_Bx1, log_sf_BxT], axis=-1)
+  via_cdf_BxK = log_cdf_BxK + _log1mexp(log_cdf_BxK - log_cdf_below_BxK)
+  via_sf_BxK = log_sf_below_BxK + _log1mexp(log_sf_below_BxK - log_sf_BxK)
+  upper_BxK = jnp.concatenate([zero_Bx1 > 0, z_BxT > 0], axis=-1)
+  return jnp.where(upper_BxK, via_sf_BxK, via_cdf_BxK)
 
 
-def binomial_probs(score, *, num_classes: int, axis: int = -1) -> Array:
+def binomial_probs(score: ArrayLike, *, num_classes: int,
+                   axis: int = -1) -> jax.Array:
   r"""Binomial head: ``P(j) = Binomial(j; K - 1, sigmoid(score))``.
 
   One output decides the whole unimodal distribution: its mode moves from
@@ -1229,14 +1166,16 @@ def binomial_probs(score, *, num_classes: int, axis: int = -1) -> Array:
     classification of ordinal data", Neural Networks 2008; Liu et al.,
     Neurocomputing 2020.
   """
-  score_Bx1 = _check_head_outputs(score, num_classes, 1, axis, 'binomial_probs')
+  score_Bx1, _, _ = _check_inputs('binomial_probs', 'score', score, axis=axis,
+                                  num_classes=num_classes, num_outputs=1)
   dtype = _compute_dtype(score_Bx1.dtype)
-  return jnp.exp(_binomial_log_probs(score_Bx1.astype(dtype),
-                                     num_classes)).astype(score_Bx1.dtype)
+  log_probs_BxK = _binomial_head_log_probs(score_Bx1.astype(dtype),
+                                           num_classes)
+  return jnp.exp(log_probs_BxK).astype(score_Bx1.dtype)
 
 
-def binomial_loss(score, labels, *, num_classes: int, axis: int = -1,
-                  where=None) -> Array:
+def binomial_loss(score: ArrayLike, labels: ArrayLike, *, num_classes: int,
+                  axis: int = -1, where: ArrayLike | None = None) -> jax.Array:
   r"""Negative log-likelihood of the binomial head, ``-log P(y)``.
 
   See :func:`binomial_probs`; computed from log-sigmoids, finite at scores of
@@ -1257,64 +1196,27 @@ def binomial_loss(score, labels, *, num_classes: int, axis: int = -1,
   0.6931
   """
   score_Bx1, labels_B, _ = _check_inputs(
-      score, labels, axis=axis, where=where, num_classes=num_classes,
-      num_outputs=1, fn_name='binomial_loss')
+      'binomial_loss', 'score', score, labels, axis=axis, where=where,
+      num_classes=num_classes, num_outputs=1)
   dtype = _compute_dtype(score_Bx1.dtype)
-  log_probs_BxK = _binomial_log_probs(score_Bx1.astype(dtype), num_classes)
+  log_probs_BxK = _binomial_head_log_probs(score_Bx1.astype(dtype),
+                                           num_classes)
   return _nll(log_probs_BxK, labels_B, num_classes, where, score_Bx1.dtype)
 
 
-def _check_head_outputs(outputs, num_classes, num_outputs, axis, fn_name):
-  outputs = jnp.asarray(outputs)
-  if not jnp.issubdtype(outputs.dtype, jnp.floating):
-    raise TypeError(f'{fn_name}: the outputs must be a floating-point array, '
-                    f'got {outputs.dtype}.')
-  if outputs.ndim < 1:
-    raise ValueError(f'{fn_name}: the outputs need an axis of size '
-                     f'{num_outputs}, got a scalar.')
-  outputs = jnp.moveaxis(outputs, axis, -1)
-  if outputs.shape[-1] != num_outputs:
-    raise ValueError(f'{fn_name}: the outputs must have {num_outputs} '
-                     f'entries on axis {axis}, got {outputs.shape[-1]}.')
-  if not isinstance(num_classes, (int, np.integer)) or num_classes < 2:
-    raise ValueError(f'{fn_name}: num_classes must be an integer >= 2, got '
-                     f'{num_classes!r}.')
-  return outputs
+def _binomial_head_log_probs(score_Bx1: jax.Array,
+                             num_classes: int) -> jax.Array:
+  return _log_binomial_pmf(jax.nn.log_sigmoid(score_Bx1),
+                           jax.nn.log_sigmoid(-score_Bx1), num_classes)
 
 
-def _poisson_logits(score_Bx1, num_classes, temperature_Bx1):
-  # Rate clipped as dlordinal's PoissonLayer does: no overflow at +-1e4.
-  rate_Bx1 = jnp.clip(jax.nn.softplus(score_Bx1), 1e-8, 1e4)
-  j_1xK = jnp.arange(num_classes, dtype=score_Bx1.dtype).reshape(
-      (1,) * (score_Bx1.ndim - 1) + (num_classes,))
-  log_factorial_1xK = jnp.asarray(
-      [math.lgamma(j + 1) for j in range(num_classes)],
-      score_Bx1.dtype).reshape(j_1xK.shape)
-  log_pmf_BxK = j_1xK * jnp.log(rate_Bx1) - rate_Bx1 - log_factorial_1xK
-  return log_pmf_BxK / temperature_Bx1
-
-
-def _temperature_column(temperature, batch_shape, fn_name):
-  """A float or a ``[...]`` array of temperatures as ``[..., 1]``."""
-  if not isinstance(temperature, jax.core.Tracer) and not np.all(
-      np.asarray(temperature) > 0):
-    raise ValueError(f'{fn_name}: temperature must be > 0, got {temperature!r}.')
-  temperature = jnp.asarray(temperature, jnp.float32)
-  if temperature.ndim == 0:
-    return temperature.reshape((1,) * (len(batch_shape) + 1))
-  if temperature.shape != tuple(batch_shape):
-    raise ValueError(f'{fn_name}: temperature must be a number or have the '
-                     f'batch shape {tuple(batch_shape)}, got '
-                     f'{temperature.shape}.')
-  return temperature[..., None]
-
-
-def poisson_probs(score, *, num_classes: int, temperature=1.0,
-                  axis: int = -1) -> Array:
+def poisson_probs(score: ArrayLike, *, num_classes: int,
+                  temperature: ArrayLike = 1.0, axis: int = -1) -> jax.Array:
   r"""Poisson head: ``softmax_j(log Poisson(j; softplus(score)) / T)``.
 
-  The rate ``softplus(score)`` places the mode; the temperature ``T`` sets how
-  peaked the distribution is (learned in the model, as dlordinal does).
+  The rate ``softplus(score)`` places the mode; the temperature ``T`` sets
+  how peaked the distribution is. A model that learns ``T``, as dlordinal
+  does, uses :func:`poisson_head_probs`.
 
   Args:
     score: shape ``[..., 1]``.
@@ -1325,8 +1227,8 @@ def poisson_probs(score, *, num_classes: int, temperature=1.0,
   Returns:
     Probabilities of shape ``[..., K]`` (class axis last).
 
-  >>> rate_1 = jnp.log(jnp.e - 1)  # softplus(rate_1) = 1
-  >>> [round(float(p), 4) for p in poisson_probs(jnp.array([rate_1]),
+  >>> score = jnp.log(jnp.e - 1)  # a rate softplus(score) of 1
+  >>> [round(float(p), 4) for p in poisson_probs(jnp.array([score]),
   ...                                              num_classes=3)]
   [0.4, 0.4, 0.2]
 
@@ -1334,25 +1236,26 @@ def poisson_probs(score, *, num_classes: int, temperature=1.0,
     Beckham & Pal, "Unimodal probability distributions for deep ordinal
     classification", ICML 2017.
   """
-  score_Bx1 = _check_head_outputs(score, num_classes, 1, axis, 'poisson_probs')
+  score_Bx1, _, _ = _check_inputs('poisson_probs', 'score', score, axis=axis,
+                                  num_classes=num_classes, num_outputs=1)
+  temperature_Bx1 = _temperature_column('poisson_probs', temperature,
+                                        score_Bx1.shape[:-1])
   dtype = _compute_dtype(score_Bx1.dtype)
-  temperature_Bx1 = _temperature_column(temperature, score_Bx1.shape[:-1],
-                                        'poisson_probs')
-  logits_BxK = _poisson_logits(score_Bx1.astype(dtype), num_classes,
-                               temperature_Bx1.astype(dtype))
-  return jax.nn.softmax(logits_BxK, axis=-1).astype(score_Bx1.dtype)
+  log_probs_BxK = _poisson_head_log_probs(
+      score_Bx1.astype(dtype), temperature_Bx1.astype(dtype), num_classes)
+  return jnp.exp(log_probs_BxK).astype(score_Bx1.dtype)
 
 
-def poisson_loss(score, labels, *, num_classes: int, temperature=1.0,
-                 axis: int = -1, where=None) -> Array:
+def poisson_loss(score: ArrayLike, labels: ArrayLike, *, num_classes: int,
+                 temperature: ArrayLike = 1.0, axis: int = -1,
+                 where: ArrayLike | None = None) -> jax.Array:
   r"""Negative log-likelihood of the Poisson head; see :func:`poisson_probs`.
 
   Args:
     score: shape ``[..., 1]``.
     labels: integer classes in ``[0, K)``, shape ``[...]``.
     num_classes: ``K >= 2``.
-    temperature: ``T > 0``: a number, or an array of the batch shape (a
-      learned temperature broadcast over the batch).
+    temperature: ``T > 0``: a number, or an array of the batch shape.
     axis: the axis of ``score`` that has size 1.
     where: optional boolean mask of shape ``[...]``; masked examples give 0.
 
@@ -1364,31 +1267,131 @@ def poisson_loss(score, labels, *, num_classes: int, temperature=1.0,
   1.6094
   """
   score_Bx1, labels_B, _ = _check_inputs(
-      score, labels, axis=axis, where=where, num_classes=num_classes,
-      num_outputs=1, fn_name='poisson_loss')
+      'poisson_loss', 'score', score, labels, axis=axis, where=where,
+      num_classes=num_classes, num_outputs=1)
+  temperature_Bx1 = _temperature_column('poisson_loss', temperature,
+                                        labels_B.shape)
   dtype = _compute_dtype(score_Bx1.dtype)
-  temperature_Bx1 = _temperature_column(temperature, labels_B.shape,
-                                        'poisson_loss')
-  logits_BxK = _poisson_logits(score_Bx1.astype(dtype), num_classes,
-                               temperature_Bx1.astype(dtype))
-  return _nll(jax.nn.log_softmax(logits_BxK, axis=-1), labels_B, num_classes,
-              where, score_Bx1.dtype)
+  log_probs_BxK = _poisson_head_log_probs(
+      score_Bx1.astype(dtype), temperature_Bx1.astype(dtype), num_classes)
+  return _nll(log_probs_BxK, labels_B, num_classes, where, score_Bx1.dtype)
 
 
-def _cos_to_classes(outputs_Bx2, num_classes):
-  """cos(predicted angle - 2 pi j / K) for every class j, shape [..., K]."""
-  angles_1xK = (2 * math.pi / num_classes) * jnp.arange(
-      num_classes, dtype=outputs_Bx2.dtype).reshape(
-          (1,) * (outputs_Bx2.ndim - 1) + (num_classes,))
-  # Normalising (cos, sin) instead of taking atan2 keeps the gradient
-  # finite at the origin.
-  norm_Bx1 = jnp.sqrt(jnp.sum(outputs_Bx2**2, axis=-1, keepdims=True) + _TINY)
-  return (outputs_Bx2[..., :1] * jnp.cos(angles_1xK) +
-          outputs_Bx2[..., 1:] * jnp.sin(angles_1xK)) / norm_Bx1
+# The learned log temperature is clipped to this range before exp, so that the
+# head's loss and gradient stay finite at any output: T from 4.5e-5 to 2.2e4.
+_LOG_TEMPERATURE_RANGE = (-10.0, 10.0)
 
 
-def von_mises_probs(outputs, *, num_classes: int, kappa: float = 1.0,
-                    axis: int = -1) -> Array:
+def poisson_head_outputs(score: ArrayLike,
+                         log_temperature: ArrayLike) -> jax.Array:
+  """Packs the outputs of a Poisson head that learns its temperature.
+
+  The layout, read by :func:`poisson_head_probs` and
+  :func:`poisson_head_loss`: ``[..., 2]`` holding the score (entry 0) and
+  ``log T`` (entry 1). Those two clip ``log T`` to ``[-10, 10]`` before
+  taking ``T = exp(log T)``, so value and gradient stay finite for any
+  output; the gradient of ``log T`` is 0 outside that range.
+
+  Args:
+    score: the head's score, shape ``[..., 1]``.
+    log_temperature: the learned ``log T``, broadcastable to ``score``'s shape
+      (a learned parameter of shape ``[1]``, say).
+
+  Returns:
+    The head's outputs, shape ``[..., 2]``.
+
+  >>> poisson_head_outputs(jnp.array([[0.5], [2.0]]), jnp.zeros(1))
+  Array([[0.5, 0. ],
+         [2. , 0. ]], dtype=float32)
+  """
+  score_Bx1 = jnp.asarray(score)
+  log_temperature_Bx1 = jnp.broadcast_to(log_temperature, score_Bx1.shape)
+  return jnp.concatenate([score_Bx1, log_temperature_Bx1], axis=-1)
+
+
+def poisson_head_probs(outputs: ArrayLike, *, num_classes: int,
+                       axis: int = -1) -> jax.Array:
+  """:func:`poisson_probs` with the temperature the model learned.
+
+  Args:
+    outputs: :func:`poisson_head_outputs`' layout, shape ``[..., 2]``.
+    num_classes: ``K >= 2``.
+    axis: the axis of ``outputs`` that has size 2.
+
+  Returns:
+    Probabilities of shape ``[..., K]`` (class axis last).
+
+  >>> poisson_head_probs(jnp.array([0., 0.]), num_classes=3).shape
+  (3,)
+  """
+  outputs_Bx2, _, _ = _check_inputs(
+      'poisson_head_probs', 'outputs', outputs, axis=axis,
+      num_classes=num_classes, num_outputs=2)
+  dtype = _compute_dtype(outputs_Bx2.dtype)
+  log_probs_BxK = _poisson_head_log_probs(
+      *_split_poisson_outputs(outputs_Bx2.astype(dtype)), num_classes)
+  return jnp.exp(log_probs_BxK).astype(outputs_Bx2.dtype)
+
+
+def poisson_head_loss(outputs: ArrayLike, labels: ArrayLike, *,
+                      num_classes: int, axis: int = -1,
+                      where: ArrayLike | None = None) -> jax.Array:
+  """:func:`poisson_loss` with the temperature the model learned.
+
+  Args:
+    outputs: :func:`poisson_head_outputs`' layout, shape ``[..., 2]``.
+    labels: integer classes in ``[0, K)``, shape ``[...]``.
+    num_classes: ``K >= 2``.
+    axis: the axis of ``outputs`` that has size 2.
+    where: optional boolean mask of shape ``[...]``; masked examples give 0.
+
+  Returns:
+    Per-example losses, shape ``[...]``.
+
+  >>> round(float(poisson_head_loss(jnp.array([jnp.log(jnp.e - 1), 0.]),
+  ...                               jnp.array(2), num_classes=3)), 4)
+  1.6094
+  """
+  outputs_Bx2, labels_B, _ = _check_inputs(
+      'poisson_head_loss', 'outputs', outputs, labels, axis=axis, where=where,
+      num_classes=num_classes, num_outputs=2)
+  dtype = _compute_dtype(outputs_Bx2.dtype)
+  log_probs_BxK = _poisson_head_log_probs(
+      *_split_poisson_outputs(outputs_Bx2.astype(dtype)), num_classes)
+  return _nll(log_probs_BxK, labels_B, num_classes, where, outputs_Bx2.dtype)
+
+
+def _split_poisson_outputs(
+    outputs_Bx2: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """:func:`poisson_head_outputs`' layout -> (score, T), each ``[..., 1]``."""
+  log_temperature_Bx1 = jnp.clip(outputs_Bx2[..., 1:], *_LOG_TEMPERATURE_RANGE)
+  return outputs_Bx2[..., :1], jnp.exp(log_temperature_Bx1)
+
+
+def _temperature_column(fn_name: str, temperature: ArrayLike,
+                        batch_shape: tuple[int, ...]) -> jax.Array:
+  """A number or a ``[...]`` array of temperatures as ``[..., 1]``."""
+  _check_positive(fn_name, 'temperature', temperature)
+  temperature_B = jnp.asarray(temperature, jnp.float32)
+  if temperature_B.ndim == 0:
+    return temperature_B.reshape((1,) * (len(batch_shape) + 1))
+  if temperature_B.shape != tuple(batch_shape):
+    raise ValueError(f'{fn_name}: temperature must be a number or have the '
+                     f'batch shape {tuple(batch_shape)}, got '
+                     f'{temperature_B.shape}.')
+  return temperature_B[..., None]
+
+
+def _poisson_head_log_probs(score_Bx1: jax.Array, temperature_Bx1: jax.Array,
+                            num_classes: int) -> jax.Array:
+  # Rate clipped as dlordinal's PoissonLayer does: no overflow at +-1e4.
+  rate_Bx1 = jnp.clip(jax.nn.softplus(score_Bx1), 1e-8, 1e4)
+  return jax.nn.log_softmax(
+      _log_poisson_pmf(rate_Bx1, num_classes) / temperature_Bx1, axis=-1)
+
+
+def von_mises_probs(outputs: ArrayLike, *, num_classes: int,
+                    kappa: ArrayLike = 1.0, axis: int = -1) -> jax.Array:
   r"""Circular head: class probabilities around a predicted angle.
 
   .. math::
@@ -1396,7 +1399,8 @@ def von_mises_probs(outputs, *, num_classes: int, kappa: float = 1.0,
     \hat\phi = \operatorname{atan2}(o_2, o_1)
 
   The two outputs are read as (cos, sin) of the predicted angle, so class
-  ``K - 1`` sits next to class 0 by construction, not by a cost matrix.
+  ``K - 1`` sits next to class 0 by construction, not by a cost matrix. Only
+  their direction counts: their scale is divided out.
 
   Args:
     outputs: shape ``[..., 2]``, (cos, sin) up to scale.
@@ -1414,16 +1418,18 @@ def von_mises_probs(outputs, *, num_classes: int, kappa: float = 1.0,
     Beyer, Hermans & Leibe, "Biternion Nets: Continuous Head Pose Regression
     from Discrete Training Labels", GCPR 2015.
   """
-  outputs_Bx2 = _check_head_outputs(outputs, num_classes, 2, axis,
-                                    'von_mises_probs')
-  _check_positive(kappa, 'kappa', 'von_mises_probs')
+  outputs_Bx2, _, _ = _check_inputs(
+      'von_mises_probs', 'outputs', outputs, axis=axis,
+      num_classes=num_classes, num_outputs=2)
+  _check_positive('von_mises_probs', 'kappa', kappa)
   dtype = _compute_dtype(outputs_Bx2.dtype)
   cos_BxK = _cos_to_classes(outputs_Bx2.astype(dtype), num_classes)
   return jax.nn.softmax(kappa * cos_BxK, axis=-1).astype(outputs_Bx2.dtype)
 
 
-def von_mises_loss(outputs, labels, *, num_classes: int, kappa: float = 1.0,
-                   axis: int = -1, where=None) -> Array:
+def von_mises_loss(outputs: ArrayLike, labels: ArrayLike, *, num_classes: int,
+                   kappa: ArrayLike = 1.0, axis: int = -1,
+                   where: ArrayLike | None = None) -> jax.Array:
   r"""Von Mises loss of a circular head (biternion loss).
 
   .. math::
@@ -1452,34 +1458,47 @@ def von_mises_loss(outputs, labels, *, num_classes: int, kappa: float = 1.0,
     Beyer, Hermans & Leibe, GCPR 2015.
   """
   outputs_Bx2, labels_B, _ = _check_inputs(
-      outputs, labels, axis=axis, where=where, num_classes=num_classes,
-      num_outputs=2, fn_name='von_mises_loss')
-  _check_positive(kappa, 'kappa', 'von_mises_loss')
+      'von_mises_loss', 'outputs', outputs, labels, axis=axis, where=where,
+      num_classes=num_classes, num_outputs=2)
+  _check_positive('von_mises_loss', 'kappa', kappa)
   dtype = _compute_dtype(outputs_Bx2.dtype)
   cos_BxK = _cos_to_classes(outputs_Bx2.astype(dtype), num_classes)
-  cos_B = jnp.take_along_axis(
-      cos_BxK, jnp.clip(labels_B, 0, num_classes - 1)[..., None], axis=-1)[..., 0]
+  cos_B = _take_label(cos_BxK, labels_B)
   loss_B = 1 - jnp.exp(kappa * (cos_B - 1))
   return _finish(loss_B, labels_B, num_classes, where, outputs_Bx2.dtype)
+
+
+def _cos_to_classes(outputs_Bx2: jax.Array, num_classes: int) -> jax.Array:
+  """cos(predicted angle - 2 pi j / K) for every class j, shape [..., K]."""
+  angles_1xK = _class_angles(num_classes, outputs_Bx2.ndim - 1,
+                             outputs_Bx2.dtype)
+  # Normalising (cos, sin) instead of taking atan2 keeps the gradient
+  # finite at the origin.
+  norm_Bx1 = jnp.sqrt(jnp.sum(outputs_Bx2**2, axis=-1, keepdims=True) + _TINY)
+  return (outputs_Bx2[..., :1] * jnp.cos(angles_1xK) +
+          outputs_Bx2[..., 1:] * jnp.sin(angles_1xK)) / norm_Bx1
 
 
 # ----------------------------------------------------------------------------
 # Batch-level loss.
 
 
-def weighted_kappa_loss(logits, labels, *, distance, axis: int = -1,
-                        where=None, epsilon: float = 1e-10) -> Array:
+def weighted_kappa_loss(logits: ArrayLike, labels: ArrayLike, *,
+                        distance: ArrayLike, axis: int = -1,
+                        where: ArrayLike | None = None,
+                        epsilon: float = 1e-10) -> jax.Array:
   r"""Weighted kappa loss over a whole batch; returns a **scalar**.
 
   .. math::
-    O = \sum_n e_{y_n} p_n^\top, \quad
-    E = \frac{1}{N} \Big(\sum_n e_{y_n}\Big) \Big(\sum_n p_n\Big)^\top, \quad
+    O = \sum_b e_{y_b} p_b^\top, \quad
+    E = \frac{1}{n} \Big(\sum_b e_{y_b}\Big) \Big(\sum_b p_b\Big)^\top, \quad
     \ell = \log \frac{\sum_{ij} W_{ij} O_{ij}}{\sum_{ij} W_{ij} E_{ij}}
 
-  ``log(1 - kappa)`` for the soft confusion matrix ``O``; minimising it
-  maximises weighted kappa. Any weight matrix ``W`` works; quadratic kappa uses
-  ``linear_distance(K, power=2)``. Unlike the other losses it does not
-  decompose over examples, so it cannot be reduced by the caller.
+  over the ``n`` examples ``b`` of the batch. ``log(1 - kappa)`` for the soft
+  confusion matrix ``O``; minimising it maximises weighted kappa. Any weight
+  matrix ``W`` works; quadratic kappa uses ``linear_distance(K, power=2)``.
+  Unlike the other losses it does not decompose over examples, so it cannot
+  be reduced by the caller.
 
   Args:
     logits: unnormalized log probabilities, shape ``[..., K]``.
@@ -1504,56 +1523,29 @@ def weighted_kappa_loss(logits, labels, *, distance, axis: int = -1,
     2018.
   """
   logits_BxK, labels_B, num_classes = _check_inputs(
-      logits, labels, axis=axis, where=where, fn_name='weighted_kappa_loss')
+      'weighted_kappa_loss', 'logits', logits, labels, axis=axis, where=where)
   weights_KxK = validate_distance(distance, num_classes=num_classes)
   dtype = _compute_dtype(logits_BxK.dtype)
-  probs_NxK = jax.nn.softmax(logits_BxK.astype(dtype), axis=-1).reshape(
-      -1, num_classes)
-  labels_N = labels_B.reshape(-1)
-  keep_N = jnp.ones(labels_N.shape, dtype) if where is None else jnp.asarray(
+  # One flat batch: O and E sum over every example.
+  labels_B = labels_B.reshape(-1)
+  keep_B = jnp.ones(labels_B.shape, dtype) if where is None else jnp.asarray(
       where).reshape(-1).astype(dtype)
-  onehot_NxK = jax.nn.one_hot(labels_N, num_classes, dtype=dtype) * keep_N[:, None]
-  probs_NxK = probs_NxK * keep_N[:, None]
-  observed_KxK = onehot_NxK.T @ probs_NxK
-  expected_KxK = jnp.outer(onehot_NxK.sum(0), probs_NxK.sum(0)) / jnp.maximum(
-      keep_N.sum(), 1.0)
+  probs_BxK = jax.nn.softmax(logits_BxK.astype(dtype), axis=-1).reshape(
+      -1, num_classes) * keep_B[:, None]
+  onehot_BxK = jax.nn.one_hot(labels_B, num_classes,
+                              dtype=dtype) * keep_B[:, None]
+  observed_KxK = onehot_BxK.T @ probs_BxK
+  expected_KxK = jnp.outer(onehot_BxK.sum(0), probs_BxK.sum(0)) / jnp.maximum(
+      keep_B.sum(), 1.0)
   weights_KxK = weights_KxK.astype(dtype)
   loss = jnp.log((jnp.sum(weights_KxK * observed_KxK) + epsilon) /
                  (jnp.sum(weights_KxK * expected_KxK) + epsilon))
-  in_range = jnp.all((labels_N >= 0) & (labels_N < num_classes))
+  in_range = jnp.all((labels_B >= 0) & (labels_B < num_classes))
   return jnp.where(in_range, loss, jnp.nan).astype(logits_BxK.dtype)
 
 
 # ----------------------------------------------------------------------------
 # Registry and mixing with cross-entropy.
-
-
-def _softmax_probs(logits, *, axis: int = -1) -> Array:
-  return jax.nn.softmax(jnp.moveaxis(jnp.asarray(logits), axis, -1), axis=-1)
-
-
-def _split_poisson_outputs(outputs, axis):
-  """The Poisson head's outputs (score, log T) -> score [..., 1], T [...]."""
-  outputs_Bx2 = jnp.moveaxis(jnp.asarray(outputs), axis, -1)
-  if outputs_Bx2.shape[-1] != 2:
-    raise ValueError('the Poisson head has 2 outputs (score, log temperature), '
-                     f'got {outputs_Bx2.shape[-1]}.')
-  return outputs_Bx2[..., :1], jnp.exp(outputs_Bx2[..., 1])
-
-
-def poisson_head_loss(outputs, labels, *, num_classes: int, axis: int = -1,
-                      where=None) -> Array:
-  """:func:`poisson_loss` for a model that also outputs its learned log T."""
-  score_Bx1, temperature_B = _split_poisson_outputs(outputs, axis)
-  return poisson_loss(score_Bx1, labels, num_classes=num_classes,
-                      temperature=temperature_B, where=where)
-
-
-def poisson_head_probs(outputs, *, num_classes: int, axis: int = -1) -> Array:
-  """:func:`poisson_probs` for a model that also outputs its learned log T."""
-  score_Bx1, temperature_B = _split_poisson_outputs(outputs, axis)
-  return poisson_probs(score_Bx1, num_classes=num_classes,
-                       temperature=temperature_B)
 
 
 class Head(NamedTuple):
@@ -1565,14 +1557,24 @@ class Head(NamedTuple):
       (rank consistent). ``'clm'``: a one-unit projection ``f`` and ``K - 1``
       learned thresholds kept ordered by construction (the first plus
       cumulative squares), output ``theta - f``. ``'poisson'``: a one-unit
-      score and a learned log temperature, output ``[score, log T]``.
+      score and a learned log temperature, packed by
+      :func:`poisson_head_outputs`.
     num_outputs: the size of the model's output for ``K`` classes.
   """
   kind: str
   num_outputs: Callable[[int], int]
 
 
+def _num_tasks(num_classes: int) -> int:
+  return num_classes - 1
+
+
 SOFTMAX_HEAD = Head('dense', lambda num_classes: num_classes)
+
+
+def _softmax_probs(logits: ArrayLike, *, axis: int = -1) -> jax.Array:
+  logits_BxK, _, _ = _check_inputs('softmax', 'logits', logits, axis=axis)
+  return jax.nn.softmax(logits_BxK, axis=-1)
 
 
 class LossSpec(NamedTuple):
@@ -1580,15 +1582,17 @@ class LossSpec(NamedTuple):
 
   Attributes:
     fn: the loss function.
-    hyperparams: the keyword hyperparameters ``fn`` takes (besides axis/where).
+    hyperparams: the keyword hyperparameters ``fn`` takes (besides axis and
+      where), the only ones :func:`make_loss` accepts.
     probs: maps the model's outputs to class probabilities ``[..., K]``.
-    probs_hyperparams: the keyword hyperparameters ``probs`` takes.
+    probs_hyperparams: the keyword hyperparameters ``probs`` takes, the only
+      ones :func:`make_probs` accepts.
     head: the model's last layer (:class:`Head`).
     per_example: False for batch-level losses that return a scalar.
   """
-  fn: Callable[..., Array]
+  fn: Callable[..., jax.Array]
   hyperparams: tuple[str, ...] = ()
-  probs: Callable[..., Array] = _softmax_probs
+  probs: Callable[..., jax.Array] = _softmax_probs
   probs_hyperparams: tuple[str, ...] = ()
   head: Head = SOFTMAX_HEAD
   per_example: bool = True
@@ -1596,8 +1600,6 @@ class LossSpec(NamedTuple):
   def num_outputs(self, num_classes: int) -> int:
     return self.head.num_outputs(num_classes)
 
-
-_K_MINUS_1 = lambda num_classes: num_classes - 1
 
 LOSSES: dict[str, LossSpec] = {
     'cross_entropy': LossSpec(optax.softmax_cross_entropy_with_integer_labels),
@@ -1615,11 +1617,11 @@ LOSSES: dict[str, LossSpec] = {
     'ordinal_log_loss': LossSpec(ordinal_log_loss, ('distance', 'alpha')),
     'slace': LossSpec(slace_loss, ('distance', 'alpha')),
     'coral': LossSpec(coral_loss, probs=coral_probs,
-                      head=Head('coral', _K_MINUS_1)),
+                      head=Head('coral', _num_tasks)),
     'corn': LossSpec(corn_loss, probs=corn_probs,
-                     head=Head('dense', _K_MINUS_1)),
+                     head=Head('dense', _num_tasks)),
     'clm': LossSpec(clm_loss, ('link',), probs=clm_probs,
-                    probs_hyperparams=('link',), head=Head('clm', _K_MINUS_1)),
+                    probs_hyperparams=('link',), head=Head('clm', _num_tasks)),
     'binomial': LossSpec(binomial_loss, ('num_classes',), probs=binomial_probs,
                          probs_hyperparams=('num_classes',),
                          head=Head('dense', lambda num_classes: 1)),
@@ -1645,26 +1647,34 @@ def get_loss(name: str) -> LossSpec:
                      f'{", ".join(sorted(LOSSES))}.') from None
 
 
-def make_loss(name: str, *, ce_weight: float | None = None,
-              **hyperparams) -> Callable[[Array, Array], Array]:
+def make_loss(
+    name: str, *, ce_weight: ArrayLike | None = None, **hyperparams: Any
+) -> Callable[[ArrayLike, ArrayLike], jax.Array]:
   r"""Binds a registered loss to its hyperparameters, optionally mixed with CE.
 
   .. math::
     \ell_\lambda = \mathrm{CE} + \lambda\, \ell_{\text{name}}
 
-  With ``ce_weight=None`` the loss is used alone; ``ce_weight=0`` gives exactly
-  cross-entropy. Hyperparameters the loss does not take are ignored, so one
-  configuration can drive every loss; None means the loss's default. A batch-level loss, mixed, is added to
-  every example's CE so that the batch mean is ``mean CE + lambda * loss``.
+  With ``ce_weight=None`` the loss is used alone; a concrete
+  ``ce_weight=0`` gives exactly cross-entropy. A batch-level loss, mixed, is
+  added to every example's CE so that the batch mean is
+  ``mean CE + lambda * loss``. Numeric hyperparameters and ``ce_weight`` may
+  be traced (``make_loss`` called inside ``jax.vmap`` over a sweep).
 
   Args:
     name: a key of :data:`LOSSES`.
     ce_weight: ``lambda >= 0``, or None for the loss alone.
-    **hyperparams: e.g. ``distance``, ``temperature``, ``alpha``.
+    **hyperparams: the loss's own hyperparameters, ``LOSSES[name].hyperparams``
+      (e.g. ``distance``, ``temperature``, ``alpha``); None means the loss's
+      default.
 
   Returns:
-    ``fn(logits, labels) -> losses`` (per example, or a scalar for batch-level
-    losses used alone).
+    ``fn(logits, labels) -> losses`` (per example, or a scalar for
+    batch-level losses used alone).
+
+  Raises:
+    ValueError: for an unknown loss, a hyperparameter it does not take, a
+      required one missing, or a mix of CE with a loss that has its own head.
 
   >>> ce = make_loss('expected_cost', ce_weight=0.0,
   ...                distance=linear_distance(3))
@@ -1672,46 +1682,56 @@ def make_loss(name: str, *, ce_weight: float | None = None,
   1.0986
   """
   spec = get_loss(name)
-  bound = _bind(name, spec.fn, spec.hyperparams, hyperparams)
+  bound = _bind('make_loss', name, spec.fn, spec.hyperparams, hyperparams)
 
-  def loss_fn(logits, labels):
+  def loss_fn(logits: ArrayLike, labels: ArrayLike) -> jax.Array:
     return spec.fn(logits, labels, **bound)
 
   if ce_weight is None:
     return loss_fn
-  if not ce_weight >= 0:
-    raise ValueError(f'ce_weight must be >= 0, got {ce_weight!r}.')
+  _check_positive('make_loss', 'ce_weight', ce_weight, or_zero=True)
   if spec.head != SOFTMAX_HEAD:
-    raise ValueError(f'loss {name!r} has its own output head, not softmax '
-                     'logits, and cannot be mixed with cross-entropy; leave '
-                     'ce_weight unset.')
+    raise ValueError(f'make_loss: loss {name!r} has its own output head, not '
+                     'softmax logits, and cannot be mixed with cross-entropy; '
+                     'leave ce_weight unset.')
+  # The registered softmax losses are finite at any finite logits, so a
+  # traced ce_weight of 0 gives CE + 0 * loss = CE exactly too.
+  only_ce = not _is_traced(ce_weight) and np.all(np.asarray(ce_weight) == 0)
 
-  def mixed_fn(logits, labels):
-    ce_B = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
-    if ce_weight == 0:
+  def mixed_fn(logits: ArrayLike, labels: ArrayLike) -> jax.Array:
+    ce_B: jax.Array = optax.softmax_cross_entropy_with_integer_labels(
+        logits, labels)
+    if only_ce:
       return ce_B
     return ce_B + ce_weight * loss_fn(logits, labels)
 
   return mixed_fn
 
 
-def make_probs(name: str, **hyperparams) -> Callable[[Array], Array]:
+def make_probs(name: str,
+               **hyperparams: Any) -> Callable[[ArrayLike], jax.Array]:
   """Binds a registered loss's ``probs`` to its hyperparameters.
 
   Args:
     name: a key of :data:`LOSSES`.
-    **hyperparams: e.g. ``num_classes``, ``link``, ``kappa``; the ones the
-      probs function does not take are ignored, None means its default.
+    **hyperparams: the probs function's own hyperparameters,
+      ``LOSSES[name].probs_hyperparams`` (e.g. ``num_classes``, ``link``,
+      ``kappa``); None means its default. Numeric ones may be traced.
 
   Returns:
     ``fn(outputs) -> probabilities [..., K]``.
 
-  >>> probs = make_probs('binomial', num_classes=3, distance=None)
+  Raises:
+    ValueError: for an unknown loss, a hyperparameter its probs function does
+      not take, or a required one missing.
+
+  >>> probs = make_probs('binomial', num_classes=3)
   >>> probs(jnp.zeros((1, 1))).shape
   (1, 3)
   """
   spec = get_loss(name)
-  bound = _bind(name, spec.probs, spec.probs_hyperparams, hyperparams)
+  bound = _bind('make_probs', name, spec.probs, spec.probs_hyperparams,
+                hyperparams)
   return functools.partial(spec.probs, **bound)
 
 
@@ -1719,16 +1739,266 @@ _EXAMPLES = {'distance': 'linear_distance(10)', 'num_classes': '10',
              'link': "'logit'", 'targets': "soft_label_matrix('binomial', 10)"}
 
 
-def _bind(name, fn, names, hyperparams):
-  """The hyperparameters of ``names`` that were given (not None).
+def _bind(fn_name: str, name: str, fn: Callable[..., Any],
+          names: tuple[str, ...],
+          hyperparams: dict[str, Any]) -> dict[str, Any]:
+  """The hyperparameters given, those set to None left to ``fn``'s defaults.
 
-  Raises ValueError for a required one (keyword-only, no default) missing.
+  Raises ValueError for a name not in ``names`` or for a required one
+  (keyword-only without a default) missing.
   """
-  bound = {h: hyperparams[h] for h in names if hyperparams.get(h) is not None}
+  unknown = sorted(set(hyperparams) - set(names))
+  if unknown:
+    raise ValueError(f'{fn_name}: {name!r} takes '
+                     f'{", ".join(names) or "no hyperparameters"}, got '
+                     f'{", ".join(unknown)}.')
+  bound = {h: value for h, value in hyperparams.items() if value is not None}
   for param in inspect.signature(fn).parameters.values():
     if (param.kind == param.KEYWORD_ONLY and param.default is param.empty
         and param.name not in bound):
       example = _EXAMPLES.get(param.name, '...')
-      raise ValueError(f'loss {name!r} needs {param.name}=..., e.g. '
+      raise ValueError(f'{fn_name}: {name!r} needs {param.name}=..., e.g. '
                        f'{param.name}={example}.')
   return bound
+
+
+# ----------------------------------------------------------------------------
+# Shared checks and maths.
+
+_TINY = 1e-12  # smallest gap kept between two cumulative probabilities
+
+
+def _is_traced(value: object) -> bool:
+  """Whether ``value`` is abstract, so its values cannot be checked now."""
+  return isinstance(value, jax.core.Tracer)
+
+
+def _check_num_classes(fn_name: str, num_classes: int) -> None:
+  if not isinstance(num_classes, int | np.integer) or num_classes < 2:
+    raise ValueError(f'{fn_name}: num_classes must be an integer >= 2, got '
+                     f'{num_classes!r}.')
+
+
+def _check_positive(fn_name: str, name: str, value: ArrayLike, *,
+                    or_zero: bool = False) -> None:
+  """Every entry of a concrete ``value`` finite and > 0 (>= 0 with or_zero).
+
+  A traced value is left to the caller, who alone knows it.
+  """
+  if _is_traced(value):
+    return
+  values = np.asarray(value)
+  if not jnp.issubdtype(values.dtype, jnp.number):
+    raise TypeError(f'{fn_name}: {name} must be a number, got {value!r}.')
+  values = values.astype(np.float64)
+  in_range = values >= 0 if or_zero else values > 0
+  if not np.all(np.isfinite(values) & in_range):
+    raise ValueError(f'{fn_name}: {name} must be finite and '
+                     f'{">=" if or_zero else ">"} 0, got {value!r}.')
+
+
+def _check_square_matrix(matrix: ArrayLike, *, num_classes: int | None,
+                         name: str) -> np.ndarray | None:
+  """Checks a ``[K, K]`` matrix of finite, non-negative numbers.
+
+  Returns its entries as float64 for the caller's own value checks, or None
+  when ``matrix`` is traced: only its shape is checked then.
+  """
+  if not _is_traced(matrix):
+    dtype = np.asarray(matrix).dtype
+    if not jnp.issubdtype(dtype, jnp.number):
+      raise ValueError(f'{name} must be a numeric matrix, got dtype {dtype}.')
+  shape = np.shape(matrix)
+  if len(shape) != 2 or shape[0] != shape[1]:
+    raise ValueError(f'{name} must be a square [K, K] matrix, got shape '
+                     f'{tuple(shape)}.')
+  if num_classes is not None and shape[0] != num_classes:
+    raise ValueError(
+        f'{name} is {shape[0]}x{shape[0]} but the logits have {num_classes} '
+        f'classes; build it with num_classes={num_classes}.')
+  if _is_traced(matrix):
+    return None
+  values_KxK = np.asarray(matrix).astype(np.float64)
+  if not np.all(np.isfinite(values_KxK)):
+    raise ValueError(f'{name} has NaN or infinite entries; every entry must '
+                     'be a finite number.')
+  if np.any(values_KxK < 0):
+    raise ValueError(f'{name} has negative entries; entries must be >= 0.')
+  return values_KxK
+
+
+@overload
+def _check_inputs(fn_name: str, name: str, outputs: ArrayLike,
+                  labels: None = None, *, axis: int,
+                  where: ArrayLike | None = None,
+                  num_classes: int | None = None, num_outputs: int = 0,
+                  tasks: bool = False) -> tuple[jax.Array, None, int]: ...
+
+
+@overload
+def _check_inputs(fn_name: str, name: str, outputs: ArrayLike,
+                  labels: ArrayLike, *, axis: int,
+                  where: ArrayLike | None = None,
+                  num_classes: int | None = None, num_outputs: int = 0,
+                  tasks: bool = False) -> tuple[jax.Array, jax.Array, int]: ...
+
+
+def _check_inputs(
+    fn_name: str, name: str, outputs: ArrayLike,
+    labels: ArrayLike | None = None, *, axis: int,
+    where: ArrayLike | None = None, num_classes: int | None = None,
+    num_outputs: int = 0, tasks: bool = False,
+) -> tuple[jax.Array, jax.Array | None, int]:
+  """Checks a loss's or probs function's inputs; moves the output axis last.
+
+  The output axis of ``outputs`` (the argument called ``name``) holds K
+  logits by default, the T = K - 1 thresholds or task logits with ``tasks``,
+  or a head's fixed ``num_outputs`` for the ``num_classes`` it is given.
+  Dtypes, ranks and shapes are checked at trace time, label values when the
+  labels are concrete. A probs function passes no labels.
+
+  Returns:
+    (the outputs with their output axis last, the labels as a jax array or
+    None, K).
+  """
+  outputs = jnp.asarray(outputs)
+  if not jnp.issubdtype(outputs.dtype, jnp.floating):
+    raise TypeError(f'{fn_name}: {name} must be a floating-point array, got '
+                    f'{outputs.dtype}; cast with {name}.astype(jnp.float32).')
+  if outputs.ndim < 1:
+    raise ValueError(f'{fn_name}: {name} must have an output axis, got a '
+                     'scalar.')
+  outputs = jnp.moveaxis(outputs, axis, -1)
+  size = outputs.shape[-1]
+  if num_classes is None:
+    num_classes = size + 1 if tasks else size
+    if num_classes < 2:
+      raise ValueError(f'{fn_name}: need at least 2 classes, got {name} with '
+                       f'{size} entries on axis {axis}.')
+  else:
+    _check_num_classes(fn_name, num_classes)
+    if size != num_outputs:
+      raise ValueError(f'{fn_name}: {name} must have {num_outputs} entries on '
+                       f'axis {axis}, got {size}.')
+  if labels is None:
+    return outputs, None, num_classes
+  labels_B = jnp.asarray(labels)
+  if not jnp.issubdtype(labels_B.dtype, jnp.integer):
+    raise TypeError(f'{fn_name}: labels must be an integer array of class '
+                    f'indices, got {labels_B.dtype}; cast with '
+                    'labels.astype(jnp.int32).')
+  if outputs.shape[:-1] != labels_B.shape:
+    raise ValueError(
+        f'{fn_name}: labels must have the shape of {name} without axis '
+        f'{axis}, {outputs.shape[:-1]}, got {labels_B.shape}.')
+  if where is not None and np.shape(where) != labels_B.shape:
+    raise ValueError(f'{fn_name}: where must have the shape of labels, '
+                     f'{labels_B.shape}, got {np.shape(where)}.')
+  if not _is_traced(labels_B):
+    # In numpy: jnp would stage the check into a jit that closes over labels.
+    values_B = np.asarray(labels_B)
+    if values_B.size and (values_B.min() < 0 or
+                          values_B.max() >= num_classes):
+      raise ValueError(
+          f'{fn_name}: labels must lie in [0, {num_classes}), got values from '
+          f'{values_B.min()} to {values_B.max()}.')
+  return outputs, labels_B, num_classes
+
+
+def _compute_dtype(dtype: DTypeLike) -> DTypeLike:
+  """Low-precision inputs are computed in float32 for stability."""
+  return jnp.promote_types(dtype, jnp.float32)
+
+
+def _finish(loss_B: jax.Array, labels_B: jax.Array, num_classes: int,
+            where: ArrayLike | None, dtype: DTypeLike) -> jax.Array:
+  """Masks with ``where``, turns out-of-range labels into NaN, casts back."""
+  in_range_B = (labels_B >= 0) & (labels_B < num_classes)
+  loss_B = jnp.where(in_range_B, loss_B, jnp.nan)
+  if where is not None:
+    loss_B = jnp.where(where, loss_B, 0.0)
+  return loss_B.astype(dtype)
+
+
+def _take_label(values_BxK: jax.Array, labels_B: jax.Array) -> jax.Array:
+  """``values[..., y]`` for every label, shape [...]; labels kept in range."""
+  index_Bx1 = jnp.clip(labels_B, 0, values_BxK.shape[-1] - 1)[..., None]
+  return jnp.take_along_axis(values_BxK, index_Bx1, axis=-1)[..., 0]
+
+
+def _nll(log_probs_BxK: jax.Array, labels_B: jax.Array, num_classes: int,
+         where: ArrayLike | None, dtype: DTypeLike) -> jax.Array:
+  loss_B = -_take_label(log_probs_BxK, labels_B)
+  return _finish(loss_B, labels_B, num_classes, where, dtype)
+
+
+def _gather_rows(matrix_KxK: jax.Array, labels_B: jax.Array) -> jax.Array:
+  """Row ``C[y]`` for every label, shape [..., K]; labels clipped in range."""
+  return jnp.take(matrix_KxK, jnp.clip(labels_B, 0, matrix_KxK.shape[0] - 1),
+                  axis=0)
+
+
+def _per_class(values_K: ArrayLike, ndim: int, dtype: DTypeLike) -> jax.Array:
+  """A value per class along a new last axis after ``ndim`` axes of size 1.
+
+  Broadcasting by explicit rank keeps the losses usable under
+  ``jax_numpy_rank_promotion='raise'``.
+  """
+  return jnp.asarray(values_K, dtype).reshape((1,) * ndim + (-1,))
+
+
+def _class_grid(num_classes: int, ndim: int,
+                dtype: DTypeLike = jnp.int32) -> jax.Array:
+  """0, ..., K - 1 laid out as :func:`_per_class`."""
+  return _per_class(np.arange(num_classes), ndim, dtype)
+
+
+def _class_angles(num_classes: int, ndim: int, dtype: DTypeLike) -> jax.Array:
+  """Class j's angle 2 pi j / K, laid out as :func:`_per_class`."""
+  return (2 * math.pi / num_classes) * _class_grid(num_classes, ndim, dtype)
+
+
+def _class_offsets(num_classes: int) -> jax.Array:
+  """|i - j| for every pair of classes, float32 [K, K]."""
+  k_K = jnp.arange(num_classes, dtype=jnp.float32)
+  return jnp.abs(k_K[:, None] - k_K[None, :])
+
+
+def _log_factorials(num_classes: int) -> np.ndarray:
+  """log j! for j in [0, K), in float64 so that every dtype gets them exact."""
+  return np.concatenate([[0.0], np.cumsum(np.log(np.arange(1, num_classes)))])
+
+
+def _log_binomial_pmf(log_q_Bx1: jax.Array, log_1mq_Bx1: jax.Array,
+                      num_classes: int) -> jax.Array:
+  """log Binomial(j; K - 1, q) for j in [0, K), from log q and log(1 - q)."""
+  n = num_classes - 1
+  log_factorial_K = _log_factorials(num_classes)
+  log_choose_1xK = _per_class(
+      log_factorial_K[n] - log_factorial_K - log_factorial_K[::-1],
+      log_q_Bx1.ndim - 1, log_q_Bx1.dtype)
+  j_1xK = _class_grid(num_classes, log_q_Bx1.ndim - 1, log_q_Bx1.dtype)
+  return log_choose_1xK + j_1xK * log_q_Bx1 + (n - j_1xK) * log_1mq_Bx1
+
+
+def _log_poisson_pmf(rate_Bx1: jax.Array, num_classes: int) -> jax.Array:
+  """log Poisson(j; rate) for j in [0, K), shape [..., K]."""
+  j_1xK = _class_grid(num_classes, rate_Bx1.ndim - 1, rate_Bx1.dtype)
+  log_factorial_1xK = _per_class(_log_factorials(num_classes),
+                                 rate_Bx1.ndim - 1, rate_Bx1.dtype)
+  return j_1xK * jnp.log(rate_Bx1) - rate_Bx1 - log_factorial_1xK
+
+
+def _log1mexp(x: jax.Array) -> jax.Array:
+  """``log(1 - exp(-x))`` for ``x > 0``, accurate at both ends (Maechler 2012).
+
+  ``x`` is floored at a tiny positive value, so that a zero or negative gap
+  (thresholds out of order) gives a large finite value rather than NaN.
+  """
+  x = jnp.maximum(x, _TINY)
+  # Each branch sees only the inputs it is accurate for, so that the branch
+  # not taken cannot put a NaN into the gradient.
+  small = jnp.minimum(x, math.log(2))
+  large = jnp.maximum(x, math.log(2))
+  return jnp.where(x < math.log(2), jnp.log(-jnp.expm1(-small)),
+                   jnp.log1p(-jnp.exp(-large)))

@@ -1,32 +1,34 @@
 """Jit-able metrics for ordinal classification, and cost-aware decoding.
 
-Predictions and labels are integer class indices of shape ``[N]``. Every metric
-that depends on the set of classes takes it explicitly (``num_classes``, or the
-shape of ``distance``), so a class absent from a batch never changes the answer.
+Predictions and labels are integer class indices of shape ``[B]``, a flat
+batch of examples (shape letters as in ``losses.py``: B examples, K classes).
+Every metric that depends on the set of classes takes it explicitly
+(``num_classes``, or the shape of ``distance``), so a class absent from a
+batch never changes the answer.
 """
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
-Array = jax.Array
 
-
-def _check_preds_labels(preds, labels, fn_name):
-  preds, labels = jnp.asarray(preds), jnp.asarray(labels)
-  for name, value in (('preds', preds), ('labels', labels)):
-    if not jnp.issubdtype(value.dtype, jnp.integer):
+def _check_preds_labels(preds: ArrayLike, labels: ArrayLike,
+                        fn_name: str) -> tuple[jax.Array, jax.Array]:
+  preds_B, labels_B = jnp.asarray(preds), jnp.asarray(labels)
+  for name, value_B in (('preds', preds_B), ('labels', labels_B)):
+    if not jnp.issubdtype(value_B.dtype, jnp.integer):
       raise TypeError(f'{fn_name}: {name} must be integer class indices, got '
-                      f'{value.dtype}; decode probabilities first (argmax or '
+                      f'{value_B.dtype}; decode probabilities first (argmax or '
                       'bayes_decision).')
-  if preds.shape != labels.shape:
+  if preds_B.shape != labels_B.shape:
     raise ValueError(f'{fn_name}: preds and labels must have the same shape, '
-                     f'got {preds.shape} and {labels.shape}.')
-  return preds, labels
+                     f'got {preds_B.shape} and {labels_B.shape}.')
+  return preds_B, labels_B
 
 
-def bayes_decision(probs, *, distance) -> Array:
+def bayes_decision(probs: ArrayLike, *, distance: ArrayLike) -> jax.Array:
   r"""The prediction with the lowest expected cost.
 
   .. math::
@@ -42,26 +44,29 @@ def bayes_decision(probs, *, distance) -> Array:
   Returns:
     Integer predictions of shape ``[...]``.
   """
-  return jnp.argmin(probs @ jnp.asarray(distance, probs.dtype), axis=-1)
+  probs_BxK = jnp.asarray(probs)
+  return jnp.argmin(probs_BxK @ jnp.asarray(distance, probs_BxK.dtype), axis=-1)
 
 
-def accuracy(preds, labels) -> Array:
+def accuracy(preds: ArrayLike, labels: ArrayLike) -> jax.Array:
   """Fraction of exact predictions."""
-  preds, labels = _check_preds_labels(preds, labels, 'accuracy')
-  return jnp.mean(preds == labels)
+  preds_B, labels_B = _check_preds_labels(preds, labels, 'accuracy')
+  return jnp.mean(preds_B == labels_B)
 
 
-def mean_distance(preds, labels, *, distance) -> Array:
+def mean_distance(preds: ArrayLike, labels: ArrayLike, *,
+                  distance: ArrayLike) -> jax.Array:
   """Mean ``C[label, pred]``.
 
   With ``linear_distance(10)`` this is the mean digit-distance error (mean
   absolute error of the digit); with ``cyclic_distance(10)`` the cyclic error.
   """
-  preds, labels = _check_preds_labels(preds, labels, 'mean_distance')
-  return jnp.mean(jnp.asarray(distance)[labels, preds])
+  preds_B, labels_B = _check_preds_labels(preds, labels, 'mean_distance')
+  return jnp.mean(jnp.asarray(distance)[labels_B, preds_B])
 
 
-def far_error_rate(preds, labels, *, min_distance: int = 3) -> Array:
+def far_error_rate(preds: ArrayLike, labels: ArrayLike, *,
+                   min_distance: int = 3) -> jax.Array:
   """Share of predictions off by ``min_distance`` or more digits.
 
   The "far-off mistakes" a distance-aware loss is meant to prevent: with the
@@ -70,104 +75,113 @@ def far_error_rate(preds, labels, *, min_distance: int = 3) -> Array:
   >>> float(far_error_rate(jnp.array([3, 4, 7, 0]), jnp.array([3, 3, 3, 3])))
   0.5
   """
-  preds, labels = _check_preds_labels(preds, labels, 'far_error_rate')
-  return jnp.mean(jnp.abs(preds - labels) >= min_distance)
+  preds_B, labels_B = _check_preds_labels(preds, labels, 'far_error_rate')
+  return jnp.mean(jnp.abs(preds_B - labels_B) >= min_distance)
 
 
-def off_by_one_accuracy(preds, labels) -> Array:
-  """Fraction of predictions within one class of the label, ``|pred - y| <= 1``."""
-  preds, labels = _check_preds_labels(preds, labels, 'off_by_one_accuracy')
-  return jnp.mean(jnp.abs(preds - labels) <= 1)
+def off_by_one_accuracy(preds: ArrayLike, labels: ArrayLike) -> jax.Array:
+  """Fraction of predictions within one class of the label: |pred - y| <= 1."""
+  preds_B, labels_B = _check_preds_labels(preds, labels, 'off_by_one_accuracy')
+  return jnp.mean(jnp.abs(preds_B - labels_B) <= 1)
 
 
-def confusion_matrix(preds, labels, *, num_classes: int) -> Array:
+def confusion_matrix(preds: ArrayLike, labels: ArrayLike, *,
+                     num_classes: int) -> jax.Array:
   """Counts ``M[i, j]`` of examples with label ``i`` predicted as ``j``.
 
   Returns:
     An int32 matrix of shape ``[num_classes, num_classes]``.
   """
-  preds, labels = _check_preds_labels(preds, labels, 'confusion_matrix')
-  flat = labels * num_classes + preds
-  return jnp.bincount(flat, length=num_classes * num_classes).reshape(
+  preds_B, labels_B = _check_preds_labels(preds, labels, 'confusion_matrix')
+  pairs_B = labels_B * num_classes + preds_B
+  return jnp.bincount(pairs_B, length=num_classes * num_classes).reshape(
       num_classes, num_classes).astype(jnp.int32)
 
 
-def _per_class_mean_distance(preds, labels, distance):
+def _per_class_mean_distance(
+    preds_B: jax.Array, labels_B: jax.Array,
+    distance: ArrayLike) -> tuple[jax.Array, jax.Array]:
   """Mean cost per true class, and which classes occur at all."""
-  distance = jnp.asarray(distance)
-  num_classes = distance.shape[0]
-  cost_N = distance[labels, preds]
-  total_K = jnp.zeros(num_classes, cost_N.dtype).at[labels].add(cost_N)
-  count_K = jnp.bincount(labels, length=num_classes)
+  distance_KxK = jnp.asarray(distance)
+  num_classes = distance_KxK.shape[0]
+  cost_B = distance_KxK[labels_B, preds_B]
+  total_K = jnp.zeros(num_classes, cost_B.dtype).at[labels_B].add(cost_B)
+  count_K = jnp.bincount(labels_B, length=num_classes)
   present_K = count_K > 0
   return total_K / jnp.maximum(count_K, 1), present_K
 
 
-def macro_mean_distance(preds, labels, *, distance) -> Array:
+def macro_mean_distance(preds: ArrayLike, labels: ArrayLike, *,
+                        distance: ArrayLike) -> jax.Array:
   """AMAE: the mean cost of each true class, averaged over the classes present.
 
   Classes absent from ``labels`` are left out of the average (they have no
   error to measure), rather than counted as 0 or NaN.
   """
-  preds, labels = _check_preds_labels(preds, labels, 'macro_mean_distance')
-  per_class_K, present_K = _per_class_mean_distance(preds, labels, distance)
+  preds_B, labels_B = _check_preds_labels(preds, labels, 'macro_mean_distance')
+  per_class_K, present_K = _per_class_mean_distance(preds_B, labels_B, distance)
   return jnp.sum(jnp.where(present_K, per_class_K, 0.0)) / jnp.sum(present_K)
 
 
-def max_mean_distance(preds, labels, *, distance) -> Array:
+def max_mean_distance(preds: ArrayLike, labels: ArrayLike, *,
+                      distance: ArrayLike) -> jax.Array:
   """MMAE: the largest per-class mean cost over the classes present."""
-  preds, labels = _check_preds_labels(preds, labels, 'max_mean_distance')
-  per_class_K, present_K = _per_class_mean_distance(preds, labels, distance)
+  preds_B, labels_B = _check_preds_labels(preds, labels, 'max_mean_distance')
+  per_class_K, present_K = _per_class_mean_distance(preds_B, labels_B, distance)
   return jnp.max(jnp.where(present_K, per_class_K, -jnp.inf))
 
 
-def quadratic_weighted_kappa(preds, labels, *, num_classes: int,
-                             weights=None) -> Array:
+def quadratic_weighted_kappa(preds: ArrayLike, labels: ArrayLike, *,
+                             num_classes: int,
+                             weights: ArrayLike | None = None) -> jax.Array:
   r"""Cohen's weighted kappa, quadratic weights by default.
 
   .. math::
     \kappa = 1 - \frac{\sum_{ij} W_{ij} O_{ij}}{\sum_{ij} W_{ij} E_{ij}}
 
   with ``O`` the confusion matrix and ``E`` the outer product of its marginals
-  divided by ``N``. Undefined (NaN) when ``sum W E = 0``, i.e. when labels and
-  predictions all fall in one class.
+  divided by the number of examples. Undefined (NaN) when ``sum W E = 0``,
+  i.e. when labels and predictions all fall in one class.
 
   Args:
-    preds: integer predictions, shape ``[N]``.
-    labels: integer labels, shape ``[N]``.
+    preds: integer predictions, shape ``[B]``.
+    labels: integer labels, shape ``[B]``.
     num_classes: ``K``.
     weights: ``[K, K]`` weight matrix; default ``(i - j)^2``.
 
   Returns:
     A scalar in ``[-1, 1]``.
   """
-  preds, labels = _check_preds_labels(preds, labels, 'quadratic_weighted_kappa')
+  preds_B, labels_B = _check_preds_labels(preds, labels,
+                                          'quadratic_weighted_kappa')
   if weights is None:
     k_K = jnp.arange(num_classes, dtype=jnp.float32)
     weights = (k_K[:, None] - k_K[None, :])**2
-  observed_KxK = confusion_matrix(preds, labels, num_classes=num_classes)
+  weights_KxK = jnp.asarray(weights, jnp.float32)
+  observed_KxK = confusion_matrix(preds_B, labels_B, num_classes=num_classes)
   observed_KxK = observed_KxK.astype(jnp.float32)
   expected_KxK = jnp.outer(observed_KxK.sum(1), observed_KxK.sum(0)) / jnp.sum(
       observed_KxK)
-  weights = jnp.asarray(weights, jnp.float32)
-  return 1.0 - jnp.sum(weights * observed_KxK) / jnp.sum(weights * expected_KxK)
+  return 1.0 - jnp.sum(weights_KxK * observed_KxK) / jnp.sum(
+      weights_KxK * expected_KxK)
 
 
-def ranked_probability_score(probs, labels) -> Array:
+def ranked_probability_score(probs: ArrayLike, labels: ArrayLike) -> jax.Array:
   r"""Mean ranked probability score, normalised to ``[0, 1]``.
 
   .. math::
     \mathrm{RPS} = \frac{1}{K - 1} \sum_k \big(F_p(k) - F_y(k)\big)^2
 
   Args:
-    probs: class probabilities, shape ``[N, K]``.
-    labels: integer labels, shape ``[N]``.
+    probs: class probabilities, shape ``[B, K]``.
+    labels: integer labels, shape ``[B]``.
 
   Returns:
     The mean over examples, a scalar.
   """
-  num_classes = probs.shape[-1]
-  label_cdf_NxK = (jnp.arange(num_classes)[None, :] >= labels[:, None]).astype(
-      probs.dtype)
-  diff_NxK = jnp.cumsum(probs, axis=-1) - label_cdf_NxK
-  return jnp.mean(jnp.sum(diff_NxK**2, axis=-1)) / (num_classes - 1)
+  probs_BxK, labels_B = jnp.asarray(probs), jnp.asarray(labels)
+  num_classes = probs_BxK.shape[-1]
+  label_cdf_BxK = (jnp.arange(num_classes)[None, :] >=
+                   labels_B[:, None]).astype(probs_BxK.dtype)
+  diff_BxK = jnp.cumsum(probs_BxK, axis=-1) - label_cdf_BxK
+  return jnp.mean(jnp.sum(diff_BxK**2, axis=-1)) / (num_classes - 1)

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 from flax import nnx
 from jax import lax
 
-from losses import SOFTMAX_HEAD, Head
+from losses import SOFTMAX_HEAD, Head, poisson_head_outputs
 
 NHWC_HWIO = ('NHWC', 'HWIO', 'NHWC')
 
@@ -34,7 +34,7 @@ def shifted_conv_general_dilated(lhs, rhs, window_strides, padding,
                                  dimension_numbers=None, feature_group_count=1,
                                  precision=None, preferred_element_type=None,
                                  out_sharding=None):
-  """``lax.conv_general_dilated`` for stride-1 NHWC convs as slices + one matmul.
+  """``lax.conv_general_dilated`` for stride-1 NHWC convs: slices, one matmul.
 
   XLA:CPU computes the weight gradient of its native convolution about 10x
   slower inside ``lax.scan`` than outside (jax-ml/jax#12868), and a whole epoch
@@ -62,10 +62,10 @@ def shifted_conv_general_dilated(lhs, rhs, window_strides, padding,
   x_BxHxWxC = jnp.pad(lhs, ((0, 0), pads[0], pads[1], (0, 0)))
   out_h, out_w = x_BxHxWxC.shape[1] - kh + 1, x_BxHxWxC.shape[2] - kw + 1
   # Patch channels are ordered (i, j, c), matching the HWIO kernel reshape.
-  patches_BxHxWxP = jnp.concatenate(
+  patches_BxHxWxC = jnp.concatenate(
       [x_BxHxWxC[:, i:i + out_h, j:j + out_w, :]
        for i in range(kh) for j in range(kw)], axis=-1)
-  return jnp.dot(patches_BxHxWxP, rhs.reshape(kh * kw * cin, cout),
+  return jnp.dot(patches_BxHxWxC, rhs.reshape(kh * kw * cin, cout),
                  precision=precision,
                  preferred_element_type=preferred_element_type)
 
@@ -156,7 +156,7 @@ class CNN(nnx.Module):
       return self.thresholds()[None, :] - out_BxO
     if self.head_kind == 'poisson':
       log_t_Bx1 = jnp.broadcast_to(self.log_temperature[None, :], out_BxO.shape)
-      return jnp.concatenate([out_BxO, log_t_Bx1], axis=-1)
+      return poisson_head_outputs(out_BxO, log_t_Bx1)
     return out_BxO
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -23,7 +24,8 @@ import traceback
 import jax
 import numpy as np
 from jax.experimental import multihost_utils
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 
 class DistributedError(RuntimeError):
@@ -40,6 +42,29 @@ def data_mesh() -> Mesh | None:
 def is_primary() -> bool:
   """Whether this process writes the run's files (process 0 does)."""
   return jax.process_index() == 0
+
+
+def add_flags(parser) -> None:
+  """The flags of a multi-process run; :func:`check_flags` checks them."""
+  multi = parser.add_argument_group(
+      'several processes (jax.distributed; data parallelism over every '
+      "process's devices, process 0 writes the files)")
+  multi.add_argument('--coordinator_address', default=None,
+                     metavar='HOST:PORT',
+                     help="process 0's address, the same for every process")
+  multi.add_argument('--num_processes', type=int, default=None,
+                     help='how many processes take part')
+  multi.add_argument('--process_id', type=int, default=None,
+                     help='this process, 0 to --num_processes - 1')
+  multi.add_argument('--distributed', action='store_true',
+                     help='join a multi-process run whose settings JAX '
+                     'detects (SLURM, Cloud TPU, ...); flags given above '
+                     'override what it detects')
+  multi.add_argument('--distributed_timeout', type=int, default=120,
+                     metavar='SECONDS',
+                     help='give up when the coordinator or a peer is not '
+                     'reachable for this long (at start, and when a process '
+                     'dies mid-run)')
 
 
 def check_flags(args) -> str | None:
@@ -69,7 +94,7 @@ def wanted(args) -> bool:
 
 
 def wait_for_coordinator(address: str, timeout: float) -> None:
-  """Raises DistributedError unless ``address`` accepts a TCP connection in time.
+  """Raises DistributedError unless ``address`` takes a TCP connection in time.
 
   Checked before ``jax.distributed.initialize``, which aborts the process
   (a fatal C++ error, no Python exception) when it cannot register.
@@ -188,7 +213,7 @@ def shard_batches(make_rows, shape_SxExB, mesh):
   batch = shape_SxExB[2]
   spans = sorted(index[2].indices(batch)[:2] for index in
                  sharding.addressable_devices_indices_map(shape_SxExB).values())
-  if any(a[1] != b[0] for a, b in zip(spans, spans[1:])):
+  if any(a[1] != b[0] for a, b in itertools.pairwise(spans)):
     raise DistributedError(f'this process holds rows {spans} of each batch, '
                            'not one contiguous slice.')
   images, labels = make_rows(slice(spans[0][0], spans[-1][1]))

@@ -1,44 +1,35 @@
-"""The compiled programs: optimizer, parameters, one epoch, evaluation.
+"""The compiled programs: parameters, one epoch, evaluation.
 
-Shape letters used across the code: B batch (any batch shape in losses.py),
-K classes, T = K - 1 thresholds or binary tasks, N images of a split, M images
-a seed trains on, S seeds (models vmapped together), E steps of an epoch,
-H, W, C image height, width, channels.
+A run trains P points (a sweep's hyperparameters; 1 for a plain run) x S seeds
+of the model together: one epoch is one program, vmapped over both.
+
+Shapes are suffixes of array names in the legend losses.py states: B batch
+(any batch shape in losses.py), K classes, T = K - 1 thresholds or binary
+tasks, O outputs of a model's head, N images of a split, M images a seed
+trains on, S seeds, P points of a hyperparameter sweep, E steps of an epoch,
+Q passes of an evaluation, H, W, C image height, width, channels; a digit is
+that size, as in ``score_Bx1``.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 from flax import nnx
 from jax import lax
-from jax.sharding import NamedSharding, PartitionSpec as P
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 import losses
 import metrics
-from config import (NUM_CLASSES, Config, load_distance, make_loss_fn,
-                    make_probs_fn)
+from config import NUM_CLASSES, Run
 from model import CNN, CPU_CHUNK_SIZE, shifted_conv_general_dilated
 
 EVAL_BATCH = 1000  # images per forward pass in evaluation; bounds memory
-
-
-
-def make_optimizer(config: Config, steps_per_epoch: int):
-  """AdamW or Nesterov SGD with the config's learning-rate schedule."""
-  total = config.epochs * steps_per_epoch
-  if config.schedule == 'constant':
-    lr = config.learning_rate
-  else:
-    warmup = min(int(config.warmup_epochs * steps_per_epoch), total - 1)
-    lr = optax.warmup_cosine_decay_schedule(
-        0.0, config.learning_rate, max(warmup, 1), total)
-  if config.optimizer == 'adam':
-    return optax.adamw(lr, weight_decay=config.weight_decay)
-  return optax.sgd(lr, momentum=0.9, nesterov=True)
 
 
 def conv_settings() -> tuple[Callable, int]:
@@ -58,7 +49,7 @@ def conv_settings() -> tuple[Callable, int]:
   return shifted_conv_general_dilated, chunk_size
 
 
-def eval_graphdef(config: Config):
+def eval_graphdef(run: Run):
   """The model for evaluation: the stock convolution on whole batches.
 
   XLA:CPU's native convolution is slow only in the weight gradient inside a
@@ -66,40 +57,38 @@ def eval_graphdef(config: Config):
   in 1.10 s against 1.96 s for the shifted conv in chunks of 16 (passes of
   128), interleaved, medians of 5. The parameters are the same.
   """
-  model = CNN(NUM_CLASSES, head=losses.get_loss(config.loss).head,
-              conv=lax.conv_general_dilated, rngs=nnx.Rngs(0))
+  model = CNN(NUM_CLASSES, head=run.head, conv=lax.conv_general_dilated,
+              rngs=nnx.Rngs(0))
   return nnx.split(model)[0]
 
 
-def init_params(config: Config, seeds, chunk_size: int | None = None):
-  """Graph definition and the params of each seed, stacked on axis 0.
-
-  ``chunk_size`` overrides :func:`conv_settings`' (``bench.py`` uses it).
-  """
-  spec = losses.get_loss(config.loss)
+def init_params(run: Run, chunk_size: int | None = None):
+  """Graph definition and the params of each seed, stacked on axis 0."""
   conv, default_chunk_size = conv_settings()
   if chunk_size is None:
     chunk_size = default_chunk_size
   states = []
-  for seed in seeds:
-    model = CNN(NUM_CLASSES, head=spec.head, conv=conv, chunk_size=chunk_size,
+  for seed in run.seeds:
+    model = CNN(NUM_CLASSES, head=run.head, conv=conv, chunk_size=chunk_size,
                 rngs=nnx.Rngs(seed))
     graphdef, state = nnx.split(model)
     states.append(state)
   return graphdef, jax.tree.map(lambda *xs: jnp.stack(xs), *states)
 
 
-def build_train_epoch(graphdef, tx, loss_fn, mesh=None, on_step=None):
-  """One seed's epoch: every step in one ``lax.scan`` over its batches.
+def build_train_epoch(graphdef, run: Run, mesh=None, on_step=None):
+  """One model's epoch: every step in one ``lax.scan`` over its batches.
 
-  ``images_ExBxHxWx1`` and ``labels_ExB`` are the epoch's shuffled batches,
-  made on the host (``train.epoch_batches``): one gather per epoch, and each
-  process of a multi-process run makes only its own rows of every batch.
-  With a ``mesh``, the batch axis is split across its devices (data
-  parallelism); parameters and optimizer state stay replicated, and XLA
-  inserts the gradient all-reduce. With ``on_step``, the compiled epoch calls
-  ``on_step(step, loss)`` on the host about every 1 % of its steps (once per
-  seed under vmap): progress without splitting the program.
+  ``images_ExBxHxWxC`` and ``labels_ExB`` are the epoch's shuffled batches,
+  made on the host (``run_data.epoch_batches``): one gather per epoch, and
+  each process of a multi-process run makes only its own rows of every batch.
+  ``hp`` holds the hyperparameters that vary across a sweep's points
+  (``Run.inputs_P``, one point's values). With a ``mesh``, the batch axis is
+  split across its devices (data parallelism); parameters and optimizer state
+  stay replicated, and XLA inserts the gradient all-reduce. With ``on_step``,
+  the compiled epoch calls ``on_step(step, loss)`` on the host about every
+  1 % of its steps (once per model under vmap): progress without splitting
+  the program.
   """
 
   def shard_batch(x):
@@ -107,18 +96,20 @@ def build_train_epoch(graphdef, tx, loss_fn, mesh=None, on_step=None):
       return x
     return lax.with_sharding_constraint(x, NamedSharding(mesh, P('data')))
 
-  def train_epoch(params, opt_state, images_ExBxHxWx1, labels_ExB):
+  def train_epoch(params, opt_state, hp, images_ExBxHxWxC, labels_ExB):
     steps = labels_ExB.shape[0]
     every = max(1, steps // 100)
+    tx = run.optimizer(hp)
 
     def step(carry, xs):
-      images_B, labels_B, step_index = xs
+      images_BxHxWxC, labels_B, step_index = xs
       params, opt_state = carry
-      images_B, labels_B = shard_batch(images_B), shard_batch(labels_B)
+      images_BxHxWxC = shard_batch(images_BxHxWxC)
+      labels_B = shard_batch(labels_B)
 
       def mean_loss(params):
-        logits = nnx.merge(graphdef, params)(images_B)
-        return jnp.mean(loss_fn(logits, labels_B))
+        outputs_BxO = nnx.merge(graphdef, params)(images_BxHxWxC)
+        return jnp.mean(run.loss(outputs_BxO, labels_B, hp))
 
       loss, grads = jax.value_and_grad(mean_loss)(params)
       updates, opt_state = tx.update(grads, opt_state, params)
@@ -130,75 +121,113 @@ def build_train_epoch(graphdef, tx, loss_fn, mesh=None, on_step=None):
 
     (params, opt_state), loss_E = lax.scan(
         step, (params, opt_state),
-        (images_ExBxHxWx1, labels_ExB, jnp.arange(steps)))
+        (images_ExBxHxWxC, labels_ExB, jnp.arange(steps)))
     return params, opt_state, loss_E
 
   return train_epoch
 
 
-def build_evaluate(graphdef, probs_fn, distance_KxK):
-  """One seed's test predictions and metrics, argmax and Bayes-decoded."""
+def score(preds_N, labels_N) -> dict[str, jax.Array]:
+  """Every metric the run reports, for one model's predictions."""
   linear = losses.linear_distance(NUM_CLASSES)
   cyclic = losses.cyclic_distance(NUM_CLASSES)
+  return {
+      'accuracy': metrics.accuracy(preds_N, labels_N),
+      'mean_digit_distance': metrics.mean_distance(preds_N, labels_N,
+                                                   distance=linear),
+      'far_error_rate': metrics.far_error_rate(preds_N, labels_N),
+      'cyclic_error': metrics.mean_distance(preds_N, labels_N, distance=cyclic),
+      'off_by_one_accuracy': metrics.off_by_one_accuracy(preds_N, labels_N),
+      'qwk': metrics.quadratic_weighted_kappa(preds_N, labels_N,
+                                              num_classes=NUM_CLASSES),
+  }
 
-  def score(preds, labels):
-    return {
-        'accuracy': metrics.accuracy(preds, labels),
-        'mean_digit_distance': metrics.mean_distance(preds, labels,
-                                                     distance=linear),
-        'far_error_rate': metrics.far_error_rate(preds, labels),
-        'cyclic_error': metrics.mean_distance(preds, labels, distance=cyclic),
-        'off_by_one_accuracy': metrics.off_by_one_accuracy(preds, labels),
-        'qwk': metrics.quadratic_weighted_kappa(preds, labels,
-                                                num_classes=NUM_CLASSES),
-    }
 
-  def evaluate(params, images, labels):
+class Evaluation(NamedTuple):
+  """One split scored by every model: [P, S] scores, [P, S, N, ...] outputs."""
+  scores: dict[str, dict[str, Any]]  # decoding -> metric -> [P, S]
+  probs_PxSxNxK: Any
+  argmax_PxSxN: Any
+  bayes_PxSxN: Any
+
+
+def models_in_sequence() -> bool:
+  """Whether evaluation runs the models one after the other.
+
+  Vmapped, the models' convolutions become one grouped convolution with
+  per-model weights, which XLA:CPU ran 28x slower than one model's for 5
+  seeds (22.3 s against 0.80 s for the 10 000 test images); one after the
+  other (``lax.map``), 5 seeds cost 5x one seed. Accelerators keep the
+  vmap, which gives them all the models' work at once.
+  """
+  return jax.default_backend() == 'cpu'
+
+
+def build_evaluate(graphdef, run: Run, in_sequence: bool | None = None):
+  """Every model's predictions and metrics on a split, argmax and Bayes.
+
+  Each model sees the split in passes of ``EVAL_BATCH`` images; the models
+  run one after the other or vmapped, per :func:`models_in_sequence` unless
+  ``in_sequence`` says.
+  """
+  if in_sequence is None:
+    in_sequence = models_in_sequence()
+  over = lax.map if in_sequence else (lambda f, xs: jax.vmap(f)(xs))
+
+  def one_model(params, hp, images_NxHxWxC, labels_N):
     model = nnx.merge(graphdef, params)
-    # Passes of a fixed batch, the last one padded.
-    n, batch = labels.shape[0], EVAL_BATCH
-    passes = -(-n // batch)
-    images_PxBxHxWx1 = jnp.pad(
-        images, ((0, passes * batch - n),) + ((0, 0),) * 3).reshape(
-            passes, batch, *images.shape[1:])
-    logits = lax.map(model, images_PxBxHxWx1).reshape(passes * batch, -1)[:n]
-    probs_NxK = probs_fn(logits)
+    n, batch = labels_N.shape[0], EVAL_BATCH
+    passes = -(-n // batch)  # the last pass padded
+    images_QxBxHxWxC = jnp.pad(
+        images_NxHxWxC, ((0, passes * batch - n),) + ((0, 0),) * 3).reshape(
+            passes, batch, *images_NxHxWxC.shape[1:])
+    outputs_NxO = lax.map(model, images_QxBxHxWxC).reshape(
+        passes * batch, -1)[:n]
+    probs_NxK = run.probs(outputs_NxO, hp)
     argmax_N = jnp.argmax(probs_NxK, axis=-1)
-    bayes_N = metrics.bayes_decision(probs_NxK, distance=distance_KxK)
-    scores = {'argmax': score(argmax_N, labels),
-              'bayes': score(bayes_N, labels)}
-    return scores, probs_NxK, argmax_N, bayes_N
+    bayes_N = metrics.bayes_decision(probs_NxK, distance=run.distance(hp))
+    scores = {'argmax': score(argmax_N, labels_N),
+              'bayes': score(bayes_N, labels_N)}
+    return Evaluation(scores, probs_NxK, argmax_N, bayes_N)
+
+  def evaluate(params_PxS, hp_P, images_NxHxWxC, labels_N):
+    def one_point(xs):
+      params_S, hp = xs
+      return over(
+          lambda params: one_model(params, hp, images_NxHxWxC, labels_N),
+          params_S)
+    return over(one_point, (params_PxS, hp_P))
 
   return evaluate
 
 
 class RunPrograms(NamedTuple):
-  """What train.py runs: the seeds' first state and its compiled programs."""
-  params: Any     # each seed's parameters, stacked on axis 0
+  """What train.py runs: every model's first state and the compiled programs."""
+  params: Any     # [P, S, ...]: each point's copy of each seed's parameters
   opt_state: Any  # likewise
-  # (params, opt_state, images_SxExBxHxWx1, labels_SxExB)
-  #   -> (params, opt_state, loss_SxE); donates params and opt_state.
+  # (params, opt_state, hp_P, images_SxExBxHxWxC, labels_SxExB)
+  #   -> (params, opt_state, loss_PxSxE); donates params and opt_state.
   train_epoch: Callable
-  # (params, images_N, labels_N) -> (scores, probs_SxNxK, argmax_SxN, bayes_SxN)
+  # (params, hp_P, images_NxHxWxC, labels_N) -> Evaluation
   evaluate: Callable
 
 
-def build_programs(config: Config, seeds, steps_per_epoch: int, mesh=None,
-                   on_step=None) -> RunPrograms:
-  """The seeds' initial state and the jitted, seed-vmapped epoch and evaluation.
+def build_programs(run: Run, mesh=None, on_step=None,
+                   chunk_size: int | None = None) -> RunPrograms:
+  """The models' initial state and the jitted, vmapped epoch and evaluation.
 
-  train.py and bench.py both run exactly these programs.
+  Every point of ``run`` starts from the same parameters for a given seed, as
+  its separate run would. train.py and bench.py both run exactly these
+  programs; ``chunk_size`` overrides :func:`conv_settings`' (bench.py).
   """
-  distance_KxK = load_distance(config.distance)
-  graphdef, params = init_params(config, seeds)
-  tx = make_optimizer(config, steps_per_epoch)
-  train_epoch = jax.jit(
-      jax.vmap(build_train_epoch(graphdef, tx,
-                                 make_loss_fn(config, distance_KxK), mesh,
-                                 on_step=on_step)),
-      donate_argnums=(0, 1))
-  evaluate = jax.jit(jax.vmap(
-      build_evaluate(eval_graphdef(config),
-                     make_probs_fn(config, distance_KxK), distance_KxK),
-      in_axes=(0, None, None)))
-  return RunPrograms(params, jax.vmap(tx.init)(params), train_epoch, evaluate)
+  graphdef, params_S = init_params(run, chunk_size)
+  params = jax.tree.map(
+      lambda x: jnp.broadcast_to(x, (run.num_points, *x.shape)), params_S)
+  no_inputs = {k: v[0] for k, v in run.inputs_P.items()}
+  opt_state = jax.vmap(jax.vmap(run.optimizer(no_inputs).init))(params)
+  over_seeds = jax.vmap(build_train_epoch(graphdef, run, mesh, on_step),
+                        in_axes=(0, 0, None, 0, 0))
+  train_epoch = jax.jit(jax.vmap(over_seeds, in_axes=(0, 0, 0, None, None)),
+                        donate_argnums=(0, 1))
+  evaluate = jax.jit(build_evaluate(eval_graphdef(run), run))
+  return RunPrograms(params, opt_state, train_epoch, evaluate)

@@ -41,8 +41,8 @@ def read_metrics_lines(path: pathlib.Path, last_epoch: int) -> list[str]:
   """The metrics lines of epochs <= last_epoch (later ones were not saved)."""
   if not path.exists():
     return []
-  lines = [l for l in path.read_text().splitlines() if l.strip()]
-  return [l for l in lines if json.loads(l)['epoch'] <= last_epoch]
+  lines = [line for line in path.read_text().splitlines() if line.strip()]
+  return [line for line in lines if json.loads(line)['epoch'] <= last_epoch]
 
 
 def write_text_atomic(path: pathlib.Path, text: str) -> None:

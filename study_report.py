@@ -1,4 +1,4 @@
-"""The study's report: statistics, the rows of study.csv, study.md and the plots.
+"""The study's report: statistics, rows of study.csv, study.md and the plots.
 
 ``experiments.py`` runs the cells; this module turns finished cells into
 numbers a reviewer can check: 95 % t-intervals over seeds, paired t-tests
@@ -8,6 +8,7 @@ regime, and the ``train.py`` command that reproduces each row.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import math
 import pathlib
@@ -29,7 +30,7 @@ METRICS = ('accuracy', 'mean_digit_distance', 'far_error_rate',
 
 
 def t_quantile(df: int, q: float = 0.975) -> float:
-  import scipy.stats  # pylint: disable=g-import-not-at-top
+  import scipy.stats
   return float(scipy.stats.t.ppf(q, df))
 
 
@@ -38,17 +39,19 @@ def mean_ci(values) -> tuple[float, float]:
   values = np.asarray(values, np.float64)
   if values.size < 2:
     return float(values.mean()), 0.0
-  half = t_quantile(values.size - 1) * values.std(ddof=1) / math.sqrt(values.size)
+  half = (t_quantile(values.size - 1) * values.std(ddof=1)
+          / math.sqrt(values.size))
   return float(values.mean()), float(half)
 
 
 def paired_test(values, baseline) -> tuple[float, float]:
   """Mean paired difference and two-sided p-value (paired t-test)."""
-  import scipy.stats  # pylint: disable=g-import-not-at-top
+  import scipy.stats
   diff = np.asarray(values, np.float64) - np.asarray(baseline, np.float64)
   if diff.size < 2 or np.all(diff == diff[0]):
     return float(diff.mean()), 1.0 if np.all(diff == 0) else 0.0
-  return float(diff.mean()), float(scipy.stats.ttest_rel(values, baseline).pvalue)
+  p_value = scipy.stats.ttest_rel(values, baseline).pvalue
+  return float(diff.mean()), float(p_value)
 
 
 def holm(p_values: list[float]) -> list[float]:
@@ -66,7 +69,7 @@ def pareto_front(points: np.ndarray) -> np.ndarray:
   """Mask of points (accuracy, error) not beaten on both by another point."""
   acc, err = points[:, 0], points[:, 1]
   return np.array([not np.any((acc >= a) & (err <= e) & ((acc > a) | (err < e)))
-                   for a, e in zip(acc, err)])
+                   for a, e in zip(acc, err, strict=True)])
 
 
 # ----------------------------------------------------------------------------
@@ -84,8 +87,12 @@ def command_for(config: dict) -> str:
       args.append('--no_test')
     elif name == 'shifted_test':
       args.append('--shifted_test')
+    elif name == 'sweep':
+      args += [f'--sweep={n}=' + ','.join(map(str, values))
+               for n, values in value.items()]
     else:
-      args += [f'--{name}', f'{value:g}' if isinstance(value, float) else str(value)]
+      args += [f'--{name}',
+               f'{value:g}' if isinstance(value, float) else str(value)]
   return shlex.join(args)
 
 
@@ -101,6 +108,11 @@ def _shifted_scores(cell) -> dict:
               for m in METRICS} for d in ('argmax', 'bayes')}
 
 
+def _scores_of(cell, split):
+  """A final's scores on ``split``, or averaged over the corruptions."""
+  return cell[split] if split else _shifted_scores(cell)
+
+
 def study_rows(study: dict) -> list[dict]:
   """Test rows of every final, with CIs and Holm-corrected paired tests."""
   rows = []
@@ -109,14 +121,13 @@ def study_rows(study: dict) -> list[dict]:
     if any(k.startswith('test[') for k in regime['finals'][BASELINE]['cell']):
       splits.append(('shifted', None))
     for row_regime, split in splits:
-      scores_of = lambda cell: cell[split] if split else _shifted_scores(cell)
       base = regime['finals'][BASELINE]
-      base_scores = scores_of(base['cell'])
+      base_scores = _scores_of(base['cell'], split)
       regime_rows = []
       for family, final in regime['finals'].items():
         cell, config = final['cell'], final['cell']['config']
         for decoding in ('argmax', 'bayes'):
-          scores = scores_of(cell)
+          scores = _scores_of(cell, split)
           row = {'regime': row_regime, 'config': family,
                  'loss': config['loss'], 'decoding': decoding,
                  'chosen': decoding == final['decoding'],
@@ -148,7 +159,8 @@ def study_rows(study: dict) -> list[dict]:
       tested = [r for r in regime_rows
                 if (r['config'], r['chosen']) != (BASELINE, True)]
       for metric in ('accuracy', 'mean_digit_distance', 'far_error_rate'):
-        for r, p in zip(tested, holm([r[f'{metric}_p'] for r in tested])):
+        for r, p in zip(tested, holm([r[f'{metric}_p'] for r in tested]),
+                        strict=True):
           r[f'{metric}_p_holm'] = p
       for r in regime_rows:
         if (r['config'], r['chosen']) == (BASELINE, True):
@@ -159,7 +171,7 @@ def study_rows(study: dict) -> list[dict]:
 
 
 def verdict(rows: list[dict], regime: str) -> str:
-  """Which families lower MDE or far errors vs CE (Holm p < 0.05), at what cost."""
+  """Families that lower MDE or far errors vs CE (Holm p < 0.05), and cost."""
   chosen = [r for r in rows if r['regime'] == regime and r['chosen']
             and r['config'] != BASELINE]
   lines = []
@@ -174,7 +186,8 @@ def verdict(rows: list[dict], regime: str) -> str:
     acc = (f'accuracy {cost:+.2f} pp' +
            (' (significant)' if r['accuracy_p_holm'] < 0.05 else ''))
     if better:
-      kept = 'without costing accuracy' if cost >= -0.1 else 'but costs accuracy'
+      kept = ('without costing accuracy' if cost >= -0.1
+              else 'but costs accuracy')
       lines.append(f"- **{r['config']}** lowers the {' and the '.join(better)} "
                    f"{kept}: MDE {r['mean_digit_distance_diff']:+.4f}, far "
                    f"errors {100 * r['far_error_rate_diff']:+.2f} pp, {acc}.")
@@ -193,8 +206,12 @@ def verdict(rows: list[dict], regime: str) -> str:
 # Outputs.
 
 
+def _star(row, metric) -> str:
+  """'*' where the Holm-corrected paired test is significant at 5 %."""
+  return '*' if row[f'{metric}_p_holm'] < 0.05 else ''
+
+
 def write_tables(study: dict, rows: list[dict], results_dir) -> None:
-  import csv  # pylint: disable=g-import-not-at-top
   results_dir = pathlib.Path(results_dir)
   with open(results_dir / 'study.csv', 'w', newline='') as f:
     writer = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -206,7 +223,8 @@ def write_tables(study: dict, rows: list[dict], results_dir) -> None:
       '(the same for every run; in the noisy regime their labels are noisy '
       'too). Per regime, cross-entropy is trained for several epoch budgets '
       'and the smallest within one binomial standard error of the best '
-      'validation accuracy is used for every family. Each family gets the same four '
+      'validation accuracy is used for every family. Each family gets the '
+      'same four '
       'tuning cells (learning rates, or two learning rates x two values of '
       f'its hyperparameter) with seed {TUNE_SEED}; the cell and decoding '
       '(argmax or Bayes) with the lowest validation mean digit-distance error '
@@ -220,24 +238,29 @@ def write_tables(study: dict, rows: list[dict], results_dir) -> None:
       'study.csv reproduces it with train.py.', '']
   for regime in dict.fromkeys(r['regime'] for r in rows):
     source = study.get(regime) or study['clean']
-    lines += [f'## {regime} (train {rows_of(rows, regime)[0]["train_size"]} '
-              f'images, label noise {rows_of(rows, regime)[0]["label_noise"]:g}, '
+    first = rows_of(rows, regime)[0]
+    lines += [f'## {regime} (train {first["train_size"]} '
+              f'images, label noise {first["label_noise"]:g}, '
               f'{source["epochs"]} epochs)', '',
               '| config | decoding | lr | accuracy % | MDE | far errors % | '
               'mean error distance | cyclic error | Δ acc (pp) | Δ MDE | '
               'Δ far (pp) |', '|---|---|---|---|---|---|---|---|---|---|---|']
-    for r in sorted(rows_of(rows, regime), key=lambda r: r['mean_digit_distance']):
-      star = lambda m: '*' if r[f'{m}_p_holm'] < 0.05 else ''
+    for r in sorted(rows_of(rows, regime),
+                    key=lambda r: r['mean_digit_distance']):
       lines.append(
           f"| {'**' + r['config'] + '**' if r['chosen'] else r['config']} | "
           f"{r['decoding']} | {r['learning_rate']:g} | "
           f"{100 * r['accuracy']:.2f} ± {100 * r['accuracy_ci95']:.2f} | "
-          f"{r['mean_digit_distance']:.4f} ± {r['mean_digit_distance_ci95']:.4f} | "
-          f"{100 * r['far_error_rate']:.2f} ± {100 * r['far_error_rate_ci95']:.2f} | "
+          f"{r['mean_digit_distance']:.4f} ± "
+          f"{r['mean_digit_distance_ci95']:.4f} | "
+          f"{100 * r['far_error_rate']:.2f} ± "
+          f"{100 * r['far_error_rate_ci95']:.2f} | "
           f"{r['mean_error_distance']:.2f} | {r['cyclic_error']:.4f} | "
-          f"{100 * r['accuracy_diff']:+.2f}{star('accuracy')} | "
-          f"{r['mean_digit_distance_diff']:+.4f}{star('mean_digit_distance')} | "
-          f"{100 * r['far_error_rate_diff']:+.2f}{star('far_error_rate')} |")
+          f"{100 * r['accuracy_diff']:+.2f}{_star(r, 'accuracy')} | "
+          f"{r['mean_digit_distance_diff']:+.4f}"
+          f"{_star(r, 'mean_digit_distance')} | "
+          f"{100 * r['far_error_rate_diff']:+.2f}"
+          f"{_star(r, 'far_error_rate')} |")
     lines += ['', 'Bold: the decoding chosen on validation. Verdict:', '',
               verdict(rows, regime), '']
   (results_dir / 'study.md').write_text('\n'.join(lines))
@@ -248,13 +271,14 @@ def rows_of(rows, regime):
 
 
 def write_plots(study: dict, rows: list[dict], results_dir) -> None:
-  import matplotlib  # pylint: disable=g-import-not-at-top
+  import matplotlib
   matplotlib.use('Agg')
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  import matplotlib.pyplot as plt
   results_dir = pathlib.Path(results_dir)
   # Cross-entropy's validation accuracy against the epoch budget.
   fig, axes = plt.subplots(1, len(study), figsize=(3.2 * len(study), 3))
-  for ax, (name, regime) in zip(np.atleast_1d(axes), study.items()):
+  for ax, (name, regime) in zip(np.atleast_1d(axes), study.items(),
+                                strict=True):
     budgets = sorted(regime['curve'])
     acc = [100 * regime['curve'][e]['validation']['argmax']['accuracy']['mean']
            for e in budgets]
@@ -271,12 +295,12 @@ def write_plots(study: dict, rows: list[dict], results_dir) -> None:
 
   regimes = list(dict.fromkeys(r['regime'] for r in rows))
   fig, axes = plt.subplots(1, len(regimes), figsize=(4.2 * len(regimes), 4))
-  for ax, regime in zip(np.atleast_1d(axes), regimes):
+  for ax, regime in zip(np.atleast_1d(axes), regimes, strict=True):
     chosen = [r for r in rows_of(rows, regime) if r['chosen']]
     points = np.array([[100 * r['accuracy'], r['mean_digit_distance']]
                        for r in chosen])
     front = pareto_front(points)
-    for r, (a, e), on_front in zip(chosen, points, front):
+    for r, (a, e), on_front in zip(chosen, points, front, strict=True):
       ax.errorbar(a, e, xerr=100 * r['accuracy_ci95'],
                   yerr=r['mean_digit_distance_ci95'], fmt='o',
                   color='C3' if on_front else 'C0', ms=4, lw=0.8)
@@ -297,7 +321,8 @@ def write_plots(study: dict, rows: list[dict], results_dir) -> None:
   for i, family in enumerate(families):
     chosen = [next(r for r in rows_of(rows, g) if r['config'] == family and
                    r['chosen']) for g in regimes]
-    ax.bar(np.arange(len(regimes)) + i * width, [100 * r['far_error_rate'] for r in chosen],
+    ax.bar(np.arange(len(regimes)) + i * width,
+           [100 * r['far_error_rate'] for r in chosen],
            width, yerr=[100 * r['far_error_rate_ci95'] for r in chosen],
            label=family, capsize=2)
   ax.set_xticks(np.arange(len(regimes)) + 0.4 - width / 2)

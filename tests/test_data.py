@@ -102,7 +102,7 @@ def test_image_label_count_mismatch(tmp_path):
   make_fake_mnist(tmp_path)
   data.write_idx(tmp_path / 'train-labels-idx1-ubyte.gz',
                  np.zeros(63, np.uint8))
-  with pytest.raises(data.DataError, match='64 images but .* 63 labels'):
+  with pytest.raises(data.DataError, match=r'64 images but .* 63 labels'):
     data.load_mnist(tmp_path)
 
 
@@ -110,7 +110,7 @@ def test_label_out_of_range(tmp_path):
   make_fake_mnist(tmp_path)
   data.write_idx(tmp_path / 't10k-labels-idx1-ubyte.gz',
                  np.full(32, 10, np.uint8))
-  with pytest.raises(data.DataError, match='label 10 is outside 0..9'):
+  with pytest.raises(data.DataError, match=r'label 10 is outside 0\.\.9'):
     data.load_mnist(tmp_path)
 
 
@@ -123,7 +123,8 @@ def test_wrong_image_size(tmp_path):
 
 
 def test_missing_files_say_how_to_point_at_them(tmp_path):
-  with pytest.raises(data.DataError, match='missing train-images-idx3-ubyte') as info:
+  with pytest.raises(data.DataError,
+                     match='missing train-images-idx3-ubyte') as info:
     data.load_mnist(tmp_path)
   assert '--data_dir' in str(info.value) and 'MNIST_DIR' in str(info.value)
   with pytest.raises(data.DataError, match='is not a folder'):
@@ -152,7 +153,10 @@ def test_tfds_source_reads_what_the_idx_builder_prepared(tmp_path, monkeypatch):
     a, b = from_idx[split], from_tfds[split]
     assert b.images.shape == a.images.shape and b.labels.dtype == np.int32
     # tfds shuffles the records; compare as sets of (image, label).
-    key = lambda s: sorted(zip(map(bytes, s.images), s.labels.tolist()))
+
+    def key(s):
+      return sorted(zip(map(bytes, s.images), s.labels.tolist(), strict=True))
+
     assert key(a) == key(b)
 
 

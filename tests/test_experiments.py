@@ -1,4 +1,4 @@
-"""experiments.py: the study on a tiny synthetic grid, its tables, the notebook."""
+"""experiments.py: the study on a tiny grid, its tables, the notebook."""
 
 import csv
 import dataclasses
@@ -12,9 +12,9 @@ import pytest
 import experiments
 import losses
 import study_report
-from config import (Config, build_parser, config_from_args, load_distance,
-                    make_loss_fn)
 import train
+from cli import build_parser, config_from_args
+from config import Config, resolve
 from conftest import ROOT
 from test_train import learnable_dataset
 
@@ -64,7 +64,7 @@ def test_study_writes_cells_tables_and_plots(tiny_study):
 def test_choices_are_made_on_validation_only(tiny_study):
   _, _, study, rows, _ = tiny_study
   for regime in study.values():
-    for family, final in regime['finals'].items():
+    for final in regime['finals'].values():
       best = min(final['tuned'], key=experiments.validation_mde)
       assert final['decoding'] == experiments.validation_mde(best)[1]
       assert final['cell']['config']['learning_rate'] == best['config'][
@@ -111,8 +111,10 @@ def test_row_command_reproduces_the_row(tiny_study, tmp_path):
 
 
 def test_choose_epochs_stops_when_the_gain_is_within_one_standard_error():
-  curve = lambda accs: {e: {'validation': {'argmax': {'accuracy': {'mean': a}}}}
-                        for e, a in accs.items()}
+  def curve(accs):
+    return {e: {'validation': {'argmax': {'accuracy': {'mean': a}}}}
+            for e, a in accs.items()}
+
   # At 99 % on 5 000 images one standard error is 0.14 pp.
   assert experiments.choose_epochs(curve({1: 0.985, 2: 0.9895, 3: 0.990}),
                                    5000) == 2
@@ -135,12 +137,13 @@ def test_statistics():
 
 
 def test_every_registered_loss_is_in_the_study_or_the_loss_table():
-  covered = {o.get('loss', 'cross_entropy') for o in experiments.every_loss().values()}
+  covered = {o.get('loss', 'cross_entropy')
+             for o in experiments.every_loss().values()}
   assert covered == set(losses.LOSSES)
   for overrides in list(experiments.every_loss().values()) + [
-      dict(o, **cells[0][1]) for o, cells in experiments.full_families().values()]:
-    config = Config(**overrides)
-    make_loss_fn(config, load_distance(config.distance))
+      dict(o, **cells[0][1])
+      for o, cells in experiments.full_families().values()]:
+    resolve(Config(**overrides))
 
 
 def test_loss_table_writes_one_row_per_configuration(tmp_path, monkeypatch):
@@ -148,7 +151,8 @@ def test_loss_table_writes_one_row_per_configuration(tmp_path, monkeypatch):
       'cross_entropy': {'loss': 'cross_entropy'}, 'clm[probit]': {
           'loss': 'clm', 'link': 'probit'}})
   rows = experiments.run_loss_table(
-      learnable_dataset(num_train=128, num_test=64), tmp_path, tmp_path / 'runs',
+      learnable_dataset(num_train=128, num_test=64), tmp_path,
+      tmp_path / 'runs',
       base=Config(), log=lambda _: None)
   assert [r['name'] for r in rows] == ['cross_entropy', 'clm[probit]']
   text = (tmp_path / 'losses.md').read_text()
@@ -164,7 +168,8 @@ def test_notebook_runs_top_to_bottom(tiny_study):
   os.environ['ORDINAL_RESULTS_DIR'] = str(root / 'results')
   try:
     nbclient.NotebookClient(notebook, timeout=300, kernel_name='python3',
-                            resources={'metadata': {'path': str(ROOT / 'notebooks')}}
+                            resources={'metadata': {
+                                'path': str(ROOT / 'notebooks')}}
                             ).execute()
   finally:
     del os.environ['ORDINAL_RESULTS_DIR']

@@ -6,6 +6,7 @@ gradients, stability at +-1e4, rotation invariance of the cyclic constructions.
 """
 
 import functools
+import itertools
 import json
 import pathlib
 
@@ -15,21 +16,14 @@ import numpy as np
 import pytest
 import scipy.stats
 from jax import test_util as jtu
+from scipy.special import expit as np_sigmoid
+from scipy.special import softmax as np_softmax
 
 import losses
 
 K = 10
 REFERENCE = json.loads((pathlib.Path(__file__).parent / 'data' /
                         'dlordinal_reference.json').read_text())
-
-
-def np_softmax(z):
-  e = np.exp(z - z.max())
-  return e / e.sum()
-
-
-def np_sigmoid(z):
-  return 1 / (1 + np.exp(-z))
 
 
 # ----------------------------------------------------------------------------
@@ -51,6 +45,10 @@ def ref_binomial_probs(s, k=K):
 def ref_poisson_probs(s, k=K, t=1.0):
   rate = np.clip(np.logaddexp(0, s[0]), 1e-8, 1e4)
   return np_softmax(scipy.stats.poisson.logpmf(np.arange(k), rate) / t)
+
+
+def ref_poisson_head_probs(o, k=K):
+  return ref_poisson_probs(o[:1], k, t=np.exp(o[1]))
 
 
 def ref_von_mises_probs(o, k=K, kappa=1.0):
@@ -83,6 +81,9 @@ CASES = {
     'poisson_t': (functools.partial(losses.poisson_loss, num_classes=K,
                                     temperature=0.6),
                   nll(functools.partial(ref_poisson_probs, t=0.6)), 1, False),
+    'poisson_head': (functools.partial(losses.poisson_head_loss,
+                                       num_classes=K),
+                     nll(ref_poisson_head_probs), 2, False),
     'von_mises': (functools.partial(losses.von_mises_loss, num_classes=K),
                   ref_von_mises_loss, 2, False),
     'von_mises_kappa4': (
@@ -116,7 +117,8 @@ def test_matches_numpy_reference_under_jit(name, batch_shape):
   got = jax.jit(fn)(outputs, labels)
   assert got.shape == batch_shape
   want = [ref(o, y) for o, y in zip(
-      outputs.reshape(-1, num_outputs).astype(np.float64), labels.reshape(-1))]
+      outputs.reshape(-1, num_outputs).astype(np.float64), labels.reshape(-1),
+      strict=True)]
   np.testing.assert_allclose(np.asarray(got).reshape(-1), want, rtol=2e-5,
                              atol=2e-5)
 
@@ -144,19 +146,52 @@ def test_vmap_where_and_axis(name):
   np.testing.assert_allclose(fn(outputs.T, labels, axis=0), full, rtol=1e-6)
 
 
+EXTREMES = (-1e4, 0.0, 1e4)
+
+
+def extreme_outputs(seed, num_outputs, dtype):
+  """Outputs of -1e4, 0 and 1e4 with labels: every combination of them with
+  every label for heads of one or two outputs (score and log T, say), else
+  32 random rows."""
+  if num_outputs <= 2:
+    rows = list(itertools.product(EXTREMES, repeat=num_outputs))
+    outputs = np.repeat(rows, K, axis=0)
+    labels = np.tile(np.arange(K), len(rows))
+  else:
+    rng = np.random.default_rng(seed)
+    outputs = rng.choice(EXTREMES, size=(32, num_outputs))
+    labels = rng.integers(0, K, 32)
+  return jnp.asarray(outputs, dtype), labels.astype(np.int32)
+
+
+def assert_finite_value_and_gradient(fn, outputs):
+  value, grad = jax.value_and_grad(
+      lambda o: jnp.sum(fn(o).astype(jnp.float32)))(outputs)
+  assert np.isfinite(float(value))
+  assert np.all(np.isfinite(np.asarray(grad, np.float32)))
+
+
 @pytest.mark.parametrize('name', sorted(CASES))
 @pytest.mark.parametrize('dtype', [jnp.float32, jnp.bfloat16])
 def test_finite_value_and_gradient_at_extreme_outputs(name, dtype):
   fn, _, num_outputs, _ = CASES[name]
-  rng = np.random.default_rng(3)
-  outputs = rng.choice([-1e4, 1e4, 0.0], size=(32, num_outputs))
-  outputs = jnp.asarray(outputs, dtype)
-  labels = rng.integers(0, K, 32).astype(np.int32)
-  value, grad = jax.value_and_grad(lambda o: jnp.sum(
-      fn(o, labels).astype(jnp.float32)))(outputs)
-  assert np.isfinite(float(value)), name
-  assert np.all(np.isfinite(np.asarray(grad, np.float32))), name
+  outputs, labels = extreme_outputs(3, num_outputs, dtype)
+  assert_finite_value_and_gradient(lambda o: fn(o, labels), outputs)
   assert fn(outputs, labels).dtype == dtype
+
+
+@pytest.mark.parametrize('name', sorted(losses.LOSSES))
+@pytest.mark.parametrize('dtype', [jnp.float32, jnp.bfloat16])
+def test_registered_probs_finite_at_extreme_outputs(name, dtype):
+  spec = losses.get_loss(name)
+  outputs, _ = extreme_outputs(4, spec.num_outputs(K), dtype)
+  probs_fn = losses.make_probs(name, **own(spec.probs_hyperparams))
+  probs = np.asarray(probs_fn(outputs), np.float32)
+  assert probs.shape == (len(outputs), K)
+  np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-2)
+  # Probabilities sum to 1: weight them so that the gradient is not 0.
+  weights_1xK = jnp.arange(K, dtype=jnp.float32)[None, :]
+  assert_finite_value_and_gradient(lambda o: probs_fn(o) * weights_1xK, outputs)
 
 
 @pytest.mark.parametrize('name', sorted(CASES))
@@ -195,8 +230,10 @@ def test_clm_tail_probabilities_keep_their_precision():
 def test_one_dimensional_heads_match_reference(fn, kwargs):
   scores = np.linspace(-6, 6, 13, dtype=np.float32)[:, None]
   got = np.asarray(fn(scores, num_classes=K, **kwargs))
-  ref = ref_binomial_probs if fn is losses.binomial_probs else functools.partial(
-      ref_poisson_probs, t=kwargs.get('temperature', 1.0))
+  if fn is losses.binomial_probs:
+    ref = ref_binomial_probs
+  else:
+    ref = functools.partial(ref_poisson_probs, t=kwargs.get('temperature', 1.0))
   np.testing.assert_allclose(got, [ref(s.astype(np.float64)) for s in scores],
                              rtol=1e-5, atol=1e-7)
 
@@ -213,9 +250,13 @@ def test_von_mises_probs_match_reference():
 # dlordinal 2.7 parity.
 
 
+def soft_labels_case_id(case):
+  params = '-'.join(f'{k}={v}' for k, v in case['params'].items())
+  return f"{case['family']}-{case['num_classes']}-{params}"
+
+
 @pytest.mark.parametrize('case', REFERENCE['soft_labels'],
-                         ids=lambda c: f"{c['family']}-{c['num_classes']}-"
-                         f"{'-'.join(f'{k}={v}' for k, v in c['params'].items())}")
+                         ids=soft_labels_case_id)
 def test_soft_labels_equal_dlordinal(case):
   got = losses.soft_label_matrix(case['family'], case['num_classes'],
                                  **case['params'])
@@ -245,6 +286,10 @@ def test_poisson_head_equals_dlordinal(case):
   got = losses.poisson_probs(score, num_classes=K,
                              temperature=case['temperature'])
   np.testing.assert_allclose(got, case['probs'], atol=1e-5)
+  outputs = losses.poisson_head_outputs(
+      score, np.log(np.float32([case['temperature']])))
+  np.testing.assert_allclose(losses.poisson_head_probs(outputs, num_classes=K),
+                             case['probs'], atol=1e-5)
 
 
 @pytest.mark.parametrize('case', REFERENCE['slace'],
@@ -342,16 +387,22 @@ def test_soft_targets_with_identity_are_cross_entropy():
     (lambda: losses.soft_label_matrix('binomial', 1), ValueError,
      'num_classes must be an integer >= 2'),
     (lambda: losses.soft_label_matrix('binomial', 5, tau=1.0), ValueError,
-     "family 'binomial' takes no parameters, got tau"),
+     "soft_label_matrix: 'binomial' takes no hyperparameters, got tau"),
     (lambda: losses.soft_label_matrix('exponential', 5, tau=0.0), ValueError,
-     'tau must be a finite number > 0'),
+     'soft_label_matrix: tau must be finite and > 0'),
+    (lambda: losses.soft_label_matrix('von_mises', 5, kappa=np.inf),
+     ValueError, 'kappa must be finite and > 0'),
     (lambda: losses.soft_label_matrix('beta', 20), ValueError,
      'parameters for 3 to 14 classes'),
     (lambda: losses.soft_label_matrix('geometric', 5, alpha=1.0), ValueError,
      r'alpha must lie in \[0, 1\)'),
     (lambda: losses.soft_target_cross_entropy(
         np.zeros((2, 3), np.float32), np.zeros(2, np.int32),
-        targets=np.eye(4)), ValueError, r'targets must have shape \(3, 3\)'),
+        targets=np.eye(4)), ValueError,
+     'targets is 4x4 but the logits have 3 classes'),
+    (lambda: losses.soft_target_cross_entropy(
+        np.zeros((2, 3), np.float32), np.zeros(2, np.int32),
+        targets=-np.eye(3)), ValueError, 'targets has negative entries'),
     (lambda: losses.soft_target_cross_entropy(
         np.zeros((2, 3), np.float32), np.zeros(2, np.int32),
         targets=2 * np.eye(3)), ValueError, 'must sum to 1'),
@@ -362,24 +413,29 @@ def test_soft_targets_with_identity_are_cross_entropy():
      'link must be one of'),
     (lambda: losses.binomial_loss(np.zeros((2, 3), np.float32),
                                   np.zeros(2, np.int32), num_classes=K),
-     ValueError, 'must have 1 entries'),
+     ValueError, 'binomial_loss: score must have 1 entries on axis -1, got 3'),
+    (lambda: losses.poisson_head_loss(np.zeros((2, 1), np.float32),
+                                      np.zeros(2, np.int32), num_classes=K),
+     ValueError, 'poisson_head_loss: outputs must have 2 entries'),
+    (lambda: losses.coral_probs(np.zeros((2, 3), np.int32)), TypeError,
+     'coral_probs: logits must be a floating'),
     (lambda: losses.binomial_loss(np.zeros((2, 1), np.float32),
                                   np.array([0, K], np.int32), num_classes=K),
      ValueError, r'labels must lie in \[0, 10\)'),
     (lambda: losses.poisson_loss(np.zeros((2, 1), np.int32),
                                  np.zeros(2, np.int32), num_classes=K),
-     TypeError, 'logits must be a floating'),
+     TypeError, 'poisson_loss: score must be a floating'),
     (lambda: losses.poisson_loss(np.zeros((2, 1), np.float32),
                                  np.zeros(2, np.int32), num_classes=K,
-                                 temperature=0.0), ValueError,
-     'temperature must be > 0'),
+                                 temperature=np.array([1.0, 0.0])), ValueError,
+     'poisson_loss: temperature must be finite and > 0'),
     (lambda: losses.poisson_probs(np.zeros((2, 1), np.float32), num_classes=K,
                                   temperature=np.ones(3)), ValueError,
      'temperature must be a number or have the batch shape'),
     (lambda: losses.von_mises_loss(np.zeros((2, 2), np.float32),
                                    np.zeros(2, np.int32), num_classes=K,
                                    kappa=-1.0), ValueError,
-     'kappa must be > 0'),
+     'von_mises_loss: kappa must be finite and > 0'),
     (lambda: losses.von_mises_probs(np.zeros((2, 3)), num_classes=K),
      ValueError, 'must have 2 entries'),
     (lambda: losses.von_mises_probs(np.zeros((2, 2)), num_classes=1),
@@ -387,7 +443,7 @@ def test_soft_targets_with_identity_are_cross_entropy():
     (lambda: losses.slace_loss(np.zeros((2, 3), np.float32),
                                np.zeros(2, np.int32),
                                distance=losses.linear_distance(3), alpha=0.0),
-     ValueError, 'alpha must be > 0'),
+     ValueError, 'slace_loss: alpha must be finite and > 0'),
     (lambda: losses.make_loss('clm'), ValueError, 'needs link='),
     (lambda: losses.make_loss('soft_target_cross_entropy'), ValueError,
      'needs targets='),
@@ -403,12 +459,17 @@ def test_bad_input_raises_naming_the_argument(call, error, match):
 # The registry: every head is data, and probs/loss agree.
 
 
+def own(names):
+  """A value for each of a head's hyperparameters ``names``."""
+  values = {'num_classes': K, 'link': 'probit', 'kappa': 2.0}
+  return {name: values[name] for name in names}
+
+
 @pytest.mark.parametrize('name', ['clm', 'binomial', 'poisson', 'von_mises'])
 def test_registered_heads_loss_is_nll_of_their_probs(name):
   spec = losses.get_loss(name)
-  hyper = {'num_classes': K, 'link': 'probit', 'kappa': 2.0}
-  loss_fn = losses.make_loss(name, **hyper)
-  probs_fn = losses.make_probs(name, **hyper)
+  loss_fn = losses.make_loss(name, **own(spec.hyperparams))
+  probs_fn = losses.make_probs(name, **own(spec.probs_hyperparams))
   outputs, labels = random_inputs(9, (6,), spec.num_outputs(K),
                                   sort=spec.head.kind == 'clm')
   probs = np.asarray(probs_fn(outputs))
@@ -421,9 +482,32 @@ def test_registered_heads_loss_is_nll_of_their_probs(name):
 
 
 def test_poisson_head_reads_its_learned_temperature():
-  outputs = np.array([[0.3, np.log(0.5)], [2.0, np.log(0.5)]], np.float32)
+  score = np.array([[0.3], [2.0]], np.float32)
+  outputs = losses.poisson_head_outputs(score, np.log([0.5]))
+  np.testing.assert_allclose(outputs, [[0.3, np.log(0.5)], [2.0, np.log(0.5)]],
+                             rtol=1e-6)
   labels = np.array([1, 2], np.int32)
   np.testing.assert_allclose(
       losses.make_loss('poisson', num_classes=K)(outputs, labels),
-      losses.poisson_loss(outputs[:, :1], labels, num_classes=K,
-                          temperature=0.5), rtol=1e-6)
+      losses.poisson_loss(score, labels, num_classes=K, temperature=0.5),
+      rtol=1e-6)
+  np.testing.assert_allclose(
+      losses.make_probs('poisson', num_classes=K)(outputs),
+      losses.poisson_probs(score, num_classes=K, temperature=0.5), rtol=1e-6)
+
+
+@pytest.mark.parametrize('log_t, clipped', [(25.0, 10.0), (-1e4, -10.0)])
+def test_poisson_head_clips_its_log_temperature_to_the_documented_range(
+    log_t, clipped):
+  score = np.array([[-3.0], [0.5], [4.0]], np.float32)
+  labels = np.array([0, 3, 9], np.int32)
+  outputs = losses.poisson_head_outputs(score, np.float32([log_t]))
+  loss = losses.poisson_head_loss(outputs, labels, num_classes=K)
+  np.testing.assert_allclose(
+      loss, losses.poisson_loss(score, labels, num_classes=K,
+                                temperature=np.exp(clipped)), rtol=1e-6)
+  # Past the range the log temperature gets no gradient; the score does.
+  grad = jax.grad(lambda o: jnp.sum(losses.poisson_head_loss(
+      o, labels, num_classes=K)))(outputs)
+  np.testing.assert_array_equal(grad[:, 1], 0.0)
+  assert np.all(np.isfinite(grad)) and np.any(grad[:, 0] != 0)

@@ -1,6 +1,10 @@
-"""Tests for losses.py: numpy references, gradients, limits, stability, errors."""
+"""Tests for losses.py: numpy references, gradients, limits, stability, errors,
+the registry."""
 
 import functools
+import inspect
+import itertools
+import types
 
 import hypothesis
 import hypothesis.extra.numpy as hnp
@@ -12,25 +16,34 @@ import pytest
 import scipy.optimize
 from hypothesis import strategies as st
 from jax import test_util as jtu
+from scipy.special import expit as np_sigmoid
+from scipy.special import softmax as np_softmax
 
 import losses
 
 K = 10
-LINEAR = np.abs(np.arange(K)[:, None] - np.arange(K)[None, :]).astype(np.float64)
+LINEAR = np.abs(np.arange(K)[:, None] - np.arange(K)[None, :]).astype(
+    np.float64)
 CYCLIC = np.minimum(LINEAR, K - LINEAR)
+BINOMIAL_Q = np.asarray(losses.soft_label_matrix('binomial', K))
+
+# A value for every hyperparameter of a registered loss or probs function.
+HYPERPARAMS = {'distance': LINEAR, 'temperature': 0.7, 'alpha': 1.5,
+               'kappa': 2.0, 'targets': BINOMIAL_Q, 'num_classes': K,
+               'link': 'logit'}
+
+
+def own(names):
+  """The hyperparameters ``names`` (a LossSpec's) of :data:`HYPERPARAMS`."""
+  return {name: HYPERPARAMS[name] for name in names}
+
+
+SOFTMAX_LOSSES = sorted(name for name, spec in losses.LOSSES.items()
+                        if spec.head == losses.SOFTMAX_HEAD)
 
 
 # ----------------------------------------------------------------------------
 # numpy reference implementations (float64, one example at a time).
-
-
-def np_softmax(z):
-  e = np.exp(z - z.max())
-  return e / e.sum()
-
-
-def np_sigmoid(z):
-  return 1 / (1 + np.exp(-z))
 
 
 def ref_expected_value_mse(z, y):
@@ -101,7 +114,8 @@ def ref_weighted_kappa(z_n, y_n, w):
 # name -> (jax fn with hyperparameters bound, per-example numpy reference,
 #          number of model outputs).
 CASES = {
-    'expected_value_mse': (losses.expected_value_mse, ref_expected_value_mse, K),
+    'expected_value_mse': (losses.expected_value_mse, ref_expected_value_mse,
+                           K),
     'circular_mse': (losses.circular_mse, ref_circular_mse, K),
     'expected_cost_linear': (
         functools.partial(losses.expected_cost, distance=LINEAR),
@@ -152,7 +166,8 @@ def test_matches_numpy_reference_under_jit(name, batch_shape):
   got = jax.jit(fn)(logits, labels)
   assert got.shape == batch_shape
   flat_logits = logits.reshape(-1, num_outputs).astype(np.float64)
-  want = np.array([ref(z, y) for z, y in zip(flat_logits, labels.reshape(-1))])
+  want = np.array([ref(z, y) for z, y in zip(flat_logits, labels.reshape(-1),
+                                             strict=True)])
   np.testing.assert_allclose(np.asarray(got).reshape(-1), want, rtol=2e-5,
                              atol=2e-5)
 
@@ -180,9 +195,9 @@ def test_weighted_kappa_where_drops_examples():
 def test_gradients_match_finite_differences(name):
   fn, _, num_outputs = CASES[name]
   logits, labels = random_inputs(3, (4,), num_outputs, scale=1.0)
-  f64 = lambda z: fn(z, labels)
   with jax.enable_x64(True):
-    jtu.check_grads(f64, (jnp.asarray(logits, jnp.float64),), order=1,
+    jtu.check_grads(lambda z: fn(z, labels),
+                    (jnp.asarray(logits, jnp.float64),), order=1,
                     modes=['rev'], atol=1e-4, rtol=1e-4)
 
 
@@ -225,15 +240,27 @@ def test_axis_argument_moves_class_axis():
 # Limit identities.
 
 
-def test_mix_with_zero_weight_is_exactly_cross_entropy():
-  logits, labels = random_inputs(8, (9,), K)
-  ce = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
-  for name, spec in losses.LOSSES.items():
-    if spec.head != losses.SOFTMAX_HEAD:
-      continue
-    mixed = losses.make_loss(name, ce_weight=0.0, distance=LINEAR,
-                             targets=np.eye(K))
-    np.testing.assert_array_equal(jax.jit(mixed)(logits, labels), ce)
+def extreme_logits(seed, batch, num_outputs, dtype=jnp.float32):
+  """Logits of -1e4, 0 and 1e4, at least one 1e4 per row."""
+  rng = np.random.default_rng(seed)
+  logits = rng.choice([-1e4, 1e4, 0.0], size=(batch, num_outputs))
+  logits[:, 0] = 1e4
+  return jnp.asarray(logits, dtype), rng.integers(0, K, batch).astype(np.int32)
+
+
+@pytest.mark.parametrize('name', SOFTMAX_LOSSES)
+def test_mix_with_zero_weight_is_exactly_cross_entropy(name):
+  # A traced weight of 0 adds 0 * loss: exact only if the loss is finite,
+  # which the extreme logits test.
+  hyperparams = own(losses.LOSSES[name].hyperparams)
+  ordinary = random_inputs(8, (9,), K)
+  for logits, labels in (ordinary, extreme_logits(8, 16, K)):
+    ce = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+    concrete = losses.make_loss(name, ce_weight=0.0, **hyperparams)
+    traced = jax.jit(lambda w, z, y: losses.make_loss(
+        name, ce_weight=w, **hyperparams)(z, y))
+    np.testing.assert_array_equal(concrete(logits, labels), ce)
+    np.testing.assert_array_equal(traced(0.0, logits, labels), ce)
 
 
 def test_mix_adds_weighted_loss():
@@ -302,7 +329,7 @@ def test_corn_grows_with_undershoot_and_never_shrinks():
     loss = [float(losses.corn_loss(confident_logits(j, K - 1, 'binary', 10.0),
                                    np.int32(label))) for j in range(K)]
     below = loss[:label + 1][::-1]
-    assert all(a < b for a, b in zip(below, below[1:]))
+    assert all(a < b for a, b in itertools.pairwise(below))
     assert all(a >= loss[label] for a in loss[label:])
 
 
@@ -349,7 +376,7 @@ def test_expected_cost_is_w1_to_one_hot_for_any_cost(seed):
   np.fill_diagonal(cost, 0)
   logits, labels = random_inputs(seed, (3,), K)
   got = losses.expected_cost(logits, labels, distance=cost)
-  for z, y, g in zip(logits, labels, np.asarray(got)):
+  for z, y, g in zip(logits, labels, np.asarray(got), strict=True):
     p = np_softmax(z.astype(np.float64))
     # Mass moves from predicted class j to the true class y at cost C[y, j].
     want = w1_linprog(p, np.eye(K)[y], cost.T)
@@ -360,7 +387,7 @@ def test_expected_cost_is_w1_to_one_hot_for_any_cost(seed):
 def test_circular_emd_is_w1_on_the_circle(seed):
   logits, labels = random_inputs(seed, (4,), K)
   got = losses.circular_emd(logits, labels)
-  for z, y, g in zip(logits, labels, np.asarray(got)):
+  for z, y, g in zip(logits, labels, np.asarray(got), strict=True):
     want = w1_linprog(np_softmax(z.astype(np.float64)), np.eye(K)[y], CYCLIC)
     np.testing.assert_allclose(g, want, rtol=1e-5, atol=1e-6)
 
@@ -377,11 +404,7 @@ ALL_BOUND = dict(CASES, weighted_kappa=(
 @pytest.mark.parametrize('dtype', [jnp.float32, jnp.bfloat16])
 def test_finite_value_and_gradient_at_extreme_logits(name, dtype):
   fn, _, num_outputs = ALL_BOUND[name]
-  rng = np.random.default_rng(12)
-  logits = rng.choice([-1e4, 1e4, 0.0], size=(16, num_outputs))
-  logits[:, 0] = 1e4  # at least one huge logit per row
-  logits = jnp.asarray(logits, dtype)
-  labels = rng.integers(0, K, 16).astype(np.int32)
+  logits, labels = extreme_logits(12, 16, num_outputs, dtype)
   value, grad = jax.value_and_grad(lambda z: jnp.sum(
       fn(z, labels).astype(jnp.float32)))(logits)
   assert np.isfinite(float(value)), name
@@ -438,9 +461,10 @@ def test_properties_on_random_shapes(batch_shape, num_classes, seed, scale):
 
 
 def test_coral_probs_clip_inconsistent_ranks():
-  probs = losses.coral_probs(jnp.array([-5.0, 5.0]))  # P(y>1) > P(y>0)
-  assert np.all(np.asarray(probs) >= 0)
-  np.testing.assert_allclose(np.sum(probs), 1.0, rtol=1e-6)
+  # P(y > 1) > P(y > 0): the middle class's negative mass is clipped to 0;
+  # the ends keep 1 - sigmoid(-5) = sigmoid(5) each, renormalised.
+  probs = losses.coral_probs(jnp.array([-5.0, 5.0]))
+  np.testing.assert_allclose(probs, [0.5, 0.0, 0.5], rtol=1e-6)
 
 
 # ----------------------------------------------------------------------------
@@ -453,17 +477,34 @@ DIST4 = np.asarray(losses.linear_distance(4))
 
 
 @pytest.mark.parametrize('logits, labels, error, match', [
-    (GOOD_LOGITS.astype(np.int32), GOOD_LABELS, TypeError, 'logits must be a floating'),
-    (GOOD_LOGITS, GOOD_LABELS.astype(np.float32), TypeError, 'labels must be an integer'),
+    (GOOD_LOGITS.astype(np.int32), GOOD_LABELS, TypeError,
+     'expected_cost: logits must be a floating'),
+    (GOOD_LOGITS, GOOD_LABELS.astype(np.float32), TypeError,
+     'labels must be an integer'),
     (GOOD_LOGITS, GOOD_LABELS[:2], ValueError, 'labels must have the shape'),
     (GOOD_LOGITS[0], GOOD_LABELS, ValueError, 'labels must have the shape'),
-    (GOOD_LOGITS, np.array([0, 4, 1], np.int32), ValueError, r'labels must lie in \[0, 4\)'),
-    (GOOD_LOGITS, np.array([0, -1, 1], np.int32), ValueError, r'labels must lie in \[0, 4\)'),
-    (np.zeros((3, 1), np.float32), np.zeros(3, np.int32), ValueError, 'at least 2 classes'),
+    (np.float32(0), np.int32(0), ValueError, 'logits must have an output axis'),
+    (GOOD_LOGITS, np.array([0, 4, 1], np.int32), ValueError,
+     r'labels must lie in \[0, 4\)'),
+    (GOOD_LOGITS, np.array([0, -1, 1], np.int32), ValueError,
+     r'labels must lie in \[0, 4\)'),
+    (np.zeros((3, 1), np.float32), np.zeros(3, np.int32), ValueError,
+     'at least 2 classes'),
 ])
 def test_bad_logits_and_labels_raise(logits, labels, error, match):
   with pytest.raises(error, match=match):
     losses.expected_cost(logits, labels, distance=DIST4)
+
+
+def test_concrete_labels_are_checked_under_jit_too():
+  labels = jnp.asarray(GOOD_LABELS)
+  loss = jax.jit(lambda z: losses.expected_cost(z, labels, distance=DIST4))
+  # Uniform p: the mean distance to the label over the 4 classes.
+  np.testing.assert_allclose(loss(GOOD_LOGITS), [1.5, 1.0, 1.5])
+  bad = jnp.array([0, 4, 1], jnp.int32)
+  with pytest.raises(ValueError, match=r'labels must lie in \[0, 4\)'):
+    jax.jit(lambda z: losses.expected_cost(z, bad, distance=DIST4))(
+        GOOD_LOGITS)
 
 
 def test_out_of_range_labels_under_jit_give_nan():
@@ -490,17 +531,39 @@ def test_bad_distance_raises_naming_it(matrix, match):
 
 @pytest.mark.parametrize('call, match', [
     (lambda: losses.soft_label_cross_entropy(
-        GOOD_LOGITS, GOOD_LABELS, distance=DIST4, temperature=0.0), 'temperature must be > 0'),
+        GOOD_LOGITS, GOOD_LABELS, distance=DIST4, temperature=0.0),
+     'soft_label_cross_entropy: temperature must be finite and > 0, got 0.0'),
+    (lambda: losses.soft_label_cross_entropy(
+        GOOD_LOGITS, GOOD_LABELS, distance=DIST4, temperature=np.inf),
+     'temperature must be finite and > 0, got inf'),
     (lambda: losses.class_distance_weighted_ce(
-        GOOD_LOGITS, GOOD_LABELS, distance=DIST4, alpha=-1.0), 'alpha must be > 0'),
-    (lambda: losses.linear_distance(1), 'num_classes must be an integer >= 2'),
-    (lambda: losses.cyclic_distance(10, power=0), 'power must be > 0'),
+        GOOD_LOGITS, GOOD_LABELS, distance=DIST4, alpha=-1.0),
+     'alpha must be finite and > 0'),
+    (lambda: losses.linear_distance(1),
+     'linear_distance: num_classes must be an integer >= 2'),
+    (lambda: losses.cyclic_distance(10, power=0),
+     'cyclic_distance: power must be finite and > 0'),
     (lambda: losses.expected_cost(GOOD_LOGITS, GOOD_LABELS, distance=DIST4,
-                                  where=np.ones(2, bool)), 'where must have the shape'),
+                                  where=np.ones(2, bool)),
+     'where must have the shape'),
     (lambda: losses.get_loss('hinge'), "unknown loss 'hinge'; choose one of"),
-    (lambda: losses.make_loss('expected_cost'), 'needs distance='),
+    (lambda: losses.make_loss('expected_cost'),
+     "make_loss: 'expected_cost' needs distance="),
     (lambda: losses.make_loss('coral', ce_weight=1.0), 'cannot be mixed'),
-    (lambda: losses.make_loss('squared_emd', ce_weight=-1.0), 'ce_weight must be >= 0'),
+    (lambda: losses.make_loss('squared_emd', ce_weight=-1.0),
+     'make_loss: ce_weight must be finite and >= 0, got -1.0'),
+    (lambda: losses.make_loss('soft_label_cross_entropy', distance=LINEAR,
+                              temprature=0.1),
+     "make_loss: 'soft_label_cross_entropy' takes distance, temperature, got "
+     'temprature'),
+    (lambda: losses.make_loss('squared_emd', distance=LINEAR),
+     "'squared_emd' takes no hyperparameters, got distance"),
+    (lambda: losses.make_loss('squared_emd', distance=None),
+     "'squared_emd' takes no hyperparameters, got distance"),
+    (lambda: losses.make_probs('binomial', num_classes=K, kappa=1.0),
+     "make_probs: 'binomial' takes num_classes, got kappa"),
+    (lambda: losses.make_probs('von_mises', kappa=1.0),
+     "make_probs: 'von_mises' needs num_classes="),
 ])
 def test_bad_hyperparameters_raise(call, match):
   with pytest.raises(ValueError, match=match):
@@ -512,3 +575,91 @@ def test_validate_distance_accepts_custom_asymmetric_matrix():
   got = losses.validate_distance(matrix)
   assert got.dtype == jnp.float32
   np.testing.assert_array_equal(got, matrix)
+
+
+# ----------------------------------------------------------------------------
+# The registry: each loss's own hyperparameters, concrete or traced.
+
+
+def test_index_lists_every_public_name():
+  public = {name for name, value in vars(losses).items()
+            if not name.startswith('_')
+            and not isinstance(value, types.ModuleType)
+            and getattr(value, '__module__', 'losses') == 'losses'}
+  assert set(losses.__all__) == public
+  contents = losses.__doc__.split('Contents')[1]
+  assert [name for name in losses.__all__ if f'`{name}`' not in contents] == []
+
+
+@pytest.mark.parametrize('name', sorted(losses.LOSSES))
+def test_registered_hyperparams_are_the_functions_keywords(name):
+  spec = losses.LOSSES[name]
+  for fn, names in ((spec.fn, spec.hyperparams),
+                    (spec.probs, spec.probs_hyperparams)):
+    keywords = {p.name: p for p in inspect.signature(fn).parameters.values()
+                if p.kind == p.KEYWORD_ONLY}
+    assert set(names) <= set(keywords), (fn, names)
+    required = {n for n, p in keywords.items() if p.default is p.empty}
+    assert required <= set(names), (fn, names)
+
+
+def test_none_means_the_default():
+  logits, labels = random_inputs(14, (5,), K)
+  np.testing.assert_array_equal(
+      losses.make_loss('slace', distance=LINEAR, alpha=None)(logits, labels),
+      losses.slace_loss(logits, labels, distance=LINEAR))
+
+
+# hyperparameter -> the values of a sweep over it.
+SWEEPS = {
+    'ce_weight': [0.0, 0.5, 3.0],
+    'temperature': [0.3, 1.0, 2.5],
+    'alpha': [0.5, 1.0, 2.0],
+    'kappa': [0.5, 2.0, 8.0],
+    'distance': [LINEAR, CYCLIC],
+    'targets': [BINOMIAL_Q, np.eye(K),
+                np.asarray(losses.soft_label_matrix('von_mises', K))],
+}
+SWEPT_LOSS_HYPERPARAMS = sorted(
+    [(name, h) for name, spec in losses.LOSSES.items()
+     for h in spec.hyperparams if h in SWEEPS] +
+    [(name, 'ce_weight') for name in SOFTMAX_LOSSES])
+
+
+@pytest.mark.parametrize('name, swept', SWEPT_LOSS_HYPERPARAMS)
+def test_loss_hyperparameter_can_be_traced_under_vmap(name, swept):
+  spec = losses.LOSSES[name]
+  outputs, labels = random_inputs(15, (6,), spec.num_outputs(K))
+  fixed = {h: v for h, v in own(spec.hyperparams).items() if h != swept}
+
+  def loss(value):
+    return losses.make_loss(name, **fixed, **{swept: value})(outputs, labels)
+
+  got = jax.vmap(loss)(jnp.asarray(np.stack(SWEEPS[swept]), jnp.float32))
+  want = [loss(value) for value in SWEEPS[swept]]
+  assert got.shape == (len(want), *np.shape(want[0]))
+  np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+  assert not np.allclose(want[0], want[1])  # the sweep changes the loss
+
+
+def test_von_mises_probs_kappa_can_be_traced_under_vmap():
+  outputs, _ = random_inputs(16, (6,), 2)
+
+  def probs(kappa):
+    return losses.make_probs('von_mises', num_classes=K, kappa=kappa)(outputs)
+
+  got = jax.vmap(probs)(jnp.asarray(SWEEPS['kappa']))
+  np.testing.assert_allclose(got, [probs(k) for k in SWEEPS['kappa']],
+                             rtol=1e-6, atol=1e-6)
+
+
+def test_traced_hyperparameters_get_the_shape_checks_only():
+  logits, labels = random_inputs(17, (3,), K)
+  loss = jax.jit(lambda t, c: losses.soft_label_cross_entropy(
+      logits, labels, distance=c, temperature=t))
+  # A traced value cannot be checked: the formula is applied as it is.
+  want = [ref_soft_label_ce(z, y, LINEAR, -1.0)
+          for z, y in zip(logits.astype(np.float64), labels, strict=True)]
+  np.testing.assert_allclose(loss(-1.0, LINEAR), want, rtol=2e-5)
+  with pytest.raises(ValueError, match='distance must be a square'):
+    loss(1.0, LINEAR[:3])

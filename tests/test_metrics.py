@@ -35,7 +35,8 @@ def test_basic_metrics_match_numpy(absent_class_batch):
   np.testing.assert_allclose(jit(metrics.accuracy)(preds, labels),
                              np.mean(preds == labels))
   np.testing.assert_allclose(
-      jit(lambda p, y: metrics.mean_distance(p, y, distance=LINEAR))(preds, labels),
+      jit(lambda p, y: metrics.mean_distance(p, y, distance=LINEAR))(
+          preds, labels),
       np.mean(np.abs(preds - labels)), rtol=1e-6)
   np.testing.assert_allclose(
       metrics.mean_distance(preds, labels, distance=CYCLIC),
@@ -110,7 +111,7 @@ def test_ranked_probability_score():
   probs = rng.dirichlet(np.ones(K), size=30).astype(np.float32)
   labels = rng.integers(0, K, 30).astype(np.int32)
   want = np.mean([np.sum((np.cumsum(p) - (np.arange(K) >= y))**2)
-                  for p, y in zip(probs, labels)]) / (K - 1)
+                  for p, y in zip(probs, labels, strict=True)]) / (K - 1)
   np.testing.assert_allclose(jax.jit(metrics.ranked_probability_score)(
       probs, labels), want, rtol=1e-5)
   assert float(metrics.ranked_probability_score(
@@ -118,8 +119,10 @@ def test_ranked_probability_score():
 
 
 @pytest.mark.parametrize('preds, labels, error, match', [
-    (np.zeros(3, np.float32), np.zeros(3, np.int32), TypeError, 'preds must be integer'),
-    (np.zeros(3, np.int32), np.zeros(3, np.float32), TypeError, 'labels must be integer'),
+    (np.zeros(3, np.float32), np.zeros(3, np.int32), TypeError,
+     'mean_distance: preds must be integer'),
+    (np.zeros(3, np.int32), np.zeros(3, np.float32), TypeError,
+     'labels must be integer'),
     (np.zeros(3, np.int32), np.zeros(4, np.int32), ValueError, 'same shape'),
 ])
 def test_bad_metric_input_raises(preds, labels, error, match):

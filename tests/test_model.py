@@ -22,7 +22,8 @@ def test_shifted_conv_equals_lax_conv(kernel, cin, cout, padding):
   dn = lax.conv_dimension_numbers(x.shape, w.shape, NHWC_HWIO)
   want = lax.conv_general_dilated(x, w, (1, 1), padding, dimension_numbers=dn,
                                   precision=lax.Precision.HIGHEST)
-  got = shifted_conv_general_dilated(x, w, (1, 1), padding, dimension_numbers=dn,
+  got = shifted_conv_general_dilated(x, w, (1, 1), padding,
+                                     dimension_numbers=dn,
                                      precision=lax.Precision.HIGHEST)
   np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
@@ -65,7 +66,8 @@ def test_cnn_logits_and_gradients_match_stock_nnx_conv(name):
   assert logits_f.shape == (8, head.num_outputs(10))
   np.testing.assert_allclose(logits_f, logits_s, rtol=1e-5, atol=1e-5)
   np.testing.assert_allclose(loss_f, loss_s, rtol=1e-5)
-  for g_f, g_s in zip(jax.tree.leaves(grads_f), jax.tree.leaves(grads_s)):
+  for g_f, g_s in zip(jax.tree.leaves(grads_f), jax.tree.leaves(grads_s),
+                      strict=True):
     assert np.any(g_f != 0)  # every head parameter is trained
     np.testing.assert_allclose(g_f, g_s, rtol=1e-4, atol=1e-6)
 
@@ -130,7 +132,8 @@ def test_chunked_conv_layers_keep_logits_and_gradients(batch, chunk_size):
   (loss_c, logits_c), grads_c = loss_and_grads(chunked)
   np.testing.assert_allclose(logits_c, logits_w, rtol=1e-5, atol=1e-5)
   np.testing.assert_allclose(loss_c, loss_w, rtol=1e-5)
-  for g_c, g_w in zip(jax.tree.leaves(grads_c), jax.tree.leaves(grads_w)):
+  for g_c, g_w in zip(jax.tree.leaves(grads_c), jax.tree.leaves(grads_w),
+                      strict=True):
     np.testing.assert_allclose(g_c, g_w, rtol=1e-4, atol=1e-6)
 
 
@@ -153,11 +156,14 @@ def test_chunked_forward_runs_the_conv_layers_per_chunk():
                                chunk_size=4, rngs=nnx.Rngs(0)))(images)
   whole = jax.make_jaxpr(CNN(10, conv=shifted_conv_general_dilated,
                              rngs=nnx.Rngs(0)))(images)
-  dots = lambda jaxpr: [e for e in jaxpr.jaxpr.eqns
-                        if e.primitive.name == 'dot_general']
+
+  def dots(jaxpr):
+    return [e for e in jaxpr.jaxpr.eqns if e.primitive.name == 'dot_general']
+
   # Two convs per chunk, then the two dense layers on the whole batch.
   assert [e.outvars[0].aval.shape[0] for e in dots(whole)] == [8, 8, 8, 8]
-  assert [e.outvars[0].aval.shape[0] for e in dots(chunked)] == [4, 4, 4, 4, 8, 8]
+  sizes = [e.outvars[0].aval.shape[0] for e in dots(chunked)]
+  assert sizes == [4, 4, 4, 4, 8, 8]
 
 
 def test_negative_chunk_size_is_rejected():

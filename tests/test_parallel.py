@@ -14,7 +14,7 @@ import pytest
 
 import parallel
 import train
-from config import build_parser
+from cli import build_parser
 from conftest import ROOT
 from test_data import make_fake_mnist, write_split
 from test_train import learnable_dataset, run_config
@@ -72,7 +72,7 @@ def runs(mnist_dir, tmp_path_factory):
   root = tmp_path_factory.mktemp('runs')
   single = finish([launch(root / 'single', mnist_dir)])
   pair = finish(launch_pair(root / 'pair', mnist_dir))
-  for rc, out, err in single + pair:
+  for rc, _, err in single + pair:
     assert rc == 0, err
   return {'single': root / 'single', 'pair': root / 'pair',
           'pair_out': [out for _, out, _ in pair]}
@@ -103,7 +103,7 @@ def test_two_processes_match_one(runs):
 
 def test_only_process_0_writes_and_prints(runs):
   lines = (runs['pair'] / 'metrics.jsonl').read_text().splitlines()
-  assert [json.loads(l)['epoch'] for l in lines] == [1, 2, 3]  # not twice
+  assert [json.loads(line)['epoch'] for line in lines] == [1, 2, 3]  # once
   out_0, out_1 = runs['pair_out']
   assert 'test argmax: accuracy' in out_0 and 'epoch 1:' in out_0
   # (gloo itself prints a line about its peers on every process)

@@ -7,6 +7,7 @@ import pytest
 
 import corruptions
 import data
+import run_data
 import train
 from test_train import learnable_dataset, read_jsonl, run_config
 
@@ -19,11 +20,14 @@ def tiny():
 def test_validation_is_the_same_held_out_set_every_time():
   split = learnable_dataset(num_train=200, num_test=8)['train']
   pool_a, val_a = data.hold_out_validation(split, 50)
-  pool_b, val_b = data.hold_out_validation(split, 50)
+  _, val_b = data.hold_out_validation(split, 50)
   np.testing.assert_array_equal(val_a.images, val_b.images)
   assert len(pool_a.labels) == 150 and len(val_a.labels) == 50
   # Disjoint and together the whole split.
-  flat = lambda s: {img.tobytes() for img in s.images}
+
+  def flat(s):
+    return {img.tobytes() for img in s.images}
+
   assert not flat(pool_a) & flat(val_a)
   assert flat(pool_a) | flat(val_a) == flat(split)
   with pytest.raises(ValueError, match='validation_size'):
@@ -52,8 +56,8 @@ def test_subsets_and_noise_are_seeded_and_vary_by_seed():
 def test_prepare_data_draws_per_seed_and_keeps_eval_labels_clean(tiny):
   config = run_config(validation_size=64, train_size=96, label_noise=0.4,
                       num_seeds=2, shifted_test=True)
-  run = train.prepare_data(config, tiny, [0, 1])
-  assert run.images.shape[0] == 256 and run.subset_SxM.shape == (2, 96)
+  run = run_data.prepare_data(config, tiny, [0, 1])
+  assert run.images_NxHxWxC.shape[0] == 256 and run.subset_SxM.shape == (2, 96)
   assert set(run.subset_SxM[0]) != set(run.subset_SxM[1])
   assert np.any(run.labels_SxN[0] != run.labels_SxN[1])
   np.testing.assert_array_equal(run.eval_sets['test'].labels,
@@ -84,10 +88,10 @@ def test_resume_with_eval_every_matches_uninterrupted(tiny, tmp_path,
   whole = train.train_and_evaluate(config, tmp_path / 'whole', dataset=tiny)
   real_check = train.check_finite
 
-  def crash_in_epoch_3(loss, epoch, seeds):
+  def crash_in_epoch_3(loss, epoch, *args):
     if epoch == 3:
       raise train.TrainingError('simulated crash')
-    real_check(loss, epoch, seeds)
+    real_check(loss, epoch, *args)
 
   monkeypatch.setattr(train, 'check_finite', crash_in_epoch_3)
   with pytest.raises(train.TrainingError):
@@ -107,10 +111,16 @@ def test_shifted_test_scores_every_corruption_at_the_end(tiny, tmp_path):
       run_config(shifted_test=True, epochs=2), tmp_path, dataset=tiny)
   lines = read_jsonl(tmp_path / 'metrics.jsonl')
   assert not any(k.startswith('test[') for k in lines[0])
-  for name in corruptions.CORRUPTIONS:
-    scores = summary['final'][f'test[{name}]']['argmax']
-    assert 0 <= scores['accuracy']['mean'] <= 1
-    assert scores['far_error_rate']['mean'] <= 1 - scores['accuracy']['mean']
+  clean = summary['final']['test']['argmax']
+  shifted = [summary['final'][f'test[{name}]']['argmax']
+             for name in corruptions.CORRUPTIONS]
+  # Each corruption is its own set of images: the models see each
+  # differently, and most of them worse than the clean images.
+  assert len({(s['accuracy']['mean'], s['mean_digit_distance']['mean'])
+              for s in shifted}) >= len(shifted) // 2
+  worse = sum(s['accuracy']['mean'] < clean['accuracy']['mean']
+              for s in shifted)
+  assert worse >= len(shifted) // 2, (worse, clean, shifted)
 
 
 def test_label_noise_hurts_and_default_data_path_is_unchanged(tiny, tmp_path):
@@ -118,7 +128,10 @@ def test_label_noise_hurts_and_default_data_path_is_unchanged(tiny, tmp_path):
                                    dataset=tiny)
   noisy = train.train_and_evaluate(run_config(epochs=4, label_noise=0.8),
                                    tmp_path / 'n', dataset=tiny)
-  acc = lambda s: s['final']['test']['argmax']['accuracy']['mean']
+
+  def acc(s):
+    return s['final']['test']['argmax']['accuracy']['mean']
+
   assert acc(noisy) < acc(clean)
   assert json.loads((tmp_path / 'c' / 'config.json').read_text())[
       'validation_size'] == 0

@@ -1,8 +1,9 @@
-"""End-to-end tests of train.py on small synthetic data, plus one real-data run."""
+"""End-to-end tests of train.py on small synthetic data, and one real run."""
 
 import json
 import os
 import pathlib
+import re
 import signal
 import subprocess
 import sys
@@ -14,8 +15,10 @@ import pytest
 import data
 import losses
 import programs
-from config import Config, build_parser
+import progress
 import train
+from cli import build_parser
+from config import FIELDS, SWEEPABLE, Config, ConfigError, resolve
 from conftest import MNIST_DIR, ROOT
 from model import CPU_CHUNK_SIZE
 from test_data import make_fake_mnist
@@ -28,7 +31,7 @@ def learnable_dataset(num_train=256, num_test=128, seed=0):
   def split(n):
     labels = rng.integers(0, 10, n).astype(np.int32)
     images = rng.integers(0, 40, (n, 28, 28, 1)).astype(np.uint8)
-    for image, label in zip(images, labels):
+    for image, label in zip(images, labels, strict=True):
       image[4 + 2 * label:6 + 2 * label] = 255
     return data.Split(images, labels)
 
@@ -45,7 +48,8 @@ def strip_times(record):
 
 
 def read_jsonl(path):
-  return [json.loads(l) for l in pathlib.Path(path).read_text().splitlines()]
+  return [json.loads(line)
+          for line in pathlib.Path(path).read_text().splitlines()]
 
 
 def run_config(**kw):
@@ -80,7 +84,7 @@ def test_outputs_agree_with_each_other(tiny, tmp_path):
                       epochs=2, num_seeds=2)
   summary = train.train_and_evaluate(config, tmp_path, dataset=tiny)
   lines = read_jsonl(tmp_path / 'metrics.jsonl')
-  assert [l['epoch'] for l in lines] == [1, 2]
+  assert [line['epoch'] for line in lines] == [1, 2]
   assert lines[-1]['test'] == summary['final']['test']
   assert json.loads((tmp_path / 'summary.json').read_text())['seeds'] == [0, 1]
   with np.load(tmp_path / 'predictions.npz') as pred:
@@ -137,7 +141,8 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
            '--quiet']
   killed = tmp_path / 'killed'
   proc = subprocess.Popen(
-      [sys.executable, str(ROOT / 'train.py'), *flags, '--workdir', str(killed)],
+      [sys.executable, str(ROOT / 'train.py'), *flags, '--workdir',
+       str(killed)],
       cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   deadline = time.time() + 300
   while not (killed / 'checkpoints' / '2').exists():
@@ -169,12 +174,6 @@ def test_cli_nan_exits_1_naming_the_step(tmp_path):
             'constant', '--workdir', str(tmp_path / 'w'), '--quiet')
   assert out.returncode == 1
   assert 'loss became' in out.stderr and 'step' in out.stderr
-
-
-@pytest.fixture
-def fake_dir(tmp_path):
-  (tmp_path / 'mnist').mkdir()
-  return make_fake_mnist(tmp_path / 'mnist')
 
 
 def bad_npy(tmp_path, matrix):
@@ -210,7 +209,8 @@ def a_file(tmp_path):
     (lambda t: ['--distance', 'manhattan'], '--distance'),
     (lambda t: ['--distance', bad_npy(t, np.ones((10, 10)))], '--distance'),
     (lambda t: ['--distance', bad_npy(t, np.zeros((9, 9)))], '--distance'),
-    (lambda t: ['--distance', bad_npy(t, -np.ones((10, 10)) + np.eye(10))], '--distance'),
+    (lambda t: ['--distance', bad_npy(t, -np.ones((10, 10)) + np.eye(10))],
+     '--distance'),
     (lambda t: ['--data_dir', str(t / 'missing')], '--data_dir'),
     (lambda t: ['--workdir', str(a_file(t) / 'run')], '--workdir'),
     (lambda t: ['--resume'], '--resume'),
@@ -219,8 +219,10 @@ def a_file(tmp_path):
     (lambda t: ['--validation_size', '-1'], '--validation_size'),
     (lambda t: ['--validation_size', '64'], '--validation_size'),
     (lambda t: ['--train_size', '0'], '--train_size'),
-    (lambda t: ['--validation_size', '16', '--train_size', '49'], '--train_size'),
-    (lambda t: ['--validation_size', '40', '--batch_size', '32'], '--batch_size'),
+    (lambda t: ['--validation_size', '16', '--train_size', '49'],
+     '--train_size'),
+    (lambda t: ['--validation_size', '40', '--batch_size', '32'],
+     '--batch_size'),
     (lambda t: ['--label_noise', '1'], '--label_noise'),
     (lambda t: ['--label_noise', '-0.1'], '--label_noise'),
     (lambda t: ['--eval_every', '0'], '--eval_every'),
@@ -245,24 +247,54 @@ def test_non_empty_workdir_needs_resume(fake_dir, tmp_path, capsys):
   (tmp_path / 'out').mkdir()
   (tmp_path / 'out' / 'keep.txt').write_text('mine')
   with pytest.raises(SystemExit) as info:
-    train.main(['--data_dir', str(fake_dir), '--workdir', str(tmp_path / 'out')])
+    train.main(['--data_dir', str(fake_dir), '--workdir',
+                str(tmp_path / 'out')])
   assert info.value.code == 2
   assert 'pass --resume' in capsys.readouterr().err
   assert os.listdir(tmp_path / 'out') == ['keep.txt']
 
 
-def test_help_explains_every_flag():
-  text = build_parser().format_help()
-  for flag in ['--loss', '--ce_weight', '--distance', '--temperature',
-               '--alpha', '--kappa', '--link', '--soft_labels', '--optimizer', '--learning_rate', '--schedule',
-               '--warmup_epochs', '--weight_decay', '--epochs', '--batch_size',
-               '--seed', '--num_seeds', '--data_dir', '--tfds_data_dir',
-               '--validation_size', '--train_size', '--label_noise',
-               '--eval_every', '--no_test', '--shifted_test',
-               '--workdir', '--resume', '--quiet']:
-    assert flag in text
-  for name in losses.LOSSES:
-    assert name in text
+def test_flags_are_made_from_the_field_descriptions():
+  parser = build_parser()
+  # Every field is a flag whose default is the field's.
+  defaults = vars(parser.parse_args([]))
+  assert Config(**{name: defaults[name] for name in FIELDS}) == Config()
+  helps = {action.dest: action.help for action in parser._actions}
+  for name, f in FIELDS.items():
+    text = helps[name]
+    assert text.startswith(f.metadata['help']), name
+    if f.metadata['choices'] is not None:
+      for choice in f.metadata['choices']():
+        assert choice is None or str(choice) in text, (name, choice)
+    if f.metadata['check'] is not None:
+      assert f'must be {f.metadata["check"][0]}' in text, name
+    assert ('--sweep can vary it' in text) == (name in SWEEPABLE), name
+  assert set(losses.LOSSES) <= set(FIELDS['loss'].metadata['choices']())
+
+
+@pytest.mark.parametrize('overrides', [
+    {'learning_rate': -1.0}, {'loss': 'hinge'}, {'label_noise': 1.0},
+    {'temperature': 0.5},  # cross-entropy takes no temperature
+    {'optimizer': 'sgd', 'weight_decay': 1e-4},
+    {'loss': 'soft_label_cross_entropy', 'alpha': 2.0},
+    {'soft_labels': 'binomial'},  # only soft_target_cross_entropy takes it
+])
+def test_the_cli_and_the_library_give_the_same_error(overrides, fake_dir,
+                                                      tmp_path, capsys):
+  with pytest.raises(ConfigError) as library:
+    resolve(Config(**overrides))
+  argv = ['--data_dir', str(fake_dir), '--workdir', str(tmp_path / 'w')]
+  for name, value in overrides.items():
+    argv += [f'--{name}', str(value)]
+  with pytest.raises(SystemExit) as info:
+    train.main(argv)
+  assert info.value.code == 2
+  err = capsys.readouterr().err.strip()
+  assert err == f'train.py: error: {library.value}'
+  with pytest.raises(ConfigError, match=re.escape(str(library.value))):
+    train.train_and_evaluate(Config(**overrides), tmp_path / 'lib',
+                             dataset=learnable_dataset(64, 16))
+  assert not (tmp_path / 'lib').exists()
 
 
 @pytest.mark.skipif(not MNIST_DIR.is_dir(), reason='real MNIST not found')
@@ -284,39 +316,48 @@ assert jax.device_count() == 4, jax.devices()
 assert programs.conv_settings()[1] == 0  # each device already holds a slice
 summary = train.train_and_evaluate(Config(**{config!r}), {workdir!r},
                                    dataset=learnable_dataset())
-print(json.dumps(summary['final']))
+print(json.dumps(summary['points']))
 '''
 
 
-def test_sharded_run_matches_single_device(tiny, tmp_path):
+@pytest.mark.parametrize('sweep', [{}, {'ce_weight': [0.0, 1.0]}])
+def test_sharded_run_matches_single_device(sweep, tiny, tmp_path):
   # The single-device run also chunks its conv layers; the sharded one not.
   assert programs.conv_settings()[1] == CPU_CHUNK_SIZE < 32
-  config = dict(epochs=2, batch_size=32, num_seeds=2, loss='expected_cost')
-  single = train.train_and_evaluate(Config(**config), tmp_path / 'one',
-                                    dataset=tiny)['final']
+  config = dict(epochs=2, batch_size=32, num_seeds=2, loss='expected_cost',
+                sweep=sweep)
+  points = train.train_and_evaluate(Config(**config), tmp_path / 'one',
+                                    dataset=tiny)['points']
   code = SHARDED_RUN.format(root=str(ROOT), tests=str(ROOT / 'tests'),
                             config=config, workdir=str(tmp_path / 'four'))
   env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=4')
   out = subprocess.run([sys.executable, '-c', code], capture_output=True,
                        text=True, env=env, cwd=ROOT)
   assert out.returncode == 0, out.stderr[-3000:]
-  sharded = json.loads(out.stdout.strip().splitlines()[-1])
-  np.testing.assert_allclose(sharded['train_loss']['per_seed'],
-                             single['train_loss']['per_seed'], rtol=1e-4)
-  for decoding in ('argmax', 'bayes'):
-    for metric, scores in single['test'][decoding].items():
-      np.testing.assert_allclose(sharded['test'][decoding][metric]['per_seed'],
-                                 scores['per_seed'], atol=0.02, err_msg=metric)
+  sharded_points = json.loads(out.stdout.strip().splitlines()[-1])
+  assert len(sharded_points) == len(points) == max(1, len(sweep.get(
+      'ce_weight', [])))
+  for point, sharded_point in zip(points, sharded_points, strict=True):
+    single, sharded = point['final'], sharded_point['final']
+    np.testing.assert_allclose(sharded['train_loss']['per_seed'],
+                               single['train_loss']['per_seed'], rtol=1e-4)
+    for decoding in ('argmax', 'bayes'):
+      for metric, scores in single['test'][decoding].items():
+        np.testing.assert_allclose(
+            sharded['test'][decoding][metric]['per_seed'],
+            scores['per_seed'], atol=0.02, err_msg=metric)
 
 
-def test_batch_not_divisible_by_devices_exits_2_before_writing(fake_dir, tmp_path):
+def test_batch_not_divisible_by_devices_exits_2_before_writing(fake_dir,
+                                                               tmp_path):
   env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=4')
   out = subprocess.run(
       [sys.executable, str(ROOT / 'train.py'), '--data_dir', str(fake_dir),
        '--batch_size', '30', '--workdir', str(tmp_path / 'out')],
       capture_output=True, text=True, env=env, cwd=ROOT)
   assert out.returncode == 2
-  assert 'multiple of the 4 devices' in out.stderr and '--batch_size' in out.stderr
+  assert 'multiple of the 4 devices' in out.stderr
+  assert '--batch_size' in out.stderr
   assert not (tmp_path / 'out').exists()
 
 
@@ -330,8 +371,8 @@ def test_config_checks_every_field_wherever_it_is_made():
                           ({'label_noise': 1.0}, '--label_noise'),
                           ({'loss': 'coral', 'ce_weight': 1.0}, '--ce_weight'),
                           ({'distance': 'manhattan'}, '--distance')]:
-    with pytest.raises(ValueError, match=flag):
-      Config(**overrides)
+    with pytest.raises(ConfigError, match=flag):
+      resolve(Config(**overrides))
 
 
 def test_resume_takes_the_given_epochs_even_when_it_equals_the_default(
@@ -368,18 +409,18 @@ def test_resume_with_a_conflicting_flag_exits_2(flag, value, fake_dir,
 def test_progress_bar_reports_steps_from_inside_the_compiled_epoch(
     tiny, tmp_path, capsys):
   calls = []
-  real_call = train.StepProgress.__call__
+  real_call = progress.StepProgress.__call__
 
   def spy(self, step, loss):
     calls.append(int(step))
     real_call(self, step, loss)
 
-  train.StepProgress.__call__ = spy
+  progress.StepProgress.__call__ = spy
   try:
     train.train_and_evaluate(run_config(epochs=2, num_seeds=2), tmp_path,
                              quiet=False, dataset=tiny)
   finally:
-    train.StepProgress.__call__ = real_call
+    progress.StepProgress.__call__ = real_call
   # 256 images / 32 = 8 steps per epoch: every step reports (8 // 100 -> 1),
   # once per seed, in both epochs.
   assert calls == [s for s in range(8) for _ in range(2)] * 2
@@ -392,5 +433,6 @@ def test_quiet_prints_one_line_per_evaluated_epoch(tiny, tmp_path, capsys):
   train.train_and_evaluate(run_config(epochs=3, eval_every=2), tmp_path,
                            quiet=True, dataset=tiny)
   out = capsys.readouterr()
-  assert [l.split(':')[0] for l in out.out.splitlines()] == ['epoch 2', 'epoch 3']
+  epochs = [line.split(':')[0] for line in out.out.splitlines()]
+  assert epochs == ['epoch 2', 'epoch 3']
   assert out.err == ''

@@ -1,9 +1,10 @@
-"""Writes dlordinal_reference.json: dlordinal 2.7's outputs for tests/test_heads.py.
+"""Writes dlordinal_reference.json: dlordinal 2.7's outputs for test_heads.py.
 
 Run once, in an environment with PyTorch and dlordinal (never dependencies of
 this project):
 
-    python -m venv /tmp/ref && /tmp/ref/bin/pip install torch==2.13.0 numpy scipy deprecated
+    python -m venv /tmp/ref
+    /tmp/ref/bin/pip install torch==2.13.0 numpy scipy deprecated
     /tmp/ref/bin/pip install --no-deps dlordinal==2.7.0
     /tmp/ref/bin/python tests/data/make_dlordinal_reference.py
 """
@@ -25,7 +26,8 @@ out = {'dlordinal_version': dlordinal.__version__, 'soft_labels': [],
        'clm': [], 'binomial': [], 'poisson': [], 'slace': []}
 
 for k in (5, 10):
-  for family, params in [('exponential', {}), ('exponential', {'p': 2.0, 'tau': 0.5}),
+  for family, params in [('exponential', {}),
+                         ('exponential', {'p': 2.0, 'tau': 0.5}),
                          ('binomial', {}), ('poisson', {}), ('beta', {}),
                          ('triangular', {}), ('triangular', {'alpha2': 0.05}),
                          ('geometric', {}), ('geometric', {'alpha': 0.3})]:
@@ -74,7 +76,7 @@ labels = rng.integers(0, k, 16)
 for alpha in (1.0, 2.5):
   loss_fn = SLACELoss(alpha=alpha, num_classes=k)
   per_example = [float(loss_fn(torch.tensor(z[None]), torch.tensor([y])))
-                 for z, y in zip(logits, labels)]
+                 for z, y in zip(logits, labels, strict=True)]
   out['slace'].append({'alpha': alpha, 'logits': logits.tolist(),
                        'labels': labels.tolist(), 'loss': per_example})
 

@@ -1,0 +1,89 @@
+"""A run's data: the validation split, each seed's subset and label noise, and
+the shuffled batches of every epoch, made on the host from ``data.py``'s
+splits."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import numpy as np
+
+import corruptions
+import data
+import parallel
+from config import SHIFTED_TEST_SIZE, Config
+
+
+class RunData(NamedTuple):
+  """A run's data after the config's validation split, subsets and noise."""
+  images_NxHxWxC: np.ndarray  # uint8, the training pool
+  labels_SxN: np.ndarray      # int32, per seed (label noise differs by seed)
+  subset_SxM: np.ndarray      # int32 indices into the pool, per seed
+  eval_sets: dict[str, data.Split]  # 'validation', 'test', 'test[<corruption>]'
+
+
+def prepare_data(config: Config, dataset, seeds) -> RunData:
+  """Holds out validation, draws each seed's subset and label noise.
+
+  The validation images are the same for every configuration and seed; the
+  subset and the noise draw depend on the seed. Validation labels get the
+  same symmetric noise as the training labels (one fixed draw): tuning sees
+  what a practitioner with noisy labels would see. Test labels stay clean.
+  """
+  pool, validation = data.hold_out_validation(dataset['train'],
+                                              config.validation_size)
+  labels_SxN = np.stack([data.symmetric_label_noise(pool.labels,
+                                                    config.label_noise, seed)
+                         for seed in seeds])
+  subset_SxM = np.stack([data.subset_indices(len(pool.labels),
+                                             config.train_size, seed)
+                         for seed in seeds])
+  eval_sets = {}
+  if config.validation_size:
+    eval_sets['validation'] = data.Split(
+        validation.images, data.symmetric_label_noise(
+            validation.labels, config.label_noise, data.VALIDATION_SEED))
+  if config.score_test:
+    eval_sets['test'] = dataset['test']
+  if config.shifted_test:
+    shifted = data.Split(dataset['test'].images[:SHIFTED_TEST_SIZE],
+                         dataset['test'].labels[:SHIFTED_TEST_SIZE])
+    for name in corruptions.CORRUPTIONS:
+      eval_sets[f'test[{name}]'] = data.Split(
+          corruptions.corrupt(shifted.images, name), shifted.labels)
+  return RunData(pool.images, labels_SxN, subset_SxM, eval_sets)
+
+
+def epoch_batches(run_data: RunData, seeds, epoch: int, batch_size: int,
+                  rows: slice = slice(None)):
+  """Each seed's shuffled batches of an epoch, made on the host.
+
+  Returns images ``[S, E, B', H, W, C]`` (uint8) and labels ``[S, E, B']``
+  where ``B'`` is ``rows`` of every batch of ``B``: a process of a
+  multi-process run makes only its own share. The order depends only on the
+  seed and the epoch (``jax.random``, the same on every process and backend).
+  """
+  num_train = run_data.subset_SxM.shape[1]
+  steps = num_train // batch_size
+  images, labels = [], []
+  for s, seed in enumerate(seeds):
+    key = jax.random.fold_in(jax.random.key(seed), epoch)
+    order_M = run_data.subset_SxM[s][np.asarray(
+        jax.random.permutation(key, num_train))]
+    idx_ExB = order_M[:steps * batch_size].reshape(steps, batch_size)[:, rows]
+    images.append(run_data.images_NxHxWxC[idx_ExB])
+    labels.append(run_data.labels_SxN[s][idx_ExB])
+  return np.stack(images), np.stack(labels)
+
+
+def batches_on_devices(run_data: RunData, seeds, epoch: int, batch_size: int,
+                       mesh):
+  """The epoch's batches on the devices; each process makes only its rows."""
+  steps = run_data.subset_SxM.shape[1] // batch_size
+
+  def rows_of_every_batch(rows):
+    return epoch_batches(run_data, seeds, epoch, batch_size, rows)
+
+  return parallel.shard_batches(rows_of_every_batch,
+                                (len(seeds), steps, batch_size), mesh)
