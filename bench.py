@@ -31,7 +31,9 @@ images, labelled as such). Prints tables and writes ``--json``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import io
 import json
 import os
 import pathlib
@@ -192,9 +194,10 @@ def sweep_vs_separate(dataset, config: Config, repeats: int) -> dict:
               for point in resolve(config).points]
 
   def train_all(configs):
-    def run():
+    def run():  # train.py's per-epoch lines would bury the bench's tables
       for c in configs:
-        with tempfile.TemporaryDirectory() as workdir:
+        with tempfile.TemporaryDirectory() as workdir, \
+            contextlib.redirect_stdout(io.StringIO()):
           train.train_and_evaluate(c, workdir, dataset=dataset)
     return run
 

@@ -88,6 +88,11 @@ class Config:
   kappa: float | None = _field(
       None, 'von Mises concentration: of the von_mises head (default 1.0) or '
       'of --soft_labels von_mises (default 5.0)', check=_POSITIVE, sweep=True)
+  epsilon: float | None = _field(
+      None, 'share of the target spread off the label: uniformly by '
+      'label_smoothing_cross_entropy (default 0.1), by the distance by '
+      'soft_label_cross_entropy (default 1.0: SORD)',
+      check=('in (0, 1]', lambda v: 0 < v <= 1), sweep=True)
   link: str = _field('logit', 'link function of the clm head (cumulative '
                      'link model)',
                      choices=lambda: tuple(sorted(losses.CLM_LINKS)))
@@ -151,7 +156,7 @@ SOFT_LABEL_PARAMS = {'exponential': ('tau', 'temperature'),
                      'von_mises': ('kappa', 'kappa'),
                      'geometric': ('alpha', 'alpha'),
                      'triangular': ('alpha2', 'alpha')}
-_LOSS_FIELDS = ('ce_weight', 'temperature', 'alpha', 'kappa')
+_LOSS_FIELDS = ('ce_weight', 'temperature', 'alpha', 'kappa', 'epsilon')
 
 
 def field_type(name: str) -> type:
@@ -371,7 +376,7 @@ def _point_values(config: Config) -> dict[str, Any]:
             'distance': load_distance(config.distance)}
   if spec.head == losses.SOFTMAX_HEAD:
     values['ce_weight'] = config.ce_weight
-  for name in ('temperature', 'alpha', 'kappa'):
+  for name in ('temperature', 'alpha', 'kappa', 'epsilon'):
     if name in spec.hyperparams or name in spec.probs_hyperparams:
       values[name] = getattr(config, name)
   if 'targets' in spec.hyperparams:

@@ -150,7 +150,9 @@ def run_cell(path: pathlib.Path, config: Config, runs_dir, dataset,
     write_text_atomic(path, json.dumps(memo[key]) + '\n')
   if path.exists():
     cell = json.loads(path.read_text())
-    if cell['config'] != dataclasses.asdict(config):
+    # Config(**saved) fills fields added since the cell was written with
+    # their defaults, which is what the cell ran with.
+    if Config(**cell['config']) != config:
       raise ValueError(f'{path} holds another configuration; remove it or '
                        'choose another --results_dir.')
     memo[key] = cell
@@ -158,8 +160,8 @@ def run_cell(path: pathlib.Path, config: Config, runs_dir, dataset,
   workdir = pathlib.Path(runs_dir) / path.relative_to(
       path.parents[1]).with_suffix('')
   resume = (workdir / 'config.json').exists()
-  if resume and json.loads((workdir / 'config.json').read_text()) != (
-      dataclasses.asdict(config)):
+  if resume and Config(**json.loads(
+      (workdir / 'config.json').read_text())) != config:
     # An unfinished run of an earlier plan; the cell file is what counts.
     log(f'  {workdir}: unfinished run of another configuration, restarted')
     shutil.rmtree(workdir)

@@ -34,6 +34,7 @@ Contents, by section:
   :func:`validate_distance`.
 - Softmax losses: :func:`expected_value_mse`, :func:`circular_mse`,
   :func:`expected_cost`, :func:`soft_label_cross_entropy`,
+  :func:`label_smoothing_cross_entropy`,
   :func:`squared_emd`, :func:`circular_emd`,
   :func:`class_distance_weighted_ce`, :func:`ordinal_log_loss`,
   :func:`slace_loss`.
@@ -76,6 +77,7 @@ __all__ = [
     'expected_cost',
     'expected_value_mse',
     'get_loss',
+    'label_smoothing_cross_entropy',
     'linear_distance',
     'make_loss',
     'make_probs',
@@ -318,25 +320,31 @@ def expected_cost(logits: ArrayLike, labels: ArrayLike, *,
 
 def soft_label_cross_entropy(logits: ArrayLike, labels: ArrayLike, *,
                              distance: ArrayLike, temperature: ArrayLike = 1.0,
-                             axis: int = -1,
+                             epsilon: ArrayLike = 1.0, axis: int = -1,
                              where: ArrayLike | None = None) -> jax.Array:
-  r"""Cross-entropy against soft ordinal labels (SORD).
+  r"""Cross-entropy against soft ordinal labels (SORD), optionally smoothed.
 
   .. math::
-    q_j = \frac{e^{-C_{yj}/T}}{\sum_k e^{-C_{yk}/T}}, \qquad
+    q_j = (1 - \varepsilon)\,[j = y] + \varepsilon\,
+      \frac{e^{-C_{yj}/T}}{\sum_k e^{-C_{yk}/T}}, \qquad
     \ell = -\sum_j q_j \log p_j
 
-  As ``T -> 0`` the target becomes one-hot and the loss becomes
-  cross-entropy; a larger ``T`` spreads the target over neighbouring classes.
-  With :func:`cyclic_distance` the soft labels wrap around the circle. The
-  targets are :func:`soft_target_cross_entropy`'s with
-  ``Q = softmax(-C / T)`` row by row.
+  With ``epsilon = 1`` (the default) this is SORD: as ``T -> 0`` the target
+  becomes one-hot and the loss cross-entropy; a larger ``T`` spreads the
+  target over neighbouring classes. A smaller ``epsilon`` keeps
+  ``1 - epsilon`` of the mass on the label: label smoothing whose smoothing
+  mass decays with the distance (as ``T -> inf`` it is exactly
+  :func:`label_smoothing_cross_entropy`). With :func:`cyclic_distance` the
+  soft labels wrap around the circle. The targets are
+  :func:`soft_target_cross_entropy`'s with ``Q = (1 - eps) I + eps
+  softmax(-C / T)`` row by row.
 
   Args:
     logits: unnormalized log probabilities, shape ``[..., K]``.
     labels: integer classes in ``[0, K)``, shape ``[...]``.
     distance: cost matrix ``C`` of shape ``[K, K]``.
     temperature: ``T > 0``.
+    epsilon: the share of the target spread by the distance, in ``(0, 1]``.
     axis: the class axis of ``logits``.
     where: optional boolean mask of shape ``[...]``; masked examples give 0.
 
@@ -355,10 +363,53 @@ def soft_label_cross_entropy(logits: ArrayLike, labels: ArrayLike, *,
       where=where)
   distance_KxK = validate_distance(distance, num_classes=num_classes)
   _check_positive('soft_label_cross_entropy', 'temperature', temperature)
+  _check_share('soft_label_cross_entropy', 'epsilon', epsilon)
   dtype = _compute_dtype(logits_BxK.dtype)
-  targets_KxK = _soft_labels_from_distance(distance_KxK.astype(dtype),
-                                           temperature)
+  targets_KxK = _smoothed(_soft_labels_from_distance(
+      distance_KxK.astype(dtype), temperature), epsilon)
   return _soft_target_cross_entropy(logits_BxK, labels_B, targets_KxK,
+                                    num_classes, where)
+
+
+def label_smoothing_cross_entropy(logits: ArrayLike, labels: ArrayLike, *,
+                                  epsilon: ArrayLike = 0.1, axis: int = -1,
+                                  where: ArrayLike | None = None
+                                  ) -> jax.Array:
+  r"""Cross-entropy against label-smoothed targets: the distance-blind control.
+
+  .. math::
+    q_j = (1 - \varepsilon)\,[j = y] + \varepsilon / K, \qquad
+    \ell = -\sum_j q_j \log p_j
+
+  Every wrong class gets the same share of the target, whatever its distance
+  to the label; ``epsilon -> 0`` gives cross-entropy.
+
+  Args:
+    logits: unnormalized log probabilities, shape ``[..., K]``.
+    labels: integer classes in ``[0, K)``, shape ``[...]``.
+    epsilon: the share of the target spread uniformly, in ``(0, 1]``.
+    axis: the class axis of ``logits``.
+    where: optional boolean mask of shape ``[...]``; masked examples give 0.
+
+  Returns:
+    Per-example losses, shape ``[...]``.
+
+  >>> round(float(label_smoothing_cross_entropy(
+  ...     jnp.array([0., 0.]), jnp.array(0), epsilon=0.5)), 4)  # log 2
+  0.6931
+
+  References:
+    Szegedy et al., "Rethinking the Inception Architecture for Computer
+    Vision", CVPR 2016.
+  """
+  logits_BxK, labels_B, num_classes = _check_inputs(
+      'label_smoothing_cross_entropy', 'logits', logits, labels, axis=axis,
+      where=where)
+  _check_share('label_smoothing_cross_entropy', 'epsilon', epsilon)
+  dtype = _compute_dtype(logits_BxK.dtype)
+  uniform_KxK = jnp.full((num_classes, num_classes), 1 / num_classes, dtype)
+  return _soft_target_cross_entropy(logits_BxK, labels_B,
+                                    _smoothed(uniform_KxK, epsilon),
                                     num_classes, where)
 
 
@@ -656,6 +707,12 @@ def _soft_labels_from_distance(distance_KxK: jax.Array,
                                temperature: ArrayLike) -> jax.Array:
   """Row y: softmax_j(-C[y, j] / T), SORD's targets."""
   return jax.nn.softmax(-distance_KxK / temperature, axis=-1)
+
+
+def _smoothed(targets_KxK: jax.Array, epsilon: ArrayLike) -> jax.Array:
+  """(1 - epsilon) one-hot + epsilon targets, row by row."""
+  identity_KxK = jnp.eye(targets_KxK.shape[0], dtype=targets_KxK.dtype)
+  return (1 - epsilon) * identity_KxK + epsilon * targets_KxK
 
 
 def _soft_target_cross_entropy(logits_BxK: jax.Array, labels_B: jax.Array,
@@ -1606,8 +1663,10 @@ LOSSES: dict[str, LossSpec] = {
     'expected_value_mse': LossSpec(expected_value_mse),
     'circular_mse': LossSpec(circular_mse),
     'expected_cost': LossSpec(expected_cost, ('distance',)),
-    'soft_label_cross_entropy': LossSpec(soft_label_cross_entropy,
-                                         ('distance', 'temperature')),
+    'soft_label_cross_entropy': LossSpec(
+        soft_label_cross_entropy, ('distance', 'temperature', 'epsilon')),
+    'label_smoothing_cross_entropy': LossSpec(label_smoothing_cross_entropy,
+                                              ('epsilon',)),
     'soft_target_cross_entropy': LossSpec(soft_target_cross_entropy,
                                           ('targets',)),
     'squared_emd': LossSpec(squared_emd),
@@ -1795,6 +1854,13 @@ def _check_positive(fn_name: str, name: str, value: ArrayLike, *,
   if not np.all(np.isfinite(values) & in_range):
     raise ValueError(f'{fn_name}: {name} must be finite and '
                      f'{">=" if or_zero else ">"} 0, got {value!r}.')
+
+
+def _check_share(fn_name: str, name: str, value: ArrayLike) -> None:
+  """A concrete ``value`` in (0, 1]; a traced one is left to the caller."""
+  _check_positive(fn_name, name, value)
+  if not _is_traced(value) and not np.all(np.asarray(value) <= 1):
+    raise ValueError(f'{fn_name}: {name} must be <= 1, got {value!r}.')
 
 
 def _check_square_matrix(matrix: ArrayLike, *, num_classes: int | None,

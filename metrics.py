@@ -79,6 +79,48 @@ def far_error_rate(preds: ArrayLike, labels: ArrayLike, *,
   return jnp.mean(jnp.abs(preds_B - labels_B) >= min_distance)
 
 
+def mean_error_distance(preds: ArrayLike, labels: ArrayLike, *,
+                        distance: ArrayLike) -> jax.Array:
+  r"""Mean ``C[label, pred]`` over the wrong predictions only (0 if none).
+
+  It splits the mean distance into how many mistakes and how far they go:
+
+  .. math::
+    \mathrm{mean\_distance} = (1 - \mathrm{accuracy}) \times
+      \mathrm{mean\_error\_distance}
+
+  (for any distance that is 0 on the diagonal), so a loss that lowers the
+  mean digit-distance error can be seen to make fewer mistakes, closer ones,
+  or both.
+
+  >>> preds, labels = jnp.array([3, 4, 7, 0]), jnp.array([3, 3, 3, 3])
+  >>> digits = jnp.arange(10)
+  >>> float(mean_error_distance(
+  ...     preds, labels, distance=jnp.abs(digits[:, None] - digits[None, :])))
+  2.6666667461395264
+  """
+  preds_B, labels_B = _check_preds_labels(preds, labels, 'mean_error_distance')
+  wrong_B = preds_B != labels_B
+  cost_B = jnp.asarray(distance)[labels_B, preds_B]
+  return jnp.sum(jnp.where(wrong_B, cost_B, 0)) / jnp.maximum(
+      jnp.sum(wrong_B), 1)
+
+
+def far_share_of_errors(preds: ArrayLike, labels: ArrayLike, *,
+                        min_distance: int = 3) -> jax.Array:
+  """Share of the wrong predictions that are off by ``min_distance`` or more
+  digits (0 if there are no wrong predictions): far_error_rate divided by
+  the error rate.
+
+  >>> preds, labels = jnp.array([3, 4, 7, 0]), jnp.array([3, 3, 3, 3])
+  >>> float(far_share_of_errors(preds, labels))
+  0.6666666865348816
+  """
+  preds_B, labels_B = _check_preds_labels(preds, labels, 'far_share_of_errors')
+  off_B = jnp.abs(preds_B - labels_B)
+  return jnp.sum(off_B >= min_distance) / jnp.maximum(jnp.sum(off_B > 0), 1)
+
+
 def off_by_one_accuracy(preds: ArrayLike, labels: ArrayLike) -> jax.Array:
   """Fraction of predictions within one class of the label: |pred - y| <= 1."""
   preds_B, labels_B = _check_preds_labels(preds, labels, 'off_by_one_accuracy')

@@ -136,6 +136,10 @@ def score(preds_N, labels_N) -> dict[str, jax.Array]:
       'mean_digit_distance': metrics.mean_distance(preds_N, labels_N,
                                                    distance=linear),
       'far_error_rate': metrics.far_error_rate(preds_N, labels_N),
+      'error_rate': 1 - metrics.accuracy(preds_N, labels_N),
+      'mean_error_distance': metrics.mean_error_distance(
+          preds_N, labels_N, distance=linear),
+      'far_share_of_errors': metrics.far_share_of_errors(preds_N, labels_N),
       'cyclic_error': metrics.mean_distance(preds_N, labels_N, distance=cyclic),
       'off_by_one_accuracy': metrics.off_by_one_accuracy(preds_N, labels_N),
       'qwk': metrics.quadratic_weighted_kappa(preds_N, labels_N,

@@ -30,7 +30,7 @@ BINOMIAL_Q = np.asarray(losses.soft_label_matrix('binomial', K))
 # A value for every hyperparameter of a registered loss or probs function.
 HYPERPARAMS = {'distance': LINEAR, 'temperature': 0.7, 'alpha': 1.5,
                'kappa': 2.0, 'targets': BINOMIAL_Q, 'num_classes': K,
-               'link': 'logit'}
+               'link': 'logit', 'epsilon': 0.3}
 
 
 def own(names):
@@ -60,8 +60,13 @@ def ref_expected_cost(z, y, c):
   return np.sum(np_softmax(z) * c[y])
 
 
-def ref_soft_label_ce(z, y, c, t):
-  q = np_softmax(-c[y] / t)
+def ref_soft_label_ce(z, y, c, t, eps=1.0):
+  q = (1 - eps) * np.eye(len(z))[y] + eps * np_softmax(-c[y] / t)
+  return -np.sum(q * np.log(np_softmax(z)))
+
+
+def ref_label_smoothing(z, y, eps):
+  q = (1 - eps) * np.eye(len(z))[y] + eps / len(z)
   return -np.sum(q * np.log(np_softmax(z)))
 
 
@@ -130,6 +135,13 @@ CASES = {
     'soft_label_ce_cyclic': (
         functools.partial(losses.soft_label_cross_entropy, distance=CYCLIC),
         functools.partial(ref_soft_label_ce, c=CYCLIC, t=1.0), K),
+    'soft_label_ce_smoothed': (
+        functools.partial(losses.soft_label_cross_entropy, distance=LINEAR,
+                          temperature=0.5, epsilon=0.2),
+        functools.partial(ref_soft_label_ce, c=LINEAR, t=0.5, eps=0.2), K),
+    'label_smoothing': (
+        functools.partial(losses.label_smoothing_cross_entropy, epsilon=0.1),
+        functools.partial(ref_label_smoothing, eps=0.1), K),
     'squared_emd': (losses.squared_emd, ref_squared_emd, K),
     'circular_emd': (losses.circular_emd, ref_circular_emd, K),
     'cdw_ce': (
@@ -280,6 +292,38 @@ def test_soft_labels_at_low_temperature_are_cross_entropy():
       rtol=1e-6)
 
 
+def test_smoothed_sord_nests_label_smoothing_and_sord():
+  logits, labels = random_inputs(11, (9,), K)
+  # At a very high temperature the distance-shaped mass is uniform.
+  for eps in (0.1, 0.5):
+    np.testing.assert_allclose(
+        losses.soft_label_cross_entropy(logits, labels, distance=LINEAR,
+                                        temperature=1e6, epsilon=eps),
+        losses.label_smoothing_cross_entropy(logits, labels, epsilon=eps),
+        rtol=1e-5)
+  # epsilon = 1 is SORD; a vanishing epsilon is cross-entropy.
+  np.testing.assert_array_equal(
+      losses.soft_label_cross_entropy(logits, labels, distance=LINEAR,
+                                      epsilon=1.0),
+      losses.soft_label_cross_entropy(logits, labels, distance=LINEAR))
+  np.testing.assert_allclose(
+      losses.label_smoothing_cross_entropy(logits, labels, epsilon=1e-7),
+      optax.softmax_cross_entropy_with_integer_labels(logits, labels),
+      rtol=1e-5)
+
+
+@pytest.mark.parametrize('call', [
+    lambda z, y, e: losses.label_smoothing_cross_entropy(z, y, epsilon=e),
+    lambda z, y, e: losses.soft_label_cross_entropy(z, y, distance=LINEAR,
+                                                    epsilon=e),
+])
+@pytest.mark.parametrize('epsilon', [0.0, 1.5, float('nan')])
+def test_epsilon_outside_zero_one_raises(call, epsilon):
+  logits, labels = random_inputs(12, (3,), K)
+  with pytest.raises(ValueError, match='epsilon'):
+    call(logits, labels, epsilon)
+
+
 def confident_logits(pred, num_outputs, kind, scale=30.0):
   """Logits that put (almost) all probability on class `pred`."""
   if kind == 'softmax':
@@ -295,9 +339,19 @@ def test_confident_correct_prediction_costs_nothing(name):
   kind = 'softmax' if num_outputs == K else 'binary'
   if name.startswith('soft_label'):
     fn = functools.partial(fn, temperature=1e-3)
+  if name == 'label_smoothing':  # its own limit to a one-hot target
+    fn = functools.partial(fn, epsilon=1e-9)
   for y in range(K):
     loss = fn(confident_logits(y, num_outputs, kind), np.int32(y))
     assert float(loss) < 1e-6, (y, float(loss))
+
+
+def test_label_smoothing_charges_every_wrong_digit_alike():
+  costs = [float(losses.label_smoothing_cross_entropy(
+      confident_logits(pred, K, 'softmax'), np.int32(3), epsilon=0.2))
+           for pred in range(K) if pred != 3]
+  np.testing.assert_allclose(costs, costs[0], rtol=1e-6)
+  assert costs[0] > 30  # a confident mistake is expensive
 
 
 MONOTONE = {  # name -> which distance the loss grows with
@@ -554,8 +608,8 @@ def test_bad_distance_raises_naming_it(matrix, match):
      'make_loss: ce_weight must be finite and >= 0, got -1.0'),
     (lambda: losses.make_loss('soft_label_cross_entropy', distance=LINEAR,
                               temprature=0.1),
-     "make_loss: 'soft_label_cross_entropy' takes distance, temperature, got "
-     'temprature'),
+     "make_loss: 'soft_label_cross_entropy' takes distance, temperature, "
+     'epsilon, got temprature'),
     (lambda: losses.make_loss('squared_emd', distance=LINEAR),
      "'squared_emd' takes no hyperparameters, got distance"),
     (lambda: losses.make_loss('squared_emd', distance=None),
@@ -616,6 +670,7 @@ SWEEPS = {
     'temperature': [0.3, 1.0, 2.5],
     'alpha': [0.5, 1.0, 2.0],
     'kappa': [0.5, 2.0, 8.0],
+    'epsilon': [0.05, 0.3, 1.0],
     'distance': [LINEAR, CYCLIC],
     'targets': [BINOMIAL_Q, np.eye(K),
                 np.asarray(losses.soft_label_matrix('von_mises', K))],

@@ -128,3 +128,29 @@ def test_ranked_probability_score():
 def test_bad_metric_input_raises(preds, labels, error, match):
   with pytest.raises(error, match=match):
     metrics.mean_distance(preds, labels, distance=LINEAR)
+
+
+@pytest.mark.parametrize('distance', [LINEAR, CYCLIC])
+def test_mean_distance_is_error_rate_times_mean_error_distance(
+    absent_class_batch, distance):
+  preds, labels = absent_class_batch
+  wrong = preds != labels
+  error_distance = jax.jit(
+      lambda p, y: metrics.mean_error_distance(p, y, distance=distance))(
+          preds, labels)
+  np.testing.assert_allclose(error_distance,
+                             distance[labels, preds][wrong].mean(), rtol=1e-6)
+  np.testing.assert_allclose(
+      (1 - metrics.accuracy(preds, labels)) * error_distance,
+      metrics.mean_distance(preds, labels, distance=distance), rtol=1e-6)
+  far = np.abs(preds - labels) >= 3
+  np.testing.assert_allclose(
+      jax.jit(metrics.far_share_of_errors)(preds, labels),
+      far[wrong].mean(), rtol=1e-6)
+
+
+def test_error_attribution_without_errors_is_zero():
+  labels = np.arange(K, dtype=np.int32)
+  assert float(metrics.mean_error_distance(labels, labels,
+                                           distance=LINEAR)) == 0.0
+  assert float(metrics.far_share_of_errors(labels, labels)) == 0.0

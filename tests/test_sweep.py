@@ -39,6 +39,7 @@ def assert_same_run(point_final, separate_final):
     ({'loss': 'soft_target_cross_entropy', 'soft_labels': 'geometric'},
      {'alpha': [0.05, 0.2]}),
     ({'loss': 'von_mises'}, {'kappa': [0.5, 2.0]}),
+    ({'loss': 'label_smoothing_cross_entropy'}, {'epsilon': [0.05, 0.4]}),
 ])
 def test_each_point_equals_its_separate_run(base, sweep, tiny, tmp_path):
   config = Config(**base, epochs=1, batch_size=32, num_seeds=2, sweep=sweep)
