@@ -23,6 +23,16 @@ RESUMABLE_CHANGES = ('epochs', 'data_dir', 'tfds_data_dir')
 _METAVARS = {'ce_weight': 'LAMBDA', 'sweep': 'NAME=V1,V2,...'}
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+  """Defaults in the help, except for on/off flags: "--no_test (default:
+  True)" would read as if the flag were on."""
+
+  def _get_help_string(self, action):
+    if action.nargs == 0:
+      return action.help
+    return super()._get_help_string(action)
+
+
 class Parser(argparse.ArgumentParser):
 
   def error(self, message):
@@ -78,7 +88,7 @@ def build_parser() -> Parser:
       prog='train.py',
       description='Train an MNIST CNN with a distance-aware loss and report '
       'test accuracy and the mean digit-distance error.',
-      formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+      formatter_class=_HelpFormatter,
       allow_abbrev=False)  # given_flags reads the flags as written
   add_config_flags(p)
   p.add_argument('--no_download', action='store_true',

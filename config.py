@@ -136,8 +136,9 @@ class Config:
       'labels stay clean', check=('in [0, 1)', lambda v: 0 <= v < 1))
   eval_every: int = _field(1, 'evaluate and checkpoint every N epochs (and '
                            'after the last)', check=_AT_LEAST_1)
-  score_test: bool = _field(True, 'score the test split (--no_test: model '
-                            'selection runs look at validation only)')
+  score_test: bool = _field(True, 'whether the test split is scored; '
+                            '--no_test turns it off, for model-selection runs '
+                            'that look at validation only')
   shifted_test: bool = _field(
       False, f'after the last epoch also score the first {SHIFTED_TEST_SIZE} '
       'test images under each corruption of corruptions.py (MNIST-C style)')

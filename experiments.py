@@ -1,6 +1,6 @@
 """When does a distance-aware loss lower far-off mistakes? The validated study.
 
-    python experiments.py --data_dir ../shared/mnist   # ~90 min, 2 CPU cores
+    python experiments.py --data_dir ../shared/mnist   # ~100 min, 2 CPU cores
     python experiments.py --data_dir ../shared/mnist --grid tiny \\
         --results_dir /tmp/s
 

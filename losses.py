@@ -16,9 +16,10 @@ Bad input is caught at trace time (dtypes, ranks, shapes, hyperparameters)
 with a ``TypeError`` or ``ValueError`` that names the argument. Values are
 checked when they are concrete: labels outside ``[0, K)`` raise, while under
 ``jax.jit`` they make that example's loss NaN rather than silently wrong.
-Numeric hyperparameters (weights, temperatures, exponents, distance and target
-matrices) may be traced, so that a hyperparameter sweep compiles as one
-vmapped program; their value checks then wait for concrete values.
+Numeric hyperparameters (weights, temperatures, exponents, concentrations,
+smoothing shares, distance and target matrices) may be traced, so that a
+hyperparameter sweep compiles as one vmapped program; their value checks then
+wait for concrete values.
 
 Shapes are written as suffixes of array names, ``logits_BxK``, in the
 project's one legend (``programs.py`` uses the same letters): B batch (any
@@ -712,7 +713,8 @@ def _soft_labels_from_distance(distance_KxK: jax.Array,
 def _smoothed(targets_KxK: jax.Array, epsilon: ArrayLike) -> jax.Array:
   """(1 - epsilon) one-hot + epsilon targets, row by row."""
   identity_KxK = jnp.eye(targets_KxK.shape[0], dtype=targets_KxK.dtype)
-  return (1 - epsilon) * identity_KxK + epsilon * targets_KxK
+  share = jnp.asarray(epsilon, targets_KxK.dtype)
+  return (1 - share) * identity_KxK + share * targets_KxK
 
 
 def _soft_target_cross_entropy(logits_BxK: jax.Array, labels_B: jax.Array,
