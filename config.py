@@ -74,8 +74,10 @@ class Config:
       None, 'train on CE + LAMBDA * loss (0 gives pure CE); unset: the loss '
       'alone; softmax-head losses only', check=_NON_NEGATIVE, sweep=True)
   distance: str = _field(
-      'linear', "'linear', 'cyclic', or a path to a 10x10 .npy cost matrix; "
-      'used by distance-aware losses and for Bayes decoding', sweep=True)
+      'linear', "'linear', 'cyclic', 'order:D0,...,D9' (the linear distance "
+      'between positions in that order of the digits, e.g. a permuted order '
+      "as a control), or a path to a 10x10 .npy cost matrix; used by "
+      'distance-aware losses and for Bayes decoding', sweep=True)
   temperature: float | None = _field(
       None, 'soft_label_cross_entropy temperature (default 1.0); with '
       "--soft_labels exponential: its tau (default 1.0)", check=_POSITIVE,
@@ -194,16 +196,36 @@ def check_field(name: str, value: Any) -> None:
       raise ConfigError(f'--{name} must be {phrase}, got {value!r}.')
 
 
+def order_distance(order: list[int]) -> np.ndarray:
+  """|position of i - position of j| in ``order``, a permutation of the
+  digits: the linear distance with the digits in another order."""
+  position = np.argsort(np.asarray(order))
+  return np.abs(position[:, None] - position[None, :]).astype(np.float32)
+
+
+def _parse_order(spec: str) -> list[int]:
+  try:
+    order = [int(d) for d in spec.removeprefix('order:').split(',')]
+  except ValueError:
+    order = []
+  if sorted(order) != list(range(NUM_CLASSES)):
+    raise ConfigError(f'--distance {spec}: order: must list each digit 0-9 '
+                      'once, e.g. order:4,8,1,3,7,9,6,0,2,5.')
+  return order
+
+
 def load_distance(spec: str) -> np.ndarray:
-  """'linear', 'cyclic', or a path to a K x K .npy file, checked."""
+  """'linear', 'cyclic', 'order:...', or a path to a K x K .npy file."""
   if spec == 'linear':
     return np.asarray(losses.linear_distance(NUM_CLASSES))
   if spec == 'cyclic':
     return np.asarray(losses.cyclic_distance(NUM_CLASSES))
+  if spec.startswith('order:'):
+    return order_distance(_parse_order(spec))
   path = pathlib.Path(spec)
   if path.suffix != '.npy' or not path.is_file():
-    raise ConfigError(f'--distance must be linear, cyclic or an existing .npy '
-                      f'file, got {spec!r}.')
+    raise ConfigError(f'--distance must be linear, cyclic, order:D0,...,D9 or '
+                      f'an existing .npy file, got {spec!r}.')
   try:
     matrix = np.load(path, allow_pickle=False)
   except (ValueError, OSError) as e:

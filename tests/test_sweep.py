@@ -10,7 +10,7 @@ import pytest
 import cli
 import programs
 import train
-from config import Config, ConfigError, grid_points, resolve
+from config import Config, ConfigError, grid_points, load_distance, resolve
 from test_train import learnable_dataset, read_jsonl
 
 
@@ -75,6 +75,9 @@ def test_a_sweep_over_distance_files(tiny, tmp_path):
     separate = train.train_and_evaluate(Config(**base, distance=path),
                                         tmp_path / f'p{i}', dataset=tiny)
     assert_same_run(summary['points'][i]['final'], separate['final'])
+  # The permuted order needs no file: order:D0,...,D9.
+  spec = 'order:' + ','.join(map(str, order))
+  np.testing.assert_array_equal(load_distance(spec), permuted)
   with np.load(tmp_path / 'sweep' / 'predictions.npz') as pred:
     assert pred['probs'].shape == (2, 1, 64, 10)
     # Bayes decoding uses each point's own distance.
@@ -144,7 +147,8 @@ def test_a_diverging_point_does_not_stop_the_others(tiny, tmp_path, capsys):
     ({'temperature': [0.5, 1.0]}, '--temperature does not apply to --loss '
      'cross_entropy'),
     ({'distance': ['linear', 'manhattan']}, '--sweep distance: --distance '
-     'must be linear, cyclic or an existing .npy file'),
+     'must be linear, cyclic, order:D0,...,D9 or an existing .npy file'),
+    ({'distance': ['linear', 'order:1,2,3']}, 'each digit 0-9 once'),
     ({'distance': ['linear', 'cyclic']}, '--loss cross_entropy trains '
      'without a distance'),
 ])
