@@ -123,6 +123,13 @@ def edges(image, rng):
 CORRUPTIONS = {fn.__name__: fn for fn in (
     shot_noise, impulse_noise, glass_blur, rotate, shear, scale, translate,
     fog, stripe, zigzag, dotted_line, edges)}
+# The kinds of shift a verdict is stated for: a loss can help against one
+# kind and hurt against another, which one mean over all twelve would hide.
+KINDS = {'noise': ('shot_noise', 'impulse_noise'),
+         'blur': ('glass_blur',),
+         'geometric': ('rotate', 'shear', 'scale', 'translate'),
+         'occlusion/texture': ('fog', 'stripe', 'zigzag', 'dotted_line',
+                               'edges')}
 
 
 def corrupt(images_Nx28x28x1: np.ndarray, name: str, *, seed: int = 0

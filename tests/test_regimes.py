@@ -150,3 +150,8 @@ def test_corruptions_are_deterministic_and_change_the_images(name):
 def test_unknown_corruption_is_an_error():
   with pytest.raises(ValueError, match="unknown corruption 'blur'"):
     corruptions.corrupt(np.zeros((1, 28, 28, 1), np.uint8), 'blur')
+
+
+def test_every_corruption_is_of_exactly_one_kind():
+  kinds = [name for names in corruptions.KINDS.values() for name in names]
+  assert sorted(kinds) == sorted(corruptions.CORRUPTIONS)
