@@ -51,8 +51,9 @@ import numpy as np
 import bench_micro
 import cli
 import train
-from config import Config, resolve
+from config import Config
 from programs import build_programs
+from resolve import resolve
 from run_data import batches_on_devices, prepare_data
 from timing import (
   Contestant,

@@ -26,9 +26,10 @@ from flax import nnx
 from jax import lax
 
 import programs
-from config import Config, resolve
+from config import Config
 from model import CNN
 from progress import StepProgress
+from resolve import resolve
 from timing import Contestant, time_interleaved, torch_cnn
 
 

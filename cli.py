@@ -2,7 +2,7 @@
 
 Each field of :class:`config.Config` is a flag of the same name, with the
 field's help text, its allowed values and its default; the values are checked
-by :func:`config.resolve`, as for every other way of making a config.
+by :func:`resolve.resolve`, as for every other way of making a config.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ import pathlib
 
 import data
 import parallel
-from config import FIELDS, SWEEPABLE, Config, ConfigError, field_type, resolve
+from config import FIELDS, SWEEPABLE, Config, ConfigError, field_type
+from resolve import resolve
 
 # Flags that may differ on --resume without changing the run.
 RESUMABLE_CHANGES = ('epochs', 'data_dir', 'tfds_data_dir')
@@ -114,7 +115,7 @@ def parse_sweep(text: str, sweep: dict[str, list]) -> dict[str, list]:
   """'learning_rate=0.003,0.006' -> {'learning_rate': [0.003, 0.006]}.
 
   Values take the field's type; which names may be swept, and which values
-  they take, ``config.resolve`` checks.
+  they take, ``resolve.resolve`` checks.
   """
   name, sep, values = text.partition('=')
   if not sep or not values:

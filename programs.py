@@ -26,8 +26,9 @@ from jax.sharding import PartitionSpec as P
 
 import losses
 import metrics
-from config import NUM_CLASSES, Run
+from config import NUM_CLASSES
 from model import CNN, CPU_CHUNK_SIZE, shifted_conv_general_dilated
+from resolve import Run
 
 EVAL_BATCH = 1000  # images per forward pass in evaluation; bounds memory
 
@@ -227,8 +228,9 @@ def build_programs(run: Run, mesh=None, on_step=None,
   graphdef, params_S = init_params(run, chunk_size)
   params = jax.tree.map(
       lambda x: jnp.broadcast_to(x, (run.num_points, *x.shape)), params_S)
-  no_inputs = {k: v[0] for k, v in run.inputs_P.items()}
-  opt_state = jax.vmap(jax.vmap(run.optimizer(no_inputs).init))(params)
+  # The state's structure is the same at every point: the first one's serves.
+  first_point = {k: v[0] for k, v in run.inputs_P.items()}
+  opt_state = jax.vmap(jax.vmap(run.optimizer(first_point).init))(params)
   over_seeds = jax.vmap(build_train_epoch(graphdef, run, mesh, on_step),
                         in_axes=(0, 0, None, 0, 0))
   train_epoch = jax.jit(jax.vmap(over_seeds, in_axes=(0, 0, 0, None, None)),

@@ -7,7 +7,7 @@
         --validation_size 5000 --no_test
 
 A thin entry point over :func:`train_and_evaluate`. The configuration is
-resolved once (``config.resolve``: checks, distances, loss, head,
+resolved once (``resolve.resolve``: checks, distances, loss, head,
 optimizer); each epoch is one compiled program (every step and the optimizer
 inside one ``lax.scan``, ``programs.py``), vmapped over ``--num_seeds``
 models and over the points of ``--sweep``. After every evaluated epoch the
@@ -37,8 +37,9 @@ import cli
 import data
 import parallel
 import progress as progress_lib
-from config import Config, ConfigError, Run, resolve
+from config import Config, ConfigError
 from programs import Evaluation, build_programs
+from resolve import Run, resolve
 from run_data import batches_on_devices, prepare_data
 from runfiles import (
   checkpoint_manager,
@@ -125,7 +126,7 @@ def train_and_evaluate(config: Config, workdir, *, resume: bool = False,
   """Trains every point x seed of ``config`` and writes it all to ``workdir``.
 
   Args:
-    config: the run's configuration (checked by ``config.resolve``).
+    config: the run's configuration (checked by ``resolve.resolve``).
     workdir: output folder: config.json, metrics.jsonl, summary.json,
       predictions.npz and checkpoints/.
     resume: continue from the latest checkpoint in ``workdir``.

@@ -13,10 +13,11 @@ import bench
 import bench_micro
 import data
 import run_data
-from config import Config, resolve
+from config import Config
 from conftest import MNIST_DIR
 from model import CNN, CPU_CHUNK_SIZE
 from programs import build_programs
+from resolve import resolve
 
 
 def test_forward_flops_match_xla_cost_analysis():

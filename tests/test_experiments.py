@@ -14,8 +14,9 @@ import losses
 import study_report
 import train
 from cli import build_parser, config_from_args
-from config import Config, resolve
+from config import Config
 from conftest import ROOT
+from resolve import resolve
 from test_train import learnable_dataset
 
 

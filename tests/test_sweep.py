@@ -10,7 +10,8 @@ import pytest
 import cli
 import programs
 import train
-from config import Config, ConfigError, grid_points, load_distance, resolve
+from config import Config, ConfigError
+from resolve import grid_points, load_distance, resolve
 from test_train import learnable_dataset, read_jsonl
 
 

@@ -18,9 +18,10 @@ import programs
 import progress
 import train
 from cli import build_parser
-from config import FIELDS, SWEEPABLE, Config, ConfigError, resolve
+from config import FIELDS, SWEEPABLE, Config, ConfigError
 from conftest import MNIST_DIR, ROOT
 from model import CPU_CHUNK_SIZE
+from resolve import resolve
 from test_data import make_fake_mnist
 
 

@@ -1,0 +1,359 @@
+"""The one function that turns a configuration into a run: :func:`resolve`.
+
+Every caller (the CLI, ``experiments.py``, ``bench.py``, a user of
+``train.train_and_evaluate``) goes through it and gets the same one-line
+:class:`config.ConfigError` naming the flag. It returns a :class:`Run`: the
+grid of points of a ``sweep``, the distance matrices, soft targets, loss and
+probability functions, model head and optimizer, with the hyperparameters
+that vary across points split off as inputs of the compiled programs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import pathlib
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import losses
+from config import (
+  FIELDS,
+  NUM_CLASSES,
+  SWEEPABLE,
+  Config,
+  ConfigError,
+  check_field,
+)
+
+# Which loss hyperparameter sets each soft-label family's parameter.
+SOFT_LABEL_PARAMS = {'exponential': ('tau', 'temperature'),
+                     'von_mises': ('kappa', 'kappa'),
+                     'geometric': ('alpha', 'alpha'),
+                     'triangular': ('alpha2', 'alpha')}
+# The loss hyperparameters a Config sets, and with ce_weight, every loss field.
+_LOSS_HYPERPARAMS = ('temperature', 'alpha', 'kappa', 'epsilon')
+_LOSS_FIELDS = ('ce_weight', *_LOSS_HYPERPARAMS)
+
+
+def order_distance(order: list[int]) -> np.ndarray:
+  """|position of i - position of j| in ``order``, a permutation of the
+  digits: the linear distance with the digits in another order."""
+  position = np.argsort(np.asarray(order))
+  return np.abs(position[:, None] - position[None, :]).astype(np.float32)
+
+
+def _parse_order(spec: str) -> list[int]:
+  try:
+    order = [int(d) for d in spec.removeprefix('order:').split(',')]
+  except ValueError:
+    order = []
+  if sorted(order) != list(range(NUM_CLASSES)):
+    raise ConfigError(f'--distance {spec}: order: must list each digit 0-9 '
+                      'once, e.g. order:4,8,1,3,7,9,6,0,2,5.')
+  return order
+
+
+def load_distance(spec: str) -> np.ndarray:
+  """'linear', 'cyclic', 'order:...', or a path to a K x K .npy file."""
+  if spec == 'linear':
+    return np.asarray(losses.linear_distance(NUM_CLASSES))
+  if spec == 'cyclic':
+    return np.asarray(losses.cyclic_distance(NUM_CLASSES))
+  if spec.startswith('order:'):
+    return order_distance(_parse_order(spec))
+  path = pathlib.Path(spec)
+  if path.suffix != '.npy' or not path.is_file():
+    raise ConfigError(f'--distance must be linear, cyclic, order:D0,...,D9 or '
+                      f'an existing .npy file, got {spec!r}.')
+  try:
+    matrix = np.load(path, allow_pickle=False)
+  except (ValueError, OSError) as e:
+    raise ConfigError(f'--distance {spec}: not a readable .npy array '
+                      f'({e}).') from None
+  try:
+    return np.asarray(losses.validate_distance(
+        matrix, num_classes=NUM_CLASSES, name=f'--distance {spec}'))
+  except (TypeError, ValueError) as e:
+    raise ConfigError(str(e)) from None
+
+
+# ----------------------------------------------------------------------------
+# The resolved run.
+
+
+class Run(NamedTuple):
+  """A resolved configuration: everything the trainer builds, checked.
+
+  A plain run is a sweep of one point. Values that are the same at every
+  point are ``constants``, bound into the programs; those that vary are the
+  leaves of ``inputs_P`` (stacked over the points) and reach the methods as
+  ``hp``, one point's slice of them: inside the compiled programs they are
+  traced, so every point trains in one vmapped program.
+  """
+  config: Config
+  points: list[dict[str, Any]]      # each point's swept values, grid order
+  constants: dict[str, Any]         # values shared by every point, by name
+  inputs_P: dict[str, np.ndarray]   # values that vary, stacked: [P, ...]
+  distance_PxKxK: np.ndarray        # each point's distance
+  head: losses.Head
+  num_train: int | None = None      # images a seed trains on (see with_data)
+  steps_per_epoch: int | None = None
+
+  @property
+  def num_points(self) -> int:
+    return len(self.points)
+
+  @property
+  def seeds(self) -> list[int]:
+    return [self.config.seed + i for i in range(self.config.num_seeds)]
+
+  def value(self, hp: dict[str, Any], name: str) -> Any:
+    """A point's value of ``name``: from ``hp`` if it varies, else shared."""
+    return hp[name] if name in hp else self.constants[name]
+
+  def _kwargs(self, names, hp) -> dict[str, Any]:
+    static = {'num_classes': NUM_CLASSES, 'link': self.config.link}
+    return {n: static[n] if n in static else self.value(hp, n) for n in names}
+
+  def loss(self, outputs, labels, hp) -> jax.Array:
+    """Per-example losses of one point; ``[B]``."""
+    spec = losses.get_loss(self.config.loss)
+    mixed = ({'ce_weight': self.value(hp, 'ce_weight')}
+             if spec.head == losses.SOFTMAX_HEAD else {})
+    return losses.make_loss(self.config.loss, **mixed, **self._kwargs(
+        spec.hyperparams, hp))(outputs, labels)
+
+  def probs(self, outputs, hp) -> jax.Array:
+    """Class probabilities of one point's model outputs; ``[B, K]``."""
+    spec = losses.get_loss(self.config.loss)
+    return losses.make_probs(self.config.loss, **self._kwargs(
+        spec.probs_hyperparams, hp))(outputs)
+
+  def distance(self, hp) -> jax.Array:
+    """One point's distance ``[K, K]`` (its Bayes decoding uses it)."""
+    return jnp.asarray(self.value(hp, 'distance'))
+
+  def optimizer(self, hp) -> optax.GradientTransformation:
+    """One point's optimizer; needs the epoch length (:meth:`with_data`)."""
+    if self.steps_per_epoch is None:
+      raise ValueError('the optimizer\'s schedule needs the epoch length: '
+                       'use run.with_data(num_train_images).')
+    return make_optimizer(self.config, self.steps_per_epoch,
+                          learning_rate=self.value(hp, 'learning_rate'),
+                          weight_decay=self.value(hp, 'weight_decay'))
+
+  def with_data(self, num_train_images: int) -> Run:
+    """This run on a training split of that size; ConfigError naming
+    ``--validation_size``, ``--train_size`` or ``--batch_size`` if it does
+    not fit."""
+    num_train, steps = check_data_sizes(self.config, num_train_images)
+    return self._replace(num_train=num_train, steps_per_epoch=steps)
+
+
+def grid_points(sweep: dict[str, list]) -> list[dict[str, Any]]:
+  """The product of the swept values, the last name varying fastest."""
+  names = list(sweep)
+  return [dict(zip(names, values, strict=True))
+          for values in itertools.product(*(sweep[n] for n in names))]
+
+
+def _check_sweep(config: Config) -> dict[str, list]:
+  sweep = config.sweep
+  if not isinstance(sweep, dict):
+    raise ConfigError(f'--sweep must map names to lists of values, got '
+                      f'{sweep!r}.')
+  for name, values in sweep.items():
+    if name not in SWEEPABLE:
+      raise ConfigError(f'--sweep {name}: only {", ".join(SWEEPABLE)} can be '
+                        'swept.')
+    if getattr(config, name) != FIELDS[name].default:
+      raise ConfigError(f'--{name} {getattr(config, name)} is also swept '
+                        f'(--sweep {name}=...); give one of the two.')
+    if not isinstance(values, (list, tuple)) or not values:
+      raise ConfigError(f'--sweep {name} needs at least one value.')
+    if len(set(map(str, values))) != len(values):
+      raise ConfigError(f'--sweep {name} repeats a value: {list(values)}.')
+    for value in values:
+      try:
+        check_field(name, value)
+        if name == 'distance':
+          load_distance(value)
+      except ConfigError as e:
+        raise ConfigError(f'--sweep {name}: {e}') from None
+  if 'distance' in sweep and 'distance' not in losses.get_loss(
+      config.loss).hyperparams:
+    raise ConfigError(f'--sweep distance: --loss {config.loss} trains without '
+                      'a distance, so every point would train the same model.')
+  return {name: list(values) for name, values in sweep.items()}
+
+
+def _soft_targets(config: Config) -> np.ndarray | None:
+  if config.soft_labels is None:
+    return None
+  param, field = SOFT_LABEL_PARAMS.get(config.soft_labels, (None, None))
+  value = getattr(config, field) if field else None
+  params = {} if value is None else {param: value}
+  try:
+    return np.asarray(losses.soft_label_matrix(config.soft_labels, NUM_CLASSES,
+                                               **params))
+  except ValueError as e:
+    raise ConfigError(f'--soft_labels {config.soft_labels} --{field} '
+                      f'{value}: {e}') from None
+
+
+def _check_loss_fields(config: Config) -> None:
+  """Each loss hyperparameter given must be one the loss (or family) takes."""
+  spec = losses.get_loss(config.loss)
+  takes = set(spec.hyperparams) | set(spec.probs_hyperparams)
+  if spec.head == losses.SOFTMAX_HEAD:
+    takes.add('ce_weight')
+  if config.soft_labels is not None:
+    family_field = SOFT_LABEL_PARAMS.get(config.soft_labels, (None, None))[1]
+    takes.add(family_field)
+  if 'targets' in spec.hyperparams and config.soft_labels is None:
+    raise ConfigError(f'--loss {config.loss} needs --soft_labels FAMILY (one '
+                      f'of {", ".join(losses.SOFT_LABEL_FAMILIES)}).')
+  if config.soft_labels is not None and 'targets' not in spec.hyperparams:
+    raise ConfigError(f'--soft_labels applies to --loss '
+                      f'soft_target_cross_entropy only, not {config.loss}.')
+  for name in _LOSS_FIELDS:
+    if getattr(config, name) is not None and name not in takes:
+      if name == 'ce_weight':
+        raise ConfigError(f'--ce_weight: --loss {config.loss} has its own '
+                          'output head, not softmax logits, and cannot be '
+                          'mixed with cross-entropy.')
+      raise ConfigError(f'--{name} does not apply to --loss {config.loss}'
+                        + (f' --soft_labels {config.soft_labels}'
+                           if config.soft_labels else '') + '.')
+  if config.weight_decay and config.optimizer != 'adam':
+    raise ConfigError(f'--weight_decay applies to --optimizer adam only '
+                      f'(AdamW), not {config.optimizer}.')
+
+
+def _point_values(config: Config) -> dict[str, Any]:
+  """The numeric values a point feeds the programs, by name."""
+  spec = losses.get_loss(config.loss)
+  values = {'learning_rate': config.learning_rate,
+            'weight_decay': config.weight_decay,
+            'distance': load_distance(config.distance)}
+  if spec.head == losses.SOFTMAX_HEAD:
+    values['ce_weight'] = config.ce_weight
+  for name in _LOSS_HYPERPARAMS:
+    if name in spec.hyperparams or name in spec.probs_hyperparams:
+      values[name] = getattr(config, name)
+  if 'targets' in spec.hyperparams:
+    values['targets'] = _soft_targets(config)
+  return values
+
+
+def _same(a, b) -> bool:
+  if a is None or b is None:
+    return a is b
+  return np.array_equal(a, b)
+
+
+def _split_constants(per_point: list[dict[str, Any]]):
+  """(constants, inputs_P): values equal at every point; the rest, stacked."""
+  constants, inputs_P = {}, {}
+  for name in per_point[0]:
+    column = [p[name] for p in per_point]
+    if all(_same(v, column[0]) for v in column):
+      constants[name] = column[0]
+    elif any(v is None for v in column):
+      raise ConfigError(f'--sweep: {name} cannot be unset at some points and '
+                        'set at others.')
+    else:
+      inputs_P[name] = np.stack([np.asarray(v, np.float32) for v in column])
+  return constants, inputs_P
+
+
+def check_data_sizes(config: Config, num_train_images: int) -> tuple[int, int]:
+  """(images a seed trains on, steps per epoch); ConfigError naming the flag."""
+  if config.validation_size >= num_train_images:
+    raise ConfigError(
+        f'--validation_size {config.validation_size} leaves no training images '
+        f'(the training split has {num_train_images}).')
+  pool = num_train_images - config.validation_size
+  if config.train_size is not None and config.train_size > pool:
+    raise ConfigError(f'--train_size {config.train_size} is more than the '
+                      f'{pool} training images left after --validation_size '
+                      f'{config.validation_size}.')
+  num_train = config.train_size or pool
+  if config.batch_size > num_train:
+    raise ConfigError(f'--batch_size {config.batch_size} is larger than the '
+                      f'{num_train} training images.')
+  if config.batch_size % jax.device_count():
+    raise ConfigError(f'--batch_size {config.batch_size} must be a multiple of '
+                      f'the {jax.device_count()} devices.')
+  return num_train, num_train // config.batch_size
+
+
+def resolve(config: Config, num_train_images: int | None = None) -> Run:
+  """Checks ``config`` and builds what a run needs; the only validation.
+
+  Args:
+    config: the run's configuration.
+    num_train_images: size of the training split; with it, the data flags
+      are checked too and the optimizer knows the epoch's length (the same
+      as ``resolve(config).with_data(num_train_images)``).
+
+  Raises:
+    ConfigError: naming the flag of the first bad field.
+  """
+  if not isinstance(config, Config):
+    raise TypeError(f'config must be a Config, got {type(config).__name__}.')
+  for name in FIELDS:
+    if name != 'sweep':
+      check_field(name, getattr(config, name))
+  sweep = _check_sweep(config)
+  points = grid_points(sweep)
+  point_configs = [dataclasses.replace(config, **p, sweep={}) for p in points]
+  for point_config in point_configs:
+    _check_loss_fields(point_config)
+  per_point = [_point_values(c) for c in point_configs]
+  constants, inputs_P = _split_constants(per_point)
+  spec = losses.get_loss(config.loss)
+  run = Run(config, points, constants, inputs_P,
+            np.stack([p['distance'] for p in per_point]), spec.head)
+  # Bind every point once: what the losses themselves check names the flag.
+  outputs_1xO = jnp.zeros((1, spec.num_outputs(NUM_CLASSES)))
+  for p, (point, point_config) in enumerate(zip(points, point_configs,
+                                                 strict=True)):
+    hp = {k: v[p] for k, v in inputs_P.items()}
+    try:
+      run.loss(outputs_1xO, jnp.zeros((1,), jnp.int32), hp)
+    except (TypeError, ValueError) as e:
+      mixed = ('' if point_config.ce_weight is None
+               else f' --ce_weight {point_config.ce_weight}')
+      where = f' (sweep point {point})' if config.sweep else ''
+      raise ConfigError(f'--loss {config.loss}{mixed}{where}: {e}') from None
+  return run if num_train_images is None else run.with_data(num_train_images)
+
+
+def make_optimizer(config: Config, steps_per_epoch: int, *, learning_rate,
+                   weight_decay) -> optax.GradientTransformation:
+  """AdamW or Nesterov SGD with the config's learning-rate schedule.
+
+  ``learning_rate`` (the peak) and ``weight_decay`` may be traced: a sweep
+  builds each point's optimizer inside the compiled step. The state's
+  structure does not depend on them.
+  """
+  total = config.epochs * steps_per_epoch
+  if config.schedule == 'constant':
+    lr = learning_rate
+  else:
+    warmup = min(int(config.warmup_epochs * steps_per_epoch), total - 1)
+    # The shape times the peak: optax's schedule branches on a concrete peak.
+    shape = optax.warmup_cosine_decay_schedule(0.0, 1.0, max(warmup, 1), total)
+
+    def lr(count):
+      return learning_rate * shape(count)
+
+  if config.optimizer == 'adam':
+    return optax.adamw(lr, weight_decay=weight_decay)
+  return optax.sgd(lr, momentum=0.9, nesterov=True)
