@@ -81,10 +81,12 @@ def test_validation_run_without_test_scores_only_validation(tiny, tmp_path):
   assert len(accuracy) == 2 and all(0 <= a <= 1 for a in accuracy)
 
 
-def test_resume_with_eval_every_matches_uninterrupted(tiny, tmp_path,
+@pytest.mark.parametrize('sweep', [{}, {'learning_rate': [0.003, 0.006]}])
+def test_resume_with_eval_every_matches_uninterrupted(sweep, tiny, tmp_path,
                                                      monkeypatch):
   config = run_config(validation_size=64, epochs=4, eval_every=2,
-                      label_noise=0.2, train_size=128)
+                      label_noise=0.2, train_size=128, num_seeds=2,
+                      sweep=sweep)
   whole = train.train_and_evaluate(config, tmp_path / 'whole', dataset=tiny)
   real_check = train.check_finite
 
@@ -98,12 +100,12 @@ def test_resume_with_eval_every_matches_uninterrupted(tiny, tmp_path,
     train.train_and_evaluate(config, tmp_path / 'cut', dataset=tiny)
   monkeypatch.setattr(train, 'check_finite', real_check)
   assert [r['epoch'] for r in read_jsonl(tmp_path / 'cut' / 'metrics.jsonl')
-          ] == [2]
+          ] == [2] * len(whole['points'])
   resumed = train.train_and_evaluate(config, tmp_path / 'cut', resume=True,
                                      dataset=tiny)
   assert resumed['resumed_from_epoch'] == 2
-  for name in ('validation', 'test', 'train_loss'):
-    assert resumed['final'][name] == whole['final'][name]
+  # Validation, test and train loss of every point, as uninterrupted.
+  assert resumed['points'] == whole['points']
 
 
 def test_shifted_test_scores_every_corruption_at_the_end(tiny, tmp_path):

@@ -216,25 +216,3 @@ def test_models_in_sequence_or_vmapped_evaluate_alike(tiny):
                              atol=1e-5)
   assert got[0].probs_PxSxNxK.shape == (2, 2, 64, 10)
   np.testing.assert_array_equal(got[0].bayes_PxSxN, got[1].bayes_PxSxN)
-
-
-@pytest.mark.parametrize('sweep', [{}, {'learning_rate': [0.003, 0.006]}])
-def test_a_crashed_sweep_resumes_to_the_same_numbers(sweep, tiny, tmp_path,
-                                                     monkeypatch):
-  config = Config(epochs=3, batch_size=32, num_seeds=2, sweep=sweep)
-  whole = train.train_and_evaluate(config, tmp_path / 'whole', dataset=tiny)
-  real_check = train.check_finite
-
-  def crash_in_epoch_3(loss, epoch, *args):
-    if epoch == 3:
-      raise train.TrainingError('simulated crash')
-    real_check(loss, epoch, *args)
-
-  monkeypatch.setattr(train, 'check_finite', crash_in_epoch_3)
-  with pytest.raises(train.TrainingError):
-    train.train_and_evaluate(config, tmp_path / 'cut', dataset=tiny)
-  monkeypatch.setattr(train, 'check_finite', real_check)
-  resumed = train.train_and_evaluate(config, tmp_path / 'cut', resume=True,
-                                     dataset=tiny)
-  assert resumed['resumed_from_epoch'] == 2
-  assert resumed['points'] == whole['points']
