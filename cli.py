@@ -20,7 +20,7 @@ from config import FIELDS, SWEEPABLE, Config, ConfigError, field_type
 from resolve import resolve
 
 # Flags that may differ on --resume without changing the run.
-RESUMABLE_CHANGES = ('epochs', 'data_dir', 'tfds_data_dir')
+RESUMABLE_CHANGES = ('epochs', 'stop_after', 'data_dir', 'tfds_data_dir')
 _METAVARS = {'ce_weight': 'LAMBDA', 'sweep': 'NAME=V1,V2,...'}
 
 
@@ -101,8 +101,9 @@ def build_parser() -> Parser:
   p.add_argument('--resume', action='store_true',
                  help='continue the run in --workdir from its last checkpoint, '
                  'with its saved configuration; only --epochs (the '
-                 'learning-rate schedule then follows the new length) and the '
-                 'data location may change, other flags must match')
+                 'learning-rate schedule then follows the new length), '
+                 '--stop_after and the data location may change, other flags '
+                 'must match')
   p.add_argument('--quiet', action='store_true',
                  help='one plain line per evaluated epoch instead of a '
                  'progress bar over the steps (with images/s, time left and '
@@ -144,8 +145,8 @@ def given_flags(argv) -> set[str]:
 def config_from_args(args, parser, argv) -> tuple[Config, pathlib.Path]:
   """Checks the flags; returns the config and the workdir to use.
 
-  With ``--resume`` the saved configuration is used; ``--epochs`` (and the
-  data location) given on the command line replace the saved values, and any
+  With ``--resume`` the saved configuration is used; ``--epochs``,
+  ``--stop_after`` (and the data location) given on the command line replace the saved values, and any
   other flag given with a different value is an error, not silently ignored.
   """
   fail = parser.error

@@ -1,27 +1,28 @@
-"""When does a distance-aware loss lower far-off mistakes? The validated study.
+"""Does knowing which digits are near each other help beyond the best
+distance-blind regulariser? The study.
 
-    python experiments.py --data_dir ../shared/mnist   # ~100 min, 2 CPU cores
+    python experiments.py --data_dir ../shared/mnist            # every regime
+    python experiments.py --data_dir ../shared/mnist --regimes scarce2000
     python experiments.py --data_dir ../shared/mnist --grid tiny \\
-        --results_dir /tmp/s
+        --results_dir /tmp/s                                    # seconds
 
-Protocol (README, results/study.md): 5 000 training images are held out for
-validation (the same ones for every run); every choice is made there. Per
-regime (clean, scarce, noisy; shifted reuses the clean models):
+The protocol is ``results/protocol.md`` (committed before the first final
+cell). In short, per regime and family:
 
-1. curve: cross-entropy for a few epoch budgets; the regime trains for the
-   smallest budget whose validation accuracy is within one standard error
-   of the best.
-2. tune: every loss family gets the same four cells (four learning rates, or
-   two learning rates x two values of its own hyperparameter), one seed,
-   validation only. The cell and decoding (argmax or Bayes) with the lowest
-   validation mean digit-distance error win.
-3. final: the winners, five fresh seeds, scored once on the test split (and,
-   for clean, on the corrupted test sets of ``corruptions.py``).
+1. tune: one ``--sweep`` run over the learning-rate grid x the family's own
+   hyperparameter (two values), two tuning seeds, validation only, a generous
+   epoch budget evaluated every few epochs. The (point, epoch, decoding) with
+   the lowest mean validation mean digit-distance error (MDE) wins; a chosen
+   learning rate on the edge of the rates tried adds a cell one factor of two
+   further out.
+2. final: the winner retrained on fresh seeds up to its chosen epoch (the
+   schedule still spans the budget: ``--stop_after``), scored once on the
+   test split. Where a family's test MDE is within two standard errors of the
+   best control's (chosen on validation), both get five more seeds.
 
-Each finished cell writes a small JSON file under ``<results_dir>/study/``;
-a rerun skips those, so the study resumes across sessions. Then
-``study_report.py`` writes the tables (``study.csv``, ``study.md``) and plots
-from the cell files.
+Each finished cell is a small JSON file under ``<results_dir>/study/``; a rerun
+skips those, so the study resumes across sessions. ``study_report.py`` turns
+the cells into ``study.csv``, ``study.md`` and the plots.
 """
 
 from __future__ import annotations
@@ -34,83 +35,117 @@ import pathlib
 import shutil
 import sys
 import time
+from collections.abc import Callable
+
+import numpy as np
 
 import cli
 import losses
+import study_report
 import train
 from config import Config
 from runfiles import write_text_atomic
-from study_report import (
-  BASELINE,
-  FINAL_SEEDS,
-  TUNE_SEED,
-  VALIDATION_SIZE,
-  command_for,
-  study_rows,
-  write_plots,
-  write_tables,
-)
+
+VALIDATION_SIZE = 5000
+TUNE_SEED, TUNE_SEEDS = 100, 2        # tuning seeds 100, 101
+FINAL_SEEDS = 5                       # finals: seeds 0-4, then 5-9 if close
+PERMUTED_ORDER = 'order:4,8,1,3,7,9,6,0,2,5'
+# Smoothed SORD: (1 - eps) one-hot + eps SORD targets at T = 3, where SORD's
+# own mass on the label is 0.20-0.29, so that eps spreads about as much mass
+# off the label as label smoothing's eps does, decaying with the distance.
+SMOOTHED_SORD_TEMPERATURE = 3.0
+
+BASELINE, CONTROL, DISTANCE = 'baseline', 'control', 'distance-aware'
+
+
+@dataclasses.dataclass(frozen=True)
+class Family:
+  """A loss family: its role, its Config overrides and its own
+  hyperparameter with the two values tuning tries (None: only the rate)."""
+  role: str
+  overrides: dict
+  own: tuple[str, tuple[float, float]] | None = None
+
+
+def _sord(distance: str, role: str = DISTANCE) -> Family:
+  return Family(role, {'loss': 'soft_label_cross_entropy',
+                       'distance': distance}, ('temperature', (0.5, 1.0)))
+
+
+def _soft(family: str, own=None) -> Family:
+  return Family(DISTANCE, {'loss': 'soft_target_cross_entropy',
+                           'soft_labels': family}, own)
+
+
+FAMILIES = {
+    'ce': Family(BASELINE, {}),
+    'ce+weight_decay': Family(CONTROL, {}, ('weight_decay', (0.1, 1.0))),
+    'label_smoothing': Family(CONTROL, {
+        'loss': 'label_smoothing_cross_entropy'}, ('epsilon', (0.3, 0.6))),
+    'sord[permuted]': _sord(PERMUTED_ORDER, CONTROL),
+    'sord[linear]': _sord('linear'),
+    'sord[cyclic]': _sord('cyclic'),
+    'smoothed_sord[linear]': Family(DISTANCE, {
+        'loss': 'soft_label_cross_entropy',
+        'temperature': SMOOTHED_SORD_TEMPERATURE}, ('epsilon', (0.3, 0.6))),
+    'ce+expected_cost': Family(DISTANCE, {'loss': 'expected_cost'},
+                               ('ce_weight', (0.3, 1.0))),
+    'expected_value_mse': Family(DISTANCE, {'loss': 'expected_value_mse'}),
+    'ce+expected_value_mse': Family(DISTANCE, {'loss': 'expected_value_mse'},
+                                    ('ce_weight', (0.1, 1.0))),
+    'clm[logit]': Family(DISTANCE, {'loss': 'clm', 'link': 'logit'}),
+    'slace[linear]': Family(DISTANCE, {'loss': 'slace'}, ('alpha', (1.0, 2.0))),
+    'corn': Family(DISTANCE, {'loss': 'corn'}),
+    'soft[triangular]': _soft('triangular', ('alpha', (0.02, 0.1))),
+    'soft[geometric]': _soft('geometric', ('alpha', (0.1, 0.3))),
+    'soft[beta]': _soft('beta'),
+    'soft[von_mises]': _soft('von_mises', ('kappa', (2.0, 5.0))),
+    'binomial': Family(DISTANCE, {'loss': 'binomial'}),
+    'poisson': Family(DISTANCE, {'loss': 'poisson'}),
+    'von_mises': Family(DISTANCE, {'loss': 'von_mises'}, ('kappa', (1.0, 3.0))),
+}
+# Outside the scarce regimes: the controls, SORD, CORN and smoothed SORD (the
+# family built to beat label smoothing); protocol.md adds the best
+# distance-aware family of the scarce regimes.
+OTHER_FAMILIES = ('ce', 'ce+weight_decay', 'label_smoothing', 'sord[permuted]',
+                  'sord[linear]', 'sord[cyclic]', 'smoothed_sord[linear]',
+                  'corn')
 
 
 @dataclasses.dataclass(frozen=True)
 class Regime:
-  """Training data of a regime and the epoch budgets its curve tries."""
+  """A regime's training data, its epoch budget and its families."""
   train_size: int | None
   label_noise: float
-  epoch_budgets: tuple[int, ...]
-  tune_train_size: int | None = None  # tune on a subset (clean only)
+  epochs: int
+  eval_every: int
+  families: tuple[str, ...]
+  shifted: bool = False  # its finals also score the corrupted test sets
 
 
-# Four tuning cells per family: (learning rate, Config overrides).
-LEARNING_RATES = (7.5e-4, 1.5e-3, 3e-3, 6e-3)
+@dataclasses.dataclass(frozen=True)
+class Grid:
+  regimes: dict[str, Regime]
+  learning_rates: tuple[float, ...]
+  validation_size: int
+  final_seeds: int
+  max_extensions: int  # learning-rate cells added per family at most
 
 
-def _cells(hyper: dict[str, tuple] | None = None):
-  if not hyper:
-    return [(lr, {}) for lr in LEARNING_RATES]
-  (name, values), = hyper.items()
-  return [(lr, {name: v}) for lr in LEARNING_RATES[1:3] for v in values]
-
-
-def full_families() -> dict[str, tuple[dict, list]]:
-  """Family name -> (Config overrides, tuning cells)."""
-  return {
-      BASELINE: ({}, _cells()),
-      'sord[linear]': ({'loss': 'soft_label_cross_entropy'},
-                       _cells({'temperature': (0.5, 1.0)})),
-      'sord[cyclic]': ({'loss': 'soft_label_cross_entropy',
-                        'distance': 'cyclic'},
-                       _cells({'temperature': (0.5, 1.0)})),
-      'ce+expected_cost': ({'loss': 'expected_cost'},
-                           _cells({'ce_weight': (0.3, 1.0)})),
-      'expected_value_mse': ({'loss': 'expected_value_mse'}, _cells()),
-      'ce+expected_value_mse': ({'loss': 'expected_value_mse'},
-                                _cells({'ce_weight': (0.1, 1.0)})),
-      'clm[logit]': ({'loss': 'clm', 'link': 'logit'}, _cells()),
-      'slace[linear]': ({'loss': 'slace'}, _cells()),
-  }
-
-
-FULL_REGIMES = {
-    'scarce500': Regime(500, 0.0, (20, 40, 80)),
-    'scarce2000': Regime(2000, 0.0, (10, 20, 40)),
-    'noisy40': Regime(5000, 0.4, (4, 8, 16)),
-    'clean': Regime(None, 0.0, (1, 2, 3, 4), tune_train_size=10000),
+GRIDS = {
+    'full': Grid({
+        'scarce500': Regime(500, 0.0, 24, 4, tuple(FAMILIES)),
+        'scarce2000': Regime(2000, 0.0, 12, 2, tuple(FAMILIES)),
+        'noisy40': Regime(5000, 0.4, 12, 2, OTHER_FAMILIES),
+        'clean': Regime(None, 0.0, 3, 1, OTHER_FAMILIES, shifted=True),
+    }, (1.5e-3, 3e-3, 6e-3), VALIDATION_SIZE, FINAL_SEEDS, 3),
+    'tiny': Grid({
+        'scarce': Regime(96, 0.0, 2, 1, ('ce', 'label_smoothing',
+                                         'sord[permuted]', 'sord[linear]')),
+        'clean': Regime(None, 0.0, 1, 1, ('ce', 'label_smoothing',
+                                          'sord[linear]'), shifted=True),
+    }, (3e-3, 6e-3), 64, 2, 1),
 }
-
-
-def tiny_families():
-  return {BASELINE: ({}, [(3e-3, {}), (6e-3, {})]),
-          'sord[linear]': ({'loss': 'soft_label_cross_entropy'},
-                           [(3e-3, {'temperature': 1.0}),
-                            (3e-3, {'temperature': 0.5})]),
-          'clm[logit]': ({'loss': 'clm'}, [(3e-3, {}), (6e-3, {})])}
-
-
-TINY_REGIMES = {'scarce': Regime(96, 0.0, (1, 2)),
-                'clean': Regime(None, 0.0, (1, 2), tune_train_size=128)}
-GRIDS = {'full': (full_families, FULL_REGIMES, VALIDATION_SIZE, FINAL_SEEDS),
-         'tiny': (tiny_families, TINY_REGIMES, 64, 2)}
 
 
 def every_loss() -> dict[str, dict]:
@@ -136,18 +171,13 @@ def every_loss() -> dict[str, dict]:
 # Cells: one train_and_evaluate run each, remembered as a small JSON file.
 
 
-def run_cell(path: pathlib.Path, config: Config, runs_dir, dataset,
-             log, memo: dict) -> dict:
-  """Trains ``config`` unless ``path`` (or ``memo``) already holds its result.
+def run_cell(path: pathlib.Path, config: Config, runs_dir, dataset, log,
+             make_cell: Callable[[dict, pathlib.Path], dict]) -> dict:
+  """Trains ``config`` unless ``path`` already holds its result.
 
-  ``memo`` maps configurations to results, so that a tuning cell identical
-  to a curve run (cross-entropy at the default learning rate) is not
-  trained twice.
+  ``make_cell(summary, workdir)`` turns the finished run into what the cell
+  keeps. An unfinished run resumes from its last checkpoint.
   """
-  key = json.dumps(dataclasses.asdict(config), sort_keys=True)
-  if not path.exists() and key in memo:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(path, json.dumps(memo[key]) + '\n')
   if path.exists():
     cell = json.loads(path.read_text())
     # Config(**saved) fills fields added since the cell was written with
@@ -155,7 +185,6 @@ def run_cell(path: pathlib.Path, config: Config, runs_dir, dataset,
     if Config(**cell['config']) != config:
       raise ValueError(f'{path} holds another configuration; remove it or '
                        'choose another --results_dir.')
-    memo[key] = cell
     return cell
   workdir = pathlib.Path(runs_dir) / path.relative_to(
       path.parents[1]).with_suffix('')
@@ -170,99 +199,206 @@ def run_cell(path: pathlib.Path, config: Config, runs_dir, dataset,
   summary = train.train_and_evaluate(config, workdir, resume=resume,
                                      dataset=dataset)
   cell = {'config': dataclasses.asdict(config), 'seeds': summary['seeds'],
-          'num_train': summary['num_train'], 'wall_s': time.perf_counter() - t0,
-          **{k: v for k, v in summary['final'].items() if k != 'train_loss'}}
+          'num_train': summary['num_train'],
+          'wall_s': time.perf_counter() - t0, **make_cell(summary, workdir)}
   path.parent.mkdir(parents=True, exist_ok=True)
   write_text_atomic(path, json.dumps(cell) + '\n')
   log(f'  {path.parent.name}/{path.stem}: {cell["wall_s"]:.0f}s')
-  memo[key] = cell
   return cell
 
 
-def validation_mde(cell) -> tuple[float, str]:
-  """The lower validation MDE over the two decodings, and which it was."""
-  scores = cell['validation']
-  return min((scores[d]['mean_digit_distance']['mean'], d)
-             for d in ('argmax', 'bayes'))
+CURVE_METRICS = ('mean_digit_distance', 'accuracy', 'error_rate',
+                 'mean_error_distance')
 
 
-def choose_epochs(curve: dict[int, dict], num_validation: int) -> int:
-  """The smallest budget within one standard error of the best.
+def tuning_curves(summary: dict, workdir: pathlib.Path) -> dict:
+  """Each point's validation curve (seed means) from metrics.jsonl."""
+  points = [{'hyperparameters': p['hyperparameters'], 'curve': [],
+             'diverged': p.get('diverged')} for p in summary['points']]
+  for line in (workdir / 'metrics.jsonl').read_text().splitlines():
+    record = json.loads(line)
+    if 'validation' not in record:
+      continue
+    scores = record['validation']
+    points[record['point']]['curve'].append({
+        'epoch': record['epoch'],
+        **{d: {m: scores[d][m]['mean'] for m in CURVE_METRICS}
+           for d in ('argmax', 'bayes')},
+        'mean_digit_distance_per_seed': {
+            d: scores[d]['mean_digit_distance']['per_seed']
+            for d in ('argmax', 'bayes')}})
+  return {'points': points}
 
-  The standard error is the binomial one of the best validation accuracy,
-  ``sqrt(a (1 - a) / n)``: a gain smaller than that is not evidence that
-  cross-entropy is still improving (0.12 pp at 99.3 % on 5 000 images,
-  0.37 pp at 92.8 %).
-  """
-  acc = {e: c['validation']['argmax']['accuracy']['mean']
-         for e, c in curve.items()}
-  best = max(acc.values())
-  standard_error = math.sqrt(best * (1 - best) / num_validation)
-  return min(e for e, a in acc.items() if a >= best - standard_error)
+
+def final_scores(summary: dict, workdir: pathlib.Path) -> dict:
+  del workdir
+  return {k: v for k, v in summary['final'].items() if k != 'train_loss'}
 
 
-def run_study(grid: str, dataset, results_dir, runs_dir, *, base: Config,
-              log=print) -> dict:
-  """Runs every phase of every regime; returns everything the tables need."""
-  families_fn, regimes, validation_size, final_seeds = GRIDS[grid]
-  families = families_fn()
-  cells_dir = pathlib.Path(results_dir) / 'study'
-  base = dataclasses.replace(base, validation_size=validation_size,
-                             score_test=False)
-  out, memo = {}, {}
-  for regime_name, regime in regimes.items():
-    log(f'[{regime_name}] curve {regime.epoch_budgets}')
-    regime_base = dataclasses.replace(
-        base, train_size=regime.train_size, label_noise=regime.label_noise)
-    curve = {}
-    for epochs in regime.epoch_budgets:
-      config = dataclasses.replace(regime_base, epochs=epochs,
-                                   eval_every=epochs, seed=TUNE_SEED)
-      curve[epochs] = run_cell(cells_dir / regime_name / f'curve-{epochs}.json',
-                               config, runs_dir, dataset, log, memo)
-    epochs = choose_epochs(curve, validation_size)
-    log(f'[{regime_name}] {epochs} epochs; tuning {len(families)} families')
-    finals = {}
-    for family, (overrides, cells) in families.items():
-      tuned = []
-      for i, (lr, hyper) in enumerate(cells):
-        config = dataclasses.replace(
-            regime_base, **overrides, **hyper, learning_rate=lr,
-            epochs=epochs, eval_every=epochs, seed=TUNE_SEED,
-            train_size=regime.tune_train_size or regime.train_size)
-        tuned.append(run_cell(
-            cells_dir / regime_name / f'tune-{_slug(family)}-{i}.json',
-            config, runs_dir, dataset, log, memo))
-      best = min(tuned, key=validation_mde)
-      final_config = dataclasses.replace(
-          Config(**best['config']), seed=0, num_seeds=final_seeds,
-          train_size=regime.train_size, score_test=True,
-          shifted_test=regime_name == 'clean')
-      final = run_cell(cells_dir / regime_name / f'final-{_slug(family)}.json',
-                       final_config, runs_dir, dataset, log, memo)
-      finals[family] = {'cell': final, 'decoding': validation_mde(best)[1],
-                        'tuned': tuned}
-    out[regime_name] = {'epochs': epochs, 'curve': curve, 'finals': finals}
-  return out
+# ----------------------------------------------------------------------------
+# Choices, on validation only.
+
+
+@dataclasses.dataclass(frozen=True)
+class Choice:
+  """The tuned configuration of a family, and where it was found."""
+  config: Config           # the chosen point, no sweep
+  epoch: int               # the evaluated epoch with the lowest MDE
+  decoding: str            # 'argmax' or 'bayes'
+  validation_mde: float    # its mean over the tuning seeds
+
+
+def point_config(cell: dict, point: dict) -> Config:
+  return dataclasses.replace(Config(**cell['config']), sweep={}, **point)
+
+
+def choose(cells: list[dict]) -> Choice:
+  """The (point, epoch, decoding) of lowest mean validation MDE."""
+  candidates = [(e[d]['mean_digit_distance'], e['epoch'], d, cell, point)
+                for cell in cells for point in cell['points']
+                if not point['diverged']
+                for e in point['curve'] for d in ('argmax', 'bayes')]
+  mde, epoch, decoding, cell, point = min(candidates, key=lambda c: c[:3])
+  return Choice(point_config(cell, point['hyperparameters']), epoch,
+                decoding, mde)
+
+
+def rates_tried(cells: list[dict]) -> list[float]:
+  return sorted({point_config(c, p['hyperparameters']).learning_rate
+                 for c in cells for p in c['points']})
+
+
+def next_rate(cells: list[dict]) -> float | None:
+  """One factor of two past the edge the chosen rate sits on, else None."""
+  rate, tried = choose(cells).config.learning_rate, rates_tried(cells)
+  if rate == tried[0]:
+    return rate / 2
+  if rate == tried[-1]:
+    return rate * 2
+  return None
+
+
+def tuning_config(base: Config, family: Family, rates) -> Config:
+  sweep = {'learning_rate': list(rates)} if len(rates) > 1 else {}
+  if family.own:
+    name, values = family.own
+    sweep[name] = list(values)
+  return dataclasses.replace(
+      base, **family.overrides, sweep=sweep, seed=TUNE_SEED,
+      num_seeds=TUNE_SEEDS, score_test=False,
+      learning_rate=rates[0] if len(rates) == 1 else base.learning_rate)
+
+
+def final_config(choice: Choice, *, seed: int, num_seeds: int,
+                 shifted: bool) -> Config:
+  """The chosen point on fresh seeds, trained up to the chosen epoch."""
+  config = choice.config
+  return dataclasses.replace(
+      config, seed=seed, num_seeds=num_seeds, score_test=True,
+      shifted_test=shifted, eval_every=choice.epoch,
+      stop_after=None if choice.epoch == config.epochs else choice.epoch)
+
+
+def needs_more_seeds(values, reference) -> bool:
+  """Whether the paired difference is within two standard errors of 0."""
+  diff = np.asarray(values, np.float64) - np.asarray(reference, np.float64)
+  se = diff.std(ddof=1) / math.sqrt(diff.size)
+  return abs(diff.mean()) < 2 * se
+
+
+# ----------------------------------------------------------------------------
+# The study.
 
 
 def _slug(name: str) -> str:
   return ''.join(c if c.isalnum() or c in '.-_' else '_' for c in name)
 
 
+def tune_family(cells_dir, base: Config, name: str, family: Family,
+                grid: Grid, ctx) -> list[dict]:
+  """The family's tuning cells: the rate grid, then any edge extensions."""
+  run = ctx['run']
+  cells = [run(cells_dir / f'tune-{_slug(name)}.json',
+               tuning_config(base, family, grid.learning_rates),
+               tuning_curves)]
+  for _ in range(grid.max_extensions):
+    rate = next_rate(cells)
+    if rate is None:
+      break
+    cells.append(run(cells_dir / f'tune-{_slug(name)}-lr{rate:g}.json',
+                     tuning_config(base, family, [rate]), tuning_curves))
+  return cells
+
+
+def run_regime(name: str, regime: Regime, grid: Grid, base: Config,
+               ctx) -> dict:
+  """Tunes every family of the regime, then runs the finals."""
+  cells_dir, run, log = ctx['cells_dir'] / name, ctx['run'], ctx['log']
+  base = dataclasses.replace(
+      base, validation_size=grid.validation_size,
+      train_size=regime.train_size, label_noise=regime.label_noise,
+      epochs=regime.epochs, eval_every=regime.eval_every)
+  families = {}
+  for i, family_name in enumerate(regime.families):
+    log(f'[{name}] tune {family_name} ({i + 1}/{len(regime.families)})')
+    cells = tune_family(cells_dir, base, family_name, FAMILIES[family_name],
+                        grid, ctx)
+    families[family_name] = {'role': FAMILIES[family_name].role,
+                             'tuning': cells, 'choice': choose(cells)}
+  controls = [f for f in families if families[f]['role'] == CONTROL]
+  best_control = min(controls,
+                     key=lambda f: families[f]['choice'].validation_mde)
+  log(f'[{name}] finals; best control on validation: {best_control}')
+  for family_name, family in families.items():
+    family['finals'] = [run(
+        cells_dir / f'final-{_slug(family_name)}.json',
+        final_config(family['choice'], seed=0, num_seeds=grid.final_seeds,
+                     shifted=regime.shifted), final_scores)]
+  reference = study_report.final_mde_per_seed(families[best_control])
+  close = [f for f, family in families.items() if f != best_control and
+           needs_more_seeds(study_report.final_mde_per_seed(family), reference)]
+  if close:
+    log(f'[{name}] within two standard errors of {best_control}: '
+        f'{", ".join(close)}; five more seeds each')
+  for family_name in close + [best_control] * bool(close):
+    family = families[family_name]
+    family['finals'].append(run(
+        cells_dir / f'final-{_slug(family_name)}-more.json',
+        final_config(family['choice'], seed=grid.final_seeds,
+                     num_seeds=grid.final_seeds, shifted=regime.shifted),
+        final_scores))
+  return {'regime': regime, 'families': families,
+          'best_control': best_control}
+
+
+def run_study(grid_name: str, dataset, results_dir, runs_dir, *, base: Config,
+              regimes: list[str] | None = None, log=print) -> dict:
+  """Runs the regimes of a grid; returns everything the report needs."""
+  grid = GRIDS[grid_name]
+  cells_dir = pathlib.Path(results_dir) / 'study'
+
+  def run(path, config, make_cell):
+    return run_cell(path, config, runs_dir, dataset, log, make_cell)
+
+  ctx = {'cells_dir': cells_dir, 'run': run, 'log': log}
+  names = regimes or list(grid.regimes)
+  return {name: run_regime(name, grid.regimes[name], grid, base, ctx)
+          for name in names}
+
+
 def run_loss_table(dataset, results_dir, runs_dir, *, base: Config,
                    log=print) -> list[dict]:
   """One epoch of every loss (seed 0, test split); writes losses.md."""
-  memo, rows = {}, []
+  rows = []
   for name, overrides in every_loss().items():
     config = dataclasses.replace(base, epochs=1, **overrides)
     path = pathlib.Path(results_dir) / 'losses' / f'{_slug(name)}.json'
-    cell = run_cell(path, config, runs_dir, dataset, log, memo)
+    cell = run_cell(path, config, runs_dir, dataset, log, final_scores)
     scores = cell['test']['argmax']
     rows.append({'name': name, 'accuracy': scores['accuracy']['mean'],
                  'mean_digit_distance': scores['mean_digit_distance']['mean'],
                  'far_error_rate': scores['far_error_rate']['mean'],
-                 'command': command_for(cell['config'])})
+                 'command': study_report.command_for(cell['config'])})
   lines = ['One epoch, default configuration (batch 32, peak learning rate '
            '3e-3, AdamW, cosine), seed 0, argmax decoding, MNIST test split. '
            '`python experiments.py --grid losses` makes this table.', '',
@@ -288,6 +424,10 @@ def main(argv=None) -> int:
                       help='full: the study; tiny: the same code on a few '
                       'small cells (seconds; used by the tests); losses: one '
                       'epoch of every registered loss (the README table)')
+  parser.add_argument('--regimes', default=None,
+                      help='comma-separated regimes of the grid to run, in '
+                      'that order (default: all; full: ' +
+                      ','.join(GRIDS['full'].regimes) + ')')
   parser.add_argument('--data_dir', default=None,
                       help='folder with the MNIST IDX files (default '
                       '$MNIST_DIR)')
@@ -297,6 +437,14 @@ def main(argv=None) -> int:
                       help='where runs (checkpoints, predictions) go; '
                       'default runs/study-<grid>')
   args = parser.parse_args(argv)
+  regimes = None
+  if args.regimes and args.grid != 'losses':
+    regimes = args.regimes.split(',')
+    unknown = set(regimes) - set(GRIDS[args.grid].regimes)
+    if unknown:
+      parser.error(f'--regimes: no regime {", ".join(sorted(unknown))} in '
+                   f'--grid {args.grid} (it has '
+                   f'{", ".join(GRIDS[args.grid].regimes)}).')
   dataset = cli.load_mnist(parser, args.data_dir)
   t0 = time.perf_counter()
   results_dir = pathlib.Path(args.results_dir)
@@ -308,10 +456,9 @@ def main(argv=None) -> int:
     print(f'loss table: {time.perf_counter() - t0:.0f}s; '
           f'{results_dir / "losses.md"}')
     return 0
-  study = run_study(args.grid, dataset, results_dir, runs_dir, base=base)
-  rows = study_rows(study)
-  write_tables(study, rows, results_dir)
-  write_plots(study, rows, results_dir)
+  study = run_study(args.grid, dataset, results_dir, runs_dir, base=base,
+                    regimes=regimes)
+  study_report.write_report(study, results_dir)
   print(f'study {args.grid}: {time.perf_counter() - t0:.0f}s; tables and '
         f'plots in {results_dir}')
   return 0

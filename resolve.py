@@ -310,6 +310,9 @@ def resolve(config: Config, num_train_images: int | None = None) -> Run:
   for name in FIELDS:
     if name != 'sweep':
       check_field(name, getattr(config, name))
+  if config.stop_after is not None and config.stop_after > config.epochs:
+    raise ConfigError(f'--stop_after {config.stop_after} is after the last '
+                      f'epoch (--epochs {config.epochs}).')
   sweep = _check_sweep(config)
   points = grid_points(sweep)
   point_configs = [dataclasses.replace(config, **p, sweep={}) for p in points]

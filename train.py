@@ -87,8 +87,13 @@ def check_finite(loss_PxSxE: np.ndarray, epoch: int, run: Run,
         f'every point of the sweep diverged (the first: {first}).')
 
 
+def last_epoch(config: Config) -> int:
+  """The last epoch trained: ``--stop_after`` or else ``--epochs``."""
+  return config.stop_after or config.epochs
+
+
 def is_eval_epoch(config: Config, epoch: int) -> bool:
-  return epoch % config.eval_every == 0 or epoch == config.epochs
+  return epoch % config.eval_every == 0 or epoch == last_epoch(config)
 
 
 def epoch_records(epoch: int, loss_PxSxE: np.ndarray,
@@ -155,9 +160,9 @@ def train_and_evaluate(config: Config, workdir, *, resume: bool = False,
   run = run.with_data(len(dataset['train'].labels))
   metrics_path = workdir / 'metrics.jsonl'
   done = read_metrics_lines(metrics_path, 10**9) if resume else []
-  if done and config.epochs < json.loads(done[-1])['epoch']:
-    raise ConfigError(f'--epochs {config.epochs} is fewer than the epochs '
-                      'already completed in --workdir.')
+  if done and last_epoch(config) < json.loads(done[-1])['epoch']:
+    raise ConfigError(f'--epochs/--stop_after {last_epoch(config)} is fewer '
+                      'than the epochs already completed in --workdir.')
   seeds = run.seeds
   run_data = prepare_data(config, dataset, seeds)
 
@@ -170,7 +175,7 @@ def train_and_evaluate(config: Config, workdir, *, resume: bool = False,
 
   mesh = parallel.data_mesh()
   progress = None if quiet else progress_lib.StepProgress(
-      config.epochs, run.steps_per_epoch,
+      last_epoch(config), run.steps_per_epoch,
       config.batch_size * len(seeds) * run.num_points)
   params, opt_state, train_epoch, evaluate = build_programs(
       run, mesh, on_step=progress)
@@ -207,13 +212,13 @@ def train_and_evaluate(config: Config, workdir, *, resume: bool = False,
     """Every evaluation set; the shifted test sets at the end only."""
     return {name: jax.device_get(evaluate(params, hp_P, *split))
             for name, split in eval_sets.items()
-            if not name.startswith('test[') or epoch == config.epochs}
+            if not name.startswith('test[') or epoch == last_epoch(config)}
 
   records = [json.loads(line) for line in kept_lines[-run.num_points:]]
   diverged = {r['point']: r['diverged'] for r in records if 'diverged' in r}
   epoch_times = []
   evaluations = None
-  for epoch in range(start_epoch + 1, config.epochs + 1):
+  for epoch in range(start_epoch + 1, last_epoch(config) + 1):
     t0 = time.perf_counter()
     if progress is not None:
       progress.start_epoch(epoch)
@@ -245,7 +250,7 @@ def train_and_evaluate(config: Config, workdir, *, resume: bool = False,
     progress.close()
 
   if evaluations is None:  # Resumed a finished run: nothing left to train.
-    evaluations = evaluate_all(params, config.epochs)
+    evaluations = evaluate_all(params, last_epoch(config))
   if writer and 'test' in evaluations:
     test = evaluations['test']
     # A plain run keeps its arrays per seed; a sweep's have the point first.
@@ -266,7 +271,7 @@ def train_and_evaluate(config: Config, workdir, *, resume: bool = False,
       'config': dataclasses.asdict(config),
       'seeds': seeds,
       'num_train': run.num_train,
-      'epochs_completed': config.epochs,
+      'epochs_completed': last_epoch(config),
       **({} if config.sweep else {
           'final': points[0]['final'],
           'distance_matrix': points[0]['distance_matrix']}),
