@@ -146,8 +146,9 @@ def config_from_args(args, parser, argv) -> tuple[Config, pathlib.Path]:
   """Checks the flags; returns the config and the workdir to use.
 
   With ``--resume`` the saved configuration is used; ``--epochs``,
-  ``--stop_after`` (and the data location) given on the command line replace the saved values, and any
-  other flag given with a different value is an error, not silently ignored.
+  ``--stop_after`` (and the data location) given on the command line replace
+  the saved values, and any other flag given with a different value is an
+  error, not silently ignored.
   """
   fail = parser.error
   given = given_flags(argv)

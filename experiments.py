@@ -138,7 +138,7 @@ GRIDS = {
         'scarce2000': Regime(2000, 0.0, 12, 2, tuple(FAMILIES)),
         'noisy40': Regime(5000, 0.4, 12, 2, OTHER_FAMILIES),
         'clean': Regime(None, 0.0, 3, 1, OTHER_FAMILIES, shifted=True),
-    }, (1.5e-3, 3e-3, 6e-3), VALIDATION_SIZE, FINAL_SEEDS, 3),
+    }, (1.5e-3, 3e-3, 6e-3), VALIDATION_SIZE, FINAL_SEEDS, 6),
     'tiny': Grid({
         'scarce': Regime(96, 0.0, 2, 1, ('ce', 'label_smoothing',
                                          'sord[permuted]', 'sord[linear]')),

@@ -28,53 +28,144 @@ def tiny_study(tmp_path_factory):
   study = experiments.run_study('tiny', dataset, root / 'results',
                                 root / 'runs', base=Config(),
                                 log=log.append)
-  rows = study_report.study_rows(study)
-  study_report.write_tables(study, rows, root / 'results')
-  study_report.write_plots(study, rows, root / 'results')
+  rows = study_report.write_report(study, root / 'results')
   return root, dataset, study, rows, log
 
 
 def test_study_writes_cells_tables_and_plots(tiny_study):
   root, _, study, rows, _ = tiny_study
   results = root / 'results'
-  for name in ('study.csv', 'study.md', 'study_curves.png', 'study_pareto.png',
-               'study_far_errors.png'):
+  for name in ('study.csv', 'study.md', 'study_attribution.png',
+               'study_pareto.png'):
     assert (results / name).stat().st_size > 0, name
-  families = experiments.tiny_families()
-  regimes = ['scarce', 'clean', 'shifted']
-  assert len(rows) == 2 * len(families) * len(regimes)
+  grid = experiments.GRIDS['tiny']
+  # scarce: its test split; clean: its test split, the shifted mean, four
+  # kinds and twelve corruptions.
+  expected = (len(grid.regimes['scarce'].families) +
+              len(grid.regimes['clean'].families) * (1 + 1 + 4 + 12))
+  assert len(rows) == expected
   with open(results / 'study.csv') as f:
     table = list(csv.DictReader(f))
-  for column in ('regime', 'config', 'loss', 'decoding', 'train_size',
-                 'label_noise', 'epochs', 'batch_size', 'learning_rate',
-                 'seeds', 'n_seeds', 'accuracy', 'mean_digit_distance',
-                 'far_error_rate', 'command'):
+  for column in ('regime', 'family', 'role', 'best_control', 'decoding',
+                 'epoch', 'learning_rate', 'seeds', 'accuracy',
+                 'mean_digit_distance', 'error_rate', 'mean_error_distance',
+                 'far_share_of_errors', 'mean_digit_distance_vs_control_p_holm',
+                 'mean_digit_distance_vs_control_p_holm_all',
+                 'mean_digit_distance_vs_ce_p_holm', 'fewer_part',
+                 'closer_part', 'command'):
     assert column in table[0], column
-  # The table holds the final cells' test numbers, per seed averaged.
-  final = study['scarce']['finals']['sord[linear]']
+  family = study['scarce']['families']['sord[linear]']
   row = next(r for r in table if r['regime'] == 'scarce' and
-             r['config'] == 'sord[linear]' and r['decoding'] == 'argmax')
-  np.testing.assert_allclose(float(row['accuracy']), np.mean(
-      final['cell']['test']['argmax']['accuracy']['per_seed']))
-  assert row['seeds'] == '0;1' and row['n_seeds'] == '2'
-  assert row['train_size'] == '96'
+             r['family'] == 'sord[linear]')
+  decoding = family['choice'].decoding
+  per_seed = [v for cell in family['finals']
+              for v in cell['test'][decoding]['accuracy']['per_seed']]
+  np.testing.assert_allclose(float(row['accuracy']), np.mean(per_seed))
+  assert row['seeds'] in ('0;1', '0;1;2;3')
   text = (results / 'study.md').read_text()
-  assert '## shifted' in text and 'Holm' in text
+  for heading in ('## scarce', '## clean', '## shifted', '## shifted[blur]'):
+    assert heading in text
+  assert 'Holm' in text and '| stripe | occlusion/texture |' in text
 
 
 def test_choices_are_made_on_validation_only(tiny_study):
-  _, _, study, rows, _ = tiny_study
-  for regime in study.values():
-    for final in regime['finals'].values():
-      best = min(final['tuned'], key=experiments.validation_mde)
-      assert final['decoding'] == experiments.validation_mde(best)[1]
-      assert final['cell']['config']['learning_rate'] == best['config'][
-          'learning_rate']
+  _, _, study, _, _ = tiny_study
+  for result in study.values():
+    for family in result['families'].values():
+      choice = family['choice']
+      assert choice == experiments.choose(family['tuning'])
       # Tuning never looked at the test split; finals use fresh seeds.
-      assert all('test' not in cell for cell in final['tuned'])
-      assert final['cell']['seeds'] == [0, 1]
-      assert all(c['seeds'] == [study_report.TUNE_SEED] for c in final['tuned'])
-  assert sum(r['chosen'] for r in rows) == len(rows) // 2
+      for cell in family['tuning']:
+        assert not cell['config']['score_test'] and 'test' not in cell
+        assert {k for p in cell['points'] for e in p['curve'] for k in e} == {
+            'epoch', 'argmax', 'bayes', 'mean_digit_distance_per_seed'}
+      assert all(c['seeds'] == [100, 101] for c in family['tuning'])
+      assert family['finals'][0]['seeds'] == [0, 1]
+      final = Config(**family['finals'][0]['config'])
+      assert final.learning_rate == choice.config.learning_rate
+      assert (final.stop_after or final.epochs) == choice.epoch
+    controls = {f: fam['choice'].validation_mde
+                for f, fam in result['families'].items()
+                if fam['role'] == experiments.CONTROL}
+    assert result['best_control'] == min(controls, key=controls.get)
+
+
+def test_no_chosen_rate_sits_on_an_edge_of_the_rates_tried(tiny_study):
+  _, _, study, _, _ = tiny_study
+  grid = experiments.GRIDS['tiny']
+  for result in study.values():
+    for family in result['families'].values():
+      tried = experiments.rates_tried(family['tuning'])
+      rate = family['choice'].config.learning_rate
+      extensions = len(family['tuning']) - 1
+      assert (tried[0] < rate < tried[-1] or
+              extensions == grid.max_extensions), (tried, rate)
+
+
+def _cell(rates, mde_of_rate, epochs=(1, 2)):
+  """A tuning cell whose points have the given validation MDE."""
+  config = dataclasses.asdict(Config(sweep={'learning_rate': list(rates)}))
+  return {'config': config, 'points': [
+      {'hyperparameters': {'learning_rate': r}, 'diverged': None,
+       'curve': [{'epoch': e, 'argmax': {'mean_digit_distance':
+                                         mde_of_rate(r) + e},
+                  'bayes': {'mean_digit_distance': mde_of_rate(r) + 2 * e}}
+                 for e in epochs]} for r in rates]}
+
+
+def test_choose_and_the_edge_rule():
+  cells = [_cell([1e-3, 2e-3, 4e-3], lambda r: abs(np.log2(r / 4e-3)))]
+  choice = experiments.choose(cells)
+  assert (choice.config.learning_rate, choice.epoch, choice.decoding,
+          choice.validation_mde) == (4e-3, 1, 'argmax', 1.0)
+  assert choice.config.sweep == {}
+  assert experiments.next_rate(cells) == 8e-3       # on the upper edge
+  cells.append(_cell([8e-3], lambda r: 5.0))
+  assert experiments.next_rate(cells) is None       # now inside
+  cells = [_cell([1e-3, 2e-3], lambda r: r)]
+  assert experiments.next_rate(cells) == 5e-4       # on the lower edge
+  # A point that diverged is never chosen, but its rate was tried.
+  cells = [_cell([1e-3, 2e-3, 4e-3], lambda r: r)]
+  cells[0]['points'][0]['diverged'] = 'loss NaN at step 3'
+  assert experiments.choose(cells).config.learning_rate == 2e-3
+  assert experiments.next_rate(cells) is None
+
+
+def test_more_seeds_when_within_two_standard_errors():
+  reference = np.array([0.10, 0.11, 0.12, 0.10, 0.11])
+  assert experiments.needs_more_seeds(reference + [0.01, -0.01, 0.0, 0.005,
+                                                   -0.004], reference)
+  assert not experiments.needs_more_seeds(reference - 0.02 + [
+      0.001, -0.001, 0.0, 0.0005, 0.0], reference)
+
+
+def test_attribution_adds_up_to_the_mde_difference(tiny_study):
+  _, _, _, rows, _ = tiny_study
+  for r in rows:
+    np.testing.assert_allclose(r['fewer_part'] + r['closer_part'],
+                               r['mean_digit_distance_vs_control'],
+                               atol=1e-6)
+    if r['family'] == r['best_control']:
+      assert r['mean_digit_distance_vs_control'] == 0
+      assert r['mean_digit_distance_vs_control_p_holm'] == 1.0
+
+
+def test_holm_within_a_regime_and_across_regimes(tiny_study):
+  _, _, _, rows, _ = tiny_study
+  test = 'mean_digit_distance_vs_control'
+  for regime in ('scarce', 'clean'):
+    group = [r for r in study_report.rows_of(rows, regime)
+             if r['family'] != r['best_control']]
+    np.testing.assert_allclose([r[f'{test}_p_holm'] for r in group],
+                               study_report.holm([r[f'{test}_p']
+                                                  for r in group]))
+  across = [r for r in rows if r['regime'] in ('scarce', 'clean', 'shifted')
+            and r['family'] != r['best_control']]
+  np.testing.assert_allclose([r[f'{test}_p_holm_all'] for r in across],
+                             study_report.holm([r[f'{test}_p']
+                                                for r in across]))
+  assert all(np.isnan(r[f'{test}_p_holm_all']) for r in rows
+             if r['regime'].startswith('shifted:'))
 
 
 def test_rerun_skips_every_finished_cell(tiny_study):
@@ -84,43 +175,35 @@ def test_rerun_skips_every_finished_cell(tiny_study):
                                 root / 'runs', base=Config(),
                                 log=log.append)
   assert not [line for line in log if line.startswith('  ')]  # nothing trained
-  assert study_report.study_rows(study) == rows
+  again = study_report.study_rows(study)
+  assert json.dumps(again) == json.dumps(rows)
 
 
 def test_changed_plan_refuses_to_reuse_a_cell(tiny_study, tmp_path):
   root, dataset, _, _, _ = tiny_study
-  cell = next((root / 'results' / 'study' / 'scarce').glob('final-ce.json'))
+  cell = root / 'results' / 'study' / 'scarce' / 'final-ce.json'
   with pytest.raises(ValueError, match='another configuration'):
     experiments.run_cell(cell, Config(epochs=7), tmp_path, dataset,
-                         print, {})
+                         print, experiments.final_scores)
 
 
 def test_row_command_reproduces_the_row(tiny_study, tmp_path):
   _, dataset, study, rows, _ = tiny_study
   row = next(r for r in rows if r['regime'] == 'scarce' and
-             r['config'] == 'ce' and r['chosen'])
+             r['family'] == 'label_smoothing')
   args = shlex.split(row['command'])[2:]
   parser = build_parser()
   argv = args + ['--workdir', str(tmp_path / 'w')]
   config, _ = config_from_args(parser.parse_args(argv), parser, argv)
-  saved = study['scarce']['finals']['ce']['cell']['config']
+  family = study['scarce']['families']['label_smoothing']
+  saved = family['finals'][0]['config']
   assert dataclasses.asdict(config) == dict(saved, data_dir='../shared/mnist')
   again = train.train_and_evaluate(dataclasses.replace(config, data_dir=None),
                                    tmp_path / 'w', dataset=dataset)
-  assert (again['final']['test']['argmax']['mean_digit_distance']['mean'] ==
-          row['mean_digit_distance'])
-
-
-def test_choose_epochs_stops_when_the_gain_is_within_one_standard_error():
-  def curve(accs):
-    return {e: {'validation': {'argmax': {'accuracy': {'mean': a}}}}
-            for e, a in accs.items()}
-
-  # At 99 % on 5 000 images one standard error is 0.14 pp.
-  assert experiments.choose_epochs(curve({1: 0.985, 2: 0.9895, 3: 0.990}),
-                                   5000) == 2
-  assert experiments.choose_epochs(curve({1: 0.985, 2: 0.987, 3: 0.990}),
-                                   5000) == 3
+  decoding = family['choice'].decoding
+  assert (again['final']['test'][decoding]['mean_digit_distance']['per_seed']
+          == family['finals'][0]['test'][decoding]['mean_digit_distance'][
+              'per_seed'])
 
 
 def test_statistics():
@@ -141,10 +224,13 @@ def test_every_registered_loss_is_in_the_study_or_the_loss_table():
   covered = {o.get('loss', 'cross_entropy')
              for o in experiments.every_loss().values()}
   assert covered == set(losses.LOSSES)
-  for overrides in list(experiments.every_loss().values()) + [
-      dict(o, **cells[0][1])
-      for o, cells in experiments.full_families().values()]:
-    resolve(Config(**overrides))
+  base = Config(validation_size=5000, train_size=500)
+  for family in experiments.FAMILIES.values():
+    for rates in ([1.5e-3, 3e-3], [6e-3]):
+      assert resolve(experiments.tuning_config(base, family, rates)
+                     ).num_points == len(rates) * (2 if family.own else 1)
+  roles = [f.role for f in experiments.FAMILIES.values()]
+  assert roles.count(experiments.CONTROL) == 3
 
 
 def test_loss_table_writes_one_row_per_configuration(tmp_path, monkeypatch):

@@ -136,6 +136,23 @@ def cli(*args, **kw):
                         capture_output=True, text=True, cwd=ROOT, **kw)
 
 
+def test_stop_after_cuts_the_full_schedule_short(tiny, tmp_path):
+  config = Config(epochs=3, num_seeds=2)
+  train.train_and_evaluate(config, tmp_path / 'full', dataset=tiny)
+  cut = train.train_and_evaluate(
+      Config(epochs=3, num_seeds=2, stop_after=2, eval_every=2),
+      tmp_path / 'cut', dataset=tiny)
+  short = train.train_and_evaluate(Config(epochs=2, num_seeds=2),
+                                   tmp_path / 'short', dataset=tiny)
+  full_lines = read_jsonl(tmp_path / 'full' / 'metrics.jsonl')
+  cut_lines = read_jsonl(tmp_path / 'cut' / 'metrics.jsonl')
+  assert [r['epoch'] for r in cut_lines] == [2]
+  assert strip_times(cut_lines[0]) == strip_times(full_lines[1])
+  assert cut['epochs_completed'] == 2
+  # A 2-epoch schedule decays faster: another model.
+  assert short['final']['train_loss'] != cut['final']['train_loss']
+
+
 def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
   mnist = make_fake_mnist(tmp_path, num_train=4096, num_test=256)
   flags = ['--data_dir', str(mnist), '--epochs', '6', '--batch_size', '32',
@@ -279,6 +296,7 @@ def test_flags_are_made_from_the_field_descriptions():
     {'optimizer': 'sgd', 'weight_decay': 1e-4},
     {'loss': 'soft_label_cross_entropy', 'alpha': 2.0},
     {'soft_labels': 'binomial'},  # only soft_target_cross_entropy takes it
+    {'epochs': 3, 'stop_after': 4},
 ])
 def test_the_cli_and_the_library_give_the_same_error(overrides, fake_dir,
                                                       tmp_path, capsys):
