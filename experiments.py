@@ -105,8 +105,9 @@ FAMILIES = {
     'von_mises': Family(DISTANCE, {'loss': 'von_mises'}, ('kappa', (1.0, 3.0))),
 }
 # Outside the scarce regimes: the controls, SORD, CORN and smoothed SORD (the
-# family built to beat label smoothing); protocol.md adds the best
-# distance-aware family of the scarce regimes.
+# family built to beat label smoothing), and the best distance-aware family of
+# the scarce regimes (Regime.plus_best_of).
+SCARCE = ('scarce500', 'scarce2000')
 OTHER_FAMILIES = ('ce', 'ce+weight_decay', 'label_smoothing', 'sord[permuted]',
                   'sord[linear]', 'sord[cyclic]', 'smoothed_sord[linear]',
                   'corn')
@@ -121,6 +122,9 @@ class Regime:
   eval_every: int
   families: tuple[str, ...]
   shifted: bool = False  # its finals also score the corrupted test sets
+  # Also the distance-aware family with the best mean rank of tuned
+  # validation MDE over these regimes (protocol.md).
+  plus_best_of: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,14 +140,17 @@ GRIDS = {
     'full': Grid({
         'scarce500': Regime(500, 0.0, 24, 4, tuple(FAMILIES)),
         'scarce2000': Regime(2000, 0.0, 12, 2, tuple(FAMILIES)),
-        'noisy40': Regime(5000, 0.4, 12, 2, OTHER_FAMILIES),
-        'clean': Regime(None, 0.0, 3, 1, OTHER_FAMILIES, shifted=True),
+        'noisy40': Regime(5000, 0.4, 12, 2, OTHER_FAMILIES,
+                          plus_best_of=SCARCE),
+        'clean': Regime(None, 0.0, 3, 1, OTHER_FAMILIES, shifted=True,
+                        plus_best_of=SCARCE),
     }, (1.5e-3, 3e-3, 6e-3), VALIDATION_SIZE, FINAL_SEEDS, 6),
     'tiny': Grid({
         'scarce': Regime(96, 0.0, 2, 1, ('ce', 'label_smoothing',
                                          'sord[permuted]', 'sord[linear]')),
         'clean': Regime(None, 0.0, 1, 1, ('ce', 'label_smoothing',
-                                          'sord[linear]'), shifted=True),
+                                          'sord[permuted]'), shifted=True,
+                        plus_best_of=('scarce',)),
     }, (3e-3, 6e-3), 64, 2, 1),
 }
 
@@ -330,21 +337,50 @@ def tune_family(cells_dir, base: Config, name: str, family: Family,
   return cells
 
 
-def run_regime(name: str, regime: Regime, grid: Grid, base: Config,
-               ctx) -> dict:
-  """Tunes every family of the regime, then runs the finals."""
-  cells_dir, run, log = ctx['cells_dir'] / name, ctx['run'], ctx['log']
+def tune_regime(name: str, grid: Grid, base: Config, ctx,
+                families: list[str]) -> dict[str, dict]:
+  """Every family's tuning cells and choice in regime ``name``."""
+  regime = grid.regimes[name]
   base = dataclasses.replace(
       base, validation_size=grid.validation_size,
       train_size=regime.train_size, label_noise=regime.label_noise,
       epochs=regime.epochs, eval_every=regime.eval_every)
-  families = {}
-  for i, family_name in enumerate(regime.families):
-    log(f'[{name}] tune {family_name} ({i + 1}/{len(regime.families)})')
-    cells = tune_family(cells_dir, base, family_name, FAMILIES[family_name],
-                        grid, ctx)
-    families[family_name] = {'role': FAMILIES[family_name].role,
-                             'tuning': cells, 'choice': choose(cells)}
+  tuned = {}
+  for i, family_name in enumerate(families):
+    ctx['log'](f'[{name}] tune {family_name} ({i + 1}/{len(families)})')
+    cells = tune_family(ctx['cells_dir'] / name, base, family_name,
+                        FAMILIES[family_name], grid, ctx)
+    tuned[family_name] = {'role': FAMILIES[family_name].role,
+                          'tuning': cells, 'choice': choose(cells)}
+  return tuned
+
+
+def best_distance_aware(tuned_regimes: list[dict[str, dict]]) -> str:
+  """The distance-aware family with the best mean rank of validation MDE
+  over the regimes (ties: by name)."""
+  ranks: dict[str, list[int]] = {}
+  for tuned in tuned_regimes:
+    aware = sorted((f for f, t in tuned.items() if t['role'] == DISTANCE),
+                   key=lambda f, tuned=tuned: tuned[f]['choice'].validation_mde)
+    for rank, family in enumerate(aware):
+      ranks.setdefault(family, []).append(rank)
+  everywhere = [f for f, r in ranks.items() if len(r) == len(tuned_regimes)]
+  return min(everywhere, key=lambda f: (np.mean(ranks[f]), f))
+
+
+def run_regime(name: str, grid: Grid, base: Config, ctx) -> dict:
+  """Tunes every family of the regime, then runs the finals."""
+  regime = grid.regimes[name]
+  cells_dir, run, log = ctx['cells_dir'] / name, ctx['run'], ctx['log']
+  names = list(regime.families)
+  if regime.plus_best_of:
+    best = best_distance_aware([
+        tune_regime(other, grid, base, ctx, list(grid.regimes[other].families))
+        for other in regime.plus_best_of])
+    log(f'[{name}] best distance-aware family of '
+        f'{", ".join(regime.plus_best_of)} on validation: {best}')
+    names += [best] * (best not in names)
+  families = tune_regime(name, grid, base, ctx, names)
   controls = [f for f in families if families[f]['role'] == CONTROL]
   best_control = min(controls,
                      key=lambda f: families[f]['choice'].validation_mde)
@@ -382,7 +418,7 @@ def run_study(grid_name: str, dataset, results_dir, runs_dir, *, base: Config,
 
   ctx = {'cells_dir': cells_dir, 'run': run, 'log': log}
   names = regimes or list(grid.regimes)
-  return {name: run_regime(name, grid.regimes[name], grid, base, ctx)
+  return {name: run_regime(name, grid, base, ctx)
           for name in names}
 
 

@@ -41,8 +41,11 @@ def test_study_writes_cells_tables_and_plots(tiny_study):
   grid = experiments.GRIDS['tiny']
   # scarce: its test split; clean: its test split, the shifted mean, four
   # kinds and twelve corruptions.
+  # clean adds the best distance-aware family of scarce (its only one).
+  assert list(study['clean']['families']) == [
+      *grid.regimes['clean'].families, 'sord[linear]']
   expected = (len(grid.regimes['scarce'].families) +
-              len(grid.regimes['clean'].families) * (1 + 1 + 4 + 12))
+              len(study['clean']['families']) * (1 + 1 + 4 + 12))
   assert len(rows) == expected
   with open(results / 'study.csv') as f:
     table = list(csv.DictReader(f))
@@ -129,6 +132,22 @@ def test_choose_and_the_edge_rule():
   cells[0]['points'][0]['diverged'] = 'loss NaN at step 3'
   assert experiments.choose(cells).config.learning_rate == 2e-3
   assert experiments.next_rate(cells) is None
+
+
+def test_best_distance_aware_family_by_mean_rank():
+  def tuned(mdes):
+    return {f: {'role': experiments.FAMILIES[f].role,
+                'choice': experiments.Choice(Config(), 2, 'argmax', m)}
+            for f, m in mdes.items()}
+
+  a = tuned({'label_smoothing': 0.01, 'sord[linear]': 0.05, 'corn': 0.04,
+             'clm[logit]': 0.06})
+  b = tuned({'label_smoothing': 0.01, 'sord[linear]': 0.03, 'corn': 0.05,
+             'clm[logit]': 0.02})
+  # Ranks: sord 1 and 1, corn 0 and 2, clm 2 and 0: a tie broken by name;
+  # the control is never a candidate.
+  assert experiments.best_distance_aware([a, b]) == 'clm[logit]'
+  assert experiments.best_distance_aware([a]) == 'corn'
 
 
 def test_more_seeds_when_within_two_standard_errors():
