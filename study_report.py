@@ -211,7 +211,9 @@ def _row(group: str, splits, family_name: str, family: dict,
   _compare(row, 'vs_control', family, control, splits, VS_CONTROL)
   row['fewer_part'], row['closer_part'] = attribution(family, control, splits)
   _compare(row, 'vs_ce', family, result['families']['ce'], splits, VS_CE)
-  row['command'] = command_for(family['finals'][0]['config'])
+  # Seeds 0..n-1 in one run: the first final and its extra seeds at once.
+  row['command'] = command_for(dict(family['finals'][0]['config'],
+                                    num_seeds=len(seeds)))
   return row
 
 
