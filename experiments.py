@@ -3,8 +3,6 @@ distance-blind regulariser? The study.
 
     python experiments.py --data_dir ../shared/mnist            # every regime
     python experiments.py --data_dir ../shared/mnist --regimes scarce2000
-    python experiments.py --data_dir ../shared/mnist --grid tiny \\
-        --results_dir /tmp/s                                    # seconds
 
 The protocol is ``results/protocol.md`` (committed before the first final
 cell). In short, per regime and family:
@@ -458,8 +456,9 @@ def main(argv=None) -> int:
   parser.add_argument('--grid', default='full',
                       choices=sorted(GRIDS) + ['losses'],
                       help='full: the study; tiny: the same code on a few '
-                      'small cells (seconds; used by the tests); losses: one '
-                      'epoch of every registered loss (the README table)')
+                      'small cells (used by the tests, on synthetic data); '
+                      'losses: one epoch of every registered loss (the '
+                      'README table)')
   parser.add_argument('--regimes', default=None,
                       help='comma-separated regimes of the grid to run, in '
                       'that order (default: all; full: ' +

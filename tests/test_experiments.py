@@ -293,6 +293,7 @@ def test_notebook_runs_top_to_bottom(tiny_study):
 
 def test_bad_grid_or_data_exit_2(capsys):
   for argv, flag in ((['--grid', 'huge'], '--grid'),
+                     (['--regimes', 'scarce2000,huge'], '--regimes'),
                      (['--data_dir', '/nonexistent'], '--data_dir')):
     with pytest.raises(SystemExit) as exit_info:
       experiments.main(argv)
