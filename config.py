@@ -63,7 +63,11 @@ class Config:
       'linear', "'linear', 'cyclic', 'order:D0,...,D9' (the linear distance "
       'between positions in that order of the digits, e.g. a permuted order '
       "as a control), or a path to a 10x10 .npy cost matrix; used by "
-      'distance-aware losses and for Bayes decoding', sweep=True)
+      'distance-aware losses and, unless --decode_distance is given, for '
+      'Bayes decoding', sweep=True)
+  decode_distance: str | None = _field(
+      None, 'the cost Bayes decoding minimises, in the forms of --distance '
+      '(linear: the mean digit-distance error); default: --distance')
   temperature: float | None = _field(
       None, 'soft_label_cross_entropy temperature (default 1.0); with '
       "--soft_labels exponential: its tau (default 1.0)", check=_POSITIVE,

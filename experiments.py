@@ -42,6 +42,7 @@ import losses
 import study_report
 import train
 from config import Config
+from resolve import resolve
 from runfiles import write_text_atomic
 
 VALIDATION_SIZE = 5000
@@ -66,8 +67,12 @@ class Family:
 
 
 def _sord(distance: str, role: str = DISTANCE) -> Family:
+  # Bayes decoding minimises the linear cost that the MDE measures, for
+  # every family: what differs is the training loss only.
+  decode = {} if distance == 'linear' else {'decode_distance': 'linear'}
   return Family(role, {'loss': 'soft_label_cross_entropy',
-                       'distance': distance}, ('temperature', (0.5, 1.0)))
+                       'distance': distance, **decode},
+                ('temperature', (0.5, 1.0)))
 
 
 def _soft(family: str, own=None) -> Family:
@@ -177,11 +182,14 @@ def every_loss() -> dict[str, dict]:
 
 
 def run_cell(path: pathlib.Path, config: Config, runs_dir, dataset, log,
-             make_cell: Callable[[dict, pathlib.Path], dict]) -> dict:
+             make_cell: Callable[[dict, pathlib.Path], dict],
+             on_diverged: Callable[[Config, str], dict] | None = None) -> dict:
   """Trains ``config`` unless ``path`` already holds its result.
 
   ``make_cell(summary, workdir)`` turns the finished run into what the cell
-  keeps. An unfinished run resumes from its last checkpoint.
+  keeps; ``on_diverged(config, message)`` does for a run whose every point
+  diverged (without it, the TrainingError propagates). An unfinished run
+  resumes from its last checkpoint.
   """
   if path.exists():
     cell = json.loads(path.read_text())
@@ -201,11 +209,19 @@ def run_cell(path: pathlib.Path, config: Config, runs_dir, dataset, log,
     shutil.rmtree(workdir)
     resume = False
   t0 = time.perf_counter()
-  summary = train.train_and_evaluate(config, workdir, resume=resume,
-                                     dataset=dataset)
+  try:
+    summary = train.train_and_evaluate(config, workdir, resume=resume,
+                                       dataset=dataset)
+    content = make_cell(summary, workdir)
+  except train.TrainingError as e:
+    if on_diverged is None:
+      raise
+    log(f'  {path.parent.name}/{path.stem}: every point diverged')
+    summary = {'seeds': resolve(config).seeds, 'num_train': None}
+    content = on_diverged(config, str(e))
   cell = {'config': dataclasses.asdict(config), 'seeds': summary['seeds'],
           'num_train': summary['num_train'],
-          'wall_s': time.perf_counter() - t0, **make_cell(summary, workdir)}
+          'wall_s': time.perf_counter() - t0, **content}
   path.parent.mkdir(parents=True, exist_ok=True)
   write_text_atomic(path, json.dumps(cell) + '\n')
   log(f'  {path.parent.name}/{path.stem}: {cell["wall_s"]:.0f}s')
@@ -233,6 +249,12 @@ def tuning_curves(summary: dict, workdir: pathlib.Path) -> dict:
             d: scores[d]['mean_digit_distance']['per_seed']
             for d in ('argmax', 'bayes')}})
   return {'points': points}
+
+
+def diverged_points(config: Config, message: str) -> dict:
+  """A tuning cell's points when every one diverged: tried, never chosen."""
+  return {'points': [{'hyperparameters': point, 'curve': [],
+                      'diverged': message} for point in resolve(config).points]}
 
 
 def final_scores(summary: dict, workdir: pathlib.Path) -> dict:
@@ -325,13 +347,14 @@ def tune_family(cells_dir, base: Config, name: str, family: Family,
   run = ctx['run']
   cells = [run(cells_dir / f'tune-{_slug(name)}.json',
                tuning_config(base, family, grid.learning_rates),
-               tuning_curves)]
+               tuning_curves, diverged_points)]
   for _ in range(grid.max_extensions):
     rate = next_rate(cells)
     if rate is None:
       break
     cells.append(run(cells_dir / f'tune-{_slug(name)}-lr{rate:g}.json',
-                     tuning_config(base, family, [rate]), tuning_curves))
+                     tuning_config(base, family, [rate]), tuning_curves,
+                     diverged_points))
   return cells
 
 
@@ -348,8 +371,13 @@ def tune_regime(name: str, grid: Grid, base: Config, ctx,
     ctx['log'](f'[{name}] tune {family_name} ({i + 1}/{len(families)})')
     cells = tune_family(ctx['cells_dir'] / name, base, family_name,
                         FAMILIES[family_name], grid, ctx)
+    on_edge = next_rate(cells) is not None
+    if on_edge:
+      ctx['log'](f'[{name}] {family_name}: the chosen rate is still on an '
+                 f'edge after {grid.max_extensions} extensions')
     tuned[family_name] = {'role': FAMILIES[family_name].role,
-                          'tuning': cells, 'choice': choose(cells)}
+                          'tuning': cells, 'choice': choose(cells),
+                          'rate_on_edge': on_edge}
   return tuned
 
 
@@ -388,11 +416,16 @@ def run_regime(name: str, grid: Grid, base: Config, ctx) -> dict:
         cells_dir / f'final-{_slug(family_name)}.json',
         final_config(family['choice'], seed=0, num_seeds=grid.final_seeds,
                      shifted=regime.shifted), final_scores)]
-  reference = study_report.final_mde_per_seed(families[best_control])
+  # Decided on the finals' validation scores, like every other choice.
+  def validation_mde(family):
+    return study_report.values(family, ['validation'], 'mean_digit_distance')
+
   close = [f for f, family in families.items() if f != best_control and
-           needs_more_seeds(study_report.final_mde_per_seed(family), reference)]
+           needs_more_seeds(*study_report.paired(
+               validation_mde(family), validation_mde(families[best_control])))]
   if close:
-    log(f'[{name}] within two standard errors of {best_control}: '
+    log(f'[{name}] validation MDE within two standard errors of '
+        f'{best_control}: '
         f'{", ".join(close)}; five more seeds each')
   for family_name in close + [best_control] * bool(close):
     family = families[family_name]
@@ -411,8 +444,9 @@ def run_study(grid_name: str, dataset, results_dir, runs_dir, *, base: Config,
   grid = GRIDS[grid_name]
   cells_dir = pathlib.Path(results_dir) / 'study'
 
-  def run(path, config, make_cell):
-    return run_cell(path, config, runs_dir, dataset, log, make_cell)
+  def run(path, config, make_cell, on_diverged=None):
+    return run_cell(path, config, runs_dir, dataset, log, make_cell,
+                    on_diverged)
 
   ctx = {'cells_dir': cells_dir, 'run': run, 'log': log}
   names = regimes or list(grid.regimes)

@@ -190,7 +190,8 @@ def build_evaluate(graphdef, run: Run, in_sequence: bool | None = None):
         passes * batch, -1)[:n]
     probs_NxK = run.probs(outputs_NxO, hp)
     argmax_N = jnp.argmax(probs_NxK, axis=-1)
-    bayes_N = metrics.bayes_decision(probs_NxK, distance=run.distance(hp))
+    bayes_N = metrics.bayes_decision(probs_NxK,
+                                      distance=run.decode_distance(hp))
     scores = {'argmax': score(argmax_N, labels_N),
               'bayes': score(bayes_N, labels_N)}
     return Evaluation(scores, probs_NxK, argmax_N, bayes_N)

@@ -47,37 +47,38 @@ def order_distance(order: list[int]) -> np.ndarray:
   return np.abs(position[:, None] - position[None, :]).astype(np.float32)
 
 
-def _parse_order(spec: str) -> list[int]:
+def _parse_order(spec: str, flag: str) -> list[int]:
   try:
     order = [int(d) for d in spec.removeprefix('order:').split(',')]
   except ValueError:
     order = []
   if sorted(order) != list(range(NUM_CLASSES)):
-    raise ConfigError(f'--distance {spec}: order: must list each digit 0-9 '
+    raise ConfigError(f'{flag} {spec}: order: must list each digit 0-9 '
                       'once, e.g. order:4,8,1,3,7,9,6,0,2,5.')
   return order
 
 
-def load_distance(spec: str) -> np.ndarray:
-  """'linear', 'cyclic', 'order:...', or a path to a K x K .npy file."""
+def load_distance(spec: str, flag: str = '--distance') -> np.ndarray:
+  """'linear', 'cyclic', 'order:...', or a path to a K x K .npy file;
+  errors name ``flag``."""
   if spec == 'linear':
     return np.asarray(losses.linear_distance(NUM_CLASSES))
   if spec == 'cyclic':
     return np.asarray(losses.cyclic_distance(NUM_CLASSES))
   if spec.startswith('order:'):
-    return order_distance(_parse_order(spec))
+    return order_distance(_parse_order(spec, flag))
   path = pathlib.Path(spec)
   if path.suffix != '.npy' or not path.is_file():
-    raise ConfigError(f'--distance must be linear, cyclic, order:D0,...,D9 or '
+    raise ConfigError(f'{flag} must be linear, cyclic, order:D0,...,D9 or '
                       f'an existing .npy file, got {spec!r}.')
   try:
     matrix = np.load(path, allow_pickle=False)
   except (ValueError, OSError) as e:
-    raise ConfigError(f'--distance {spec}: not a readable .npy array '
+    raise ConfigError(f'{flag} {spec}: not a readable .npy array '
                       f'({e}).') from None
   try:
     return np.asarray(losses.validate_distance(
-        matrix, num_classes=NUM_CLASSES, name=f'--distance {spec}'))
+        matrix, num_classes=NUM_CLASSES, name=f'{flag} {spec}'))
   except (TypeError, ValueError) as e:
     raise ConfigError(str(e)) from None
 
@@ -135,8 +136,12 @@ class Run(NamedTuple):
         spec.probs_hyperparams, hp))(outputs)
 
   def distance(self, hp) -> jax.Array:
-    """One point's distance ``[K, K]`` (its Bayes decoding uses it)."""
+    """One point's training distance ``[K, K]``."""
     return jnp.asarray(self.value(hp, 'distance'))
+
+  def decode_distance(self, hp) -> jax.Array:
+    """The cost ``[K, K]`` one point's Bayes decoding minimises."""
+    return jnp.asarray(self.value(hp, 'decode_distance'))
 
   def optimizer(self, hp) -> optax.GradientTransformation:
     """One point's optimizer; needs the epoch length (:meth:`with_data`)."""
@@ -240,7 +245,10 @@ def _point_values(config: Config) -> dict[str, Any]:
   spec = losses.get_loss(config.loss)
   values = {'learning_rate': config.learning_rate,
             'weight_decay': config.weight_decay,
-            'distance': load_distance(config.distance)}
+            'distance': load_distance(config.distance),
+            'decode_distance': load_distance(
+                config.decode_distance or config.distance, '--decode_distance'
+                if config.decode_distance else '--distance')}
   if spec.head == losses.SOFTMAX_HEAD:
     values['ce_weight'] = config.ce_weight
   for name in _LOSS_HYPERPARAMS:

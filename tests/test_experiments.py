@@ -4,6 +4,7 @@ import csv
 import dataclasses
 import json
 import os
+import re
 import shlex
 
 import numpy as np
@@ -91,6 +92,18 @@ def test_choices_are_made_on_validation_only(tiny_study):
                 for f, fam in result['families'].items()
                 if fam['role'] == experiments.CONTROL}
     assert result['best_control'] == min(controls, key=controls.get)
+    # More seeds where the finals' validation MDE (seeds 0-1) is within two
+    # standard errors of the best control's.
+    def validation_mde(family):
+      first = dict(family, finals=family['finals'][:1])
+      return study_report.values(first, ['validation'], 'mean_digit_distance')
+
+    best = result['families'][result['best_control']]
+    for name, family in result['families'].items():
+      close = experiments.needs_more_seeds(*study_report.paired(
+          validation_mde(family), validation_mde(best)))
+      if name != result['best_control']:
+        assert len(family['finals']) == 1 + close, name
 
 
 def test_no_chosen_rate_sits_on_an_edge_of_the_rates_tried(tiny_study):
@@ -148,6 +161,28 @@ def test_best_distance_aware_family_by_mean_rank():
   # the control is never a candidate.
   assert experiments.best_distance_aware([a, b]) == 'clm[logit]'
   assert experiments.best_distance_aware([a]) == 'corn'
+
+
+def test_a_tuning_cell_whose_points_all_diverge_is_kept(tmp_path):
+  dataset = learnable_dataset(num_train=96, num_test=16)
+  config = Config(optimizer='sgd', schedule='constant', learning_rate=1e30,
+                  validation_size=32, score_test=False)
+  path = tmp_path / 'study' / 'r' / 'tune-x.json'
+  with pytest.raises(train.TrainingError):
+    experiments.run_cell(path, config, tmp_path / 'runs', dataset, print,
+                         experiments.tuning_curves)
+  cell = experiments.run_cell(path, config, tmp_path / 'runs', dataset, print,
+                              experiments.tuning_curves,
+                              experiments.diverged_points)
+  (point,) = cell['points']
+  assert re.search('loss became (nan|inf)', point['diverged'])
+  assert point['curve'] == [] and cell['seeds'] == [0]
+  ok = _cell([1e-3, 2e-3, 4e-3], lambda r: r)
+  # Its rate counts as tried: 1e-3 is no longer the lowest.
+  diverged = dict(cell, config=dict(cell['config'], learning_rate=5e-4))
+  assert experiments.rates_tried([ok, diverged])[0] == 5e-4
+  assert experiments.choose([ok, diverged]).config.learning_rate == 1e-3
+  assert experiments.next_rate([ok, diverged]) is None
 
 
 def test_more_seeds_when_within_two_standard_errors():
@@ -238,6 +273,8 @@ def test_statistics():
   diff, p = study_report.paired_test([1.0, 2.0, 3.5], [1.0, 1.5, 2.0])
   np.testing.assert_allclose(diff, 2 / 3)
   assert 0 < p < 1
+  assert np.isnan(study_report.paired_test([1.0], [0.5])[1])  # one seed
+  assert study_report.paired_test([1.0, 2.0], [0.5, 1.5])[1] == 0.0
   np.testing.assert_allclose(study_report.holm([0.01, 0.04, 0.03, 0.5]),
                              [0.04, 0.09, 0.09, 0.5])
   points = np.array([[99.0, 0.03], [98.0, 0.02], [97.0, 0.05], [99.0, 0.04]])

@@ -9,11 +9,13 @@ import subprocess
 import sys
 import time
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import data
 import losses
+import metrics
 import programs
 import progress
 import train
@@ -134,6 +136,24 @@ def test_nan_loss_stops_with_the_step_named(tiny, tmp_path):
 def cli(*args, **kw):
   return subprocess.run([sys.executable, str(ROOT / 'train.py'), *args],
                         capture_output=True, text=True, cwd=ROOT, **kw)
+
+
+def test_bayes_decoding_minimises_the_decode_distance(tiny, tmp_path):
+  # Two steps: uncertain probabilities, where the two costs decide apart.
+  config = Config(epochs=1, train_size=64, distance='cyclic',
+                  decode_distance='linear')
+  summary = train.train_and_evaluate(config, tmp_path, dataset=tiny)
+  saved = np.load(tmp_path / 'predictions.npz')
+  probs_NxK = jnp.asarray(saved['probs'][0])
+  linear = metrics.bayes_decision(probs_NxK, distance=losses.linear_distance(
+      10))
+  cyclic = metrics.bayes_decision(probs_NxK, distance=losses.cyclic_distance(
+      10))
+  np.testing.assert_array_equal(saved['bayes'][0], linear)
+  assert np.any(np.asarray(linear) != np.asarray(cyclic))
+  # The training distance is still the one reported.
+  np.testing.assert_array_equal(summary['distance_matrix'],
+                                losses.cyclic_distance(10))
 
 
 def test_stop_after_cuts_the_full_schedule_short(tiny, tmp_path):
@@ -297,6 +317,7 @@ def test_flags_are_made_from_the_field_descriptions():
     {'loss': 'soft_label_cross_entropy', 'alpha': 2.0},
     {'soft_labels': 'binomial'},  # only soft_target_cross_entropy takes it
     {'epochs': 3, 'stop_after': 4},
+    {'decode_distance': 'order:1,2'},
 ])
 def test_the_cli_and_the_library_give_the_same_error(overrides, fake_dir,
                                                       tmp_path, capsys):
