@@ -160,6 +160,8 @@ def config_from_args(args, parser, argv) -> tuple[Config, pathlib.Path]:
     if not saved_path.is_file():
       fail(f'--workdir {workdir} has no config.json to resume from.')
     saved = json.loads(saved_path.read_text())
+    if 'epochs' in given and 'stop_after' not in given:
+      saved['stop_after'] = None  # a new length trains to its end
     for name in sorted(given & set(FIELDS)):
       value = getattr(args, name)
       if name in RESUMABLE_CHANGES:

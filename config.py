@@ -106,8 +106,9 @@ class Config:
                        check=_AT_LEAST_1)
   stop_after: int | None = _field(
       None, 'stop after this epoch while the learning-rate schedule still '
-      'spans --epochs: early stopping at an epoch chosen on validation; '
-      'default: train every epoch', check=_AT_LEAST_1)
+      'spans --epochs: early stopping at an epoch chosen on validation (that '
+      'epoch is evaluated and checkpointed, the shifted test sets scored '
+      'there); default: train every epoch', check=_AT_LEAST_1)
   batch_size: int = _field(32, 'training batch size', check=_AT_LEAST_1)
   seed: int = _field(0, 'seed of the first model (init and shuffling)')
   num_seeds: int = _field(1, 'train N independent models (seeds seed..seed+N-1)'

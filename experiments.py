@@ -15,8 +15,9 @@ cell). In short, per regime and family:
    further out.
 2. final: the winner retrained on fresh seeds up to its chosen epoch (the
    schedule still spans the budget: ``--stop_after``), scored once on the
-   test split. Where a family's test MDE is within two standard errors of the
-   best control's (chosen on validation), both get five more seeds.
+   test split. Where the validation MDE of a family's finals is within two
+   standard errors of the best control's (chosen on validation), both get
+   five more seeds.
 
 Each finished cell is a small JSON file under ``<results_dir>/study/``; a rerun
 skips those, so the study resumes across sessions. ``study_report.py`` turns
@@ -257,6 +258,11 @@ def diverged_points(config: Config, message: str) -> dict:
                       'diverged': message} for point in resolve(config).points]}
 
 
+def diverged_final(config: Config, message: str) -> dict:
+  del config
+  return {'diverged': message}
+
+
 def final_scores(summary: dict, workdir: pathlib.Path) -> dict:
   del workdir
   return {k: v for k, v in summary['final'].items() if k != 'train_loss'}
@@ -285,6 +291,9 @@ def choose(cells: list[dict]) -> Choice:
                 for cell in cells for point in cell['points']
                 if not point['diverged']
                 for e in point['curve'] for d in ('argmax', 'bayes')]
+  if not candidates:
+    raise ValueError('every tuning point diverged: nothing to choose; '
+                     f'rates tried: {rates_tried(cells)}')
   mde, epoch, decoding, cell, point = min(candidates, key=lambda c: c[:3])
   return Choice(point_config(cell, point['hyperparameters']), epoch,
                 decoding, mde)
@@ -415,12 +424,19 @@ def run_regime(name: str, grid: Grid, base: Config, ctx) -> dict:
     family['finals'] = [run(
         cells_dir / f'final-{_slug(family_name)}.json',
         final_config(family['choice'], seed=0, num_seeds=grid.final_seeds,
-                     shifted=regime.shifted), final_scores)]
+                     shifted=regime.shifted), final_scores, diverged_final)]
+  diverged = [f for f, family in families.items()
+              if 'diverged' in family['finals'][0]]
+  if diverged:
+    log(f'[{name}] diverged in the finals (reported, not scored): '
+        f'{", ".join(diverged)}')
+  families_scored = {f: family for f, family in families.items()
+                     if f not in diverged}
   # Decided on the finals' validation scores, like every other choice.
   def validation_mde(family):
     return study_report.values(family, ['validation'], 'mean_digit_distance')
 
-  close = [f for f, family in families.items() if f != best_control and
+  close = [f for f, family in families_scored.items() if f != best_control and
            needs_more_seeds(*study_report.paired(
                validation_mde(family), validation_mde(families[best_control])))]
   if close:
@@ -433,9 +449,11 @@ def run_regime(name: str, grid: Grid, base: Config, ctx) -> dict:
         cells_dir / f'final-{_slug(family_name)}-more.json',
         final_config(family['choice'], seed=grid.final_seeds,
                      num_seeds=grid.final_seeds, shifted=regime.shifted),
-        final_scores))
-  return {'regime': regime, 'families': families,
-          'best_control': best_control}
+        final_scores, diverged_final))
+  return {'regime': regime, 'families': families_scored,
+          'best_control': best_control,
+          'diverged_finals': {f: families[f]['finals'][0]['diverged']
+                              for f in diverged}}
 
 
 def run_study(grid_name: str, dataset, results_dir, runs_dir, *, base: Config,
@@ -496,7 +514,9 @@ def main(argv=None) -> int:
   parser.add_argument('--regimes', default=None,
                       help='comma-separated regimes of the grid to run, in '
                       'that order (default: all; full: ' +
-                      ','.join(GRIDS['full'].regimes) + ')')
+                      ','.join(GRIDS['full'].regimes) + '); noisy40 and '
+                      'clean first tune both scarce regimes (their best '
+                      'distance-aware family joins them), unless done')
   parser.add_argument('--data_dir', default=None,
                       help='folder with the MNIST IDX files (default '
                       '$MNIST_DIR)')
@@ -507,7 +527,9 @@ def main(argv=None) -> int:
                       'default runs/study-<grid>')
   args = parser.parse_args(argv)
   regimes = None
-  if args.regimes and args.grid != 'losses':
+  if args.regimes and args.grid == 'losses':
+    parser.error('--regimes applies to the study grids, not --grid losses.')
+  if args.regimes:
     regimes = args.regimes.split(',')
     unknown = set(regimes) - set(GRIDS[args.grid].regimes)
     if unknown:

@@ -135,10 +135,6 @@ class Run(NamedTuple):
     return losses.make_probs(self.config.loss, **self._kwargs(
         spec.probs_hyperparams, hp))(outputs)
 
-  def distance(self, hp) -> jax.Array:
-    """One point's training distance ``[K, K]``."""
-    return jnp.asarray(self.value(hp, 'distance'))
-
   def decode_distance(self, hp) -> jax.Array:
     """The cost ``[K, K]`` one point's Bayes decoding minimises."""
     return jnp.asarray(self.value(hp, 'decode_distance'))

@@ -51,8 +51,8 @@ def paired_test(values, baseline) -> tuple[float, float]:
   diff = np.asarray(values, np.float64) - np.asarray(baseline, np.float64)
   if diff.size < 2:
     return float(diff.mean()), float('nan')
-  if np.all(diff == diff[0]):
-    return float(diff.mean()), 1.0 if np.all(diff == 0) else 0.0
+  if np.all(diff == 0):
+    return 0.0, 1.0
   p_value = scipy.stats.ttest_rel(values, baseline).pvalue
   return float(diff.mean()), float(p_value)
 
@@ -76,7 +76,7 @@ def pareto_front(points: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------
-# Rows: one per (regime, configuration, decoding), test values.
+# Commands, and a family's final values by seed.
 
 
 def command_for(config: dict) -> str:
@@ -99,14 +99,12 @@ def command_for(config: dict) -> str:
   return shlex.join(args)
 
 
-# ----------------------------------------------------------------------------
-# A family's final values, by seed.
-
-
 def _values(family: dict, split: str, metric: str) -> dict[int, float]:
-  """Seed -> test value at the family's chosen decoding, over its finals."""
+  """Seed -> value on ``split`` at the family's chosen decoding, over its
+  finals (a final that diverged has none)."""
   decoding = family['choice'].decoding
   return {seed: float(value) for cell in family['finals']
+          if 'diverged' not in cell
           for seed, value in zip(cell['seeds'], cell[split][decoding][metric][
               'per_seed'], strict=True)}
 
@@ -145,7 +143,7 @@ def attribution(family: dict, reference: dict, splits: list[str]
 
 
 # ----------------------------------------------------------------------------
-# Rows: one per (group, family), the family's chosen decoding.
+# Rows: one per (group, family), at the family's chosen decoding.
 
 # Compared with the best control; MDE and accuracy also with cross-entropy.
 VS_CONTROL = ('mean_digit_distance', 'error_rate', 'mean_error_distance',
@@ -219,12 +217,15 @@ def _correct(rows: list[dict], tests, suffix: str) -> None:
   """Holm over ``rows`` for each test; a reference row's own test is not
   one (its column stays 1)."""
   for test, reference in tests:
-    tested = [r for r in rows if r['family'] != reference(r)]
+    # A test that could not run (one seed: NaN) stays NaN, uncounted.
+    tested = [r for r in rows if r['family'] != reference(r)
+              and not math.isnan(r[f'{test}_p'])]
     for r, p in zip(tested, holm([r[f'{test}_p'] for r in tested]),
                     strict=True):
       r[f'{test}_p_{suffix}'] = p
     for r in rows:
-      r.setdefault(f'{test}_p_{suffix}', 1.0)
+      r.setdefault(f'{test}_p_{suffix}',
+                   1.0 if r['family'] == reference(r) else float('nan'))
 
 
 def _tests():
@@ -236,6 +237,9 @@ def _tests():
 def study_rows(study: dict) -> list[dict]:
   """Test rows of every family's finals, tested and corrected."""
   rows = []
+  if sum(result['regime'].shifted for result in study.values()) > 1:
+    raise ValueError('one regime at most may score the shifted test sets: '
+                     'their rows are named shifted, not by regime.')
   for name, result in study.items():
     for group, splits in groups(name, result['regime']).items():
       group_rows = [_row(group, splits, family_name, family, result)
@@ -412,7 +416,10 @@ def _corruption_matrix(rows: list[dict]) -> list[str]:
   return lines
 
 
-def write_tables(rows: list[dict], results_dir) -> None:
+def write_tables(rows: list[dict], results_dir,
+                 diverged: dict[str, str]) -> None:
+  """study.csv and study.md; ``diverged``: '<regime> <family>' -> why, for
+  finals that diverged (no row; study.md lists them)."""
   results_dir = pathlib.Path(results_dir)
   with open(results_dir / 'study.csv', 'w', newline='') as f:
     writer = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -420,13 +427,15 @@ def write_tables(rows: list[dict], results_dir) -> None:
     writer.writerows(rows)
   lines = ['# The loss study: does knowing the digit distance help beyond '
            'the best control?', '', PROTOCOL_LINE, '']
+  lines += [f'Diverged in the finals, so not in the tables: {name} ({why}).'
+            for name, why in diverged.items()]
   for group in dict.fromkeys(r['regime'] for r in rows):
     if group.startswith(f'{SHIFTED}:'):
       continue
     first = rows_of(rows, group)[0]
     lines += [f"## {group} (train {first['train_size']} images, label noise "
-              f"{first['label_noise']:g}, budget {first['epochs']} epochs, "
-              f"seeds {first['seeds'].replace(';', ',')})", '',
+              f"{first['label_noise']:g}, budget {first['epochs']} epochs)",
+              '',
               verdict(rows, group), '', *_table(rows_of(rows, group)), '']
     if group == SHIFTED:
       flips = kind_flips(rows)
@@ -497,6 +506,8 @@ def write_plots(rows: list[dict], results_dir) -> None:
 def write_report(study: dict, results_dir) -> list[dict]:
   """study.csv, study.md and the plots from a finished study."""
   rows = study_rows(study)
-  write_tables(rows, results_dir)
+  diverged = {f'{name} {family}': message for name, result in study.items()
+              for family, message in result['diverged_finals'].items()}
+  write_tables(rows, results_dir, diverged)
   write_plots(rows, results_dir)
   return rows

@@ -429,6 +429,20 @@ def test_resume_takes_the_given_epochs_even_when_it_equals_the_default(
   assert train.main(common + ['--resume', '--loss', 'cross_entropy']) == 0
 
 
+def test_resume_of_a_cut_run_continues_its_schedule(fake_dir, tmp_path):
+  common = ['--data_dir', str(fake_dir), '--quiet', '--epochs', '3']
+  cut = ['--workdir', str(tmp_path / 'cut')]
+  assert train.main(common + cut + ['--stop_after', '1']) == 0
+  assert train.main(common + cut + ['--resume', '--stop_after', '2']) == 0
+  # --epochs without --stop_after trains to the end of the schedule.
+  assert train.main(common + cut + ['--resume']) == 0
+  assert train.main(common + ['--workdir', str(tmp_path / 'full')]) == 0
+  lines = {name: [strip_times(r) for r in read_jsonl(
+      tmp_path / name / 'metrics.jsonl')] for name in ('cut', 'full')}
+  assert [r['epoch'] for r in lines['cut']] == [1, 2, 3]
+  assert lines['cut'] == lines['full']
+
+
 @pytest.mark.parametrize('flag, value', [('--loss', 'coral'),
                                          ('--learning_rate', '0.01'),
                                          ('--seed', '3')])
