@@ -454,7 +454,8 @@ def write_plots(rows: list[dict], results_dir) -> None:
   results_dir = pathlib.Path(results_dir)
   regimes = main_groups(rows)
   colors = {'baseline': 'k', 'control': 'C0', 'distance-aware': 'C3'}
-  fig, axes = plt.subplots(1, len(regimes), figsize=(4.4 * len(regimes), 4.2),
+  fig, axes = plt.subplots(1, len(regimes), figsize=(5 + 4.4 * (len(regimes)
+                                                                - 1), 4.6),
                            squeeze=False)
   for ax, regime in zip(axes[0], regimes, strict=True):
     group = rows_of(rows, regime)
@@ -467,19 +468,23 @@ def write_plots(rows: list[dict], results_dir) -> None:
                   fontsize=5.5, xytext=(2, 2), textcoords='offset points')
     if control['error_rate'] > 0:
       # Points on this curve have the best control's MDE (= e x d).
-      e = np.linspace(0.5, 2, 50) * 100 * control['error_rate']
+      e = np.geomspace(0.3, 20, 80) * 100 * control['error_rate']
       ax.plot(e, 100 * control['mean_digit_distance'] / e, '--', color='C0',
               lw=0.8)
+    ax.set_xscale('log')
+    ax.set_ylim(0, 1.25 * max(r['mean_error_distance'] for r in group))
     ax.set_title(regime)
-    ax.set_xlabel('test error rate (%)')
+    ax.set_xlabel('test error rate (%, log scale)')
   axes[0][0].set_ylabel('mean digit distance among errors')
-  fig.suptitle('Fewer or closer mistakes? (black: CE, blue: controls, red: '
-               'distance-aware; dashed: the best control\'s MDE)')
+  fig.suptitle('Fewer or closer mistakes?\nblack: CE, blue: controls, red: '
+               'distance-aware; dashed: the best control\'s MDE',
+               fontsize=9)
   fig.tight_layout()
   fig.savefig(results_dir / 'study_attribution.png', dpi=110)
   plt.close(fig)
 
-  fig, axes = plt.subplots(1, len(regimes), figsize=(4.4 * len(regimes), 4.2),
+  fig, axes = plt.subplots(1, len(regimes), figsize=(5 + 4.4 * (len(regimes)
+                                                                - 1), 4.6),
                            squeeze=False)
   for ax, regime in zip(axes[0], regimes, strict=True):
     group = rows_of(rows, regime)
@@ -496,8 +501,8 @@ def write_plots(rows: list[dict], results_dir) -> None:
     ax.set_title(regime)
     ax.set_xlabel('test accuracy (%)')
   axes[0][0].set_ylabel('mean digit-distance error')
-  fig.suptitle('Accuracy vs MDE (black edge: Pareto front; bars: 95 % CI '
-               'over seeds)')
+  fig.suptitle('Accuracy vs MDE\nblack edge: Pareto front; bars: 95 % CI '
+               'over seeds', fontsize=9)
   fig.tight_layout()
   fig.savefig(results_dir / 'study_pareto.png', dpi=110)
   plt.close(fig)
