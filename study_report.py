@@ -471,8 +471,9 @@ def write_plots(rows: list[dict], results_dir) -> None:
       e = np.geomspace(0.3, 20, 80) * 100 * control['error_rate']
       ax.plot(e, 100 * control['mean_digit_distance'] / e, '--', color='C0',
               lw=0.8)
-    ax.set_xscale('log')
-    ax.set_ylim(0, 1.25 * max(r['mean_error_distance'] for r in group))
+    if any(r['error_rate'] > 0 for r in group):  # none on a toy grid
+      ax.set_xscale('log')
+      ax.set_ylim(0, 1.25 * max(r['mean_error_distance'] for r in group))
     ax.set_title(regime)
     ax.set_xlabel('test error rate (%, log scale)')
   axes[0][0].set_ylabel('mean digit distance among errors')
