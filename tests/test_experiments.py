@@ -193,6 +193,9 @@ def test_more_seeds_when_within_two_standard_errors():
   reference = np.array([0.10, 0.11, 0.12, 0.10, 0.11])
   assert experiments.needs_more_seeds(reference + [0.01, -0.01, 0.0, 0.005,
                                                    -0.004], reference)
+  # 1.7 standard errors from zero: within two, so more seeds.
+  assert experiments.needs_more_seeds(reference + [0.01, 0.02, -0.005, 0.015,
+                                                   0.0], reference)
   assert not experiments.needs_more_seeds(reference - 0.02 + [
       0.001, -0.001, 0.0, 0.0005, 0.0], reference)
 
