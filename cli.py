@@ -72,9 +72,8 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     if name == 'score_test':
       parser.add_argument(flag_of(name), dest=name, action='store_false',
                           help=_help(name))
-    elif name == 'shifted_test':
-      parser.add_argument('--shifted_test', action='store_true',
-                          help=_help(name))
+    elif field_type(name) is bool:  # off by default: the flag turns it on
+      parser.add_argument(f'--{name}', action='store_true', help=_help(name))
     elif name == 'sweep':
       parser.add_argument('--sweep', action=SweepAction, default={},
                           metavar=_METAVARS[name], help=_help(name))

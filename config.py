@@ -131,6 +131,10 @@ class Config:
       0.0, 'replace this share of the training (and validation) labels by '
       'another class, uniformly (symmetric noise, drawn per seed); test '
       'labels stay clean', check=('in [0, 1)', lambda v: 0 <= v < 1))
+  clean_validation: bool = _field(
+      False, 'keep the validation labels clean under --label_noise, so that '
+      'model selection scores the true digits (assumes a small clean set, '
+      'as noisy-label benchmarks do)')
   eval_every: int = _field(1, 'evaluate and checkpoint every N epochs (and '
                            'after the last)', check=_AT_LEAST_1)
   score_test: bool = _field(True, 'whether the test split is scored; '

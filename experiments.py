@@ -129,6 +129,10 @@ class Regime:
   # Also the distance-aware family with the best mean rank of tuned
   # validation MDE over these regimes (protocol.md).
   plus_best_of: tuple[str, ...] = ()
+  clean_validation: bool = False  # under label noise (protocol.md)
+  # Each family's own hyperparameter fixed at its choice in this regime, so
+  # that tuning tries the learning rates only (protocol.md: clean's cost).
+  own_from: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,17 +148,17 @@ GRIDS = {
     'full': Grid({
         'scarce500': Regime(500, 0.0, 24, 4, tuple(FAMILIES)),
         'scarce2000': Regime(2000, 0.0, 12, 2, tuple(FAMILIES)),
-        'noisy40': Regime(5000, 0.4, 12, 2, OTHER_FAMILIES,
-                          plus_best_of=SCARCE),
-        'clean': Regime(None, 0.0, 3, 1, OTHER_FAMILIES, shifted=True,
-                        plus_best_of=SCARCE),
+        'noisy40': Regime(2000, 0.4, 12, 2, OTHER_FAMILIES,
+                          plus_best_of=SCARCE, clean_validation=True),
+        'clean': Regime(None, 0.0, 1, 1, OTHER_FAMILIES, shifted=True,
+                        plus_best_of=SCARCE, own_from='scarce2000'),
     }, (1.5e-3, 3e-3, 6e-3), VALIDATION_SIZE, FINAL_SEEDS, 6),
     'tiny': Grid({
         'scarce': Regime(96, 0.0, 2, 1, ('ce', 'label_smoothing',
                                          'sord[permuted]', 'sord[linear]')),
         'clean': Regime(None, 0.0, 1, 1, ('ce', 'label_smoothing',
                                           'sord[permuted]'), shifted=True,
-                        plus_best_of=('scarce',)),
+                        plus_best_of=('scarce',), own_from='scarce'),
     }, (3e-3, 6e-3), 64, 2, 1),
 }
 
@@ -325,6 +329,16 @@ def tuning_config(base: Config, family: Family, rates) -> Config:
       learning_rate=rates[0] if len(rates) == 1 else base.learning_rate)
 
 
+def fixed_own(family: Family, chosen: Config) -> Family:
+  """The family with its own hyperparameter fixed at ``chosen``'s value."""
+  if family.own is None:
+    return family
+  name, _ = family.own
+  return dataclasses.replace(
+      family, overrides={**family.overrides, name: getattr(chosen, name)},
+      own=None)
+
+
 def final_config(choice: Choice, *, seed: int, num_seeds: int,
                  shifted: bool) -> Config:
   """The chosen point on fresh seeds, trained up to the chosen epoch."""
@@ -371,15 +385,23 @@ def tune_regime(name: str, grid: Grid, base: Config, ctx,
                 families: list[str]) -> dict[str, dict]:
   """Every family's tuning cells and choice in regime ``name``."""
   regime = grid.regimes[name]
+  chosen_in_own_from = {} if regime.own_from is None else tune_regime(
+      regime.own_from, grid, base, ctx,
+      list(grid.regimes[regime.own_from].families))
   base = dataclasses.replace(
       base, validation_size=grid.validation_size,
       train_size=regime.train_size, label_noise=regime.label_noise,
+      clean_validation=regime.clean_validation,
       epochs=regime.epochs, eval_every=regime.eval_every)
   tuned = {}
   for i, family_name in enumerate(families):
     ctx['log'](f'[{name}] tune {family_name} ({i + 1}/{len(families)})')
-    cells = tune_family(ctx['cells_dir'] / name, base, family_name,
-                        FAMILIES[family_name], grid, ctx)
+    family = FAMILIES[family_name]
+    if regime.own_from is not None:
+      family = fixed_own(family,
+                         chosen_in_own_from[family_name]['choice'].config)
+    cells = tune_family(ctx['cells_dir'] / name, base, family_name, family,
+                        grid, ctx)
     on_edge = next_rate(cells) is not None
     if on_edge:
       ctx['log'](f'[{name}] {family_name}: the chosen rate is still on an '

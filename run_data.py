@@ -28,8 +28,9 @@ def prepare_data(config: Config, dataset, seeds) -> RunData:
 
   The validation images are the same for every configuration and seed; the
   subset and the noise draw depend on the seed. Validation labels get the
-  same symmetric noise as the training labels (one fixed draw): tuning sees
-  what a practitioner with noisy labels would see. Test labels stay clean.
+  same symmetric noise as the training labels (one fixed draw), so that
+  tuning sees what a practitioner with noisy labels would see, unless
+  ``clean_validation``. Test labels stay clean.
   """
   pool, validation = data.hold_out_validation(dataset['train'],
                                               config.validation_size)
@@ -41,9 +42,10 @@ def prepare_data(config: Config, dataset, seeds) -> RunData:
                          for seed in seeds])
   eval_sets = {}
   if config.validation_size:
+    noise = 0.0 if config.clean_validation else config.label_noise
     eval_sets['validation'] = data.Split(
         validation.images, data.symmetric_label_noise(
-            validation.labels, config.label_noise, data.VALIDATION_SEED))
+            validation.labels, noise, data.VALIDATION_SEED))
   if config.score_test:
     eval_sets['test'] = dataset['test']
   if config.shifted_test:

@@ -88,8 +88,8 @@ def command_for(config: dict) -> str:
       continue
     if name == 'score_test':
       args.append('--no_test')
-    elif name == 'shifted_test':
-      args.append('--shifted_test')
+    elif value is True:
+      args.append(f'--{name}')
     elif name == 'sweep':
       args += [f'--sweep={n}=' + ','.join(map(str, values))
                for n, values in value.items()]

@@ -109,6 +109,35 @@ def test_choices_are_made_on_validation_only(tiny_study):
     assert len(best['finals']) == 1 + any_close
 
 
+def test_own_hyperparameter_fixed_from_another_regime(tiny_study):
+  _, _, study, _, _ = tiny_study
+  regime = experiments.GRIDS['tiny'].regimes['clean']
+  source = study[regime.own_from]['families']
+  for name, family in study['clean']['families'].items():
+    own = experiments.FAMILIES[name].own
+    for cell in family['tuning']:
+      assert set(cell['config']['sweep']) <= {'learning_rate'}, name
+      if own is not None:
+        assert cell['config'][own[0]] == getattr(
+            source[name]['choice'].config, own[0]), name
+
+
+def test_every_plan_names_known_regimes_and_families():
+  for grid in experiments.GRIDS.values():
+    for regime in grid.regimes.values():
+      assert set(regime.families) <= set(experiments.FAMILIES)
+      for other in (*regime.plus_best_of, regime.own_from):
+        assert other is None or other in grid.regimes
+      if regime.own_from is not None:
+        # plus_best_of's family joins too: it needs its own choice there.
+        everything = {f for o in regime.plus_best_of
+                      for f in grid.regimes[o].families}
+        assert set(regime.families) | everything <= set(
+            grid.regimes[regime.own_from].families)
+  noisy = experiments.GRIDS['full'].regimes['noisy40']
+  assert noisy.label_noise > 0 and noisy.clean_validation
+
+
 def test_no_chosen_rate_sits_on_an_edge_of_the_rates_tried(tiny_study):
   _, _, study, _, _ = tiny_study
   grid = experiments.GRIDS['tiny']
@@ -270,6 +299,17 @@ def test_row_command_reproduces_the_row(tiny_study, tmp_path):
     np.testing.assert_allclose(
         again['final']['test'][decoding][metric]['mean'], row[metric],
         rtol=1e-6)
+
+
+def test_command_for_turns_on_off_fields_into_flags():
+  config = Config(label_noise=0.4, clean_validation=True, shifted_test=True,
+                  score_test=False)
+  args = shlex.split(study_report.command_for(dataclasses.asdict(config)))
+  assert {'--clean_validation', '--shifted_test', '--no_test'} <= set(args)
+  parser = build_parser()
+  argv = args[2:] + ['--workdir', 'w']
+  parsed, _ = config_from_args(parser.parse_args(argv), parser, argv)
+  assert parsed == dataclasses.replace(config, data_dir='../shared/mnist')
 
 
 def test_statistics():

@@ -1,5 +1,6 @@
 """The study's regimes: validation split, subsets, label noise, corruptions."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -67,6 +68,12 @@ def test_prepare_data_draws_per_seed_and_keeps_eval_labels_clean(tiny):
   # Validation labels are noisy too, with the one fixed draw.
   _, val = data.hold_out_validation(tiny['train'], 64)
   assert np.any(run.eval_sets['validation'].labels != val.labels)
+  # ...unless --clean_validation; the training labels stay noisy.
+  clean = run_data.prepare_data(
+      dataclasses.replace(config, clean_validation=True), tiny, [0, 1])
+  np.testing.assert_array_equal(clean.eval_sets['validation'].labels,
+                                val.labels)
+  np.testing.assert_array_equal(clean.labels_SxN, run.labels_SxN)
 
 
 def test_validation_run_without_test_scores_only_validation(tiny, tmp_path):
