@@ -41,126 +41,21 @@ import numpy as np
 import cli
 import losses
 import study_report
+import study_rows
 import train
 from config import Config
 from resolve import resolve
 from runfiles import write_text_atomic
-
-VALIDATION_SIZE = 5000
-TUNE_SEED, TUNE_SEEDS = 100, 2        # tuning seeds 100, 101
-FINAL_SEEDS = 5                       # finals: seeds 0-4, then 5-9 if close
-PERMUTED_ORDER = 'order:4,8,1,3,7,9,6,0,2,5'
-# Smoothed SORD: (1 - eps) one-hot + eps SORD targets at T = 3, where SORD's
-# own mass on the label is 0.20-0.29, so that eps spreads about as much mass
-# off the label as label smoothing's eps does, decaying with the distance.
-SMOOTHED_SORD_TEMPERATURE = 3.0
-
-BASELINE, CONTROL, DISTANCE = 'baseline', 'control', 'distance-aware'
-
-
-@dataclasses.dataclass(frozen=True)
-class Family:
-  """A loss family: its role, its Config overrides and its own
-  hyperparameter with the two values tuning tries (None: only the rate)."""
-  role: str
-  overrides: dict
-  own: tuple[str, tuple[float, float]] | None = None
-
-
-def _sord(distance: str, role: str = DISTANCE) -> Family:
-  # Bayes decoding minimises the linear cost that the MDE measures, for
-  # every family: what differs is the training loss only.
-  decode = {} if distance == 'linear' else {'decode_distance': 'linear'}
-  return Family(role, {'loss': 'soft_label_cross_entropy',
-                       'distance': distance, **decode},
-                ('temperature', (0.5, 1.0)))
-
-
-def _soft(family: str, own=None) -> Family:
-  return Family(DISTANCE, {'loss': 'soft_target_cross_entropy',
-                           'soft_labels': family}, own)
-
-
-FAMILIES = {
-    'ce': Family(BASELINE, {}),
-    'ce+weight_decay': Family(CONTROL, {}, ('weight_decay', (0.1, 1.0))),
-    'label_smoothing': Family(CONTROL, {
-        'loss': 'label_smoothing_cross_entropy'}, ('epsilon', (0.3, 0.6))),
-    'sord[permuted]': _sord(PERMUTED_ORDER, CONTROL),
-    'sord[linear]': _sord('linear'),
-    'sord[cyclic]': _sord('cyclic'),
-    'smoothed_sord[linear]': Family(DISTANCE, {
-        'loss': 'soft_label_cross_entropy',
-        'temperature': SMOOTHED_SORD_TEMPERATURE}, ('epsilon', (0.3, 0.6))),
-    'ce+expected_cost': Family(DISTANCE, {'loss': 'expected_cost'},
-                               ('ce_weight', (0.3, 1.0))),
-    'expected_value_mse': Family(DISTANCE, {'loss': 'expected_value_mse'}),
-    'ce+expected_value_mse': Family(DISTANCE, {'loss': 'expected_value_mse'},
-                                    ('ce_weight', (0.1, 1.0))),
-    'clm[logit]': Family(DISTANCE, {'loss': 'clm', 'link': 'logit'}),
-    'slace[linear]': Family(DISTANCE, {'loss': 'slace'}, ('alpha', (1.0, 2.0))),
-    'corn': Family(DISTANCE, {'loss': 'corn'}),
-    'soft[triangular]': _soft('triangular', ('alpha', (0.02, 0.1))),
-    'soft[geometric]': _soft('geometric', ('alpha', (0.1, 0.3))),
-    'soft[beta]': _soft('beta'),
-    'soft[von_mises]': _soft('von_mises', ('kappa', (2.0, 5.0))),
-    'binomial': Family(DISTANCE, {'loss': 'binomial'}),
-    'poisson': Family(DISTANCE, {'loss': 'poisson'}),
-    'von_mises': Family(DISTANCE, {'loss': 'von_mises'}, ('kappa', (1.0, 3.0))),
-}
-# Outside the scarce regimes: the controls, SORD, CORN and smoothed SORD (the
-# family built to beat label smoothing), and the best distance-aware family of
-# the scarce regimes (Regime.plus_best_of).
-SCARCE = ('scarce500', 'scarce2000')
-OTHER_FAMILIES = ('ce', 'ce+weight_decay', 'label_smoothing', 'sord[permuted]',
-                  'sord[linear]', 'sord[cyclic]', 'smoothed_sord[linear]',
-                  'corn')
-
-
-@dataclasses.dataclass(frozen=True)
-class Regime:
-  """A regime's training data, its epoch budget and its families."""
-  train_size: int | None
-  label_noise: float
-  epochs: int
-  eval_every: int
-  families: tuple[str, ...]
-  shifted: bool = False  # its finals also score the corrupted test sets
-  # Also the distance-aware family with the best mean rank of tuned
-  # validation MDE over these regimes (protocol.md).
-  plus_best_of: tuple[str, ...] = ()
-  clean_validation: bool = False  # under label noise (protocol.md)
-  # Each family's own hyperparameter fixed at its choice in this regime, so
-  # that tuning tries the learning rates only (protocol.md: clean's cost).
-  own_from: str | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class Grid:
-  regimes: dict[str, Regime]
-  learning_rates: tuple[float, ...]
-  validation_size: int
-  final_seeds: int
-  max_extensions: int  # learning-rate cells added per family at most
-
-
-GRIDS = {
-    'full': Grid({
-        'scarce500': Regime(500, 0.0, 24, 4, tuple(FAMILIES)),
-        'scarce2000': Regime(2000, 0.0, 12, 2, tuple(FAMILIES)),
-        'noisy40': Regime(2000, 0.4, 12, 2, OTHER_FAMILIES,
-                          plus_best_of=SCARCE, clean_validation=True),
-        'clean': Regime(None, 0.0, 1, 1, OTHER_FAMILIES, shifted=True,
-                        plus_best_of=SCARCE, own_from='scarce2000'),
-    }, (1.5e-3, 3e-3, 6e-3), VALIDATION_SIZE, FINAL_SEEDS, 6),
-    'tiny': Grid({
-        'scarce': Regime(96, 0.0, 2, 1, ('ce', 'label_smoothing',
-                                         'sord[permuted]', 'sord[linear]')),
-        'clean': Regime(None, 0.0, 1, 1, ('ce', 'label_smoothing',
-                                          'sord[permuted]'), shifted=True,
-                        plus_best_of=('scarce',), own_from='scarce'),
-    }, (3e-3, 6e-3), 64, 2, 1),
-}
+from study_plan import (
+  CONTROL,
+  DISTANCE,
+  FAMILIES,
+  GRIDS,
+  TUNE_SEED,
+  TUNE_SEEDS,
+  Family,
+  Grid,
+)
 
 
 def every_loss() -> dict[str, dict]:
@@ -456,10 +351,10 @@ def run_regime(name: str, grid: Grid, base: Config, ctx) -> dict:
                      if f not in diverged}
   # Decided on the finals' validation scores, like every other choice.
   def validation_mde(family):
-    return study_report.values(family, ['validation'], 'mean_digit_distance')
+    return study_rows.values(family, ['validation'], 'mean_digit_distance')
 
   close = [f for f, family in families_scored.items() if f != best_control and
-           needs_more_seeds(*study_report.paired(
+           needs_more_seeds(*study_rows.paired(
                validation_mde(family), validation_mde(families[best_control])))]
   if close:
     log(f'[{name}] validation MDE within two standard errors of '
@@ -506,7 +401,7 @@ def run_loss_table(dataset, results_dir, runs_dir, *, base: Config,
     rows.append({'name': name, 'accuracy': scores['accuracy']['mean'],
                  'mean_digit_distance': scores['mean_digit_distance']['mean'],
                  'far_error_rate': scores['far_error_rate']['mean'],
-                 'command': study_report.command_for(cell['config'])})
+                 'command': study_rows.command_for(cell['config'])})
   lines = ['One epoch, default configuration (batch 32, peak learning rate '
            '3e-3, AdamW, cosine), seed 0, argmax decoding, MNIST test split. '
            '`python experiments.py --grid losses` makes this table.', '',

@@ -1,262 +1,16 @@
-"""The study's report: statistics, rows of study.csv, study.md and the plots.
-
-``experiments.py`` runs the cells; this module turns finished cells into
-numbers a reviewer can check (results/protocol.md): 95 % t-intervals over
-seeds; paired t-tests on the same seeds against the regime's best control
-(chosen on validation) and against cross-entropy, Holm-corrected within the
-regime and across the regimes; the split of each MDE difference into fewer
-and closer mistakes; and the ``train.py`` command that reproduces each row.
-"""
+"""The study's report: verdicts, study.csv, study.md and the plots, from the
+rows of ``study_rows.py``."""
 
 from __future__ import annotations
 
 import csv
-import dataclasses
 import math
 import pathlib
-import shlex
 
 import numpy as np
 
 import corruptions
-from config import Config
-
-METRICS = ('accuracy', 'mean_digit_distance', 'error_rate',
-           'mean_error_distance', 'far_share_of_errors', 'far_error_rate',
-           'cyclic_error', 'qwk')
-
-
-# ----------------------------------------------------------------------------
-# Statistics.
-
-
-def t_quantile(df: int, q: float = 0.975) -> float:
-  import scipy.stats
-  return float(scipy.stats.t.ppf(q, df))
-
-
-def mean_ci(values) -> tuple[float, float]:
-  """Mean and half-width of the 95 % t confidence interval (0 for one value)."""
-  values = np.asarray(values, np.float64)
-  if values.size < 2:
-    return float(values.mean()), 0.0
-  half = (t_quantile(values.size - 1) * values.std(ddof=1)
-          / math.sqrt(values.size))
-  return float(values.mean()), float(half)
-
-
-def paired_test(values, baseline) -> tuple[float, float]:
-  """Mean paired difference and two-sided p-value (paired t-test)."""
-  import scipy.stats
-  diff = np.asarray(values, np.float64) - np.asarray(baseline, np.float64)
-  if diff.size < 2:
-    return float(diff.mean()), float('nan')
-  if np.all(diff == 0):
-    return 0.0, 1.0
-  p_value = scipy.stats.ttest_rel(values, baseline).pvalue
-  return float(diff.mean()), float(p_value)
-
-
-def holm(p_values: list[float]) -> list[float]:
-  """Holm-Bonferroni adjusted p-values (same order as given)."""
-  order = np.argsort(p_values)
-  adjusted = np.empty(len(p_values))
-  running = 0.0
-  for rank, i in enumerate(order):
-    running = max(running, min(1.0, (len(p_values) - rank) * p_values[i]))
-    adjusted[i] = running
-  return adjusted.tolist()
-
-
-def pareto_front(points: np.ndarray) -> np.ndarray:
-  """Mask of points (accuracy, error) not beaten on both by another point."""
-  acc, err = points[:, 0], points[:, 1]
-  return np.array([not np.any((acc >= a) & (err <= e) & ((acc > a) | (err < e)))
-                   for a, e in zip(acc, err, strict=True)])
-
-
-# ----------------------------------------------------------------------------
-# Commands, and a family's final values by seed.
-
-
-def command_for(config: dict) -> str:
-  """The train.py command that reproduces a final cell."""
-  defaults = dataclasses.asdict(Config())
-  args = ['python', 'train.py', '--data_dir', '../shared/mnist']
-  for name, value in config.items():
-    if name in ('data_dir', 'tfds_data_dir') or value == defaults[name]:
-      continue
-    if name == 'score_test':
-      args.append('--no_test')
-    elif value is True:
-      args.append(f'--{name}')
-    elif name == 'sweep':
-      args += [f'--sweep={n}=' + ','.join(map(str, values))
-               for n, values in value.items()]
-    else:
-      args += [f'--{name}',
-               f'{value:g}' if isinstance(value, float) else str(value)]
-  return shlex.join(args)
-
-
-def _values(family: dict, split: str, metric: str) -> dict[int, float]:
-  """Seed -> value on ``split`` at the family's chosen decoding, over its
-  finals (a final that diverged has none)."""
-  decoding = family['choice'].decoding
-  return {seed: float(value) for cell in family['finals']
-          if 'diverged' not in cell
-          for seed, value in zip(cell['seeds'], cell[split][decoding][metric][
-              'per_seed'], strict=True)}
-
-
-def values(family: dict, splits: list[str], metric: str) -> dict[int, float]:
-  """Seed -> the value averaged over ``splits`` (one split, or corruptions)."""
-  per_split = [_values(family, split, metric) for split in splits]
-  return {seed: float(np.mean([v[seed] for v in per_split]))
-          for seed in per_split[0]}
-
-
-def paired(a: dict[int, float], b: dict[int, float]):
-  """The values of ``a`` and ``b`` on the seeds both have, in seed order."""
-  seeds = sorted(set(a) & set(b))
-  return np.array([a[s] for s in seeds]), np.array([b[s] for s in seeds])
-
-
-def attribution(family: dict, reference: dict, splits: list[str]
-                ) -> tuple[float, float]:
-  """Mean parts of MDE_f - MDE_r from fewer and from closer mistakes.
-
-  Per seed and split, with e the error rate and d the mean distance among
-  errors, ``e_f d_f - e_r d_r = (e_f - e_r)(d_f + d_r)/2 +
-  (d_f - d_r)(e_f + e_r)/2`` exactly: the first term is fewer mistakes, the
-  second closer ones.
-  """
-  fewer, closer = [], []
-  for split in splits:
-    e_f, e_r = paired(_values(family, split, 'error_rate'),
-                      _values(reference, split, 'error_rate'))
-    d_f, d_r = paired(_values(family, split, 'mean_error_distance'),
-                      _values(reference, split, 'mean_error_distance'))
-    fewer.append(np.mean((e_f - e_r) * (d_f + d_r) / 2))
-    closer.append(np.mean((d_f - d_r) * (e_f + e_r) / 2))
-  return float(np.mean(fewer)), float(np.mean(closer))
-
-
-# ----------------------------------------------------------------------------
-# Rows: one per (group, family), at the family's chosen decoding.
-
-# Compared with the best control; MDE and accuracy also with cross-entropy.
-VS_CONTROL = ('mean_digit_distance', 'error_rate', 'mean_error_distance',
-              'far_share_of_errors', 'accuracy')
-VS_CE = ('mean_digit_distance', 'accuracy')
-SHIFTED = 'shifted'
-
-
-def groups(name: str, regime) -> dict[str, list[str]]:
-  """Row groups of a regime: its test split; with shifted finals, the mean
-  over every corruption, per kind, and each corruption."""
-  out = {name: ['test']}
-  if regime.shifted:
-    out[SHIFTED] = [f'test[{c}]' for c in corruptions.CORRUPTIONS]
-    for kind, names in corruptions.KINDS.items():
-      out[f'{SHIFTED}[{kind}]'] = [f'test[{c}]' for c in names]
-    for c in corruptions.CORRUPTIONS:
-      out[f'{SHIFTED}:{c}'] = [f'test[{c}]']
-  return out
-
-
-def main_groups(rows: list[dict]) -> list[str]:
-  """The regimes of the across-regime correction: each test split and the
-  shifted mean (not its kinds or corruptions)."""
-  return [g for g in dict.fromkeys(r['regime'] for r in rows)
-          if g == SHIFTED or not g.startswith(SHIFTED)]
-
-
-def _compare(row: dict, prefix: str, family: dict, reference: dict,
-             splits: list[str], metrics) -> None:
-  for metric in metrics:
-    ours, theirs = paired(values(family, splits, metric),
-                          values(reference, splits, metric))
-    row[f'{metric}_{prefix}'], row[f'{metric}_{prefix}_p'] = paired_test(
-        ours, theirs)
-
-
-def _row(group: str, splits, family_name: str, family: dict,
-         result: dict) -> dict:
-  config = family['choice'].config
-  own = ';'.join(f'{k}={v:g}' for k, v in sorted(
-      family['finals'][0]['config'].items()) if k in (
-          'weight_decay', 'epsilon', 'temperature', 'alpha', 'kappa',
-          'ce_weight') and v)
-  seeds = sorted(values(family, splits, 'accuracy'))
-  row = {'regime': group, 'family': family_name, 'role': family['role'],
-         'best_control': result['best_control'], 'loss': config.loss,
-         'distance': config.distance, 'hyperparameters': own,
-         'learning_rate': config.learning_rate,
-         'rate_on_edge': family['rate_on_edge'],
-         'epoch': family['choice'].epoch, 'epochs': config.epochs,
-         'decoding': family['choice'].decoding,
-         'train_size': family['finals'][0]['num_train'],
-         'label_noise': config.label_noise,
-         'seeds': ';'.join(map(str, seeds)), 'n_seeds': len(seeds),
-         'validation_mean_digit_distance': family['choice'].validation_mde}
-  for metric in METRICS:
-    row[metric], row[f'{metric}_ci95'] = mean_ci(
-        list(values(family, splits, metric).values()))
-  control = result['families'][result['best_control']]
-  _compare(row, 'vs_control', family, control, splits, VS_CONTROL)
-  row['fewer_part'], row['closer_part'] = attribution(family, control, splits)
-  _compare(row, 'vs_ce', family, result['families']['ce'], splits, VS_CE)
-  # Seeds 0..n-1 in one run: the first final and its extra seeds at once.
-  row['command'] = command_for(dict(family['finals'][0]['config'],
-                                    num_seeds=len(seeds)))
-  return row
-
-
-def _correct(rows: list[dict], tests, suffix: str) -> None:
-  """Holm over ``rows`` for each test; a reference row's own test is not
-  one (its column stays 1)."""
-  for test, reference in tests:
-    # A test that could not run (one seed: NaN) stays NaN, uncounted.
-    tested = [r for r in rows if r['family'] != reference(r)
-              and not math.isnan(r[f'{test}_p'])]
-    for r, p in zip(tested, holm([r[f'{test}_p'] for r in tested]),
-                    strict=True):
-      r[f'{test}_p_{suffix}'] = p
-    for r in rows:
-      r.setdefault(f'{test}_p_{suffix}',
-                   1.0 if r['family'] == reference(r) else float('nan'))
-
-
-def _tests():
-  return ([(f'{m}_vs_control', lambda r: r['best_control'])
-           for m in VS_CONTROL] + [(f'{m}_vs_ce', lambda r: 'ce')
-                                   for m in VS_CE])
-
-
-def study_rows(study: dict) -> list[dict]:
-  """Test rows of every family's finals, tested and corrected."""
-  rows = []
-  if sum(result['regime'].shifted for result in study.values()) > 1:
-    raise ValueError('one regime at most may score the shifted test sets: '
-                     'their rows are named shifted, not by regime.')
-  for name, result in study.items():
-    for group, splits in groups(name, result['regime']).items():
-      group_rows = [_row(group, splits, family_name, family, result)
-                    for family_name, family in result['families'].items()]
-      _correct(group_rows, _tests(), 'holm')
-      rows += group_rows
-  across = [r for r in rows if r['regime'] in main_groups(rows)]
-  _correct(across, _tests(), 'holm_all')
-  for r in rows:
-    for test, _ in _tests():
-      r.setdefault(f'{test}_p_holm_all', float('nan'))
-  return rows
-
-
-def rows_of(rows, regime):
-  return [r for r in rows if r['regime'] == regime]
-
+from study_rows import SHIFTED, main_groups, pareto_front, rows_of, study_rows
 
 # ----------------------------------------------------------------------------
 # Verdicts.
@@ -355,7 +109,8 @@ PROTOCOL_LINE = (
     'Protocol: results/protocol.md (committed before the finals). 5 000 '
     'training images held out for validation; every family tuned there '
     '(one learning-rate grid with edge extensions, two values of its own '
-    'hyperparameter, seeds 100-101, the epoch and the decoding with the '
+    'hyperparameter (clean: fixed at its scarce2000 choice), seeds 100-101, '
+    'the epoch and the decoding with the '
     'lowest validation MDE; Bayes decoding minimises the linear cost for '
     'every family), then trained on fresh seeds 0-4 (0-9 where the '
     'validation MDE of those finals was within two standard errors of the '
@@ -433,8 +188,11 @@ def write_tables(rows: list[dict], results_dir,
     if group.startswith(f'{SHIFTED}:'):
       continue
     first = rows_of(rows, group)[0]
+    clean = (', validation labels clean' if first['label_noise'] and
+             first['clean_validation'] else '')
     lines += [f"## {group} (train {first['train_size']} images, label noise "
-              f"{first['label_noise']:g}, budget {first['epochs']} epochs)",
+              f"{first['label_noise']:g}{clean}, budget {first['epochs']} "
+              'epochs)',
               '',
               verdict(rows, group), '', *_table(rows_of(rows, group)), '']
     if group == SHIFTED:

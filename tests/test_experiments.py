@@ -12,7 +12,9 @@ import pytest
 
 import experiments
 import losses
+import study_plan
 import study_report
+import study_rows
 import train
 from cli import build_parser, config_from_args
 from config import Config
@@ -39,7 +41,7 @@ def test_study_writes_cells_tables_and_plots(tiny_study):
   for name in ('study.csv', 'study.md', 'study_attribution.png',
                'study_pareto.png'):
     assert (results / name).stat().st_size > 0, name
-  grid = experiments.GRIDS['tiny']
+  grid = study_plan.GRIDS['tiny']
   # scarce: its test split; clean: its test split, the shifted mean, four
   # kinds and twelve corruptions.
   # clean adds the best distance-aware family of scarce (its only one).
@@ -67,7 +69,10 @@ def test_study_writes_cells_tables_and_plots(tiny_study):
   np.testing.assert_allclose(float(row['accuracy']), np.mean(per_seed))
   assert row['seeds'] in ('0;1', '0;1;2;3')
   text = (results / 'study.md').read_text()
-  for heading in ('## scarce', '## clean', '## shifted', '## shifted[blur]'):
+  for heading in ('## scarce (train 96 images, label noise 0.2, validation '
+                  'labels clean, budget 2 epochs)', '## clean (train 536 '
+                  'images, label noise 0, budget 1 epochs)', '## shifted',
+                  '## shifted[blur]'):
     assert heading in text
   assert 'Holm' in text and '| stripe | occlusion/texture |' in text
 
@@ -81,6 +86,8 @@ def test_choices_are_made_on_validation_only(tiny_study):
       # Tuning never looked at the test split; finals use fresh seeds.
       for cell in family['tuning']:
         assert not cell['config']['score_test'] and 'test' not in cell
+        assert cell['config']['clean_validation'] == (
+            result['regime'].label_noise > 0)
         assert {k for p in cell['points'] for e in p['curve'] for k in e} == {
             'epoch', 'argmax', 'bayes', 'mean_digit_distance_per_seed'}
       assert all(c['seeds'] == [100, 101] for c in family['tuning'])
@@ -90,18 +97,18 @@ def test_choices_are_made_on_validation_only(tiny_study):
       assert train.last_epoch(final) == choice.epoch
     controls = {f: fam['choice'].validation_mde
                 for f, fam in result['families'].items()
-                if fam['role'] == experiments.CONTROL}
+                if fam['role'] == study_plan.CONTROL}
     assert result['best_control'] == min(controls, key=controls.get)
     # More seeds where the finals' validation MDE (seeds 0-1) is within two
     # standard errors of the best control's.
     def validation_mde(family):
       first = dict(family, finals=family['finals'][:1])
-      return study_report.values(first, ['validation'], 'mean_digit_distance')
+      return study_rows.values(first, ['validation'], 'mean_digit_distance')
 
     best = result['families'][result['best_control']]
     any_close = False
     for name, family in result['families'].items():
-      close = experiments.needs_more_seeds(*study_report.paired(
+      close = experiments.needs_more_seeds(*study_rows.paired(
           validation_mde(family), validation_mde(best)))
       if name != result['best_control']:
         assert len(family['finals']) == 1 + close, name
@@ -111,10 +118,10 @@ def test_choices_are_made_on_validation_only(tiny_study):
 
 def test_own_hyperparameter_fixed_from_another_regime(tiny_study):
   _, _, study, _, _ = tiny_study
-  regime = experiments.GRIDS['tiny'].regimes['clean']
+  regime = study_plan.GRIDS['tiny'].regimes['clean']
   source = study[regime.own_from]['families']
   for name, family in study['clean']['families'].items():
-    own = experiments.FAMILIES[name].own
+    own = study_plan.FAMILIES[name].own
     for cell in family['tuning']:
       assert set(cell['config']['sweep']) <= {'learning_rate'}, name
       if own is not None:
@@ -123,9 +130,9 @@ def test_own_hyperparameter_fixed_from_another_regime(tiny_study):
 
 
 def test_every_plan_names_known_regimes_and_families():
-  for grid in experiments.GRIDS.values():
+  for grid in study_plan.GRIDS.values():
     for regime in grid.regimes.values():
-      assert set(regime.families) <= set(experiments.FAMILIES)
+      assert set(regime.families) <= set(study_plan.FAMILIES)
       for other in (*regime.plus_best_of, regime.own_from):
         assert other is None or other in grid.regimes
       if regime.own_from is not None:
@@ -134,13 +141,13 @@ def test_every_plan_names_known_regimes_and_families():
                       for f in grid.regimes[o].families}
         assert set(regime.families) | everything <= set(
             grid.regimes[regime.own_from].families)
-  noisy = experiments.GRIDS['full'].regimes['noisy40']
+  noisy = study_plan.GRIDS['full'].regimes['noisy40']
   assert noisy.label_noise > 0 and noisy.clean_validation
 
 
 def test_no_chosen_rate_sits_on_an_edge_of_the_rates_tried(tiny_study):
   _, _, study, _, _ = tiny_study
-  grid = experiments.GRIDS['tiny']
+  grid = study_plan.GRIDS['tiny']
   for result in study.values():
     for family in result['families'].values():
       tried = experiments.rates_tried(family['tuning'])
@@ -182,7 +189,7 @@ def test_choose_and_the_edge_rule():
 
 def test_best_distance_aware_family_by_mean_rank():
   def tuned(mdes):
-    return {f: {'role': experiments.FAMILIES[f].role,
+    return {f: {'role': study_plan.FAMILIES[f].role,
                 'choice': experiments.Choice(Config(), 2, 'argmax', m)}
             for f, m in mdes.items()}
 
@@ -244,15 +251,15 @@ def test_holm_within_a_regime_and_across_regimes(tiny_study):
   _, _, _, rows, _ = tiny_study
   test = 'mean_digit_distance_vs_control'
   for regime in ('scarce', 'clean'):
-    group = [r for r in study_report.rows_of(rows, regime)
+    group = [r for r in study_rows.rows_of(rows, regime)
              if r['family'] != r['best_control']]
     np.testing.assert_allclose([r[f'{test}_p_holm'] for r in group],
-                               study_report.holm([r[f'{test}_p']
+                               study_rows.holm([r[f'{test}_p']
                                                   for r in group]))
   across = [r for r in rows if r['regime'] in ('scarce', 'clean', 'shifted')
             and r['family'] != r['best_control']]
   np.testing.assert_allclose([r[f'{test}_p_holm_all'] for r in across],
-                             study_report.holm([r[f'{test}_p']
+                             study_rows.holm([r[f'{test}_p']
                                                 for r in across]))
   assert all(np.isnan(r[f'{test}_p_holm_all']) for r in rows
              if r['regime'].startswith('shifted:'))
@@ -265,7 +272,7 @@ def test_rerun_skips_every_finished_cell(tiny_study):
                                 root / 'runs', base=Config(),
                                 log=log.append)
   assert not [line for line in log if line.startswith('  ')]  # nothing trained
-  again = study_report.study_rows(study)
+  again = study_rows.study_rows(study)
   assert json.dumps(again) == json.dumps(rows)
 
 
@@ -304,7 +311,7 @@ def test_row_command_reproduces_the_row(tiny_study, tmp_path):
 def test_command_for_turns_on_off_fields_into_flags():
   config = Config(label_noise=0.4, clean_validation=True, shifted_test=True,
                   score_test=False)
-  args = shlex.split(study_report.command_for(dataclasses.asdict(config)))
+  args = shlex.split(study_rows.command_for(dataclasses.asdict(config)))
   assert {'--clean_validation', '--shifted_test', '--no_test'} <= set(args)
   parser = build_parser()
   argv = args[2:] + ['--workdir', 'w']
@@ -313,18 +320,18 @@ def test_command_for_turns_on_off_fields_into_flags():
 
 
 def test_statistics():
-  mean, half = study_report.mean_ci([1.0, 2.0, 3.0])
+  mean, half = study_rows.mean_ci([1.0, 2.0, 3.0])
   assert mean == 2.0
   np.testing.assert_allclose(half, 4.302652729911275 / np.sqrt(3), rtol=1e-9)
-  diff, p = study_report.paired_test([1.0, 2.0, 3.5], [1.0, 1.5, 2.0])
+  diff, p = study_rows.paired_test([1.0, 2.0, 3.5], [1.0, 1.5, 2.0])
   np.testing.assert_allclose(diff, 2 / 3)
   assert 0 < p < 1
-  assert np.isnan(study_report.paired_test([1.0], [0.5])[1])  # one seed
-  assert study_report.paired_test([1.0, 2.0], [0.5, 1.5])[1] == 0.0
-  np.testing.assert_allclose(study_report.holm([0.01, 0.04, 0.03, 0.5]),
+  assert np.isnan(study_rows.paired_test([1.0], [0.5])[1])  # one seed
+  assert study_rows.paired_test([1.0, 2.0], [0.5, 1.5])[1] == 0.0
+  np.testing.assert_allclose(study_rows.holm([0.01, 0.04, 0.03, 0.5]),
                              [0.04, 0.09, 0.09, 0.5])
   points = np.array([[99.0, 0.03], [98.0, 0.02], [97.0, 0.05], [99.0, 0.04]])
-  np.testing.assert_array_equal(study_report.pareto_front(points),
+  np.testing.assert_array_equal(study_rows.pareto_front(points),
                                 [True, True, False, False])
 
 
@@ -333,12 +340,12 @@ def test_every_registered_loss_is_in_the_study_or_the_loss_table():
              for o in experiments.every_loss().values()}
   assert covered == set(losses.LOSSES)
   base = Config(validation_size=5000, train_size=500)
-  for family in experiments.FAMILIES.values():
+  for family in study_plan.FAMILIES.values():
     for rates in ([1.5e-3, 3e-3], [6e-3]):
       assert resolve(experiments.tuning_config(base, family, rates)
                      ).num_points == len(rates) * (2 if family.own else 1)
-  roles = [f.role for f in experiments.FAMILIES.values()]
-  assert roles.count(experiments.CONTROL) == 3
+  roles = [f.role for f in study_plan.FAMILIES.values()]
+  assert roles.count(study_plan.CONTROL) == 3
 
 
 def test_loss_table_writes_one_row_per_configuration(tmp_path, monkeypatch):
