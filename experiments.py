@@ -251,6 +251,17 @@ def needs_more_seeds(values, reference) -> bool:
   return abs(diff.mean()) < 2 * se
 
 
+def close_to_control(families: dict[str, dict], control: str) -> list[str]:
+  """The families whose finals' validation MDE is within two standard
+  errors of the control's: decided on validation, like every other choice."""
+  def validation_mde(family):
+    return study_rows.values(family, ['validation'], 'mean_digit_distance')
+
+  return [f for f, family in families.items() if f != control and
+          needs_more_seeds(*study_rows.paired(
+              validation_mde(family), validation_mde(families[control])))]
+
+
 # ----------------------------------------------------------------------------
 # The study.
 
@@ -349,13 +360,7 @@ def run_regime(name: str, grid: Grid, base: Config, ctx) -> dict:
         f'{", ".join(diverged)}')
   families_scored = {f: family for f, family in families.items()
                      if f not in diverged}
-  # Decided on the finals' validation scores, like every other choice.
-  def validation_mde(family):
-    return study_rows.values(family, ['validation'], 'mean_digit_distance')
-
-  close = [f for f, family in families_scored.items() if f != best_control and
-           needs_more_seeds(*study_rows.paired(
-               validation_mde(family), validation_mde(families[best_control])))]
+  close = close_to_control(families_scored, best_control)
   if close:
     log(f'[{name}] validation MDE within two standard errors of '
         f'{best_control}: '

@@ -75,6 +75,12 @@ def test_study_writes_cells_tables_and_plots(tiny_study):
                   '## shifted[blur]'):
     assert heading in text
   assert 'Holm' in text and '| stripe | occlusion/texture |' in text
+  answer = text.split('## The answer per regime')[1].split('\n## ')[0]
+  assert [line.split(' | ')[0] for line in answer.splitlines()
+          if line.startswith('| ')][2:] == [
+              '| scarce', '| clean', '| shifted', '| shifted[noise]',
+              '| shifted[blur]', '| shifted[geometric]',
+              '| shifted[occlusion/texture]']
 
 
 def test_choices_are_made_on_validation_only(tiny_study):
@@ -234,6 +240,26 @@ def test_more_seeds_when_within_two_standard_errors():
                                                    0.0], reference)
   assert not experiments.needs_more_seeds(reference - 0.02 + [
       0.001, -0.001, 0.0, 0.0005, 0.0], reference)
+
+
+def test_more_seeds_are_decided_on_validation_not_test():
+  def family(validation, test):
+    scores = {split: {'argmax': {'mean_digit_distance': {'per_seed': v}}}
+              for split, v in (('validation', validation), ('test', test))}
+    choice = experiments.Choice(Config(), 1, 'argmax', 0.0)
+    return {'choice': choice, 'finals': [{'seeds': [0, 1, 2], **scores}]}
+
+  control = [0.10, 0.20, 0.30]
+  families = {
+      'control': family(control, control),
+      # Within two standard errors on validation, far apart on test.
+      'close_on_validation': family([0.11, 0.19, 0.31],
+                                    [0.50, 0.61, 0.70]),
+      # The other way round.
+      'close_on_test': family([0.50, 0.61, 0.70], [0.11, 0.19, 0.31]),
+  }
+  assert experiments.close_to_control(families, 'control') == [
+      'close_on_validation']
 
 
 def test_attribution_adds_up_to_the_mde_difference(tiny_study):
