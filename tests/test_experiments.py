@@ -77,7 +77,7 @@ def test_study_writes_cells_tables_and_plots(tiny_study):
   assert 'Holm' in text and '| stripe | occlusion/texture |' in text
   answer = text.split('## The answer per regime')[1].split('\n## ')[0]
   assert [line.split(' | ')[0] for line in answer.splitlines()
-          if line.startswith('| ')][2:] == [
+          if line.startswith('| ')][1:] == [
               '| scarce', '| clean', '| shifted', '| shifted[noise]',
               '| shifted[blur]', '| shifted[geometric]',
               '| shifted[occlusion/texture]']
