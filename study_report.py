@@ -254,6 +254,7 @@ def write_plots(rows: list[dict], results_dir) -> None:
   import matplotlib
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt
+  from matplotlib import ticker
   results_dir = pathlib.Path(results_dir)
   regimes = main_groups(rows)
   colors = {'baseline': 'k', 'control': 'C0', 'distance-aware': 'C3'}
@@ -269,13 +270,20 @@ def write_plots(rows: list[dict], results_dir) -> None:
       ax.annotate(r['family'], (100 * r['error_rate'],
                                 r['mean_error_distance']),
                   fontsize=5.5, xytext=(2, 2), textcoords='offset points')
-    if control['error_rate'] > 0:
+    errors = [100 * r['error_rate'] for r in group if r['error_rate'] > 0]
+    if errors and control['error_rate'] > 0:  # none on a toy grid
+      # Zoomed to the families, so that close ones can be told apart.
+      low, high = 0.9 * min(errors), 1.1 * max(errors)
       # Points on this curve have the best control's MDE (= e x d).
-      e = np.geomspace(0.3, 20, 80) * 100 * control['error_rate']
+      e = np.geomspace(low, high, 80)
       ax.plot(e, 100 * control['mean_digit_distance'] / e, '--', color='C0',
               lw=0.8)
-    if any(r['error_rate'] > 0 for r in group):  # none on a toy grid
       ax.set_xscale('log')
+      ax.set_xlim(low, high)
+      # Plain numbers, a few: log ticks overlap on a narrow range.
+      ax.xaxis.set_major_locator(ticker.MaxNLocator(5))
+      ax.xaxis.set_major_formatter(ticker.ScalarFormatter())
+      ax.xaxis.set_minor_formatter(ticker.NullFormatter())
       ax.set_ylim(0, 1.25 * max(r['mean_error_distance'] for r in group))
     ax.set_title(regime)
     ax.set_xlabel('test error rate (%, log scale)')
