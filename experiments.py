@@ -289,7 +289,11 @@ def tune_family(cells_dir, base: Config, name: str, family: Family,
 
 def tune_regime(name: str, grid: Grid, base: Config, ctx,
                 families: list[str]) -> dict[str, dict]:
-  """Every family's tuning cells and choice in regime ``name``."""
+  """Every family's tuning cells and choice in regime ``name``, once per
+  study run: other regimes reuse them (plus_best_of, own_from)."""
+  key = (name, tuple(families))
+  if key in ctx['tuned']:
+    return ctx['tuned'][key]
   regime = grid.regimes[name]
   chosen_in_own_from = {} if regime.own_from is None else tune_regime(
       regime.own_from, grid, base, ctx,
@@ -315,6 +319,7 @@ def tune_regime(name: str, grid: Grid, base: Config, ctx,
     tuned[family_name] = {'role': FAMILIES[family_name].role,
                           'tuning': cells, 'choice': choose(cells),
                           'rate_on_edge': on_edge}
+  ctx['tuned'][key] = tuned
   return tuned
 
 
@@ -388,7 +393,7 @@ def run_study(grid_name: str, dataset, results_dir, runs_dir, *, base: Config,
     return run_cell(path, config, runs_dir, dataset, log, make_cell,
                     on_diverged)
 
-  ctx = {'cells_dir': cells_dir, 'run': run, 'log': log}
+  ctx = {'cells_dir': cells_dir, 'run': run, 'log': log, 'tuned': {}}
   names = regimes or list(grid.regimes)
   return {name: run_regime(name, grid, base, ctx)
           for name in names}

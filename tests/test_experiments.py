@@ -123,7 +123,10 @@ def test_choices_are_made_on_validation_only(tiny_study):
 
 
 def test_own_hyperparameter_fixed_from_another_regime(tiny_study):
-  _, _, study, _, _ = tiny_study
+  _, _, study, _, log = tiny_study
+  # scarce is tuned once, though clean needs its choices twice.
+  tunes = [line for line in log if line.startswith('[scarce] tune ')]
+  assert len(tunes) == len(set(tunes)) == len(study['scarce']['families'])
   regime = study_plan.GRIDS['tiny'].regimes['clean']
   source = study[regime.own_from]['families']
   for name, family in study['clean']['families'].items():
