@@ -16,7 +16,14 @@ import pathlib
 
 import data
 import parallel
-from config import FIELDS, SWEEPABLE, Config, ConfigError, field_type
+from config import (
+  FIELDS,
+  SWEEPABLE,
+  Config,
+  ConfigError,
+  field_type,
+  migrate,
+)
 from resolve import resolve
 
 # Flags that may differ on --resume without changing the run.
@@ -158,7 +165,7 @@ def config_from_args(args, parser, argv) -> tuple[Config, pathlib.Path]:
     saved_path = workdir / 'config.json'
     if not saved_path.is_file():
       fail(f'--workdir {workdir} has no config.json to resume from.')
-    saved = json.loads(saved_path.read_text())
+    saved = migrate(json.loads(saved_path.read_text()))
     if 'epochs' in given and 'stop_after' not in given:
       saved['stop_after'] = None  # a new length trains to its end
     for name in sorted(given & set(FIELDS)):

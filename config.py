@@ -69,17 +69,18 @@ class Config:
       None, 'the cost Bayes decoding minimises, in the forms of --distance '
       '(linear: the mean digit-distance error); default: --distance')
   temperature: float | None = _field(
-      None, 'soft_label_cross_entropy temperature (default 1.0); with '
-      "--soft_labels exponential: its tau (default 1.0)", check=_POSITIVE,
+      None, 'soft_label_cross_entropy temperature (default 1.0)',
+      check=_POSITIVE, sweep=True)
+  power: float | None = _field(
+      None, 'exponent on the costs of class_distance_weighted_ce and '
+      "ordinal_log_loss (the papers' alpha; default 1.0)", check=_POSITIVE,
       sweep=True)
-  alpha: float | None = _field(
-      None, 'exponent of class_distance_weighted_ce and ordinal_log_loss, '
-      'sharpness of slace (each default 1.0); with --soft_labels: '
-      "geometric's alpha (0.1) or triangular's alpha2 (0.01)", check=_POSITIVE,
-      sweep=True)
+  sharpness: float | None = _field(
+      None, "sharpness of slace's weights softmax(-SHARPNESS * distance) (the "
+      "paper's alpha; default 1.0)", check=_POSITIVE, sweep=True)
   kappa: float | None = _field(
-      None, 'von Mises concentration: of the von_mises head (default 1.0) or '
-      'of --soft_labels von_mises (default 5.0)', check=_POSITIVE, sweep=True)
+      None, 'concentration of the von_mises_head loss (default 1.0)',
+      check=_POSITIVE, sweep=True)
   epsilon: float | None = _field(
       None, 'share of the target spread off the label: uniformly by '
       'label_smoothing_cross_entropy (default 0.1), by the distance by '
@@ -91,6 +92,10 @@ class Config:
   soft_labels: str | None = _field(
       None, 'target family of --loss soft_target_cross_entropy (needed there, '
       'nowhere else)', choices=lambda: (None,) + losses.SOFT_LABEL_FAMILIES)
+  soft_label_param: float | None = _field(
+      None, "the --soft_labels family's parameter: exponential's tau (1.0), "
+      "geometric's alpha (0.1), triangular's alpha2 (0.01), von_mises' kappa "
+      '(5.0); the other families have none', check=_POSITIVE, sweep=True)
   optimizer: str = _field('adam', 'adam (AdamW) or sgd (Nesterov momentum '
                           '0.9)', choices=lambda: ('adam', 'sgd'))
   learning_rate: float = _field(3e-3, 'peak learning rate', check=_POSITIVE,
@@ -152,6 +157,50 @@ class Config:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+
+# Names a config.json (a run's workdir, a study cell) may hold from before
+# 2026-12-02, when each loss name and hyperparameter got one meaning.
+RENAMED_LOSSES = {'binomial': 'binomial_head', 'poisson': 'poisson_head',
+                  'von_mises': 'von_mises_head'}
+_OLD_SOFT_LABEL_FIELD = {'exponential': 'temperature', 'von_mises': 'kappa',
+                         'geometric': 'alpha', 'triangular': 'alpha'}
+_OLD_ALPHA = {'class_distance_weighted_ce': 'power',
+              'ordinal_log_loss': 'power', 'slace': 'sharpness'}
+
+
+def renamed_fields(saved: dict[str, Any]) -> dict[str, str]:
+  """Old field name -> today's, for a saved configuration (old or new)."""
+  renames = {}
+  family = saved.get('soft_labels')
+  if family in _OLD_SOFT_LABEL_FIELD:
+    renames[_OLD_SOFT_LABEL_FIELD[family]] = 'soft_label_param'
+  elif saved.get('loss') in _OLD_ALPHA:
+    renames['alpha'] = _OLD_ALPHA[saved['loss']]
+  return renames
+
+
+def migrate(saved: dict[str, Any]) -> dict[str, Any]:
+  """A saved configuration's fields under today's names.
+
+  Renamed losses get their new names; ``alpha`` becomes ``power``,
+  ``sharpness`` or ``soft_label_param``, and a soft-label family's
+  ``temperature`` or ``kappa`` becomes ``soft_label_param``, in the fields
+  and in the ``sweep``; an unset ``alpha`` is dropped. A configuration
+  written today comes back unchanged.
+  """
+  migrated = dict(saved)
+  if migrated.get('loss') in RENAMED_LOSSES:
+    migrated['loss'] = RENAMED_LOSSES[migrated['loss']]
+  renames = renamed_fields(migrated)
+  for old, new in renames.items():
+    if old in migrated:
+      migrated[new] = migrated.pop(old)
+  if 'alpha' in migrated and migrated['alpha'] is None:
+    del migrated['alpha']
+  if migrated.get('sweep'):
+    migrated['sweep'] = {renames.get(name, name): values
+                         for name, values in migrated['sweep'].items()}
+  return migrated
 SWEEPABLE = tuple(name for name, f in FIELDS.items() if f.metadata['sweep'])
 
 

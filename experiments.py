@@ -43,7 +43,7 @@ import losses
 import study_report
 import study_rows
 import train
-from config import Config
+from config import Config, migrate, renamed_fields
 from resolve import resolve
 from runfiles import write_text_atomic
 from study_plan import (
@@ -92,7 +92,7 @@ def run_cell(path: pathlib.Path, config: Config, runs_dir, dataset, log,
   resumes from its last checkpoint.
   """
   if path.exists():
-    cell = json.loads(path.read_text())
+    cell = migrate_cell(json.loads(path.read_text()))
     # Config(**saved) fills fields added since the cell was written with
     # their defaults, which is what the cell ran with.
     if Config(**cell['config']) != config:
@@ -102,8 +102,8 @@ def run_cell(path: pathlib.Path, config: Config, runs_dir, dataset, log,
   workdir = pathlib.Path(runs_dir) / path.relative_to(
       path.parents[1]).with_suffix('')
   resume = (workdir / 'config.json').exists()
-  if resume and Config(**json.loads(
-      (workdir / 'config.json').read_text())) != config:
+  if resume and Config(**migrate(json.loads(
+      (workdir / 'config.json').read_text()))) != config:
     # An unfinished run of an earlier plan; the cell file is what counts.
     log(f'  {workdir}: unfinished run of another configuration, restarted')
     shutil.rmtree(workdir)
@@ -126,6 +126,19 @@ def run_cell(path: pathlib.Path, config: Config, runs_dir, dataset, log,
   write_text_atomic(path, json.dumps(cell) + '\n')
   log(f'  {path.parent.name}/{path.stem}: {cell["wall_s"]:.0f}s')
   return cell
+
+
+def migrate_cell(cell: dict) -> dict:
+  """A cell written before a rename, under today's names: its configuration
+  and its tuning points' hyperparameters (``config.migrate``)."""
+  renames = renamed_fields(cell['config'])
+  migrated = {**cell, 'config': migrate(cell['config'])}
+  if 'points' in cell:
+    migrated['points'] = [{**point, 'hyperparameters': {
+        renames.get(name, name): value
+        for name, value in point['hyperparameters'].items()}}
+                          for point in cell['points']]
+  return migrated
 
 
 CURVE_METRICS = ('mean_digit_distance', 'accuracy', 'error_rate',

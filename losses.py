@@ -1,10 +1,31 @@
 """Distance-aware classification losses for JAX, in the style of optax.
 
-Every loss takes float ``logits`` of shape ``[..., K]`` (``K - 1`` for CORAL,
-CORN and CLM; a fixed number for the other heads) and integer ``labels`` of
-shape ``[...]`` and returns per-example losses of shape ``[...]``; the caller
-reduces. The one exception, :func:`weighted_kappa_loss`, is a batch-level loss
-and returns a scalar. Hyperparameters are keyword-only.
+Copy this file into your project or import it: it needs jax, numpy and optax
+(scipy for the beta soft labels only) and nothing else of ours.
+
+**The signature rule.** Every loss is
+
+    ``fn(<outputs>, labels, *, <hyperparameters>, axis=-1, where=None)``
+
+and returns per-example losses of shape ``[...]``; the caller reduces.
+
+- The first argument is called ``logits`` exactly where the loss reads
+  unnormalized log probabilities over the ``K`` classes (a softmax head,
+  shape ``[..., K]``); such losses can be mixed with cross-entropy
+  (:func:`make_loss`'s ``ce_weight``). Every other head's raw output is called
+  ``outputs``: CORAL's and CORN's ``K - 1`` task logits, the CLM's ``K - 1``
+  values ``theta - f``, the binomial and Poisson heads' one score, the
+  learned-temperature Poisson head's two values, the von Mises head's
+  (cos, sin).
+- ``labels`` are integer classes of shape ``[...]``.
+- Hyperparameters are keyword-only, each with one meaning in the whole file.
+- ``axis`` is the class (or output) axis of the first argument; ``where`` a
+  boolean mask of shape ``[...]``: masked examples give exactly 0.
+- The named exception: :func:`weighted_kappa_loss` is a batch-level loss and
+  returns a scalar (``where`` leaves examples out of the batch).
+
+Probability functions (``*_probs``) take the same first argument, keyword-only
+hyperparameters and ``axis``, and return ``[..., K]`` with the class axis last.
 
 A *distance* is a ``K x K`` matrix ``C`` where ``C[i, j]`` is the cost of
 predicting class ``j`` when the truth is ``i``. :func:`linear_distance` and
@@ -13,7 +34,8 @@ accepted by :func:`validate_distance` (a user's own confusability matrix, say)
 works too.
 
 Bad input is caught at trace time (dtypes, ranks, shapes, hyperparameters)
-with a ``TypeError`` or ``ValueError`` that names the argument. Values are
+with a ``TypeError`` or ``ValueError`` that names the function called and
+the argument. Values are
 checked when they are concrete: labels outside ``[0, K)`` raise, while under
 ``jax.jit`` they make that example's loss NaN rather than silently wrong.
 Numeric hyperparameters (weights, temperatures, exponents, concentrations,
@@ -27,17 +49,18 @@ batch shape in this file), K classes, T = K - 1 thresholds or binary tasks,
 O outputs of a model's head, N images of a split, M images a seed trains on,
 S seeds, P points of a hyperparameter sweep, E steps of an epoch, Q passes of
 an evaluation, H, W, C image height, width, channels; a digit is that size,
-as in ``score_Bx1``.
+as in ``outputs_Bx1``.
 
 Contents, by section:
 
 - Distances: :func:`linear_distance`, :func:`cyclic_distance`,
   :func:`validate_distance`.
-- Softmax losses: :func:`expected_value_mse`, :func:`circular_mse`,
+- Softmax losses: :func:`cross_entropy`, :func:`expected_value_mse`,
+  :func:`circular_mse`,
   :func:`expected_cost`, :func:`soft_label_cross_entropy`,
   :func:`label_smoothing_cross_entropy`,
   :func:`squared_emd`, :func:`circular_emd`,
-  :func:`class_distance_weighted_ce`, :func:`ordinal_log_loss`,
+  :func:`class_distance_weighted_ce` (alias :func:`ordinal_log_loss`),
   :func:`slace_loss`.
 - Soft-label targets: :func:`soft_target_cross_entropy`,
   :data:`SOFT_LABEL_FAMILIES`, :func:`soft_label_matrix`.
@@ -49,8 +72,9 @@ Contents, by section:
   :func:`poisson_head_probs`, :func:`poisson_head_loss`,
   :func:`von_mises_probs`, :func:`von_mises_loss`.
 - Batch-level loss: :func:`weighted_kappa_loss`.
-- Registry: :class:`Head`, :data:`SOFTMAX_HEAD`, :class:`LossSpec`,
-  :data:`LOSSES`, :func:`get_loss`, :func:`make_loss`, :func:`make_probs`.
+- Registry: :class:`LossSpec`, :data:`LOSSES`, :func:`get_loss`,
+  :func:`make_loss`, :func:`make_probs`. (Which model head each loss needs
+  is the model's business: ``model.py``.)
 - Shared checks and maths (private), at the end.
 """
 
@@ -59,9 +83,7 @@ from __future__ import annotations
 __all__ = [
     'CLM_LINKS',
     'LOSSES',
-    'SOFTMAX_HEAD',
     'SOFT_LABEL_FAMILIES',
-    'Head',
     'LossSpec',
     'binomial_loss',
     'binomial_probs',
@@ -74,6 +96,7 @@ __all__ = [
     'coral_probs',
     'corn_loss',
     'corn_probs',
+    'cross_entropy',
     'cyclic_distance',
     'expected_cost',
     'expected_value_mse',
@@ -103,7 +126,7 @@ import functools
 import inspect
 import math
 from collections.abc import Callable
-from typing import Any, NamedTuple, overload
+from typing import Any, NamedTuple, TypeVar, overload
 
 import jax
 import jax.numpy as jnp
@@ -111,10 +134,56 @@ import numpy as np
 import optax
 from jax.typing import ArrayLike, DTypeLike
 
+_F = TypeVar('_F', bound=Callable[..., Any])
+
+
+class _Named(Exception):
+  """A bad-input error already named by the public function called."""
+  unnamed_message: str
+
+
+class _NamedTypeError(_Named, TypeError):
+  pass
+
+
+class _NamedValueError(_Named, ValueError):
+  pass
+
+
+def _named(fn: _F) -> _F:
+  """Makes the bad-input errors raised while ``fn`` runs name ``fn``.
+
+  The checks raise plain ``TypeError``/``ValueError`` messages; the public
+  function the user called prefixes its own name once, so that a loss that
+  calls another public function (say :func:`validate_distance`) still names
+  itself.
+  """
+
+  @functools.wraps(fn)
+  def wrapper(*args: Any, **kwargs: Any) -> Any:
+    try:
+      return fn(*args, **kwargs)
+    except (TypeError, ValueError) as e:
+      if isinstance(e, _Named):
+        message = e.unnamed_message
+      elif type(e) in (TypeError, ValueError):
+        message = str(e)
+      else:
+        raise  # jax's own subclasses carry their own context.
+      if message.startswith(f'{fn.__name__}('):
+        raise  # Python's own call error already names the function.
+      kind = _NamedValueError if isinstance(e, ValueError) else _NamedTypeError
+      named = kind(f'{fn.__name__}: {message}')
+      named.unnamed_message = message
+      raise named from None
+
+  return wrapper  # type: ignore[return-value]
+
 # ----------------------------------------------------------------------------
 # Distances.
 
 
+@_named
 def linear_distance(num_classes: int, *, power: float = 1.0) -> jax.Array:
   r"""Linear-order distance :math:`C_{ij} = |i - j|^p`.
 
@@ -128,11 +197,12 @@ def linear_distance(num_classes: int, *, power: float = 1.0) -> jax.Array:
   >>> linear_distance(4)[0]
   Array([0., 1., 2., 3.], dtype=float32)
   """
-  _check_num_classes('linear_distance', num_classes)
-  _check_positive('linear_distance', 'power', power)
+  _check_num_classes(num_classes)
+  _check_positive('power', power)
   return _class_offsets(num_classes)**power
 
 
+@_named
 def cyclic_distance(num_classes: int, *, power: float = 1.0) -> jax.Array:
   r"""Distance on a circle of ``K`` classes.
 
@@ -151,12 +221,13 @@ def cyclic_distance(num_classes: int, *, power: float = 1.0) -> jax.Array:
   >>> cyclic_distance(10)[0, 9]
   Array(1., dtype=float32)
   """
-  _check_num_classes('cyclic_distance', num_classes)
-  _check_positive('cyclic_distance', 'power', power)
+  _check_num_classes(num_classes)
+  _check_positive('power', power)
   offsets_KxK = _class_offsets(num_classes)
   return jnp.minimum(offsets_KxK, num_classes - offsets_KxK)**power
 
 
+@_named
 def validate_distance(matrix: ArrayLike, *, num_classes: int | None = None,
                       name: str = 'distance') -> jax.Array:
   """Checks that ``matrix`` is a valid distance and returns it as a jax array.
@@ -195,6 +266,42 @@ def validate_distance(matrix: ArrayLike, *, num_classes: int | None = None,
 # Softmax losses.
 
 
+@_named
+def cross_entropy(logits: ArrayLike, labels: ArrayLike, *, axis: int = -1,
+                  where: ArrayLike | None = None) -> jax.Array:
+  r"""Cross-entropy with integer labels: optax's, in this file's signature.
+
+  .. math::
+    \ell = -\log p_y, \qquad p = \mathrm{softmax}(z)
+
+  ``where`` masks examples, as everywhere in this file (optax's own ``where``
+  masks classes).
+
+  Args:
+    logits: unnormalized log probabilities, shape ``[..., K]``.
+    labels: integer classes in ``[0, K)``, shape ``[...]``.
+    axis: the class axis of ``logits``.
+    where: optional boolean mask of shape ``[...]``; masked examples give 0.
+
+  Returns:
+    Per-example losses, shape ``[...]``.
+
+  >>> round(float(cross_entropy(jnp.zeros(3), jnp.array(0))), 4)  # log 3
+  1.0986
+  """
+  logits_BxK, labels_B, num_classes = _check_inputs(
+      logits, labels, axis=axis, where=where)
+  loss_B = optax.softmax_cross_entropy_with_integer_labels(logits_BxK,
+                                                           labels_B)
+  return _finish(loss_B, labels_B, num_classes, where, logits_BxK.dtype)
+
+
+def _softmax_probs(logits: ArrayLike, *, axis: int = -1) -> jax.Array:
+  logits_BxK, _, _ = _check_inputs(logits, axis=axis)
+  return jax.nn.softmax(logits_BxK, axis=-1)
+
+
+@_named
 def expected_value_mse(logits: ArrayLike, labels: ArrayLike, *, axis: int = -1,
                        where: ArrayLike | None = None) -> jax.Array:
   r"""Squared error of the expected class index.
@@ -225,7 +332,7 @@ def expected_value_mse(logits: ArrayLike, labels: ArrayLike, *, axis: int = -1,
     Face", CVPR 2018 (its mean loss).
   """
   logits_BxK, labels_B, num_classes = _check_inputs(
-      'expected_value_mse', 'logits', logits, labels, axis=axis, where=where)
+      logits, labels, axis=axis, where=where)
   dtype = _compute_dtype(logits_BxK.dtype)
   probs_BxK = jax.nn.softmax(logits_BxK.astype(dtype), axis=-1)
   mean_B = probs_BxK @ _class_grid(num_classes, 0, dtype)
@@ -233,6 +340,7 @@ def expected_value_mse(logits: ArrayLike, labels: ArrayLike, *, axis: int = -1,
   return _finish(loss_B, labels_B, num_classes, where, logits_BxK.dtype)
 
 
+@_named
 def circular_mse(logits: ArrayLike, labels: ArrayLike, *, axis: int = -1,
                  where: ArrayLike | None = None) -> jax.Array:
   r"""Squared error of the expected position on the unit circle.
@@ -266,7 +374,7 @@ def circular_mse(logits: ArrayLike, labels: ArrayLike, *, axis: int = -1,
     mean).
   """
   logits_BxK, labels_B, num_classes = _check_inputs(
-      'circular_mse', 'logits', logits, labels, axis=axis, where=where)
+      logits, labels, axis=axis, where=where)
   dtype = _compute_dtype(logits_BxK.dtype)
   probs_BxK = jax.nn.softmax(logits_BxK.astype(dtype), axis=-1)
   angles_K = _class_angles(num_classes, 0, dtype)
@@ -277,6 +385,7 @@ def circular_mse(logits: ArrayLike, labels: ArrayLike, *, axis: int = -1,
   return _finish(loss_B, labels_B, num_classes, where, logits_BxK.dtype)
 
 
+@_named
 def expected_cost(logits: ArrayLike, labels: ArrayLike, *,
                   distance: ArrayLike, axis: int = -1,
                   where: ArrayLike | None = None) -> jax.Array:
@@ -310,7 +419,7 @@ def expected_cost(logits: ArrayLike, labels: ArrayLike, *,
     Loss", NeurIPS 2015.
   """
   logits_BxK, labels_B, num_classes = _check_inputs(
-      'expected_cost', 'logits', logits, labels, axis=axis, where=where)
+      logits, labels, axis=axis, where=where)
   distance_KxK = validate_distance(distance, num_classes=num_classes)
   dtype = _compute_dtype(logits_BxK.dtype)
   probs_BxK = jax.nn.softmax(logits_BxK.astype(dtype), axis=-1)
@@ -319,6 +428,7 @@ def expected_cost(logits: ArrayLike, labels: ArrayLike, *,
   return _finish(loss_B, labels_B, num_classes, where, logits_BxK.dtype)
 
 
+@_named
 def soft_label_cross_entropy(logits: ArrayLike, labels: ArrayLike, *,
                              distance: ArrayLike, temperature: ArrayLike = 1.0,
                              epsilon: ArrayLike = 1.0, axis: int = -1,
@@ -360,11 +470,10 @@ def soft_label_cross_entropy(logits: ArrayLike, labels: ArrayLike, *,
     Diaz & Marathe, "Soft Labels for Ordinal Regression", CVPR 2019.
   """
   logits_BxK, labels_B, num_classes = _check_inputs(
-      'soft_label_cross_entropy', 'logits', logits, labels, axis=axis,
-      where=where)
+      logits, labels, axis=axis, where=where)
   distance_KxK = validate_distance(distance, num_classes=num_classes)
-  _check_positive('soft_label_cross_entropy', 'temperature', temperature)
-  _check_share('soft_label_cross_entropy', 'epsilon', epsilon)
+  _check_positive('temperature', temperature)
+  _check_share('epsilon', epsilon)
   dtype = _compute_dtype(logits_BxK.dtype)
   targets_KxK = _smoothed(_soft_labels_from_distance(
       distance_KxK.astype(dtype), temperature), epsilon)
@@ -372,6 +481,7 @@ def soft_label_cross_entropy(logits: ArrayLike, labels: ArrayLike, *,
                                     num_classes, where)
 
 
+@_named
 def label_smoothing_cross_entropy(logits: ArrayLike, labels: ArrayLike, *,
                                   epsilon: ArrayLike = 0.1, axis: int = -1,
                                   where: ArrayLike | None = None
@@ -404,9 +514,8 @@ def label_smoothing_cross_entropy(logits: ArrayLike, labels: ArrayLike, *,
     Vision", CVPR 2016.
   """
   logits_BxK, labels_B, num_classes = _check_inputs(
-      'label_smoothing_cross_entropy', 'logits', logits, labels, axis=axis,
-      where=where)
-  _check_share('label_smoothing_cross_entropy', 'epsilon', epsilon)
+      logits, labels, axis=axis, where=where)
+  _check_share('epsilon', epsilon)
   dtype = _compute_dtype(logits_BxK.dtype)
   uniform_KxK = jnp.full((num_classes, num_classes), 1 / num_classes, dtype)
   return _soft_target_cross_entropy(logits_BxK, labels_B,
@@ -414,6 +523,7 @@ def label_smoothing_cross_entropy(logits: ArrayLike, labels: ArrayLike, *,
                                     num_classes, where)
 
 
+@_named
 def squared_emd(logits: ArrayLike, labels: ArrayLike, *, axis: int = -1,
                 where: ArrayLike | None = None) -> jax.Array:
   r"""Squared earth mover's distance on the linear order.
@@ -439,13 +549,14 @@ def squared_emd(logits: ArrayLike, labels: ArrayLike, *, axis: int = -1,
     Neural Networks", 2016.
   """
   logits_BxK, labels_B, num_classes = _check_inputs(
-      'squared_emd', 'logits', logits, labels, axis=axis, where=where)
+      logits, labels, axis=axis, where=where)
   dtype = _compute_dtype(logits_BxK.dtype)
   diff_BxK = _cdf_difference(logits_BxK, labels_B, num_classes, dtype)
   loss_B = jnp.sum(diff_BxK**2, axis=-1)
   return _finish(loss_B, labels_B, num_classes, where, logits_BxK.dtype)
 
 
+@_named
 def circular_emd(logits: ArrayLike, labels: ArrayLike, *, axis: int = -1,
                  where: ArrayLike | None = None) -> jax.Array:
   r"""Earth mover's (Wasserstein-1) distance on a circle of ``K`` classes.
@@ -477,7 +588,7 @@ def circular_emd(logits: ArrayLike, labels: ArrayLike, *, axis: int = -1,
     Math. Imaging Vis. 2011.
   """
   logits_BxK, labels_B, num_classes = _check_inputs(
-      'circular_emd', 'logits', logits, labels, axis=axis, where=where)
+      logits, labels, axis=axis, where=where)
   dtype = _compute_dtype(logits_BxK.dtype)
   diff_BxK = _cdf_difference(logits_BxK, labels_B, num_classes, dtype)
   median_Bx1 = jnp.median(diff_BxK, axis=-1, keepdims=True)
@@ -485,8 +596,9 @@ def circular_emd(logits: ArrayLike, labels: ArrayLike, *, axis: int = -1,
   return _finish(loss_B, labels_B, num_classes, where, logits_BxK.dtype)
 
 
+@_named
 def class_distance_weighted_ce(logits: ArrayLike, labels: ArrayLike, *,
-                               distance: ArrayLike, alpha: ArrayLike = 1.0,
+                               distance: ArrayLike, power: ArrayLike = 1.0,
                                axis: int = -1,
                                where: ArrayLike | None = None) -> jax.Array:
   r"""Class distance weighted cross-entropy (CDW-CE).
@@ -498,13 +610,15 @@ def class_distance_weighted_ce(logits: ArrayLike, labels: ArrayLike, *,
   distance. ``log(1 - p_j)`` is computed as
   ``logsumexp_{k != j} z_k - logsumexp_k z_k``, so value and gradient stay
   finite for logits of magnitude 1e4 even in bfloat16, where ``1 - p_j``
-  itself rounds to 0.
+  itself rounds to 0. Also published, the same year and with the same
+  formula, as the ordinal log loss (OLL); :func:`ordinal_log_loss` is this
+  function under that name.
 
   Args:
     logits: unnormalized log probabilities, shape ``[..., K]``.
     labels: integer classes in ``[0, K)``, shape ``[...]``.
     distance: cost matrix ``C`` of shape ``[K, K]``.
-    alpha: exponent ``alpha > 0`` on the costs.
+    power: the exponent ``alpha > 0`` on the costs (the papers' alpha).
     axis: the class axis of ``logits``.
     where: optional boolean mask of shape ``[...]``; masked examples give 0.
 
@@ -517,59 +631,26 @@ def class_distance_weighted_ce(logits: ArrayLike, labels: ArrayLike, *,
 
   References:
     Polat et al., "Class Distance Weighted Cross-Entropy Loss for Ulcerative
-    Colitis Severity Estimation", MIUA 2022.
+    Colitis Severity Estimation", MIUA 2022; Castagnos, Mihelich & Dognin,
+    "A Simple Log-based Loss Function for Ordinal Text Classification",
+    COLING 2022 (OLL).
   """
   logits_BxK, labels_B, num_classes = _check_inputs(
-      'class_distance_weighted_ce', 'logits', logits, labels, axis=axis,
-      where=where)
+      logits, labels, axis=axis, where=where)
   distance_KxK = validate_distance(distance, num_classes=num_classes)
-  _check_positive('class_distance_weighted_ce', 'alpha', alpha)
+  _check_positive('power', power)
   return _distance_weighted_log_one_minus_p(logits_BxK, labels_B, distance_KxK,
-                                            alpha, where)
+                                            power, where)
 
 
-def ordinal_log_loss(logits: ArrayLike, labels: ArrayLike, *,
-                     distance: ArrayLike, alpha: ArrayLike = 1.0,
-                     axis: int = -1,
-                     where: ArrayLike | None = None) -> jax.Array:
-  r"""Ordinal log loss (OLL).
-
-  .. math::
-    \ell = -\sum_i \log(1 - p_i)\, C_{y i}^{\alpha}
-
-  Published independently of :func:`class_distance_weighted_ce` (same year)
-  with the same formula; both names are kept so that either paper's readers
-  find it. Computed the same stable way.
-
-  Args:
-    logits: unnormalized log probabilities, shape ``[..., K]``.
-    labels: integer classes in ``[0, K)``, shape ``[...]``.
-    distance: cost matrix ``C`` of shape ``[K, K]``.
-    alpha: exponent ``alpha > 0`` on the costs.
-    axis: the class axis of ``logits``.
-    where: optional boolean mask of shape ``[...]``; masked examples give 0.
-
-  Returns:
-    Per-example losses, shape ``[...]``.
-
-  >>> round(float(ordinal_log_loss(jnp.array([0., 0., 0.]), jnp.array(0),
-  ...       distance=linear_distance(3))), 4)  # -(1 + 2) log(2/3)
-  1.2164
-
-  References:
-    Castagnos, Mihelich & Dognin, "A Simple Log-based Loss Function for
-    Ordinal Text Classification", COLING 2022.
-  """
-  logits_BxK, labels_B, num_classes = _check_inputs(
-      'ordinal_log_loss', 'logits', logits, labels, axis=axis, where=where)
-  distance_KxK = validate_distance(distance, num_classes=num_classes)
-  _check_positive('ordinal_log_loss', 'alpha', alpha)
-  return _distance_weighted_log_one_minus_p(logits_BxK, labels_B, distance_KxK,
-                                            alpha, where)
+# Castagnos, Mihelich & Dognin's ordinal log loss (OLL), COLING 2022,
+# published the same year with the same formula: one function, two names.
+ordinal_log_loss = class_distance_weighted_ce
 
 
+@_named
 def slace_loss(logits: ArrayLike, labels: ArrayLike, *, distance: ArrayLike,
-               alpha: ArrayLike = 1.0, axis: int = -1,
+               sharpness: ArrayLike = 1.0, axis: int = -1,
                where: ArrayLike | None = None) -> jax.Array:
   r"""SLACE: soft labels accumulating cross-entropy.
 
@@ -590,7 +671,8 @@ def slace_loss(logits: ArrayLike, labels: ArrayLike, *, distance: ArrayLike,
     logits: unnormalized log probabilities, shape ``[..., K]``.
     labels: integer classes in ``[0, K)``, shape ``[...]``.
     distance: cost matrix ``C`` of shape ``[K, K]``.
-    alpha: ``alpha > 0``, the sharpness of the weights.
+    sharpness: ``alpha > 0``, the sharpness of the weights (the paper's
+      alpha).
     axis: the class axis of ``logits``.
     where: optional boolean mask of shape ``[...]``; masked examples give 0.
 
@@ -606,12 +688,12 @@ def slace_loss(logits: ArrayLike, labels: ArrayLike, *, distance: ArrayLike,
     Balance-Sensitive Loss Function for Ordinal Regression", AAAI 2025.
   """
   logits_BxK, labels_B, num_classes = _check_inputs(
-      'slace_loss', 'logits', logits, labels, axis=axis, where=where)
+      logits, labels, axis=axis, where=where)
   distance_KxK = validate_distance(distance, num_classes=num_classes)
-  _check_positive('slace_loss', 'alpha', alpha)
+  _check_positive('sharpness', sharpness)
   dtype = _compute_dtype(logits_BxK.dtype)
   costs_BxK = _gather_rows(distance_KxK.astype(dtype), labels_B)
-  weights_BxK = jax.nn.softmax(-costs_BxK * alpha, axis=-1)
+  weights_BxK = jax.nn.softmax(-costs_BxK * sharpness, axis=-1)
   # Row j selects the classes i with C[y, i] <= C[y, j].
   no_farther_BxKxK = costs_BxK[..., None, :] <= costs_BxK[..., :, None]
   log_accumulated_BxK = _masked_log_mass(logits_BxK.astype(dtype),
@@ -631,14 +713,14 @@ def _cdf_difference(logits_BxK: jax.Array, labels_B: jax.Array,
 
 def _distance_weighted_log_one_minus_p(
     logits_BxK: jax.Array, labels_B: jax.Array, distance_KxK: jax.Array,
-    alpha: ArrayLike, where: ArrayLike | None) -> jax.Array:
-  """-sum_j C[y, j]^alpha log(1 - p_j), stable at saturated logits."""
+    power: ArrayLike, where: ArrayLike | None) -> jax.Array:
+  """-sum_j C[y, j]^power log(1 - p_j), stable at saturated logits."""
   num_classes = logits_BxK.shape[-1]
   dtype = _compute_dtype(logits_BxK.dtype)
   others_BxKxK = ~jnp.eye(num_classes, dtype=bool).reshape(
       (1,) * labels_B.ndim + (num_classes, num_classes))
   log_rest_BxK = _masked_log_mass(logits_BxK.astype(dtype), others_BxKxK)
-  weights_BxK = _gather_rows(distance_KxK.astype(dtype), labels_B)**alpha
+  weights_BxK = _gather_rows(distance_KxK.astype(dtype), labels_B)**power
   loss_B = -jnp.sum(weights_BxK * log_rest_BxK, axis=-1)
   return _finish(loss_B, labels_B, num_classes, where, logits_BxK.dtype)
 
@@ -660,6 +742,7 @@ def _masked_log_mass(logits_BxK: jax.Array,
 # Soft-label targets: one matrix of target distributions, one loss.
 
 
+@_named
 def soft_target_cross_entropy(logits: ArrayLike, labels: ArrayLike, *,
                               targets: ArrayLike, axis: int = -1,
                               where: ArrayLike | None = None) -> jax.Array:
@@ -692,8 +775,7 @@ def soft_target_cross_entropy(logits: ArrayLike, labels: ArrayLike, *,
     classification", Neurocomputing 2020 (soft labels as targets).
   """
   logits_BxK, labels_B, num_classes = _check_inputs(
-      'soft_target_cross_entropy', 'logits', logits, labels, axis=axis,
-      where=where)
+      logits, labels, axis=axis, where=where)
   values_KxK = _check_square_matrix(targets, num_classes=num_classes,
                                     name='targets')
   if values_KxK is not None and not np.allclose(values_KxK.sum(axis=1), 1.0,
@@ -731,6 +813,7 @@ SOFT_LABEL_FAMILIES = ('exponential', 'binomial', 'poisson', 'beta',
                        'triangular', 'geometric', 'von_mises')
 
 
+@_named
 def soft_label_matrix(family: str, num_classes: int,
                       **params: float) -> jax.Array:
   r"""Unimodal target distributions for every label, as a ``[K, K]`` matrix.
@@ -789,20 +872,19 @@ def soft_label_matrix(family: str, num_classes: int,
       'geometric': _geometric_soft_labels,
       'von_mises': _von_mises_soft_labels}
   if family not in builders:
-    raise ValueError(f'soft_label_matrix: unknown family {family!r}; choose '
+    raise ValueError(f'unknown family {family!r}; choose '
                      f'one of {", ".join(SOFT_LABEL_FAMILIES)}.')
-  _check_num_classes('soft_label_matrix', num_classes)
+  _check_num_classes(num_classes)
   builder = builders[family]
-  _, *names = inspect.signature(builder).parameters
-  bound = _bind('soft_label_matrix', family, builder, tuple(names), params)
+  bound = _bind(family, builder, params)
   matrix_KxK = jnp.asarray(builder(int(num_classes), **bound), jnp.float32)
   return matrix_KxK / matrix_KxK.sum(axis=1, keepdims=True)
 
 
 def _exponential_soft_labels(k: int, *, p: float = 1.0,
                              tau: float = 1.0) -> jax.Array:
-  _check_positive('soft_label_matrix', 'p', p)
-  _check_positive('soft_label_matrix', 'tau', tau)
+  _check_positive('p', p)
+  _check_positive('tau', tau)
   return _soft_labels_from_distance(linear_distance(k, power=p), tau)
 
 
@@ -850,7 +932,7 @@ def _beta_soft_labels(k: int) -> np.ndarray:
   # 7e-6 off dlordinal), and `import losses` stays light.
   import scipy.special
   if k not in _BETA_PARAMS:
-    raise ValueError("soft_label_matrix: family 'beta' has published "
+    raise ValueError("family 'beta' has published "
                      f'parameters for 3 to 14 classes, not {k}.')
   edges = _interval_edges(k)
   return np.array([np.diff(scipy.special.betainc(a, b, edges))
@@ -870,7 +952,7 @@ def _triangular_cdf(x: float, a: float, b: float, c: float) -> float:
 def _triangular_soft_labels(k: int, *, alpha2: float = 0.01) -> np.ndarray:
   """Vargas et al. 2023: triangles placed so each neighbour gets ``alpha2``."""
   if not 0 < alpha2 < 0.5:
-    raise ValueError('soft_label_matrix: alpha2 must lie in (0, 0.5), got '
+    raise ValueError('alpha2 must lie in (0, 0.5), got '
                      f'{alpha2!r}.')
   root = math.sqrt(2 * alpha2)
   c_minus = (1 - 2 * alpha2) * (2 * alpha2 - root)
@@ -909,7 +991,7 @@ def _triangular_soft_labels(k: int, *, alpha2: float = 0.01) -> np.ndarray:
 
 def _geometric_soft_labels(k: int, *, alpha: float = 0.1) -> jax.Array:
   if not 0 <= alpha < 1:
-    raise ValueError(f'soft_label_matrix: alpha must lie in [0, 1), got '
+    raise ValueError(f'alpha must lie in [0, 1), got '
                      f'{alpha!r}.')
   if alpha == 0:
     return jnp.eye(k)
@@ -920,7 +1002,7 @@ def _geometric_soft_labels(k: int, *, alpha: float = 0.1) -> jax.Array:
 
 
 def _von_mises_soft_labels(k: int, *, kappa: float = 5.0) -> jax.Array:
-  _check_positive('soft_label_matrix', 'kappa', kappa)
+  _check_positive('kappa', kappa)
   # The angle between two classes from their whole number of steps apart on
   # the circle, so that every row is exactly a rotation of the first.
   angles_KxK = (2 * math.pi / k) * cyclic_distance(k)
@@ -931,7 +1013,8 @@ def _von_mises_soft_labels(k: int, *, kappa: float = 5.0) -> jax.Array:
 # Rank-consistent binary decompositions (T = K - 1 outputs).
 
 
-def coral_loss(logits: ArrayLike, labels: ArrayLike, *, axis: int = -1,
+@_named
+def coral_loss(outputs: ArrayLike, labels: ArrayLike, *, axis: int = -1,
                where: ArrayLike | None = None) -> jax.Array:
   r"""CORAL: K - 1 binary tasks "is the label greater than k?".
 
@@ -944,9 +1027,9 @@ def coral_loss(logits: ArrayLike, labels: ArrayLike, *, axis: int = -1,
   each with its own bias; see ``model.py``.
 
   Args:
-    logits: the ``K - 1`` task logits, shape ``[..., K - 1]``.
+    outputs: the ``K - 1`` task outputs, shape ``[..., K - 1]``.
     labels: integer classes in ``[0, K)``, shape ``[...]``.
-    axis: the task axis of ``logits``.
+    axis: the task axis of ``outputs``.
     where: optional boolean mask of shape ``[...]``; masked examples give 0.
 
   Returns:
@@ -960,18 +1043,19 @@ def coral_loss(logits: ArrayLike, labels: ArrayLike, *, axis: int = -1,
     networks with application to age estimation", Pattern Recognit. Lett.
     2020.
   """
-  logits_BxT, labels_B, num_classes = _check_inputs(
-      'coral_loss', 'logits', logits, labels, axis=axis, where=where,
-      tasks=True)
-  dtype = _compute_dtype(logits_BxT.dtype)
+  outputs_BxT, labels_B, num_classes = _check_inputs(
+      outputs, labels, axis=axis, where=where, tasks=True)
+  dtype = _compute_dtype(outputs_BxT.dtype)
   targets_BxT = (labels_B[..., None] >
                  _class_grid(num_classes - 1, labels_B.ndim)).astype(dtype)
-  loss_B = jnp.sum(
-      _binary_cross_entropy(logits_BxT.astype(dtype), targets_BxT), axis=-1)
-  return _finish(loss_B, labels_B, num_classes, where, logits_BxT.dtype)
+  bce_BxT = optax.sigmoid_binary_cross_entropy(outputs_BxT.astype(dtype),
+                                               targets_BxT)
+  loss_B = jnp.sum(bce_BxT, axis=-1)
+  return _finish(loss_B, labels_B, num_classes, where, outputs_BxT.dtype)
 
 
-def corn_loss(logits: ArrayLike, labels: ArrayLike, *, axis: int = -1,
+@_named
+def corn_loss(outputs: ArrayLike, labels: ArrayLike, *, axis: int = -1,
               where: ArrayLike | None = None) -> jax.Array:
   r"""CORN: conditional binary tasks "is y > k, given y > k - 1?".
 
@@ -985,9 +1069,9 @@ def corn_loss(logits: ArrayLike, labels: ArrayLike, *, axis: int = -1,
   part in, which differs from it by a batch-level constant factor.
 
   Args:
-    logits: the ``K - 1`` task logits, shape ``[..., K - 1]``.
+    outputs: the ``K - 1`` task outputs, shape ``[..., K - 1]``.
     labels: integer classes in ``[0, K)``, shape ``[...]``.
-    axis: the task axis of ``logits``.
+    axis: the task axis of ``outputs``.
     where: optional boolean mask of shape ``[...]``; masked examples give 0.
 
   Returns:
@@ -1001,27 +1085,28 @@ def corn_loss(logits: ArrayLike, labels: ArrayLike, *, axis: int = -1,
     Regression Based On Conditional Probabilities", Pattern Anal. Appl. 2023
     (arXiv 2111.08851, 2021).
   """
-  logits_BxT, labels_B, num_classes = _check_inputs(
-      'corn_loss', 'logits', logits, labels, axis=axis, where=where,
-      tasks=True)
-  dtype = _compute_dtype(logits_BxT.dtype)
+  outputs_BxT, labels_B, num_classes = _check_inputs(
+      outputs, labels, axis=axis, where=where, tasks=True)
+  dtype = _compute_dtype(outputs_BxT.dtype)
   tasks_BxT = _class_grid(num_classes - 1, labels_B.ndim)
   targets_BxT = (labels_B[..., None] > tasks_BxT).astype(dtype)
   active_BxT = labels_B[..., None] >= tasks_BxT
-  bce_BxT = _binary_cross_entropy(logits_BxT.astype(dtype), targets_BxT)
+  bce_BxT = optax.sigmoid_binary_cross_entropy(outputs_BxT.astype(dtype),
+                                               targets_BxT)
   loss_B = jnp.sum(jnp.where(active_BxT, bce_BxT, 0.0), axis=-1)
-  return _finish(loss_B, labels_B, num_classes, where, logits_BxT.dtype)
+  return _finish(loss_B, labels_B, num_classes, where, outputs_BxT.dtype)
 
 
-def coral_probs(logits: ArrayLike, *, axis: int = -1) -> jax.Array:
-  r"""Class probabilities from CORAL's ``K - 1`` task logits.
+@_named
+def coral_probs(outputs: ArrayLike, *, axis: int = -1) -> jax.Array:
+  r"""Class probabilities from CORAL's ``K - 1`` task outputs.
 
   ``p_k = P(y > k - 1) - P(y > k)`` with ``P(y > k) = sigma(z_k)``. If the
   outputs are not rank consistent (a model without CORAL's shared-weight
   head), negative differences are clipped to 0 and the result renormalised.
 
   Args:
-    logits: shape ``[..., K - 1]``.
+    outputs: shape ``[..., K - 1]``.
     axis: the task axis.
 
   Returns:
@@ -1030,21 +1115,21 @@ def coral_probs(logits: ArrayLike, *, axis: int = -1) -> jax.Array:
   >>> coral_probs(jnp.array([0., 0.]))
   Array([0.5, 0. , 0.5], dtype=float32)
   """
-  logits_BxT, _, _ = _check_inputs('coral_probs', 'logits', logits, axis=axis,
-                                    tasks=True)
+  outputs_BxT, _, _ = _check_inputs(outputs, axis=axis, tasks=True)
   probs_BxK = jnp.maximum(
-      _probs_from_exceedance(jax.nn.sigmoid(logits_BxT)), 0.0)
+      _probs_from_exceedance(jax.nn.sigmoid(outputs_BxT)), 0.0)
   return probs_BxK / jnp.sum(probs_BxK, axis=-1, keepdims=True)
 
 
-def corn_probs(logits: ArrayLike, *, axis: int = -1) -> jax.Array:
-  r"""Class probabilities from CORN's ``K - 1`` conditional task logits.
+@_named
+def corn_probs(outputs: ArrayLike, *, axis: int = -1) -> jax.Array:
+  r"""Class probabilities from CORN's ``K - 1`` conditional task outputs.
 
   ``P(y > k) = prod_{i <= k} sigma(z_i)``, and
   ``p_k = P(y > k - 1) - P(y > k)``.
 
   Args:
-    logits: shape ``[..., K - 1]``.
+    outputs: shape ``[..., K - 1]``.
     axis: the task axis.
 
   Returns:
@@ -1053,16 +1138,9 @@ def corn_probs(logits: ArrayLike, *, axis: int = -1) -> jax.Array:
   >>> corn_probs(jnp.array([0., 0.]))
   Array([0.5 , 0.25, 0.25], dtype=float32)
   """
-  logits_BxT, _, _ = _check_inputs('corn_probs', 'logits', logits, axis=axis,
-                                    tasks=True)
-  exceed_BxT = jnp.exp(jnp.cumsum(jax.nn.log_sigmoid(logits_BxT), axis=-1))
+  outputs_BxT, _, _ = _check_inputs(outputs, axis=axis, tasks=True)
+  exceed_BxT = jnp.exp(jnp.cumsum(jax.nn.log_sigmoid(outputs_BxT), axis=-1))
   return _probs_from_exceedance(exceed_BxT)
-
-
-def _binary_cross_entropy(logits: jax.Array, targets: jax.Array) -> jax.Array:
-  """-[t log sigmoid(z) + (1 - t) log sigmoid(-z)], elementwise and stable."""
-  return targets * jax.nn.softplus(-logits) + (1 - targets) * jax.nn.softplus(
-      logits)
 
 
 def _probs_from_exceedance(exceed_BxT: jax.Array) -> jax.Array:
@@ -1100,7 +1178,8 @@ CLM_LINKS: dict[str, Callable[[jax.Array], tuple[jax.Array, jax.Array]]] = {
     'logit': _logit_link, 'probit': _probit_link, 'cloglog': _cloglog_link}
 
 
-def clm_probs(z: ArrayLike, *, link: str, axis: int = -1) -> jax.Array:
+@_named
+def clm_probs(outputs: ArrayLike, *, link: str, axis: int = -1) -> jax.Array:
   r"""Class probabilities of a cumulative link model (CLM).
 
   .. math::
@@ -1112,13 +1191,13 @@ def clm_probs(z: ArrayLike, *, link: str, axis: int = -1) -> jax.Array:
   standard normal (``'probit'``) or complementary log-log
   (``1 - exp(-e^z)``, ``'cloglog'``) distribution function. The model keeps
   the thresholds ordered by construction (``model.py``: first threshold plus
-  cumulative squares); for unordered ``z`` the negative differences are
+  cumulative squares); for unordered ``outputs`` the negative differences are
   floored near 0 and the result renormalised.
 
   Args:
-    z: ``theta - f``, shape ``[..., K - 1]``.
+    outputs: ``theta - f``, shape ``[..., K - 1]``.
     link: ``'logit'``, ``'probit'`` or ``'cloglog'``.
-    axis: the threshold axis of ``z``.
+    axis: the threshold axis of ``outputs``.
 
   Returns:
     Probabilities of shape ``[..., K]`` (class axis last).
@@ -1132,28 +1211,29 @@ def clm_probs(z: ArrayLike, *, link: str, axis: int = -1) -> jax.Array:
     Vargas, Gutiérrez & Hervás-Martínez, "Cumulative link models for deep
     ordinal classification", Neurocomputing 2020.
   """
-  z_BxT, _, _ = _check_inputs('clm_probs', 'z', z, axis=axis, tasks=True)
-  _check_link('clm_probs', link)
-  dtype = _compute_dtype(z_BxT.dtype)
-  probs_BxK = jnp.exp(_clm_log_probs(z_BxT.astype(dtype), link))
+  outputs_BxT, _, _ = _check_inputs(outputs, axis=axis, tasks=True)
+  _check_link(link)
+  dtype = _compute_dtype(outputs_BxT.dtype)
+  probs_BxK = jnp.exp(_clm_log_probs(outputs_BxT.astype(dtype), link))
   probs_BxK = probs_BxK / jnp.sum(probs_BxK, axis=-1, keepdims=True)
-  return probs_BxK.astype(z_BxT.dtype)
+  return probs_BxK.astype(outputs_BxT.dtype)
 
 
-def clm_loss(z: ArrayLike, labels: ArrayLike, *, link: str, axis: int = -1,
-             where: ArrayLike | None = None) -> jax.Array:
+@_named
+def clm_loss(outputs: ArrayLike, labels: ArrayLike, *, link: str,
+             axis: int = -1, where: ArrayLike | None = None) -> jax.Array:
   r"""Negative log-likelihood of a cumulative link model, ``-log p_y``.
 
   See :func:`clm_probs`. The class probability is a difference of two
   distribution-function values; it is taken in log space (lower tail with
   ``F``, upper tail with ``1 - F``), so value and gradient stay finite for
-  ``z`` of magnitude 1e4.
+  ``outputs`` of magnitude 1e4.
 
   Args:
-    z: ``theta - f``, shape ``[..., K - 1]``.
+    outputs: ``theta - f``, shape ``[..., K - 1]``.
     labels: integer classes in ``[0, K)``, shape ``[...]``.
     link: ``'logit'``, ``'probit'`` or ``'cloglog'``.
-    axis: the threshold axis of ``z``.
+    axis: the threshold axis of ``outputs``.
     where: optional boolean mask of shape ``[...]``; masked examples give 0.
 
   Returns:
@@ -1166,17 +1246,17 @@ def clm_loss(z: ArrayLike, labels: ArrayLike, *, link: str, axis: int = -1,
   References:
     Vargas, Gutiérrez & Hervás-Martínez, Neurocomputing 2020.
   """
-  z_BxT, labels_B, num_classes = _check_inputs(
-      'clm_loss', 'z', z, labels, axis=axis, where=where, tasks=True)
-  _check_link('clm_loss', link)
-  dtype = _compute_dtype(z_BxT.dtype)
-  log_probs_BxK = _clm_log_probs(z_BxT.astype(dtype), link)
-  return _nll(log_probs_BxK, labels_B, num_classes, where, z_BxT.dtype)
+  outputs_BxT, labels_B, num_classes = _check_inputs(
+      outputs, labels, axis=axis, where=where, tasks=True)
+  _check_link(link)
+  dtype = _compute_dtype(outputs_BxT.dtype)
+  log_probs_BxK = _clm_log_probs(outputs_BxT.astype(dtype), link)
+  return _nll(log_probs_BxK, labels_B, num_classes, where, outputs_BxT.dtype)
 
 
-def _check_link(fn_name: str, link: str) -> None:
+def _check_link(link: str) -> None:
   if link not in CLM_LINKS:
-    raise ValueError(f'{fn_name}: link must be one of '
+    raise ValueError(f'link must be one of '
                      f'{", ".join(CLM_LINKS)}, got {link!r}.')
 
 
@@ -1202,7 +1282,8 @@ def _clm_log_probs(z_BxT: jax.Array, link: str) -> jax.Array:
   return jnp.where(upper_BxK, via_sf_BxK, via_cdf_BxK)
 
 
-def binomial_probs(score: ArrayLike, *, num_classes: int,
+@_named
+def binomial_probs(outputs: ArrayLike, *, num_classes: int,
                    axis: int = -1) -> jax.Array:
   r"""Binomial head: ``P(j) = Binomial(j; K - 1, sigmoid(score))``.
 
@@ -1210,9 +1291,9 @@ def binomial_probs(score: ArrayLike, *, num_classes: int,
   class 0 to class ``K - 1`` as the score grows.
 
   Args:
-    score: shape ``[..., 1]``.
+    outputs: the score, shape ``[..., 1]``.
     num_classes: ``K >= 2``.
-    axis: the axis of ``score`` that has size 1.
+    axis: the axis of ``outputs`` that has size 1.
 
   Returns:
     Probabilities of shape ``[..., K]`` (class axis last).
@@ -1225,15 +1306,16 @@ def binomial_probs(score: ArrayLike, *, num_classes: int,
     classification of ordinal data", Neural Networks 2008; Liu et al.,
     Neurocomputing 2020.
   """
-  score_Bx1, _, _ = _check_inputs('binomial_probs', 'score', score, axis=axis,
-                                  num_classes=num_classes, num_outputs=1)
-  dtype = _compute_dtype(score_Bx1.dtype)
-  log_probs_BxK = _binomial_head_log_probs(score_Bx1.astype(dtype),
+  outputs_Bx1, _, _ = _check_inputs(
+      outputs, axis=axis, num_classes=num_classes, num_outputs=1)
+  dtype = _compute_dtype(outputs_Bx1.dtype)
+  log_probs_BxK = _binomial_head_log_probs(outputs_Bx1.astype(dtype),
                                            num_classes)
-  return jnp.exp(log_probs_BxK).astype(score_Bx1.dtype)
+  return jnp.exp(log_probs_BxK).astype(outputs_Bx1.dtype)
 
 
-def binomial_loss(score: ArrayLike, labels: ArrayLike, *, num_classes: int,
+@_named
+def binomial_loss(outputs: ArrayLike, labels: ArrayLike, *, num_classes: int,
                   axis: int = -1, where: ArrayLike | None = None) -> jax.Array:
   r"""Negative log-likelihood of the binomial head, ``-log P(y)``.
 
@@ -1241,10 +1323,10 @@ def binomial_loss(score: ArrayLike, labels: ArrayLike, *, num_classes: int,
   magnitude 1e4.
 
   Args:
-    score: shape ``[..., 1]``.
+    outputs: the score, shape ``[..., 1]``.
     labels: integer classes in ``[0, K)``, shape ``[...]``.
     num_classes: ``K >= 2``.
-    axis: the axis of ``score`` that has size 1.
+    axis: the axis of ``outputs`` that has size 1.
     where: optional boolean mask of shape ``[...]``; masked examples give 0.
 
   Returns:
@@ -1254,13 +1336,13 @@ def binomial_loss(score: ArrayLike, labels: ArrayLike, *, num_classes: int,
   ...                           num_classes=3)), 4)  # -log 0.5
   0.6931
   """
-  score_Bx1, labels_B, _ = _check_inputs(
-      'binomial_loss', 'score', score, labels, axis=axis, where=where,
-      num_classes=num_classes, num_outputs=1)
-  dtype = _compute_dtype(score_Bx1.dtype)
-  log_probs_BxK = _binomial_head_log_probs(score_Bx1.astype(dtype),
+  outputs_Bx1, labels_B, _ = _check_inputs(
+      outputs, labels, axis=axis, where=where, num_classes=num_classes,
+      num_outputs=1)
+  dtype = _compute_dtype(outputs_Bx1.dtype)
+  log_probs_BxK = _binomial_head_log_probs(outputs_Bx1.astype(dtype),
                                            num_classes)
-  return _nll(log_probs_BxK, labels_B, num_classes, where, score_Bx1.dtype)
+  return _nll(log_probs_BxK, labels_B, num_classes, where, outputs_Bx1.dtype)
 
 
 def _binomial_head_log_probs(score_Bx1: jax.Array,
@@ -1269,7 +1351,8 @@ def _binomial_head_log_probs(score_Bx1: jax.Array,
                            jax.nn.log_sigmoid(-score_Bx1), num_classes)
 
 
-def poisson_probs(score: ArrayLike, *, num_classes: int,
+@_named
+def poisson_probs(outputs: ArrayLike, *, num_classes: int,
                   temperature: ArrayLike = 1.0, axis: int = -1) -> jax.Array:
   r"""Poisson head: ``softmax_j(log Poisson(j; softplus(score)) / T)``.
 
@@ -1278,10 +1361,10 @@ def poisson_probs(score: ArrayLike, *, num_classes: int,
   does, uses :func:`poisson_head_probs`.
 
   Args:
-    score: shape ``[..., 1]``.
+    outputs: the score, shape ``[..., 1]``.
     num_classes: ``K >= 2``.
     temperature: ``T > 0``: a number, or an array of the batch shape.
-    axis: the axis of ``score`` that has size 1.
+    axis: the axis of ``outputs`` that has size 1.
 
   Returns:
     Probabilities of shape ``[..., K]`` (class axis last).
@@ -1295,27 +1378,28 @@ def poisson_probs(score: ArrayLike, *, num_classes: int,
     Beckham & Pal, "Unimodal probability distributions for deep ordinal
     classification", ICML 2017.
   """
-  score_Bx1, _, _ = _check_inputs('poisson_probs', 'score', score, axis=axis,
-                                  num_classes=num_classes, num_outputs=1)
-  temperature_Bx1 = _temperature_column('poisson_probs', temperature,
-                                        score_Bx1.shape[:-1])
-  dtype = _compute_dtype(score_Bx1.dtype)
+  outputs_Bx1, _, _ = _check_inputs(
+      outputs, axis=axis, num_classes=num_classes, num_outputs=1)
+  temperature_Bx1 = _temperature_column(temperature,
+                                        outputs_Bx1.shape[:-1])
+  dtype = _compute_dtype(outputs_Bx1.dtype)
   log_probs_BxK = _poisson_head_log_probs(
-      score_Bx1.astype(dtype), temperature_Bx1.astype(dtype), num_classes)
-  return jnp.exp(log_probs_BxK).astype(score_Bx1.dtype)
+      outputs_Bx1.astype(dtype), temperature_Bx1.astype(dtype), num_classes)
+  return jnp.exp(log_probs_BxK).astype(outputs_Bx1.dtype)
 
 
-def poisson_loss(score: ArrayLike, labels: ArrayLike, *, num_classes: int,
+@_named
+def poisson_loss(outputs: ArrayLike, labels: ArrayLike, *, num_classes: int,
                  temperature: ArrayLike = 1.0, axis: int = -1,
                  where: ArrayLike | None = None) -> jax.Array:
   r"""Negative log-likelihood of the Poisson head; see :func:`poisson_probs`.
 
   Args:
-    score: shape ``[..., 1]``.
+    outputs: the score, shape ``[..., 1]``.
     labels: integer classes in ``[0, K)``, shape ``[...]``.
     num_classes: ``K >= 2``.
     temperature: ``T > 0``: a number, or an array of the batch shape.
-    axis: the axis of ``score`` that has size 1.
+    axis: the axis of ``outputs`` that has size 1.
     where: optional boolean mask of shape ``[...]``; masked examples give 0.
 
   Returns:
@@ -1325,15 +1409,15 @@ def poisson_loss(score: ArrayLike, labels: ArrayLike, *, num_classes: int,
   ...                          num_classes=3)), 4)  # -log 0.2
   1.6094
   """
-  score_Bx1, labels_B, _ = _check_inputs(
-      'poisson_loss', 'score', score, labels, axis=axis, where=where,
-      num_classes=num_classes, num_outputs=1)
-  temperature_Bx1 = _temperature_column('poisson_loss', temperature,
+  outputs_Bx1, labels_B, _ = _check_inputs(
+      outputs, labels, axis=axis, where=where, num_classes=num_classes,
+      num_outputs=1)
+  temperature_Bx1 = _temperature_column(temperature,
                                         labels_B.shape)
-  dtype = _compute_dtype(score_Bx1.dtype)
+  dtype = _compute_dtype(outputs_Bx1.dtype)
   log_probs_BxK = _poisson_head_log_probs(
-      score_Bx1.astype(dtype), temperature_Bx1.astype(dtype), num_classes)
-  return _nll(log_probs_BxK, labels_B, num_classes, where, score_Bx1.dtype)
+      outputs_Bx1.astype(dtype), temperature_Bx1.astype(dtype), num_classes)
+  return _nll(log_probs_BxK, labels_B, num_classes, where, outputs_Bx1.dtype)
 
 
 # The learned log temperature is clipped to this range before exp, so that the
@@ -1341,6 +1425,7 @@ def poisson_loss(score: ArrayLike, labels: ArrayLike, *, num_classes: int,
 _LOG_TEMPERATURE_RANGE = (-10.0, 10.0)
 
 
+@_named
 def poisson_head_outputs(score: ArrayLike,
                          log_temperature: ArrayLike) -> jax.Array:
   """Packs the outputs of a Poisson head that learns its temperature.
@@ -1368,6 +1453,7 @@ def poisson_head_outputs(score: ArrayLike,
   return jnp.concatenate([score_Bx1, log_temperature_Bx1], axis=-1)
 
 
+@_named
 def poisson_head_probs(outputs: ArrayLike, *, num_classes: int,
                        axis: int = -1) -> jax.Array:
   """:func:`poisson_probs` with the temperature the model learned.
@@ -1384,14 +1470,14 @@ def poisson_head_probs(outputs: ArrayLike, *, num_classes: int,
   (3,)
   """
   outputs_Bx2, _, _ = _check_inputs(
-      'poisson_head_probs', 'outputs', outputs, axis=axis,
-      num_classes=num_classes, num_outputs=2)
+      outputs, axis=axis, num_classes=num_classes, num_outputs=2)
   dtype = _compute_dtype(outputs_Bx2.dtype)
   log_probs_BxK = _poisson_head_log_probs(
       *_split_poisson_outputs(outputs_Bx2.astype(dtype)), num_classes)
   return jnp.exp(log_probs_BxK).astype(outputs_Bx2.dtype)
 
 
+@_named
 def poisson_head_loss(outputs: ArrayLike, labels: ArrayLike, *,
                       num_classes: int, axis: int = -1,
                       where: ArrayLike | None = None) -> jax.Array:
@@ -1412,8 +1498,8 @@ def poisson_head_loss(outputs: ArrayLike, labels: ArrayLike, *,
   1.6094
   """
   outputs_Bx2, labels_B, _ = _check_inputs(
-      'poisson_head_loss', 'outputs', outputs, labels, axis=axis, where=where,
-      num_classes=num_classes, num_outputs=2)
+      outputs, labels, axis=axis, where=where, num_classes=num_classes,
+      num_outputs=2)
   dtype = _compute_dtype(outputs_Bx2.dtype)
   log_probs_BxK = _poisson_head_log_probs(
       *_split_poisson_outputs(outputs_Bx2.astype(dtype)), num_classes)
@@ -1427,15 +1513,15 @@ def _split_poisson_outputs(
   return outputs_Bx2[..., :1], jnp.exp(log_temperature_Bx1)
 
 
-def _temperature_column(fn_name: str, temperature: ArrayLike,
+def _temperature_column(temperature: ArrayLike,
                         batch_shape: tuple[int, ...]) -> jax.Array:
   """A number or a ``[...]`` array of temperatures as ``[..., 1]``."""
-  _check_positive(fn_name, 'temperature', temperature)
+  _check_positive('temperature', temperature)
   temperature_B = jnp.asarray(temperature, jnp.float32)
   if temperature_B.ndim == 0:
     return temperature_B.reshape((1,) * (len(batch_shape) + 1))
   if temperature_B.shape != tuple(batch_shape):
-    raise ValueError(f'{fn_name}: temperature must be a number or have the '
+    raise ValueError(f'temperature must be a number or have the '
                      f'batch shape {tuple(batch_shape)}, got '
                      f'{temperature_B.shape}.')
   return temperature_B[..., None]
@@ -1449,6 +1535,7 @@ def _poisson_head_log_probs(score_Bx1: jax.Array, temperature_Bx1: jax.Array,
       _log_poisson_pmf(rate_Bx1, num_classes) / temperature_Bx1, axis=-1)
 
 
+@_named
 def von_mises_probs(outputs: ArrayLike, *, num_classes: int,
                     kappa: ArrayLike = 1.0, axis: int = -1) -> jax.Array:
   r"""Circular head: class probabilities around a predicted angle.
@@ -1478,14 +1565,14 @@ def von_mises_probs(outputs: ArrayLike, *, num_classes: int,
     from Discrete Training Labels", GCPR 2015.
   """
   outputs_Bx2, _, _ = _check_inputs(
-      'von_mises_probs', 'outputs', outputs, axis=axis,
-      num_classes=num_classes, num_outputs=2)
-  _check_positive('von_mises_probs', 'kappa', kappa)
+      outputs, axis=axis, num_classes=num_classes, num_outputs=2)
+  _check_positive('kappa', kappa)
   dtype = _compute_dtype(outputs_Bx2.dtype)
   cos_BxK = _cos_to_classes(outputs_Bx2.astype(dtype), num_classes)
   return jax.nn.softmax(kappa * cos_BxK, axis=-1).astype(outputs_Bx2.dtype)
 
 
+@_named
 def von_mises_loss(outputs: ArrayLike, labels: ArrayLike, *, num_classes: int,
                    kappa: ArrayLike = 1.0, axis: int = -1,
                    where: ArrayLike | None = None) -> jax.Array:
@@ -1517,9 +1604,9 @@ def von_mises_loss(outputs: ArrayLike, labels: ArrayLike, *, num_classes: int,
     Beyer, Hermans & Leibe, GCPR 2015.
   """
   outputs_Bx2, labels_B, _ = _check_inputs(
-      'von_mises_loss', 'outputs', outputs, labels, axis=axis, where=where,
-      num_classes=num_classes, num_outputs=2)
-  _check_positive('von_mises_loss', 'kappa', kappa)
+      outputs, labels, axis=axis, where=where, num_classes=num_classes,
+      num_outputs=2)
+  _check_positive('kappa', kappa)
   dtype = _compute_dtype(outputs_Bx2.dtype)
   cos_BxK = _cos_to_classes(outputs_Bx2.astype(dtype), num_classes)
   cos_B = _take_label(cos_BxK, labels_B)
@@ -1542,10 +1629,11 @@ def _cos_to_classes(outputs_Bx2: jax.Array, num_classes: int) -> jax.Array:
 # Batch-level loss.
 
 
+@_named
 def weighted_kappa_loss(logits: ArrayLike, labels: ArrayLike, *,
                         distance: ArrayLike, axis: int = -1,
                         where: ArrayLike | None = None,
-                        epsilon: float = 1e-10) -> jax.Array:
+                        stability: float = 1e-10) -> jax.Array:
   r"""Weighted kappa loss over a whole batch; returns a **scalar**.
 
   .. math::
@@ -1566,8 +1654,8 @@ def weighted_kappa_loss(logits: ArrayLike, labels: ArrayLike, *,
     axis: the class axis of ``logits``.
     where: optional boolean mask of shape ``[...]``; masked examples are left
       out of ``O`` and ``E``.
-    epsilon: added to numerator and denominator so a perfect batch stays
-      finite.
+    stability: added to numerator and denominator so that a perfect batch
+      stays finite (not a share of the target, as ``epsilon`` is elsewhere).
 
   Returns:
     A scalar loss.
@@ -1582,7 +1670,7 @@ def weighted_kappa_loss(logits: ArrayLike, labels: ArrayLike, *,
     2018.
   """
   logits_BxK, labels_B, num_classes = _check_inputs(
-      'weighted_kappa_loss', 'logits', logits, labels, axis=axis, where=where)
+      logits, labels, axis=axis, where=where)
   weights_KxK = validate_distance(distance, num_classes=num_classes)
   dtype = _compute_dtype(logits_BxK.dtype)
   # One flat batch: O and E sum over every example.
@@ -1597,8 +1685,8 @@ def weighted_kappa_loss(logits: ArrayLike, labels: ArrayLike, *,
   expected_KxK = jnp.outer(onehot_BxK.sum(0), probs_BxK.sum(0)) / jnp.maximum(
       keep_B.sum(), 1.0)
   weights_KxK = weights_KxK.astype(dtype)
-  loss = jnp.log((jnp.sum(weights_KxK * observed_KxK) + epsilon) /
-                 (jnp.sum(weights_KxK * expected_KxK) + epsilon))
+  loss = jnp.log((jnp.sum(weights_KxK * observed_KxK) + stability) /
+                 (jnp.sum(weights_KxK * expected_KxK) + stability))
   in_range = jnp.all((labels_B >= 0) & (labels_B < num_classes))
   return jnp.where(in_range, loss, jnp.nan).astype(logits_BxK.dtype)
 
@@ -1607,98 +1695,62 @@ def weighted_kappa_loss(logits: ArrayLike, labels: ArrayLike, *,
 # Registry and mixing with cross-entropy.
 
 
-class Head(NamedTuple):
-  """The model's last layer for a loss, as data; ``model.py`` builds it.
-
-  Attributes:
-    kind: ``'dense'``: a linear layer of ``num_outputs`` units.
-      ``'coral'``: one shared weight vector and ``K - 1`` ordered biases
-      (rank consistent). ``'clm'``: a one-unit projection ``f`` and ``K - 1``
-      learned thresholds kept ordered by construction (the first plus
-      cumulative squares), output ``theta - f``. ``'poisson'``: a one-unit
-      score and a learned log temperature, packed by
-      :func:`poisson_head_outputs`.
-    num_outputs: the size of the model's output for ``K`` classes.
-  """
-  kind: str
-  num_outputs: Callable[[int], int]
-
-
-def _num_tasks(num_classes: int) -> int:
-  return num_classes - 1
-
-
-SOFTMAX_HEAD = Head('dense', lambda num_classes: num_classes)
-
-
-def _softmax_probs(logits: ArrayLike, *, axis: int = -1) -> jax.Array:
-  logits_BxK, _, _ = _check_inputs('softmax', 'logits', logits, axis=axis)
-  return jax.nn.softmax(logits_BxK, axis=-1)
-
-
 class LossSpec(NamedTuple):
-  """What a training loop needs to know about a registered loss.
+  """A registered loss and the function that reads its outputs as
+  probabilities.
 
   Attributes:
     fn: the loss function.
-    hyperparams: the keyword hyperparameters ``fn`` takes (besides axis and
-      where), the only ones :func:`make_loss` accepts.
-    probs: maps the model's outputs to class probabilities ``[..., K]``.
-    probs_hyperparams: the keyword hyperparameters ``probs`` takes, the only
-      ones :func:`make_probs` accepts.
-    head: the model's last layer (:class:`Head`).
-    per_example: False for batch-level losses that return a scalar.
+    probs: maps the loss's outputs to class probabilities ``[..., K]``.
+
+  The hyperparameters each takes are read from their signatures.
   """
   fn: Callable[..., jax.Array]
-  hyperparams: tuple[str, ...] = ()
   probs: Callable[..., jax.Array] = _softmax_probs
-  probs_hyperparams: tuple[str, ...] = ()
-  head: Head = SOFTMAX_HEAD
-  per_example: bool = True
 
-  def num_outputs(self, num_classes: int) -> int:
-    return self.head.num_outputs(num_classes)
+  @property
+  def hyperparams(self) -> tuple[str, ...]:
+    """The keyword hyperparameters of ``fn``, those :func:`make_loss`
+    takes."""
+    return _hyperparams(self.fn)
+
+  @property
+  def probs_hyperparams(self) -> tuple[str, ...]:
+    """The keyword hyperparameters of ``probs``, those :func:`make_probs`
+    takes."""
+    return _hyperparams(self.probs)
+
+  @property
+  def takes_logits(self) -> bool:
+    """Whether ``fn`` reads softmax logits over the K classes (and so can be
+    mixed with cross-entropy), by the signature rule."""
+    return next(iter(inspect.signature(self.fn).parameters)) == 'logits'
 
 
 LOSSES: dict[str, LossSpec] = {
-    'cross_entropy': LossSpec(optax.softmax_cross_entropy_with_integer_labels),
+    'cross_entropy': LossSpec(cross_entropy),
     'expected_value_mse': LossSpec(expected_value_mse),
     'circular_mse': LossSpec(circular_mse),
-    'expected_cost': LossSpec(expected_cost, ('distance',)),
-    'soft_label_cross_entropy': LossSpec(
-        soft_label_cross_entropy, ('distance', 'temperature', 'epsilon')),
-    'label_smoothing_cross_entropy': LossSpec(label_smoothing_cross_entropy,
-                                              ('epsilon',)),
-    'soft_target_cross_entropy': LossSpec(soft_target_cross_entropy,
-                                          ('targets',)),
+    'expected_cost': LossSpec(expected_cost),
+    'soft_label_cross_entropy': LossSpec(soft_label_cross_entropy),
+    'label_smoothing_cross_entropy': LossSpec(label_smoothing_cross_entropy),
+    'soft_target_cross_entropy': LossSpec(soft_target_cross_entropy),
     'squared_emd': LossSpec(squared_emd),
     'circular_emd': LossSpec(circular_emd),
-    'class_distance_weighted_ce': LossSpec(class_distance_weighted_ce,
-                                           ('distance', 'alpha')),
-    'ordinal_log_loss': LossSpec(ordinal_log_loss, ('distance', 'alpha')),
-    'slace': LossSpec(slace_loss, ('distance', 'alpha')),
-    'coral': LossSpec(coral_loss, probs=coral_probs,
-                      head=Head('coral', _num_tasks)),
-    'corn': LossSpec(corn_loss, probs=corn_probs,
-                     head=Head('dense', _num_tasks)),
-    'clm': LossSpec(clm_loss, ('link',), probs=clm_probs,
-                    probs_hyperparams=('link',), head=Head('clm', _num_tasks)),
-    'binomial': LossSpec(binomial_loss, ('num_classes',), probs=binomial_probs,
-                         probs_hyperparams=('num_classes',),
-                         head=Head('dense', lambda num_classes: 1)),
-    'poisson': LossSpec(poisson_head_loss, ('num_classes',),
-                        probs=poisson_head_probs,
-                        probs_hyperparams=('num_classes',),
-                        head=Head('poisson', lambda num_classes: 2)),
-    'von_mises': LossSpec(von_mises_loss, ('num_classes', 'kappa'),
-                          probs=von_mises_probs,
-                          probs_hyperparams=('num_classes', 'kappa'),
-                          head=Head('dense', lambda num_classes: 2)),
-    'weighted_kappa': LossSpec(weighted_kappa_loss, ('distance',),
-                               per_example=False),
+    'class_distance_weighted_ce': LossSpec(class_distance_weighted_ce),
+    'ordinal_log_loss': LossSpec(ordinal_log_loss),
+    'slace': LossSpec(slace_loss),
+    'coral': LossSpec(coral_loss, coral_probs),
+    'corn': LossSpec(corn_loss, corn_probs),
+    'clm': LossSpec(clm_loss, clm_probs),
+    'binomial_head': LossSpec(binomial_loss, binomial_probs),
+    'poisson_head': LossSpec(poisson_head_loss, poisson_head_probs),
+    'von_mises_head': LossSpec(von_mises_loss, von_mises_probs),
+    'weighted_kappa': LossSpec(weighted_kappa_loss),
 }
 
 
+@_named
 def get_loss(name: str) -> LossSpec:
   """Looks a loss up in :data:`LOSSES` by name, with a helpful error."""
   try:
@@ -1708,9 +1760,9 @@ def get_loss(name: str) -> LossSpec:
                      f'{", ".join(sorted(LOSSES))}.') from None
 
 
-def make_loss(
-    name: str, *, ce_weight: ArrayLike | None = None, **hyperparams: Any
-) -> Callable[[ArrayLike, ArrayLike], jax.Array]:
+@_named
+def make_loss(name: str, *, ce_weight: ArrayLike | None = None,
+              **hyperparams: Any) -> Callable[..., jax.Array]:
   r"""Binds a registered loss to its hyperparameters, optionally mixed with CE.
 
   .. math::
@@ -1724,53 +1776,59 @@ def make_loss(
 
   Args:
     name: a key of :data:`LOSSES`.
-    ce_weight: ``lambda >= 0``, or None for the loss alone.
+    ce_weight: ``lambda >= 0``, or None for the loss alone; only for losses
+      that take softmax ``logits``.
     **hyperparams: the loss's own hyperparameters, ``LOSSES[name].hyperparams``
-      (e.g. ``distance``, ``temperature``, ``alpha``); None means the loss's
+      (e.g. ``distance``, ``temperature``, ``epsilon``); None means the loss's
       default.
 
   Returns:
-    ``fn(logits, labels) -> losses`` (per example, or a scalar for
-    batch-level losses used alone).
+    ``fn(outputs, labels, *, axis=-1, where=None) -> losses``, per example
+    (or a scalar for a batch-level loss used alone), equal to the direct call.
 
   Raises:
     ValueError: for an unknown loss, a hyperparameter it does not take, a
       required one missing, or a mix of CE with a loss that has its own head.
 
-  >>> ce = make_loss('expected_cost', ce_weight=0.0,
-  ...                distance=linear_distance(3))
-  >>> round(float(ce(jnp.zeros(3), jnp.array(0))), 4)  # log 3
+  >>> loss_fn = make_loss('soft_label_cross_entropy', ce_weight=0.0,
+  ...                     distance=linear_distance(3))
+  >>> round(float(loss_fn(jnp.zeros(3), jnp.array(0))), 4)  # CE: log 3
   1.0986
   """
   spec = get_loss(name)
-  bound = _bind('make_loss', name, spec.fn, spec.hyperparams, hyperparams)
+  bound = _bind(name, spec.fn, hyperparams)
 
-  def loss_fn(logits: ArrayLike, labels: ArrayLike) -> jax.Array:
-    return spec.fn(logits, labels, **bound)
+  def loss_fn(outputs: ArrayLike, labels: ArrayLike, *, axis: int = -1,
+              where: ArrayLike | None = None) -> jax.Array:
+    return spec.fn(outputs, labels, **bound, axis=axis, where=where)
 
   if ce_weight is None:
     return loss_fn
-  _check_positive('make_loss', 'ce_weight', ce_weight, or_zero=True)
-  if spec.head != SOFTMAX_HEAD:
-    raise ValueError(f'make_loss: loss {name!r} has its own output head, not '
-                     'softmax logits, and cannot be mixed with cross-entropy; '
-                     'leave ce_weight unset.')
+  _check_positive('ce_weight', ce_weight, or_zero=True)
+  if not spec.takes_logits:
+    raise ValueError(f'loss {name!r} has its own output head, not softmax '
+                     'logits, and cannot be mixed with cross-entropy; leave '
+                     'ce_weight unset.')
   # The registered softmax losses are finite at any finite logits, so a
   # traced ce_weight of 0 gives CE + 0 * loss = CE exactly too.
   only_ce = not _is_traced(ce_weight) and np.all(np.asarray(ce_weight) == 0)
 
-  def mixed_fn(logits: ArrayLike, labels: ArrayLike) -> jax.Array:
-    ce_B: jax.Array = optax.softmax_cross_entropy_with_integer_labels(
-        logits, labels)
+  def mixed_fn(logits: ArrayLike, labels: ArrayLike, *, axis: int = -1,
+               where: ArrayLike | None = None) -> jax.Array:
+    ce_B = cross_entropy(logits, labels, axis=axis, where=where)
     if only_ce:
       return ce_B
-    return ce_B + ce_weight * loss_fn(logits, labels)
+    mixed_B = ce_B + ce_weight * loss_fn(logits, labels, axis=axis,
+                                         where=where)
+    # A batch-level loss is one number added to every example, masked or not.
+    return mixed_B if where is None else jnp.where(where, mixed_B, 0.0)
 
   return mixed_fn
 
 
+@_named
 def make_probs(name: str,
-               **hyperparams: Any) -> Callable[[ArrayLike], jax.Array]:
+               **hyperparams: Any) -> Callable[..., jax.Array]:
   """Binds a registered loss's ``probs`` to its hyperparameters.
 
   Args:
@@ -1780,37 +1838,42 @@ def make_probs(name: str,
       ``kappa``); None means its default. Numeric ones may be traced.
 
   Returns:
-    ``fn(outputs) -> probabilities [..., K]``.
+    ``fn(outputs, *, axis=-1) -> probabilities [..., K]``.
 
   Raises:
     ValueError: for an unknown loss, a hyperparameter its probs function does
       not take, or a required one missing.
 
-  >>> probs = make_probs('binomial', num_classes=3)
+  >>> probs = make_probs('binomial_head', num_classes=3)
   >>> probs(jnp.zeros((1, 1))).shape
   (1, 3)
   """
   spec = get_loss(name)
-  bound = _bind('make_probs', name, spec.probs, spec.probs_hyperparams,
-                hyperparams)
-  return functools.partial(spec.probs, **bound)
+  return functools.partial(spec.probs, **_bind(name, spec.probs, hyperparams))
 
 
+_NOT_HYPERPARAMS = ('axis', 'where')
 _EXAMPLES = {'distance': 'linear_distance(10)', 'num_classes': '10',
              'link': "'logit'", 'targets': "soft_label_matrix('binomial', 10)"}
 
 
-def _bind(fn_name: str, name: str, fn: Callable[..., Any],
-          names: tuple[str, ...],
+def _hyperparams(fn: Callable[..., Any]) -> tuple[str, ...]:
+  """The keyword-only parameters of ``fn`` other than axis and where."""
+  return tuple(p.name for p in inspect.signature(fn).parameters.values()
+               if p.kind == p.KEYWORD_ONLY and p.name not in _NOT_HYPERPARAMS)
+
+
+def _bind(name: str, fn: Callable[..., Any],
           hyperparams: dict[str, Any]) -> dict[str, Any]:
   """The hyperparameters given, those set to None left to ``fn``'s defaults.
 
-  Raises ValueError for a name not in ``names`` or for a required one
+  Raises ValueError for a name ``fn`` does not take or for a required one
   (keyword-only without a default) missing.
   """
+  names = _hyperparams(fn)
   unknown = sorted(set(hyperparams) - set(names))
   if unknown:
-    raise ValueError(f'{fn_name}: {name!r} takes '
+    raise ValueError(f'{name!r} takes '
                      f'{", ".join(names) or "no hyperparameters"}, got '
                      f'{", ".join(unknown)}.')
   bound = {h: value for h, value in hyperparams.items() if value is not None}
@@ -1818,7 +1881,7 @@ def _bind(fn_name: str, name: str, fn: Callable[..., Any],
     if (param.kind == param.KEYWORD_ONLY and param.default is param.empty
         and param.name not in bound):
       example = _EXAMPLES.get(param.name, '...')
-      raise ValueError(f'{fn_name}: {name!r} needs {param.name}=..., e.g. '
+      raise ValueError(f'{name!r} needs {param.name}=..., e.g. '
                        f'{param.name}={example}.')
   return bound
 
@@ -1834,13 +1897,13 @@ def _is_traced(value: object) -> bool:
   return isinstance(value, jax.core.Tracer)
 
 
-def _check_num_classes(fn_name: str, num_classes: int) -> None:
+def _check_num_classes(num_classes: int) -> None:
   if not isinstance(num_classes, int | np.integer) or num_classes < 2:
-    raise ValueError(f'{fn_name}: num_classes must be an integer >= 2, got '
+    raise ValueError('num_classes must be an integer >= 2, got '
                      f'{num_classes!r}.')
 
 
-def _check_positive(fn_name: str, name: str, value: ArrayLike, *,
+def _check_positive(name: str, value: ArrayLike, *,
                     or_zero: bool = False) -> None:
   """Every entry of a concrete ``value`` finite and > 0 (>= 0 with or_zero).
 
@@ -1850,19 +1913,19 @@ def _check_positive(fn_name: str, name: str, value: ArrayLike, *,
     return
   values = np.asarray(value)
   if not jnp.issubdtype(values.dtype, jnp.number):
-    raise TypeError(f'{fn_name}: {name} must be a number, got {value!r}.')
+    raise TypeError(f'{name} must be a number, got {value!r}.')
   values = values.astype(np.float64)
   in_range = values >= 0 if or_zero else values > 0
   if not np.all(np.isfinite(values) & in_range):
-    raise ValueError(f'{fn_name}: {name} must be finite and '
+    raise ValueError(f'{name} must be finite and '
                      f'{">=" if or_zero else ">"} 0, got {value!r}.')
 
 
-def _check_share(fn_name: str, name: str, value: ArrayLike) -> None:
+def _check_share(name: str, value: ArrayLike) -> None:
   """A concrete ``value`` in (0, 1]; a traced one is left to the caller."""
-  _check_positive(fn_name, name, value)
+  _check_positive(name, value)
   if not _is_traced(value) and not np.all(np.asarray(value) <= 1):
-    raise ValueError(f'{fn_name}: {name} must be <= 1, got {value!r}.')
+    raise ValueError(f'{name} must be <= 1, got {value!r}.')
 
 
 def _check_square_matrix(matrix: ArrayLike, *, num_classes: int | None,
@@ -1896,71 +1959,68 @@ def _check_square_matrix(matrix: ArrayLike, *, num_classes: int | None,
 
 
 @overload
-def _check_inputs(fn_name: str, name: str, outputs: ArrayLike,
-                  labels: None = None, *, axis: int,
+def _check_inputs(outputs: ArrayLike, labels: None = None, *, axis: int,
                   where: ArrayLike | None = None,
                   num_classes: int | None = None, num_outputs: int = 0,
                   tasks: bool = False) -> tuple[jax.Array, None, int]: ...
 
 
 @overload
-def _check_inputs(fn_name: str, name: str, outputs: ArrayLike,
-                  labels: ArrayLike, *, axis: int,
+def _check_inputs(outputs: ArrayLike, labels: ArrayLike, *, axis: int,
                   where: ArrayLike | None = None,
                   num_classes: int | None = None, num_outputs: int = 0,
                   tasks: bool = False) -> tuple[jax.Array, jax.Array, int]: ...
 
 
 def _check_inputs(
-    fn_name: str, name: str, outputs: ArrayLike,
-    labels: ArrayLike | None = None, *, axis: int,
+    outputs: ArrayLike, labels: ArrayLike | None = None, *, axis: int,
     where: ArrayLike | None = None, num_classes: int | None = None,
     num_outputs: int = 0, tasks: bool = False,
 ) -> tuple[jax.Array, jax.Array | None, int]:
   """Checks a loss's or probs function's inputs; moves the output axis last.
 
-  The output axis of ``outputs`` (the argument called ``name``) holds K
-  logits by default, the T = K - 1 thresholds or task logits with ``tasks``,
-  or a head's fixed ``num_outputs`` for the ``num_classes`` it is given.
-  Dtypes, ranks and shapes are checked at trace time, label values when the
-  labels are concrete. A probs function passes no labels.
+  The output axis holds K softmax ``logits`` by default, or a head's
+  ``outputs``: the T = K - 1 thresholds or task logits with ``tasks``, or a
+  fixed ``num_outputs`` for the ``num_classes`` it is given (the signature
+  rule names the argument so). Dtypes, ranks and shapes are checked at trace
+  time, label values when the labels are concrete. A probs function passes
+  no labels.
 
   Returns:
     (the outputs with their output axis last, the labels as a jax array or
     None, K).
   """
+  name = 'outputs' if tasks or num_classes is not None else 'logits'
   outputs = jnp.asarray(outputs)
   if not jnp.issubdtype(outputs.dtype, jnp.floating):
-    raise TypeError(f'{fn_name}: {name} must be a floating-point array, got '
+    raise TypeError(f'{name} must be a floating-point array, got '
                     f'{outputs.dtype}; cast with {name}.astype(jnp.float32).')
   if outputs.ndim < 1:
-    raise ValueError(f'{fn_name}: {name} must have an output axis, got a '
-                     'scalar.')
+    raise ValueError(f'{name} must have an output axis, got a scalar.')
   outputs = jnp.moveaxis(outputs, axis, -1)
   size = outputs.shape[-1]
   if num_classes is None:
     num_classes = size + 1 if tasks else size
     if num_classes < 2:
-      raise ValueError(f'{fn_name}: need at least 2 classes, got {name} with '
-                       f'{size} entries on axis {axis}.')
+      raise ValueError(f'need at least 2 classes, got {name} with {size} '
+                       f'entries on axis {axis}.')
   else:
-    _check_num_classes(fn_name, num_classes)
+    _check_num_classes(num_classes)
     if size != num_outputs:
-      raise ValueError(f'{fn_name}: {name} must have {num_outputs} entries on '
-                       f'axis {axis}, got {size}.')
+      raise ValueError(f'{name} must have {num_outputs} entries on axis '
+                       f'{axis}, got {size}.')
   if labels is None:
     return outputs, None, num_classes
   labels_B = jnp.asarray(labels)
   if not jnp.issubdtype(labels_B.dtype, jnp.integer):
-    raise TypeError(f'{fn_name}: labels must be an integer array of class '
-                    f'indices, got {labels_B.dtype}; cast with '
-                    'labels.astype(jnp.int32).')
+    raise TypeError('labels must be an integer array of class indices, got '
+                    f'{labels_B.dtype}; cast with labels.astype(jnp.int32).')
   if outputs.shape[:-1] != labels_B.shape:
     raise ValueError(
-        f'{fn_name}: labels must have the shape of {name} without axis '
-        f'{axis}, {outputs.shape[:-1]}, got {labels_B.shape}.')
+        f'labels must have the shape of {name} without axis {axis}, '
+        f'{outputs.shape[:-1]}, got {labels_B.shape}.')
   if where is not None and np.shape(where) != labels_B.shape:
-    raise ValueError(f'{fn_name}: where must have the shape of labels, '
+    raise ValueError(f'where must have the shape of labels, '
                      f'{labels_B.shape}, got {np.shape(where)}.')
   if not _is_traced(labels_B):
     # In numpy: jnp would stage the check into a jit that closes over labels.
@@ -1968,7 +2028,7 @@ def _check_inputs(
     if values_B.size and (values_B.min() < 0 or
                           values_B.max() >= num_classes):
       raise ValueError(
-          f'{fn_name}: labels must lie in [0, {num_classes}), got values from '
+          f'labels must lie in [0, {num_classes}), got values from '
           f'{values_B.min()} to {values_B.max()}.')
   return outputs, labels_B, num_classes
 

@@ -1,18 +1,21 @@
 """The Flax NNX CNN of the Flax MNIST example, made to train fast on CPU.
 
 conv 32 -> conv 64 (3x3, ReLU, 2x2 average pooling), dense 256, then the
-loss's head (``losses.Head``, data on its ``LossSpec``): ``K`` logits for
+loss's head (:class:`Head`, looked up by :func:`head_for`): ``K`` logits for
 softmax losses, ``K - 1`` for CORAL, CORN and CLM, one score for the binomial
 head, (score, log temperature) for the Poisson head, (cos, sin) for von Mises.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import NamedTuple
+
 import jax.numpy as jnp
 from flax import nnx
 from jax import lax
 
-from losses import SOFTMAX_HEAD, Head, poisson_head_outputs
+from losses import get_loss, poisson_head_outputs
 
 NHWC_HWIO = ('NHWC', 'HWIO', 'NHWC')
 
@@ -22,6 +25,47 @@ NHWC_HWIO = ('NHWC', 'HWIO', 'NHWC')
 CPU_CHUNK_SIZE = 16
 # Chunks are unrolled (each is its own code): a cap keeps compiles short.
 MAX_CHUNKS = 16
+
+
+class Head(NamedTuple):
+  """The model's last layer for a loss, as data; :class:`CNN` builds it.
+
+  Attributes:
+    kind: ``'dense'``: a linear layer of ``num_outputs`` units.
+      ``'coral'``: one shared weight vector and ``K - 1`` ordered biases
+      (rank consistent). ``'clm'``: a one-unit projection ``f`` and ``K - 1``
+      learned thresholds kept ordered by construction (the first plus
+      cumulative squares), output ``theta - f``. ``'poisson'``: a one-unit
+      score and a learned log temperature, packed by
+      ``losses.poisson_head_outputs``.
+    num_outputs: the size of the model's output for ``K`` classes.
+  """
+  kind: str
+  num_outputs: Callable[[int], int]
+
+
+def _num_tasks(num_classes: int) -> int:
+  return num_classes - 1
+
+
+SOFTMAX_HEAD = Head('dense', lambda num_classes: num_classes)
+# The registered losses whose outputs are not softmax logits over K classes.
+_HEADS = {
+    'coral': Head('coral', _num_tasks),
+    'corn': Head('dense', _num_tasks),
+    'clm': Head('clm', _num_tasks),
+    'binomial_head': Head('dense', lambda num_classes: 1),
+    'poisson_head': Head('poisson', lambda num_classes: 2),
+    'von_mises_head': Head('dense', lambda num_classes: 2),
+}
+
+
+def head_for(loss: str) -> Head:
+  """The head a registered loss (a key of ``losses.LOSSES``) trains."""
+  spec = get_loss(loss)
+  if spec.takes_logits:
+    return SOFTMAX_HEAD
+  return _HEADS[loss]
 
 
 def _same_padding(kernel_size: int) -> tuple[int, int]:
@@ -75,7 +119,7 @@ class CNN(nnx.Module):
 
   Args:
     num_classes: ``K``.
-    head: the last layer, ``losses.Head`` data (see its docstring): a dense
+    head: the last layer, :class:`Head` data (see its docstring): a dense
       layer, CORAL's shared weight with ordered biases, CLM's projection with
       learned ordered thresholds, or the Poisson score with a learned
       temperature.

@@ -29,15 +29,16 @@ from config import (
   ConfigError,
   check_field,
 )
+from model import Head, head_for
 
-# Which loss hyperparameter sets each soft-label family's parameter.
-SOFT_LABEL_PARAMS = {'exponential': ('tau', 'temperature'),
-                     'von_mises': ('kappa', 'kappa'),
-                     'geometric': ('alpha', 'alpha'),
-                     'triangular': ('alpha2', 'alpha')}
-# The loss hyperparameters a Config sets, and with ce_weight, every loss field.
-_LOSS_HYPERPARAMS = ('temperature', 'alpha', 'kappa', 'epsilon')
-_LOSS_FIELDS = ('ce_weight', *_LOSS_HYPERPARAMS)
+# Each soft-label family's one parameter, set by --soft_label_param.
+SOFT_LABEL_PARAMS = {'exponential': 'tau', 'von_mises': 'kappa',
+                     'geometric': 'alpha', 'triangular': 'alpha2'}
+# The loss hyperparameters a Config sets (a Config field is named as the
+# losses' keyword), and with ce_weight and the soft-label parameter, every
+# loss field.
+LOSS_HYPERPARAMS = ('temperature', 'power', 'sharpness', 'kappa', 'epsilon')
+_LOSS_FIELDS = ('ce_weight', *LOSS_HYPERPARAMS, 'soft_label_param')
 
 
 def order_distance(order: list[int]) -> np.ndarray:
@@ -101,7 +102,7 @@ class Run(NamedTuple):
   constants: dict[str, Any]         # values shared by every point, by name
   inputs_P: dict[str, np.ndarray]   # values that vary, stacked: [P, ...]
   distance_PxKxK: np.ndarray        # each point's distance
-  head: losses.Head
+  head: Head
   num_train: int | None = None      # images a seed trains on (see with_data)
   steps_per_epoch: int | None = None
 
@@ -125,7 +126,7 @@ class Run(NamedTuple):
     """Per-example losses of one point; ``[B]``."""
     spec = losses.get_loss(self.config.loss)
     mixed = ({'ce_weight': self.value(hp, 'ce_weight')}
-             if spec.head == losses.SOFTMAX_HEAD else {})
+             if spec.takes_logits else {})
     return losses.make_loss(self.config.loss, **mixed, **self._kwargs(
         spec.hyperparams, hp))(outputs, labels)
 
@@ -196,14 +197,14 @@ def _check_sweep(config: Config) -> dict[str, list]:
 def _soft_targets(config: Config) -> np.ndarray | None:
   if config.soft_labels is None:
     return None
-  param, field = SOFT_LABEL_PARAMS.get(config.soft_labels, (None, None))
-  value = getattr(config, field) if field else None
-  params = {} if value is None else {param: value}
+  value = config.soft_label_param
+  params = ({} if value is None
+            else {SOFT_LABEL_PARAMS.get(config.soft_labels, ''): value})
   try:
     return np.asarray(losses.soft_label_matrix(config.soft_labels, NUM_CLASSES,
                                                **params))
   except ValueError as e:
-    raise ConfigError(f'--soft_labels {config.soft_labels} --{field} '
+    raise ConfigError(f'--soft_labels {config.soft_labels} --soft_label_param '
                       f'{value}: {e}') from None
 
 
@@ -211,11 +212,10 @@ def _check_loss_fields(config: Config) -> None:
   """Each loss hyperparameter given must be one the loss (or family) takes."""
   spec = losses.get_loss(config.loss)
   takes = set(spec.hyperparams) | set(spec.probs_hyperparams)
-  if spec.head == losses.SOFTMAX_HEAD:
+  if spec.takes_logits:
     takes.add('ce_weight')
-  if config.soft_labels is not None:
-    family_field = SOFT_LABEL_PARAMS.get(config.soft_labels, (None, None))[1]
-    takes.add(family_field)
+  if config.soft_labels in SOFT_LABEL_PARAMS:
+    takes.add('soft_label_param')
   if 'targets' in spec.hyperparams and config.soft_labels is None:
     raise ConfigError(f'--loss {config.loss} needs --soft_labels FAMILY (one '
                       f'of {", ".join(losses.SOFT_LABEL_FAMILIES)}).')
@@ -245,9 +245,9 @@ def _point_values(config: Config) -> dict[str, Any]:
             'decode_distance': load_distance(
                 config.decode_distance or config.distance, '--decode_distance'
                 if config.decode_distance else '--distance')}
-  if spec.head == losses.SOFTMAX_HEAD:
+  if spec.takes_logits:
     values['ce_weight'] = config.ce_weight
-  for name in _LOSS_HYPERPARAMS:
+  for name in LOSS_HYPERPARAMS:
     if name in spec.hyperparams or name in spec.probs_hyperparams:
       values[name] = getattr(config, name)
   if 'targets' in spec.hyperparams:
@@ -324,11 +324,10 @@ def resolve(config: Config, num_train_images: int | None = None) -> Run:
     _check_loss_fields(point_config)
   per_point = [_point_values(c) for c in point_configs]
   constants, inputs_P = _split_constants(per_point)
-  spec = losses.get_loss(config.loss)
   run = Run(config, points, constants, inputs_P,
-            np.stack([p['distance'] for p in per_point]), spec.head)
+            np.stack([p['distance'] for p in per_point]), head_for(config.loss))
   # Bind every point once: what the losses themselves check names the flag.
-  outputs_1xO = jnp.zeros((1, spec.num_outputs(NUM_CLASSES)))
+  outputs_1xO = jnp.zeros((1, run.head.num_outputs(NUM_CLASSES)))
   for p, (point, point_config) in enumerate(zip(points, point_configs,
                                                  strict=True)):
     hp = {k: v[p] for k, v in inputs_P.items()}

@@ -19,6 +19,7 @@ import numpy as np
 
 import corruptions
 from config import Config
+from resolve import LOSS_HYPERPARAMS
 
 METRICS = ('accuracy', 'mean_digit_distance', 'error_rate',
            'mean_error_distance', 'far_share_of_errors', 'far_error_rate',
@@ -185,8 +186,8 @@ def _row(group: str, splits, family_name: str, family: dict,
   config = family['choice'].config
   own = ';'.join(f'{k}={v:g}' for k, v in sorted(
       family['finals'][0]['config'].items()) if k in (
-          'weight_decay', 'epsilon', 'temperature', 'alpha', 'kappa',
-          'ce_weight') and v)
+          'weight_decay', 'ce_weight', 'soft_label_param', *LOSS_HYPERPARAMS)
+      and v)
   seeds = sorted(values(family, splits, 'accuracy'))
   row = {'regime': group, 'family': family_name, 'role': family['role'],
          'best_control': result['best_control'], 'loss': config.loss,

@@ -20,6 +20,12 @@ MNIST_DIR = pathlib.Path(os.environ.get('MNIST_DIR',
 collect_ignore_glob = ['data/*']
 
 
+def num_outputs_of(loss: str, num_classes: int) -> int:
+  """The size of the model output a registered loss reads."""
+  from model import head_for  # after ROOT is on the path
+  return head_for(loss).num_outputs(num_classes)
+
+
 @pytest.fixture
 def fake_dir(tmp_path):
   """A folder of small, valid MNIST IDX files."""

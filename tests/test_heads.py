@@ -20,6 +20,7 @@ from scipy.special import expit as np_sigmoid
 from scipy.special import softmax as np_softmax
 
 import losses
+from conftest import num_outputs_of
 
 K = 10
 REFERENCE = json.loads((pathlib.Path(__file__).parent / 'data' /
@@ -184,7 +185,7 @@ def test_finite_value_and_gradient_at_extreme_outputs(name, dtype):
 @pytest.mark.parametrize('dtype', [jnp.float32, jnp.bfloat16])
 def test_registered_probs_finite_at_extreme_outputs(name, dtype):
   spec = losses.get_loss(name)
-  outputs, _ = extreme_outputs(4, spec.num_outputs(K), dtype)
+  outputs, _ = extreme_outputs(4, num_outputs_of(name, K), dtype)
   probs_fn = losses.make_probs(name, **own(spec.probs_hyperparams))
   probs = np.asarray(probs_fn(outputs), np.float32)
   assert probs.shape == (len(outputs), K)
@@ -298,7 +299,7 @@ def test_slace_equals_dlordinal(case):
   got = losses.slace_loss(np.asarray(case['logits'], np.float32),
                           np.asarray(case['labels'], np.int32),
                           distance=losses.linear_distance(K),
-                          alpha=case['alpha'])
+                          sharpness=case['alpha'])
   np.testing.assert_allclose(got, case['loss'], rtol=1e-5, atol=1e-5)
 
 
@@ -413,18 +414,19 @@ def test_soft_targets_with_identity_are_cross_entropy():
      'link must be one of'),
     (lambda: losses.binomial_loss(np.zeros((2, 3), np.float32),
                                   np.zeros(2, np.int32), num_classes=K),
-     ValueError, 'binomial_loss: score must have 1 entries on axis -1, got 3'),
+     ValueError,
+     'binomial_loss: outputs must have 1 entries on axis -1, got 3'),
     (lambda: losses.poisson_head_loss(np.zeros((2, 1), np.float32),
                                       np.zeros(2, np.int32), num_classes=K),
      ValueError, 'poisson_head_loss: outputs must have 2 entries'),
     (lambda: losses.coral_probs(np.zeros((2, 3), np.int32)), TypeError,
-     'coral_probs: logits must be a floating'),
+     'coral_probs: outputs must be a floating'),
     (lambda: losses.binomial_loss(np.zeros((2, 1), np.float32),
                                   np.array([0, K], np.int32), num_classes=K),
      ValueError, r'labels must lie in \[0, 10\)'),
     (lambda: losses.poisson_loss(np.zeros((2, 1), np.int32),
                                  np.zeros(2, np.int32), num_classes=K),
-     TypeError, 'poisson_loss: score must be a floating'),
+     TypeError, 'poisson_loss: outputs must be a floating'),
     (lambda: losses.poisson_loss(np.zeros((2, 1), np.float32),
                                  np.zeros(2, np.int32), num_classes=K,
                                  temperature=np.array([1.0, 0.0])), ValueError,
@@ -442,12 +444,13 @@ def test_soft_targets_with_identity_are_cross_entropy():
      ValueError, 'num_classes must be an integer >= 2'),
     (lambda: losses.slace_loss(np.zeros((2, 3), np.float32),
                                np.zeros(2, np.int32),
-                               distance=losses.linear_distance(3), alpha=0.0),
-     ValueError, 'slace_loss: alpha must be finite and > 0'),
+                               distance=losses.linear_distance(3),
+                               sharpness=0.0),
+     ValueError, 'slace_loss: sharpness must be finite and > 0'),
     (lambda: losses.make_loss('clm'), ValueError, 'needs link='),
     (lambda: losses.make_loss('soft_target_cross_entropy'), ValueError,
      'needs targets='),
-    (lambda: losses.make_loss('binomial', ce_weight=1.0, num_classes=K),
+    (lambda: losses.make_loss('binomial_head', ce_weight=1.0, num_classes=K),
      ValueError, 'cannot be mixed'),
 ])
 def test_bad_input_raises_naming_the_argument(call, error, match):
@@ -465,17 +468,18 @@ def own(names):
   return {name: values[name] for name in names}
 
 
-@pytest.mark.parametrize('name', ['clm', 'binomial', 'poisson', 'von_mises'])
+@pytest.mark.parametrize('name', ['clm', 'binomial_head', 'poisson_head',
+                                  'von_mises_head'])
 def test_registered_heads_loss_is_nll_of_their_probs(name):
   spec = losses.get_loss(name)
   loss_fn = losses.make_loss(name, **own(spec.hyperparams))
   probs_fn = losses.make_probs(name, **own(spec.probs_hyperparams))
-  outputs, labels = random_inputs(9, (6,), spec.num_outputs(K),
-                                  sort=spec.head.kind == 'clm')
+  outputs, labels = random_inputs(9, (6,), num_outputs_of(name, K),
+                                  sort=name == 'clm')
   probs = np.asarray(probs_fn(outputs))
   assert probs.shape == (6, K)
   np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-5)
-  if name == 'von_mises':  # a bounded loss, not a likelihood
+  if name == 'von_mises_head':  # a bounded loss, not a likelihood
     return
   np.testing.assert_allclose(loss_fn(outputs, labels),
                              -np.log(probs[np.arange(6), labels]), rtol=1e-5)
@@ -488,11 +492,11 @@ def test_poisson_head_reads_its_learned_temperature():
                              rtol=1e-6)
   labels = np.array([1, 2], np.int32)
   np.testing.assert_allclose(
-      losses.make_loss('poisson', num_classes=K)(outputs, labels),
+      losses.make_loss('poisson_head', num_classes=K)(outputs, labels),
       losses.poisson_loss(score, labels, num_classes=K, temperature=0.5),
       rtol=1e-6)
   np.testing.assert_allclose(
-      losses.make_probs('poisson', num_classes=K)(outputs),
+      losses.make_probs('poisson_head', num_classes=K)(outputs),
       losses.poisson_probs(score, num_classes=K, temperature=0.5), rtol=1e-6)
 
 

@@ -8,7 +8,14 @@ from flax import nnx
 from jax import lax
 
 import losses
-from model import CNN, MAX_CHUNKS, NHWC_HWIO, shifted_conv_general_dilated
+from model import (
+  CNN,
+  MAX_CHUNKS,
+  NHWC_HWIO,
+  Head,
+  head_for,
+  shifted_conv_general_dilated,
+)
 
 
 @pytest.mark.parametrize('kernel, cin, cout, padding', [
@@ -36,14 +43,15 @@ def test_shifted_conv_rejects_what_it_does_not_implement():
 
 HEAD_LOSSES = {  # loss name -> its hyperparameters
     'expected_cost': {'distance': losses.linear_distance(10)},
-    'coral': {}, 'clm': {'link': 'logit'}, 'binomial': {'num_classes': 10},
-    'poisson': {'num_classes': 10}, 'von_mises': {'num_classes': 10},
+    'coral': {}, 'clm': {'link': 'logit'},
+    'binomial_head': {'num_classes': 10}, 'poisson_head': {'num_classes': 10},
+    'von_mises_head': {'num_classes': 10},
 }
 
 
 @pytest.mark.parametrize('name', sorted(HEAD_LOSSES))
 def test_cnn_logits_and_gradients_match_stock_nnx_conv(name):
-  head = losses.get_loss(name).head
+  head = head_for(name)
   fast = CNN(10, head=head, conv=shifted_conv_general_dilated, rngs=nnx.Rngs(0))
   stock = CNN(10, head=head, conv=lax.conv_general_dilated, rngs=nnx.Rngs(0))
   rng = np.random.default_rng(0)
@@ -77,13 +85,13 @@ IMAGES = jnp.asarray(np.random.default_rng(1).integers(0, 256, (5, 28, 28, 1),
 
 
 def test_coral_head_starts_rank_consistent():
-  model = CNN(10, head=losses.get_loss('coral').head, rngs=nnx.Rngs(1))
+  model = CNN(10, head=head_for('coral'), rngs=nnx.Rngs(1))
   probs_gt = jax.nn.sigmoid(model(IMAGES))
   assert np.all(np.diff(np.asarray(probs_gt), axis=-1) < 0)
 
 
 def test_clm_thresholds_stay_ordered_whatever_their_parameters():
-  model = CNN(10, head=losses.get_loss('clm').head, rngs=nnx.Rngs(2))
+  model = CNN(10, head=head_for('clm'), rngs=nnx.Rngs(2))
   model.threshold_gaps[...] = jnp.asarray(
       np.random.default_rng(2).normal(0, 3, 8), jnp.float32)
   model.first_threshold[...] = jnp.array([-4.0])
@@ -97,7 +105,7 @@ def test_clm_thresholds_stay_ordered_whatever_their_parameters():
 
 
 def test_poisson_head_outputs_its_learned_log_temperature():
-  model = CNN(10, head=losses.get_loss('poisson').head, rngs=nnx.Rngs(3))
+  model = CNN(10, head=head_for('poisson_head'), rngs=nnx.Rngs(3))
   model.log_temperature[...] = jnp.array([np.log(0.3)], jnp.float32)
   outputs = np.asarray(model(IMAGES))
   assert outputs.shape == (5, 2)
@@ -106,7 +114,7 @@ def test_poisson_head_outputs_its_learned_log_temperature():
 
 def test_unknown_head_kind_is_an_error():
   with pytest.raises(ValueError, match="unknown head kind 'mixture'"):
-    CNN(10, head=losses.Head('mixture', lambda k: k), rngs=nnx.Rngs(0))
+    CNN(10, head=Head('mixture', lambda k: k), rngs=nnx.Rngs(0))
 
 
 @pytest.mark.parametrize('batch, chunk_size', [(8, 4), (8, 2), (6, 4)])

@@ -38,8 +38,10 @@ def assert_same_run(point_final, separate_final):
     ({'loss': 'soft_label_cross_entropy'}, {'temperature': [0.5, 2.0]}),
     ({'loss': 'expected_cost'}, {'ce_weight': [0.0, 1.0]}),
     ({'loss': 'soft_target_cross_entropy', 'soft_labels': 'geometric'},
-     {'alpha': [0.05, 0.2]}),
-    ({'loss': 'von_mises'}, {'kappa': [0.5, 2.0]}),
+     {'soft_label_param': [0.05, 0.2]}),
+    ({'loss': 'von_mises_head'}, {'kappa': [0.5, 2.0]}),
+    ({'loss': 'slace'}, {'sharpness': [0.5, 2.0]}),
+    ({'loss': 'class_distance_weighted_ce'}, {'power': [0.5, 2.0]}),
     ({'loss': 'label_smoothing_cross_entropy'}, {'epsilon': [0.05, 0.4]}),
 ])
 def test_each_point_equals_its_separate_run(base, sweep, tiny, tmp_path):

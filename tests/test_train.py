@@ -232,13 +232,17 @@ def a_file(tmp_path):
     (lambda t: ['--ce_weight', 'nan'], '--ce_weight'),
     (lambda t: ['--loss', 'corn', '--ce_weight', '1'], '--ce_weight'),
     (lambda t: ['--temperature', '0'], '--temperature'),
-    (lambda t: ['--alpha', '-2'], '--alpha'),
+    (lambda t: ['--power', '-2'], '--power'),
+    (lambda t: ['--sharpness', '0'], '--sharpness'),
+    (lambda t: ['--soft_label_param', '0'], '--soft_label_param'),
     (lambda t: ['--kappa', '0'], '--kappa'),
     (lambda t: ['--link', 'tanh'], '--link'),
     (lambda t: ['--soft_labels', 'gaussian'], '--soft_labels'),
     (lambda t: ['--loss', 'soft_target_cross_entropy'], '--soft_labels'),
     (lambda t: ['--loss', 'soft_target_cross_entropy', '--soft_labels',
-                'geometric', '--alpha', '1.5'], 'alpha must lie in'),
+                'geometric', '--soft_label_param', '1.5'], 'alpha must lie in'),
+    (lambda t: ['--loss', 'slace', '--power', '2'], '--power'),
+    (lambda t: ['--soft_label_param', '2'], '--soft_label_param'),
     (lambda t: ['--loss', 'clm', '--ce_weight', '1'], '--ce_weight'),
     (lambda t: ['--learning_rate', '0'], '--learning_rate'),
     (lambda t: ['--epochs', '0'], '--epochs'),
@@ -314,7 +318,10 @@ def test_flags_are_made_from_the_field_descriptions():
     {'learning_rate': -1.0}, {'loss': 'hinge'}, {'label_noise': 1.0},
     {'temperature': 0.5},  # cross-entropy takes no temperature
     {'optimizer': 'sgd', 'weight_decay': 1e-4},
-    {'loss': 'soft_label_cross_entropy', 'alpha': 2.0},
+    {'loss': 'soft_label_cross_entropy', 'power': 2.0},
+    {'loss': 'slace', 'soft_label_param': 0.3},  # soft_target's family only
+    {'loss': 'soft_target_cross_entropy', 'soft_labels': 'beta',
+     'soft_label_param': 0.3},  # beta has no parameter
     {'soft_labels': 'binomial'},  # only soft_target_cross_entropy takes it
     {'epochs': 3, 'stop_after': 4},
     {'decode_distance': 'order:1,2'},
