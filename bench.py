@@ -43,6 +43,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -52,6 +54,7 @@ import bench_micro
 import cli
 import train
 from config import Config
+from data import Split
 from programs import build_programs
 from resolve import resolve
 from run_data import batches_on_devices, prepare_data
@@ -68,7 +71,8 @@ from timing import (
 # The real epoch: what `python train.py` runs, and PyTorch's full epoch.
 
 
-def ours_epoch(dataset, batch_size: int, train_size=None,
+def ours_epoch(dataset: dict[str, Split], batch_size: int,
+               train_size: int | None = None,
                num_seeds: int = 1) -> Contestant:
   """train.py's programs on MNIST at this batch size, default config."""
   config = Config(batch_size=batch_size, train_size=train_size,
@@ -78,7 +82,7 @@ def ours_epoch(dataset, batch_size: int, train_size=None,
   programs = build_programs(run)
   test = tuple(map(jnp.asarray, run_data.eval_sets['test']))
 
-  def batches(epoch):
+  def batches(epoch: int) -> tuple[jax.Array, jax.Array]:
     return batches_on_devices(run_data, run.seeds, epoch, batch_size,
                               mesh=None)
 
@@ -87,34 +91,36 @@ def ours_epoch(dataset, batch_size: int, train_size=None,
                  state['params'], state['opt'], run.inputs_P, *batches(1)),
              'eval': programs.evaluate.lower(state['params'], run.inputs_P,
                                              *test)}
-  compiled = {}
+  compiled: dict[str, jax.stages.Compiled] = {}
 
-  def warm_up():  # compiled ahead, as train.py does
+  def warm_up() -> None:  # compiled ahead, as train.py does
     compiled.update({name: low.compile() for name, low in lowered.items()})
 
-  def epoch():  # what train.py does each epoch, evaluation apart
+  def epoch() -> None:  # what train.py does each epoch, evaluation apart
     state['epoch'] += 1
     state['params'], state['opt'], loss_PxSxE = compiled['epoch'](
         state['params'], state['opt'], run.inputs_P, *batches(state['epoch']))
     np.asarray(loss_PxSxE)
 
-  def evaluate():
+  def evaluate() -> None:
     jax.device_get(compiled['eval'](state['params'], run.inputs_P, *test))
 
+  assert run.num_train is not None and run.steps_per_epoch is not None
   return Contestant({'epoch': epoch, 'eval': evaluate}, warm_up,
                     run.num_train, run.steps_per_epoch,
                     {name: (lambda n=name: compiled[n].as_text())
                      for name in lowered})
 
 
-def torch_epoch(dataset, batch_size: int, num_train: int) -> Contestant:
+def torch_epoch(dataset: dict[str, Split], batch_size: int,
+                num_train: int) -> Contestant:
   """The same CNN in PyTorch eager: a shuffled epoch, then the test split."""
   import torch
   net = torch_cnn()
   opt = torch.optim.Adam(net.parameters(), lr=1e-3)
   loss_fn = torch.nn.CrossEntropyLoss()
 
-  def to_nchw(split):
+  def to_nchw(split: Split) -> tuple[Any, Any]:  # torch tensors
     return (torch.from_numpy(split.images.transpose(0, 3, 1, 2).copy()),
             torch.from_numpy(split.labels.astype(np.int64)))
 
@@ -123,7 +129,7 @@ def torch_epoch(dataset, batch_size: int, num_train: int) -> Contestant:
   generator = torch.Generator().manual_seed(0)
   steps = num_train // batch_size
 
-  def train_steps(n):
+  def train_steps(n: int) -> None:
     order = torch.randperm(num_train, generator=generator)
     for i in range(n):
       idx = order[i * batch_size:(i + 1) * batch_size]
@@ -132,13 +138,13 @@ def torch_epoch(dataset, batch_size: int, num_train: int) -> Contestant:
       loss_fn(net(x), y).backward()
       opt.step()
 
-  def evaluate():
+  def evaluate() -> None:
     with torch.no_grad():
       for i in range(0, len(x_test), 1000):
         net(x_test[i:i + 1000].float().div_(255.0)).argmax(dim=1)
 
   return Contestant({'epoch': lambda: train_steps(steps), 'eval': evaluate},
-                    lambda: (train_steps(min(steps, 10)), evaluate()),
+                    lambda: (train_steps(min(steps, 10)), evaluate()),  # type: ignore[func-returns-value]  # a tuple runs both calls
                     num_train, steps)
 
 
@@ -146,24 +152,25 @@ def torch_epoch(dataset, batch_size: int, num_train: int) -> Contestant:
 # Many models: the evaluation of several seeds, a sweep against separate runs.
 
 
-def ours_evaluation(dataset, num_seeds: int) -> Contestant:
+def ours_evaluation(dataset: dict[str, Split], num_seeds: int) -> Contestant:
   """train.py's evaluation of the test split by ``num_seeds`` models."""
   run = resolve(Config(num_seeds=num_seeds), len(dataset['train'].labels))
   programs = build_programs(run)
   test = tuple(map(jnp.asarray, dataset['test']))
   lowered = programs.evaluate.lower(programs.params, run.inputs_P, *test)
-  compiled = {}
+  compiled: dict[str, jax.stages.Compiled] = {}
 
-  def warm_up():
+  def warm_up() -> None:
     compiled['eval'] = lowered.compile()
 
-  def evaluate():
+  def evaluate() -> None:
     jax.device_get(compiled['eval'](programs.params, run.inputs_P, *test))
 
   return Contestant({'eval': evaluate}, warm_up)
 
 
-def eval_seeds(dataset, seed_counts, repeats: int) -> dict:
+def eval_seeds(dataset: dict[str, Split], seed_counts: Sequence[int],
+               repeats: int) -> dict[str, Any]:
   """Seconds to evaluate the test split with each number of models,
   interleaved, and each median's ratio to the first count's."""
   times = time_interleaved({n: ours_evaluation(dataset, n)
@@ -178,8 +185,9 @@ def eval_seeds(dataset, seed_counts, repeats: int) -> dict:
 
 # The tuning cell of --sweep_points: scarce data, validation only, 2 seeds;
 # the points are learning rates x SORD temperatures.
-SWEEP_CELL = {'loss': 'soft_label_cross_entropy', 'validation_size': 5000,
-              'num_seeds': 2, 'score_test': False}
+SWEEP_CELL: dict[str, Any] = {
+    'loss': 'soft_label_cross_entropy', 'validation_size': 5000,
+    'num_seeds': 2, 'score_test': False}
 
 
 def sweep_cell(num_points: int, epochs: int, train_size: int) -> Config:
@@ -189,13 +197,15 @@ def sweep_cell(num_points: int, epochs: int, train_size: int) -> Config:
                        'temperature': [0.5, 1.0]})
 
 
-def sweep_vs_separate(dataset, config: Config, repeats: int) -> dict:
+def sweep_vs_separate(dataset: dict[str, Split], config: Config,
+                      repeats: int) -> dict[str, Any]:
   """One --sweep run against one run per point, interleaved, wall seconds."""
   separate = [dataclasses.replace(config, sweep={}, **point)
               for point in resolve(config).points]
 
-  def train_all(configs):
-    def run():  # train.py's per-epoch lines would bury the bench's tables
+  def train_all(configs: list[Config]) -> Callable[[], None]:
+    # train.py's per-epoch lines would bury the bench's tables
+    def run() -> None:
       for c in configs:
         with tempfile.TemporaryDirectory() as workdir, \
             contextlib.redirect_stdout(io.StringIO()):
@@ -217,7 +227,8 @@ def sweep_vs_separate(dataset, config: Config, repeats: int) -> dict:
 # ----------------------------------------------------------------------------
 
 
-def parse_ints(parser, flag: str, text: str) -> list[int]:
+def parse_ints(parser: argparse.ArgumentParser, flag: str,
+               text: str) -> list[int]:
   try:
     values = [int(v) for v in text.split(',')]
   except ValueError:
@@ -227,7 +238,8 @@ def parse_ints(parser, flag: str, text: str) -> list[int]:
   return values
 
 
-def run_epochs(args, dataset, torch_version) -> dict:
+def run_epochs(args: argparse.Namespace, dataset: dict[str, Split],
+               torch_version: str | None) -> dict[str, Any]:
   """The real-epoch contestants, interleaved: seconds per epoch and eval."""
   contestants = {f'ours@{b}': ours_epoch(dataset, b, args.train_size)
                  for b in args.batch_sizes}
@@ -236,7 +248,7 @@ def run_epochs(args, dataset, torch_version) -> dict:
     contestants.update({f'torch@{b}': torch_epoch(dataset, b, num_train)
                         for b in args.torch_batch_sizes})
   times = time_interleaved(contestants, args.repeats)
-  rows = {}
+  rows: dict[str, dict[str, Any]] = {}
   for name, parts in times.items():
     total = [sum(round_) for round_ in zip(*parts.values(), strict=True)]
     rows[name] = {**{f'{part}_s': spread(secs) for part, secs in parts.items()},
@@ -261,7 +273,7 @@ def run_epochs(args, dataset, torch_version) -> dict:
           'torch_fastest_batch': best if torch_rows else None}
 
 
-def print_epochs(result: dict, repeats: int) -> None:
+def print_epochs(result: dict[str, Any], repeats: int) -> None:
   rows = result['rows']
   print(f"\nreal epochs ({result['num_train']} training images, fp32, "
         f"{jax.devices()[0].platform}); median [min-max] of {repeats} "
@@ -269,7 +281,7 @@ def print_epochs(result: dict, repeats: int) -> None:
   print(f"{'contestant':<11} {'epoch s':>20} {'eval s':>17} "
         f"{'epoch+eval s':>20} {'images/s':>9}")
 
-  def fmt(s):
+  def fmt(s: dict[str, Any]) -> str:
     return f"{s['median']:6.2f} [{s['min']:.2f}-{s['max']:.2f}]"
 
   for name, r in rows.items():
@@ -282,7 +294,7 @@ def print_epochs(result: dict, repeats: int) -> None:
             f"(per round {v['per_round_min']:.2f}-{v['per_round_max']:.2f}x)")
 
 
-def print_eval_seeds(result: dict, repeats: int) -> None:
+def print_eval_seeds(result: dict[str, Any], repeats: int) -> None:
   print(f"\nevaluation of the {result['test_images']} test images; median "
         f'[min-max] of {repeats} interleaved rounds')
   for n, r in result['rows'].items():
@@ -291,7 +303,7 @@ def print_eval_seeds(result: dict, repeats: int) -> None:
           f"{s['max']:.2f}]  {r['ratio_to_first']:.2f}x the first")
 
 
-def print_sweep(result: dict, repeats: int) -> None:
+def print_sweep(result: dict[str, Any], repeats: int) -> None:
   config = result['config']
   print(f"\ntuning cell: {result['points']} points {config['sweep']} x "
         f"{config['num_seeds']} seeds, {config['train_size']} images, "
@@ -304,7 +316,8 @@ def print_sweep(result: dict, repeats: int) -> None:
         f"round {result['per_round_min']:.2f}-{result['per_round_max']:.2f}x)")
 
 
-def time_to_99(data_dir, train_args=(), target: float = 0.99) -> dict:
+def time_to_99(data_dir: str | None, train_args: Sequence[str] = (),
+               target: float = 0.99) -> dict[str, Any]:
   """``python train.py --epochs 1`` from a cold start, wall clock."""
   with tempfile.TemporaryDirectory() as workdir:
     command = [sys.executable, 'train.py', '--epochs', '1', '--quiet',
@@ -325,7 +338,7 @@ def time_to_99(data_dir, train_args=(), target: float = 0.99) -> dict:
           'train_and_eval_s': sum(summary['wall_s']['epochs_this_session'])}
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
   parser = cli.Parser(
       prog='bench.py', description=__doc__.split('\n\n')[0],
       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -390,7 +403,7 @@ def main(argv=None) -> int:
     parser.error(f'--train_size {args.train_size} is smaller than a batch.')
   dataset = cli.load_mnist(parser, args.data_dir)
 
-  torch_version = None
+  torch_version: str | None = None
   if not args.no_torch:
     try:
       import torch
@@ -399,7 +412,7 @@ def main(argv=None) -> int:
       print('torch not installed: skipping PyTorch (pip install torch==2.13.0)',
             file=sys.stderr)
   command = sys.argv[1:] if argv is None else argv
-  result = {
+  result: dict[str, Any] = {
       'machine': {'platform': platform.platform(), 'cpu_count': os.cpu_count(),
                   'devices': [str(d) for d in jax.devices()],
                   'jax': jax.__version__, 'torch': torch_version},

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import io
 import statistics
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -57,15 +59,17 @@ def cnn_flops_per_image(num_outputs: int = 10) -> dict[str, float]:
 MICRO_BATCH = 128
 
 
-def make_batches(steps: int, batch_size: int, seed: int = 0):
+def make_batches(steps: int, batch_size: int,
+                 seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
   rng = np.random.default_rng(seed)
   images = rng.integers(0, 256, (steps * batch_size, 28, 28, 1), np.uint8)
   labels = rng.integers(0, 10, steps * batch_size).astype(np.int32)
   return images, labels
 
 
-def ours(images, labels, batch_size, num_seeds=1, chunk_size=None,
-         progress=False):
+def ours(images: np.ndarray | jax.Array, labels: np.ndarray | jax.Array,
+         batch_size: int, num_seeds: int = 1, chunk_size: int | None = None,
+         progress: bool = False) -> Contestant:
   """train.py's compiled epoch over these batches (default config)."""
   steps = len(labels) // batch_size
   run = resolve(Config(batch_size=batch_size, num_seeds=num_seeds), len(labels))
@@ -82,29 +86,34 @@ def ours(images, labels, batch_size, num_seeds=1, chunk_size=None,
   labels = jnp.asarray(labels).reshape(steps, batch_size)
   state = {'params': params, 'opt': opt_state}
 
-  def run():
+  def call() -> None:
     if bar is not None:
       bar.start_epoch(1)
     state['params'], state['opt'], loss = epoch(state['params'], state['opt'],
                                                 {}, images, labels)
     jax.block_until_ready(loss)
 
-  return Contestant({'call': run}, run, steps * batch_size, steps, {
+  return Contestant({'call': call}, call, steps * batch_size, steps, {
       'call': lambda: epoch.lower(state['params'], state['opt'], {}, images,
                                   labels).compile().as_text()})
 
 
-def jit_step(images, labels, batch_size):
+def jit_step(images: np.ndarray, labels: np.ndarray,
+             batch_size: int) -> Callable[[], None]:
   model = CNN(10, conv=lax.conv_general_dilated, rngs=nnx.Rngs(0))
   graphdef, params = nnx.split(model)
   tx = optax.adam(1e-3)
   opt_state = tx.init(params)
 
   @jax.jit
-  def step(params, opt_state, x, y):
-    def mean_loss(params):
+  def step(params: Any, opt_state: Any, x: jax.Array,
+           y: jax.Array) -> tuple[Any, Any, jax.Array]:
+    def mean_loss(params: Any) -> jax.Array:
       logits = nnx.merge(graphdef, params)(x)
-      return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+      # optax is untyped here (Any); its mean is a scalar jax.Array.
+      loss: jax.Array = optax.softmax_cross_entropy_with_integer_labels(
+          logits, y).mean()
+      return loss
 
     loss, grads = jax.value_and_grad(mean_loss)(params)
     updates, opt_state = tx.update(grads, opt_state, params)
@@ -115,7 +124,7 @@ def jit_step(images, labels, batch_size):
              for i in range(0, len(labels), batch_size)]
   state = {'params': params, 'opt': opt_state}
 
-  def run():
+  def run() -> None:
     loss = None
     for x, y in batches:
       state['params'], state['opt'], loss = step(state['params'], state['opt'],
@@ -125,7 +134,8 @@ def jit_step(images, labels, batch_size):
   return run
 
 
-def torch_eager(images, labels, batch_size):
+def torch_eager(images: np.ndarray, labels: np.ndarray,
+                batch_size: int) -> Callable[[], None]:
   import torch
   net = torch_cnn()
   opt = torch.optim.Adam(net.parameters(), lr=1e-3)
@@ -135,7 +145,7 @@ def torch_eager(images, labels, batch_size):
              for i in range(0, len(labels), batch_size)]
   loss_fn = torch.nn.CrossEntropyLoss()
 
-  def run():
+  def run() -> None:
     for x, y in batches:
       opt.zero_grad(set_to_none=True)
       loss = loss_fn(net(x), y)
@@ -145,12 +155,13 @@ def torch_eager(images, labels, batch_size):
   return run
 
 
-def matmul_flops(size: int = 2048, reps: int = 10):
+def matmul_flops(size: int = 2048,
+                 reps: int = 10) -> tuple[Callable[[], None], float]:
   a = jax.random.normal(jax.random.key(0), (size, size), jnp.float32)
   b = jax.random.normal(jax.random.key(1), (size, size), jnp.float32)
   f = jax.jit(lambda a, b: a @ b)
 
-  def run():
+  def run() -> None:
     c = None
     for _ in range(reps):
       c = f(a, b)
@@ -159,11 +170,12 @@ def matmul_flops(size: int = 2048, reps: int = 10):
   return run, 2.0 * size**3 * reps
 
 
-def run_micro(steps: int, repeats: int, seed_counts, torch_version) -> dict:
+def run_micro(steps: int, repeats: int, seed_counts: Sequence[int],
+              torch_version: str | None) -> dict[str, Any]:
   """The micro-loop: ``steps`` steps of synthetic images per call."""
   images, labels = make_batches(steps, MICRO_BATCH)
 
-  def plain(run):
+  def plain(run: Callable[[], object]) -> Contestant:
     return Contestant({'call': run}, run)
 
   contestants = {'ours': ours(images, labels, MICRO_BATCH)}
@@ -181,7 +193,7 @@ def run_micro(steps: int, repeats: int, seed_counts, torch_version) -> dict:
            for name, parts in time_interleaved(contestants, repeats).items()}
   flops_per_image = cnn_flops_per_image()['train_step']
   matmul_gflops = mm_flops / statistics.median(times.pop('matmul')) / 1e9
-  rows = {}
+  rows: dict[str, dict[str, Any]] = {}
   for name, secs in times.items():
     ips = len(labels) / statistics.median(secs)
     rows[name] = {'images_per_s': ips,
@@ -194,7 +206,7 @@ def run_micro(steps: int, repeats: int, seed_counts, torch_version) -> dict:
       if ref in rows and name != ref:
         rows[name][f'vs_{ref}'] = (rows[name]['images_per_s'] /
                                    rows[ref]['images_per_s'])
-  seeds = {}
+  seeds: dict[int, dict[str, float]] = {}
   for n in seed_counts:
     run = ours(images, labels, MICRO_BATCH, num_seeds=n)
     secs = time_interleaved({'run': run}, max(2, repeats // 2))['run']['call']
@@ -206,7 +218,7 @@ def run_micro(steps: int, repeats: int, seed_counts, torch_version) -> dict:
           'vmapped_seeds': seeds}
 
 
-def print_micro(micro: dict) -> None:
+def print_micro(micro: dict[str, Any]) -> None:
   print(f"\n{micro['label']} (fp32; median of {micro['repeats']} interleaved "
         'rounds; not an epoch: no shuffling, no evaluation)')
   print(f"{'contestant':<13} {'images/s':>10} {'GFLOP/s':>9} {'% matmul':>9} "

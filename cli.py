@@ -13,6 +13,8 @@ import datetime
 import json
 import os
 import pathlib
+from collections.abc import Iterable, Sequence
+from typing import Any, NoReturn
 
 import data
 import parallel
@@ -35,7 +37,7 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
   """Defaults in the help, except for on/off flags: "--no_test (default:
   True)" would read as if the flag were on."""
 
-  def _get_help_string(self, action):
+  def _get_help_string(self, action: argparse.Action) -> str | None:
     if action.nargs == 0:
       return action.help
     return super()._get_help_string(action)
@@ -43,14 +45,14 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 class Parser(argparse.ArgumentParser):
 
-  def error(self, message):
+  def error(self, message: str) -> NoReturn:
     """One line, exit code 2, as for every other bad flag."""
     self.exit(2, f'{self.prog}: error: {message}\n')
 
 
 def _help(name: str) -> str:
   meta = FIELDS[name].metadata
-  text = meta['help']
+  text: str = meta['help']
   if meta['choices'] is not None:
     text += '; one of: ' + ', '.join(str(c) for c in meta['choices']()
                                      if c is not None)
@@ -64,7 +66,11 @@ def _help(name: str) -> str:
 class SweepAction(argparse.Action):
   """``--sweep NAME=V1,V2,...``, repeatable, into ``{NAME: [V1, V2, ...]}``."""
 
-  def __call__(self, parser, namespace, text, option_string=None):
+  def __call__(self, parser: argparse.ArgumentParser,
+               namespace: argparse.Namespace,
+               text: str | Sequence[Any] | None,
+               option_string: str | None = None) -> None:
+    assert isinstance(text, str)  # one NAME=V1,V2,... (nargs is not set)
     sweep = dict(getattr(namespace, self.dest))
     try:
       sweep.update(parse_sweep(text, sweep))
@@ -142,13 +148,15 @@ def flag_of(name: str) -> str:
   return '--no_test' if name == 'score_test' else f'--{name}'
 
 
-def given_flags(argv) -> set[str]:
+def given_flags(argv: Iterable[str]) -> set[str]:
   """The Config fields whose flags appear on the command line."""
   tokens = {token.split('=', 1)[0] for token in argv if token.startswith('--')}
   return {name for name in FIELDS if flag_of(name) in tokens}
 
 
-def config_from_args(args, parser, argv) -> tuple[Config, pathlib.Path]:
+def config_from_args(args: argparse.Namespace,
+                     parser: argparse.ArgumentParser,
+                     argv: Iterable[str]) -> tuple[Config, pathlib.Path]:
   """Checks the flags; returns the config and the workdir to use.
 
   With ``--resume`` the saved configuration is used; ``--epochs``,
@@ -206,8 +214,9 @@ def config_from_args(args, parser, argv) -> tuple[Config, pathlib.Path]:
   return config, workdir
 
 
-def load_mnist(parser: argparse.ArgumentParser, data_dir=None, *,
-               tfds_data_dir=None, no_download: bool = False):
+def load_mnist(parser: argparse.ArgumentParser, data_dir: str | None = None,
+               *, tfds_data_dir: str | None = None,
+               no_download: bool = False) -> dict[str, data.Split]:
   """data.load_mnist, or the parser's one-line error naming --data_dir."""
   try:
     return data.load_mnist(data_dir, tfds_data_dir=tfds_data_dir,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import data
 import losses
@@ -29,7 +29,8 @@ class ConfigError(ValueError):
 
 def _field(default: Any, help: str, *,
            check: tuple[str, Callable] | None = None,
-           choices: Callable[[], tuple] | None = None, sweep: bool = False):
+           choices: Callable[[], tuple] | None = None,
+           sweep: bool = False) -> Any:
   """A Config field with its description.
 
   Args:
@@ -101,7 +102,8 @@ class Config:
   learning_rate: float = _field(3e-3, 'peak learning rate', check=_POSITIVE,
                                 sweep=True)
   schedule: str = _field('cosine', 'cosine: linear warm-up then cosine decay '
-                         'to 0; constant: the peak throughout',
+                         'to 0 (a run of one step takes the peak); constant: '
+                         'the peak throughout',
                          choices=lambda: ('cosine', 'constant'))
   warmup_epochs: float = _field(0.2, 'warm-up length of the cosine schedule, '
                                 'in epochs', check=_NON_NEGATIVE)
@@ -186,14 +188,15 @@ def migrate(saved: dict[str, Any]) -> dict[str, Any]:
   ``sharpness`` or ``soft_label_param``, and a soft-label family's
   ``temperature`` or ``kappa`` becomes ``soft_label_param``, in the fields
   and in the ``sweep``; an unset ``alpha`` is dropped. A configuration
-  written today comes back unchanged.
+  written today comes back unchanged: only a value that is set moves, so a
+  saved ``temperature: null`` beside a set ``soft_label_param`` stays so.
   """
   migrated = dict(saved)
   if migrated.get('loss') in RENAMED_LOSSES:
     migrated['loss'] = RENAMED_LOSSES[migrated['loss']]
   renames = renamed_fields(migrated)
   for old, new in renames.items():
-    if old in migrated:
+    if migrated.get(old) is not None:
       migrated[new] = migrated.pop(old)
   if 'alpha' in migrated and migrated['alpha'] is None:
     del migrated['alpha']
@@ -201,6 +204,8 @@ def migrate(saved: dict[str, Any]) -> dict[str, Any]:
     migrated['sweep'] = {renames.get(name, name): values
                          for name, values in migrated['sweep'].items()}
   return migrated
+
+
 SWEEPABLE = tuple(name for name, f in FIELDS.items() if f.metadata['sweep'])
 
 
@@ -230,7 +235,7 @@ def check_field(name: str, value: Any) -> None:
     value = float(value)
   if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
     raise ConfigError(f'--{name} must be {kind.__name__}, got {value!r}.')
-  if kind is float and not math.isfinite(value):
+  if kind is float and not math.isfinite(cast(float, value)):
     raise ConfigError(f'--{name} must be a finite number, got {value!r}.')
   if meta['check'] is not None:
     phrase, ok = meta['check']

@@ -18,24 +18,29 @@ import numpy as np
 import scipy.ndimage as ndi
 
 
-def _affine(image, matrix, rng):
+def _affine(image: np.ndarray, matrix: np.ndarray,
+            rng: np.random.Generator) -> np.ndarray:
   """Applies ``matrix`` (2x2, about the image centre) with bilinear sampling."""
   del rng
   centre = (np.array(image.shape) - 1) / 2
   inverse = np.linalg.inv(matrix)
-  return ndi.affine_transform(image, inverse, offset=centre - inverse @ centre,
-                              order=1, mode='constant', cval=0.0)
+  out: np.ndarray = ndi.affine_transform(
+      image, inverse, offset=centre - inverse @ centre, order=1,
+      mode='constant', cval=0.0)
+  return out
 
 
-def _signed(rng, low, high):
-  return rng.uniform(low, high) * rng.choice([-1.0, 1.0])
+def _signed(rng: np.random.Generator, low: float, high: float) -> float:
+  size = rng.uniform(low, high)  # drawn before the sign, as always
+  sign: float = rng.choice([-1.0, 1.0])
+  return size * sign
 
 
-def shot_noise(image, rng):
+def shot_noise(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
   return rng.poisson(image * 60.0) / 60.0
 
 
-def impulse_noise(image, rng):
+def impulse_noise(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
   salt_pepper = rng.random(image.shape)
   out = image.copy()
   out[salt_pepper < 0.06] = 0.0
@@ -43,44 +48,46 @@ def impulse_noise(image, rng):
   return out
 
 
-def glass_blur(image, rng):
+def glass_blur(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
   """Blur, jitter every pixel from a random neighbour (twice), blur again."""
   out = ndi.gaussian_filter(image, 0.7)
   grid_r, grid_c = np.indices(image.shape)
   for _ in range(2):
     dr, dc = rng.integers(-1, 2, (2,) + image.shape)
     out = out[np.clip(grid_r + dr, 0, 27), np.clip(grid_c + dc, 0, 27)]
-  return ndi.gaussian_filter(out, 0.7)
+  blurred: np.ndarray = ndi.gaussian_filter(out, 0.7)
+  return blurred
 
 
-def rotate(image, rng):
+def rotate(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
   angle = np.deg2rad(_signed(rng, 25, 45))
   c, s = np.cos(angle), np.sin(angle)
   return _affine(image, np.array([[c, -s], [s, c]]), rng)
 
 
-def shear(image, rng):
+def shear(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
   return _affine(image, np.array([[1.0, _signed(rng, 0.3, 0.6)], [0.0, 1.0]]),
                  rng)
 
 
-def scale(image, rng):
+def scale(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
   factor = rng.uniform(0.5, 0.7)
   return _affine(image, np.diag([factor, factor]), rng)
 
 
-def translate(image, rng):
-  return ndi.shift(image, [_signed(rng, 3, 5), _signed(rng, 3, 5)], order=1,
-                   mode='constant', cval=0.0)
+def translate(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+  out: np.ndarray = ndi.shift(image, [_signed(rng, 3, 5), _signed(rng, 3, 5)],
+                              order=1, mode='constant', cval=0.0)
+  return out
 
 
-def fog(image, rng):
-  haze = ndi.gaussian_filter(rng.standard_normal(image.shape), 3.0)
+def fog(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+  haze: np.ndarray = ndi.gaussian_filter(rng.standard_normal(image.shape), 3.0)
   haze = (haze - haze.min()) / (haze.max() - haze.min() + 1e-9)
   return image + 0.6 * haze
 
 
-def _draw(vertices, shape):
+def _draw(vertices: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
   """A 1-pixel-wide polyline through ``vertices`` (row, col), as a mask."""
   mask = np.zeros(shape, bool)
   for (r0, c0), (r1, c1) in itertools.pairwise(vertices):
@@ -92,32 +99,36 @@ def _draw(vertices, shape):
   return mask
 
 
-def stripe(image, rng):
+def stripe(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
   out = image.copy()
   col = rng.integers(8, 20)
   out[:, col:col + 2] = 1.0
   return out
 
 
-def zigzag(image, rng):
+def zigzag(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
   start = rng.uniform(4, 24)
   cols = np.linspace(0, 27, 6)
   rows = start + np.where(np.arange(6) % 2 == 0, -4.0, 4.0)
-  return np.maximum(image, _draw(np.stack([rows, cols], 1), image.shape))
+  out: np.ndarray = np.maximum(
+      image, _draw(np.stack([rows, cols], 1), image.shape))
+  return out
 
 
-def dotted_line(image, rng):
+def dotted_line(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
   r0, r1 = rng.uniform(2, 26, 2)
   line = _draw(np.array([[r0, 0.0], [r1, 27.0]]), image.shape)
   dots = line & (np.add.outer(np.arange(28), np.arange(28)) % 3 == 0)
-  return np.maximum(image, dots)
+  out: np.ndarray = np.maximum(image, dots)
+  return out
 
 
-def edges(image, rng):
+def edges(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
   """The digit's outline (Sobel magnitude), like MNIST-C's Canny edges."""
   del rng
   magnitude = np.hypot(ndi.sobel(image, 0), ndi.sobel(image, 1))
-  return (magnitude > 0.5 * magnitude.max()).astype(np.float64)
+  out: np.ndarray = (magnitude > 0.5 * magnitude.max()).astype(np.float64)
+  return out
 
 
 CORRUPTIONS = {fn.__name__: fn for fn in (

@@ -17,13 +17,16 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
 import os
 import pathlib
 import struct
 import sys
 import urllib.error
 import urllib.request
-from typing import NamedTuple
+import urllib.response
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -69,7 +72,8 @@ def _read_bytes(path: pathlib.Path) -> bytes:
                     'corrupt, download it again.') from None
 
 
-def read_idx(path, *, magic: int, item_shape: tuple[int, ...]) -> np.ndarray:
+def read_idx(path: str | os.PathLike[str], *, magic: int,
+             item_shape: tuple[int, ...]) -> np.ndarray:
   """Parses one IDX file of uint8 data and checks its header against its size.
 
   Args:
@@ -108,7 +112,7 @@ def read_idx(path, *, magic: int, item_shape: tuple[int, ...]) -> np.ndarray:
   return np.frombuffer(raw, np.uint8, offset=header_size).reshape(shape)
 
 
-def load_idx_split(folder, split: str) -> Split:
+def load_idx_split(folder: str | os.PathLike[str], split: str) -> Split:
   """Reads and validates one split ('train' or 'test') from IDX files."""
   folder = pathlib.Path(folder)
   image_stem, label_stem = IDX_FILES[split]
@@ -118,6 +122,7 @@ def load_idx_split(folder, split: str) -> Split:
   if missing:
     raise DataError(f'{folder}: missing {", ".join(missing)}[.gz]. '
                     + HOW_TO_POINT)
+  assert image_path is not None and label_path is not None  # none missing
   images = read_idx(image_path, magic=IMAGE_MAGIC, item_shape=(28, 28))
   labels = read_idx(label_path, magic=LABEL_MAGIC, item_shape=())
   if len(images) != len(labels):
@@ -129,7 +134,8 @@ def load_idx_split(folder, split: str) -> Split:
   return Split(images[..., None], labels.astype(np.int32))
 
 
-def load_tfds_split(split: str, data_dir=None) -> Split:
+def load_tfds_split(split: str,
+                    data_dir: str | os.PathLike[str] | None = None) -> Split:
   """Reads a split of tfds' prepared ``mnist`` without TensorFlow or network.
 
   tfds is imported only here; nothing is downloaded (offline, a tfds download
@@ -156,7 +162,8 @@ def load_tfds_split(split: str, data_dir=None) -> Split:
   return Split(images, labels)
 
 
-def prepare_tfds_from_idx(idx_dir, tfds_data_dir) -> None:
+def prepare_tfds_from_idx(idx_dir: str | os.PathLike[str],
+                          tfds_data_dir: str | os.PathLike[str]) -> None:
   """Builds tfds' ``mnist`` (array_record) from local IDX files, TF-free.
 
   tfds' stock builder needs TensorFlow to extract and encode the files; this
@@ -167,14 +174,18 @@ def prepare_tfds_from_idx(idx_dir, tfds_data_dir) -> None:
   import PIL.Image
   from tensorflow_datasets.image_classification import mnist as tfds_mnist
 
-  class IdxMNIST(tfds_mnist.MNIST, skip_registration=True):
+  class IdxMNIST(  # type: ignore[call-arg]  # tfds base is Any to mypy
+      tfds_mnist.MNIST, skip_registration=True):
     name = 'mnist'
 
-    def _split_generators(self, dl_manager):
+    def _split_generators(
+        self, dl_manager: Any
+    ) -> dict[str, Iterator[tuple[int, dict[str, Any]]]]:
       del dl_manager  # Nothing to download.
       return {split: self._generate_examples(split) for split in IDX_FILES}
 
-    def _generate_examples(self, split):
+    def _generate_examples(
+        self, split: str) -> Iterator[tuple[int, dict[str, Any]]]:
       images, labels = load_idx_split(idx_dir, split)
       for index, (image, label) in enumerate(zip(images, labels, strict=True)):
         yield index, {'image': PIL.Image.fromarray(image[..., 0]),
@@ -184,20 +195,22 @@ def prepare_tfds_from_idx(idx_dir, tfds_data_dir) -> None:
            file_format='array_record').download_and_prepare()
 
 
-def resolve_data_dir(data_dir=None) -> pathlib.Path | None:
+def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None
+                     ) -> pathlib.Path | None:
   """``data_dir`` if given, else ``$MNIST_DIR``, else None."""
   data_dir = data_dir or os.environ.get('MNIST_DIR')
   return pathlib.Path(data_dir) if data_dir else None
 
 
-def tfds_prepared(tfds_data_dir=None) -> bool:
+def tfds_prepared(tfds_data_dir: str | os.PathLike[str] | None = None) -> bool:
   """Whether tfds' ``mnist`` is prepared there; looks without creating."""
   root = pathlib.Path(tfds_data_dir or os.environ.get(
       'TFDS_DATA_DIR', '~/tensorflow_datasets')).expanduser()
   return any((root / 'mnist').glob('*/dataset_info.json'))
 
 
-def load_mnist(data_dir=None, *, tfds_data_dir=None,
+def load_mnist(data_dir: str | os.PathLike[str] | None = None, *,
+               tfds_data_dir: str | os.PathLike[str] | None = None,
                download: bool | None = None) -> dict[str, Split]:
   """Loads both splits from the first source that has them.
 
@@ -268,7 +281,10 @@ def mirrors() -> list[str]:
   return [u if u.endswith('/') else u + '/' for u in urls]
 
 
-def download_mnist(folder, *, urls=None, log=None) -> pathlib.Path:
+def download_mnist(folder: str | os.PathLike[str], *,
+                   urls: Iterable[str] | None = None,
+                   log: Callable[[str], None] | None = None
+                   ) -> pathlib.Path:
   """Downloads the four IDX .gz files into ``folder``, each one checked.
 
   A file is streamed to a temporary name, and renamed into place only when
@@ -284,7 +300,8 @@ def download_mnist(folder, *, urls=None, log=None) -> pathlib.Path:
   folder.mkdir(parents=True, exist_ok=True)
   urls = list(urls or mirrors())
   log = log or (lambda text: print(text, file=sys.stderr, flush=True))
-  dead, failures = set(), []
+  dead: set[str] = set()
+  failures: list[str] = []
   for stem in IDX_SHA256:
     target = folder / f'{stem}.gz'
     if target.is_file():
@@ -318,7 +335,9 @@ def download_mnist(folder, *, urls=None, log=None) -> pathlib.Path:
   return folder
 
 
-def _stream(response, path, what, log, chunk=1 << 16):
+def _stream(response: http.client.HTTPResponse | urllib.response.addinfourl,
+            path: pathlib.Path, what: str, log: Callable[[str], None],
+            chunk: int = 1 << 16) -> None:
   """Copies ``response`` to ``path``, logging every quarter (or 8 MB)."""
   total = int(response.headers.get('Content-Length') or 0)
   step = total / 4 if total else 8e6
@@ -333,7 +352,7 @@ def _stream(response, path, what, log, chunk=1 << 16):
         next_report = done + step
 
 
-def write_idx(path, array: np.ndarray) -> None:
+def write_idx(path: str | os.PathLike[str], array: np.ndarray) -> None:
   """Writes uint8 ``array`` as an IDX file (gzip if the name ends in .gz).
 
   Used to make small synthetic datasets for tests and demos.

@@ -34,9 +34,11 @@ import pathlib
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 import numpy as np
+import numpy.typing as npt
 
 import cli
 import losses
@@ -44,6 +46,7 @@ import study_report
 import study_rows
 import train
 from config import Config, migrate, renamed_fields
+from data import Split
 from resolve import resolve
 from runfiles import write_text_atomic
 from study_plan import (
@@ -81,7 +84,9 @@ def every_loss() -> dict[str, dict]:
 # Cells: one train_and_evaluate run each, remembered as a small JSON file.
 
 
-def run_cell(path: pathlib.Path, config: Config, runs_dir, dataset, log,
+def run_cell(path: pathlib.Path, config: Config,
+             runs_dir: str | pathlib.Path, dataset: dict[str, Split],
+             log: Callable[[str], object],
              make_cell: Callable[[dict, pathlib.Path], dict],
              on_diverged: Callable[[Config, str], dict] | None = None) -> dict:
   """Trains ``config`` unless ``path`` already holds its result.
@@ -226,7 +231,8 @@ def next_rate(cells: list[dict]) -> float | None:
   return None
 
 
-def tuning_config(base: Config, family: Family, rates) -> Config:
+def tuning_config(base: Config, family: Family,
+                  rates: Sequence[float]) -> Config:
   sweep = {'learning_rate': list(rates)} if len(rates) > 1 else {}
   if family.own:
     name, values = family.own
@@ -257,17 +263,18 @@ def final_config(choice: Choice, *, seed: int, num_seeds: int,
       stop_after=None if choice.epoch == config.epochs else choice.epoch)
 
 
-def needs_more_seeds(values, reference) -> bool:
+def needs_more_seeds(values: npt.ArrayLike, reference: npt.ArrayLike
+                     ) -> bool:
   """Whether the paired difference is within two standard errors of 0."""
   diff = np.asarray(values, np.float64) - np.asarray(reference, np.float64)
   se = diff.std(ddof=1) / math.sqrt(diff.size)
-  return abs(diff.mean()) < 2 * se
+  return bool(abs(diff.mean()) < 2 * se)
 
 
 def close_to_control(families: dict[str, dict], control: str) -> list[str]:
   """The families whose finals' validation MDE is within two standard
   errors of the control's: decided on validation, like every other choice."""
-  def validation_mde(family):
+  def validation_mde(family: dict) -> dict[int, float]:
     return study_rows.values(family, ['validation'], 'mean_digit_distance')
 
   return [f for f, family in families.items() if f != control and
@@ -283,8 +290,8 @@ def _slug(name: str) -> str:
   return ''.join(c if c.isalnum() or c in '.-_' else '_' for c in name)
 
 
-def tune_family(cells_dir, base: Config, name: str, family: Family,
-                grid: Grid, ctx) -> list[dict]:
+def tune_family(cells_dir: pathlib.Path, base: Config, name: str,
+                family: Family, grid: Grid, ctx: dict[str, Any]) -> list[dict]:
   """The family's tuning cells: the rate grid, then any edge extensions."""
   run = ctx['run']
   cells = [run(cells_dir / f'tune-{_slug(name)}.json',
@@ -300,13 +307,14 @@ def tune_family(cells_dir, base: Config, name: str, family: Family,
   return cells
 
 
-def tune_regime(name: str, grid: Grid, base: Config, ctx,
+def tune_regime(name: str, grid: Grid, base: Config, ctx: dict[str, Any],
                 families: list[str]) -> dict[str, dict]:
   """Every family's tuning cells and choice in regime ``name``, once per
   study run: other regimes reuse them (plus_best_of, own_from)."""
   key = (name, tuple(families))
   if key in ctx['tuned']:
-    return ctx['tuned'][key]
+    done: dict[str, dict] = ctx['tuned'][key]
+    return done
   regime = grid.regimes[name]
   chosen_in_own_from = {} if regime.own_from is None else tune_regime(
       regime.own_from, grid, base, ctx,
@@ -341,15 +349,18 @@ def best_distance_aware(tuned_regimes: list[dict[str, dict]]) -> str:
   over the regimes (ties: by name)."""
   ranks: dict[str, list[int]] = {}
   for tuned in tuned_regimes:
+    # The cast: mypy cannot infer a lambda with a default argument.
     aware = sorted((f for f, t in tuned.items() if t['role'] == DISTANCE),
-                   key=lambda f, tuned=tuned: tuned[f]['choice'].validation_mde)
+                   key=cast(Callable[[str], float], lambda f, tuned=tuned:
+                            tuned[f]['choice'].validation_mde))
     for rank, family in enumerate(aware):
       ranks.setdefault(family, []).append(rank)
   everywhere = [f for f, r in ranks.items() if len(r) == len(tuned_regimes)]
   return min(everywhere, key=lambda f: (np.mean(ranks[f]), f))
 
 
-def run_regime(name: str, grid: Grid, base: Config, ctx) -> dict:
+def run_regime(name: str, grid: Grid, base: Config,
+               ctx: dict[str, Any]) -> dict:
   """Tunes every family of the regime, then runs the finals."""
   regime = grid.regimes[name]
   cells_dir, run, log = ctx['cells_dir'] / name, ctx['run'], ctx['log']
@@ -396,13 +407,17 @@ def run_regime(name: str, grid: Grid, base: Config, ctx) -> dict:
                               for f in diverged}}
 
 
-def run_study(grid_name: str, dataset, results_dir, runs_dir, *, base: Config,
-              regimes: list[str] | None = None, log=print) -> dict:
+def run_study(grid_name: str, dataset: dict[str, Split],
+              results_dir: str | pathlib.Path, runs_dir: str | pathlib.Path,
+              *, base: Config, regimes: list[str] | None = None,
+              log: Callable[[str], object] = print) -> dict:
   """Runs the regimes of a grid; returns everything the report needs."""
   grid = GRIDS[grid_name]
   cells_dir = pathlib.Path(results_dir) / 'study'
 
-  def run(path, config, make_cell, on_diverged=None):
+  def run(path: pathlib.Path, config: Config,
+          make_cell: Callable[[dict, pathlib.Path], dict],
+          on_diverged: Callable[[Config, str], dict] | None = None) -> dict:
     return run_cell(path, config, runs_dir, dataset, log, make_cell,
                     on_diverged)
 
@@ -412,8 +427,9 @@ def run_study(grid_name: str, dataset, results_dir, runs_dir, *, base: Config,
           for name in names}
 
 
-def run_loss_table(dataset, results_dir, runs_dir, *, base: Config,
-                   log=print) -> list[dict]:
+def run_loss_table(dataset: dict[str, Split], results_dir: str | pathlib.Path,
+                   runs_dir: str | pathlib.Path, *, base: Config,
+                   log: Callable[[str], object] = print) -> list[dict]:
   """One epoch of every loss (seed 0, test split); writes losses.md."""
   rows = []
   for name, overrides in every_loss().items():
@@ -441,7 +457,7 @@ def run_loss_table(dataset, results_dir, runs_dir, *, base: Config,
 # Command line.
 
 
-def main(argv=None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
   parser = cli.Parser(
       prog='experiments.py', description=__doc__.split('\n\n')[0],
       formatter_class=argparse.ArgumentDefaultsHelpFormatter)

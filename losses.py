@@ -612,7 +612,7 @@ def class_distance_weighted_ce(logits: ArrayLike, labels: ArrayLike, *,
   finite for logits of magnitude 1e4 even in bfloat16, where ``1 - p_j``
   itself rounds to 0. Also published, the same year and with the same
   formula, as the ordinal log loss (OLL); :func:`ordinal_log_loss` is this
-  function under that name.
+  function under that name (its errors name ``class_distance_weighted_ce``).
 
   Args:
     logits: unnormalized log probabilities, shape ``[..., K]``.
@@ -1631,9 +1631,9 @@ def _cos_to_classes(outputs_Bx2: jax.Array, num_classes: int) -> jax.Array:
 
 @_named
 def weighted_kappa_loss(logits: ArrayLike, labels: ArrayLike, *,
-                        distance: ArrayLike, axis: int = -1,
-                        where: ArrayLike | None = None,
-                        stability: float = 1e-10) -> jax.Array:
+                        distance: ArrayLike, stability: float = 1e-10,
+                        axis: int = -1,
+                        where: ArrayLike | None = None) -> jax.Array:
   r"""Weighted kappa loss over a whole batch; returns a **scalar**.
 
   .. math::
@@ -1651,11 +1651,11 @@ def weighted_kappa_loss(logits: ArrayLike, labels: ArrayLike, *,
     logits: unnormalized log probabilities, shape ``[..., K]``.
     labels: integer classes in ``[0, K)``, shape ``[...]``.
     distance: weight matrix ``W`` of shape ``[K, K]``.
+    stability: added to numerator and denominator so that a perfect batch
+      stays finite (not a share of the target, as ``epsilon`` is elsewhere).
     axis: the class axis of ``logits``.
     where: optional boolean mask of shape ``[...]``; masked examples are left
       out of ``O`` and ``E``.
-    stability: added to numerator and denominator so that a perfect batch
-      stays finite (not a share of the target, as ``epsilon`` is elsewhere).
 
   Returns:
     A scalar loss.

@@ -8,12 +8,15 @@ head, (score, log temperature) for the Poisson head, (cos, sin) for von Mises.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import NamedTuple
+from collections.abc import Callable, Sequence
+from typing import NamedTuple, cast
 
+import jax
 import jax.numpy as jnp
 from flax import nnx
 from jax import lax
+from jax.sharding import NamedSharding, PartitionSpec
+from jax.typing import DTypeLike
 
 from losses import get_loss, poisson_head_outputs
 
@@ -73,11 +76,15 @@ def _same_padding(kernel_size: int) -> tuple[int, int]:
   return total // 2, total - total // 2
 
 
-def shifted_conv_general_dilated(lhs, rhs, window_strides, padding,
-                                 lhs_dilation=None, rhs_dilation=None,
-                                 dimension_numbers=None, feature_group_count=1,
-                                 precision=None, preferred_element_type=None,
-                                 out_sharding=None):
+def shifted_conv_general_dilated(
+    lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int],
+    padding: str | Sequence[tuple[int, int]],
+    lhs_dilation: Sequence[int] | None = None,
+    rhs_dilation: Sequence[int] | None = None,
+    dimension_numbers: lax.ConvGeneralDilatedDimensionNumbers = None,
+    feature_group_count: int = 1, precision: lax.PrecisionLike = None,
+    preferred_element_type: DTypeLike | None = None,
+    out_sharding: NamedSharding | PartitionSpec | None = None) -> jax.Array:
   """``lax.conv_general_dilated`` for stride-1 NHWC convs: slices, one matmul.
 
   XLA:CPU computes the weight gradient of its native convolution about 10x
@@ -97,12 +104,14 @@ def shifted_conv_general_dilated(lhs, rhs, window_strides, padding,
       lax.conv_dimension_numbers(lhs.shape, rhs.shape, NHWC_HWIO)):
     raise NotImplementedError('shifted conv supports NHWC/HWIO layouts only.')
   kh, kw, cin, cout = rhs.shape
+  pads: list[tuple[int, ...]]
   if padding == 'SAME':
     pads = [_same_padding(kh), _same_padding(kw)]
   elif padding == 'VALID':
     pads = [(0, 0), (0, 0)]
   else:
-    pads = [tuple(p) for p in padding]
+    # (low, high) pairs; another string (e.g. 'SAME_LOWER') is unsupported.
+    pads = [tuple(p) for p in cast(Sequence[tuple[int, int]], padding)]
   x_BxHxWxC = jnp.pad(lhs, ((0, 0), pads[0], pads[1], (0, 0)))
   out_h, out_w = x_BxHxWxC.shape[1] - kh + 1, x_BxHxWxC.shape[2] - kw + 1
   # Patch channels are ordered (i, j, c), matching the HWIO kernel reshape.
@@ -140,8 +149,8 @@ class CNN(nnx.Module):
   """
 
   def __init__(self, num_classes: int, *, head: Head = SOFTMAX_HEAD,
-               conv=lax.conv_general_dilated, chunk_size: int = 0,
-               rngs: nnx.Rngs):
+               conv: Callable[..., jax.Array] = lax.conv_general_dilated,
+               chunk_size: int = 0, rngs: nnx.Rngs) -> None:
     if chunk_size < 0:
       raise ValueError(f'chunk_size must be >= 0, got {chunk_size}.')
     if head.kind not in HEAD_KINDS:
@@ -170,15 +179,15 @@ class CNN(nnx.Module):
       self.out = nnx.Linear(256, 1, rngs=rngs)
       self.log_temperature = nnx.Param(jnp.zeros((1,), jnp.float32))
 
-  def thresholds(self):
+  def thresholds(self) -> jax.Array:
     """The CLM head's ordered thresholds, shape ``[K - 1]``."""
     gaps = self.threshold_gaps[...]**2
     return self.first_threshold[...] + jnp.concatenate(
         [jnp.zeros((1,), gaps.dtype), jnp.cumsum(gaps)])
 
-  def features(self, images_BxHxWx1):
+  def features(self, images_BxHxWx1: jax.Array) -> jax.Array:
     """The conv layers: images to flattened ``[B, 7 * 7 * 64]`` features."""
-    x = images_BxHxWx1.astype(jnp.float32) / 255.0
+    x: jax.Array = images_BxHxWx1.astype(jnp.float32) / 255.0
     x = nnx.avg_pool(nnx.relu(self.conv1(x)), (2, 2), strides=(2, 2))
     x = nnx.avg_pool(nnx.relu(self.conv2(x)), (2, 2), strides=(2, 2))
     return x.reshape(x.shape[0], -1)
@@ -190,7 +199,7 @@ class CNN(nnx.Module):
     chunks = batch // self.chunk_size
     return max(n for n in range(1, MAX_CHUNKS + 1) if chunks % n == 0)
 
-  def __call__(self, images_BxHxWx1):
+  def __call__(self, images_BxHxWx1: jax.Array) -> jax.Array:
     chunks = jnp.split(images_BxHxWx1, self.num_chunks(images_BxHxWx1.shape[0]))
     x = jnp.concatenate([self.features(chunk) for chunk in chunks])
     out_BxO = self.out(nnx.relu(self.hidden(x)))

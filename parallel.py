@@ -10,22 +10,30 @@ two hosts in the tests.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import hashlib
 import itertools
 import json
 import os
+import pathlib
 import re
 import socket
 import sys
 import time
 import traceback
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import jax
 import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
+
+if TYPE_CHECKING:  # annotations only: at run time, no project module
+  import data
+  from config import Config
 
 
 class DistributedError(RuntimeError):
@@ -44,7 +52,7 @@ def is_primary() -> bool:
   return jax.process_index() == 0
 
 
-def add_flags(parser) -> None:
+def add_flags(parser: argparse.ArgumentParser) -> None:
   """The flags of a multi-process run; :func:`check_flags` checks them."""
   multi = parser.add_argument_group(
       'several processes (jax.distributed; data parallelism over every '
@@ -67,7 +75,7 @@ def add_flags(parser) -> None:
                      'dies mid-run)')
 
 
-def check_flags(args) -> str | None:
+def check_flags(args: argparse.Namespace) -> str | None:
   """The error in the multi-process flags, or None."""
   explicit = (args.coordinator_address, args.num_processes, args.process_id)
   if not args.distributed and any(v is not None for v in explicit) and (
@@ -89,8 +97,8 @@ def check_flags(args) -> str | None:
   return None
 
 
-def wanted(args) -> bool:
-  return args.distributed or args.coordinator_address is not None
+def wanted(args: argparse.Namespace) -> bool:
+  return bool(args.distributed) or args.coordinator_address is not None
 
 
 def wait_for_coordinator(address: str, timeout: float) -> None:
@@ -114,7 +122,7 @@ def wait_for_coordinator(address: str, timeout: float) -> None:
       time.sleep(0.2)
 
 
-def initialize(args) -> None:
+def initialize(args: argparse.Namespace) -> None:
   """Joins the multi-process run the flags describe (before any JAX work).
 
   A process that cannot reach the coordinator, or whose peers do not all
@@ -139,7 +147,7 @@ def initialize(args) -> None:
       shutdown_timeout_seconds=timeout)
 
 
-def exit_after_failure(prog: str) -> None:
+def exit_after_failure(prog: str) -> NoReturn:
   """Reports the exception being handled and ends this process at once.
 
   A normal exit would wait ``--distributed_timeout`` seconds at JAX's
@@ -155,7 +163,7 @@ def exit_after_failure(prog: str) -> None:
   os._exit(1)
 
 
-def _digest(*parts) -> np.ndarray:
+def _digest(*parts: Any) -> np.ndarray:
   h = hashlib.sha256()
   for part in parts:
     h.update(part if isinstance(part, bytes) else json.dumps(
@@ -163,7 +171,8 @@ def _digest(*parts) -> np.ndarray:
   return np.frombuffer(h.digest(), np.uint8)
 
 
-def check_agreement(config, workdir, resume: bool, dataset) -> None:
+def check_agreement(config: Config, workdir: pathlib.Path, resume: bool,
+                    dataset: dict[str, data.Split]) -> None:
   """Raises DistributedError unless every process has the same run and data.
 
   Compares SHA-256 digests of the configuration (less the data location,
@@ -187,20 +196,23 @@ def check_agreement(config, workdir, resume: bool, dataset) -> None:
           'process with the same flags and the same MNIST files.')
 
 
-def replicate(tree, mesh):
+def replicate(tree: Any, mesh: Mesh | None) -> Any:
   """Host values (the same on every process) as arrays on every device."""
   if mesh is None:
     return jax.device_put(tree)
   sharding = NamedSharding(mesh, P())
 
-  def put(x):
+  def put(x: Any) -> jax.Array:
     x = np.asarray(x)
     return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
 
   return jax.tree.map(put, tree)
 
 
-def shard_batches(make_rows, shape_SxExB, mesh):
+def shard_batches(
+    make_rows: Callable[[slice], tuple[np.ndarray, np.ndarray]],
+    shape_SxExB: tuple[int, int, int], mesh: Mesh | None,
+) -> tuple[jax.Array, jax.Array]:
   """An epoch's batches split over the mesh's devices along the batch axis.
 
   ``make_rows(rows)`` returns images ``[S, E, B', ...]`` and labels
@@ -208,10 +220,14 @@ def shard_batches(make_rows, shape_SxExB, mesh):
   only the rows its own devices hold (``make_array_from_process_local_data``).
   """
   if mesh is None:
-    return jax.device_put(make_rows(slice(None)))
+    on_device: tuple[jax.Array, jax.Array] = jax.device_put(
+        make_rows(slice(None)))
+    return on_device
   sharding = NamedSharding(mesh, P(None, None, 'data'))
   batch = shape_SxExB[2]
-  spans = sorted(index[2].indices(batch)[:2] for index in
+  # Every device holds a tuple of slices (the Mapping's None never occurs).
+  spans = sorted(cast(tuple[slice, ...], index)[2].indices(batch)[:2]
+                 for index in
                  sharding.addressable_devices_indices_map(shape_SxExB).values())
   if any(a[1] != b[0] for a, b in itertools.pairwise(spans)):
     raise DistributedError(f'this process holds rows {spans} of each batch, '

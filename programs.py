@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 from jax import lax
-from jax.sharding import NamedSharding
+from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 import losses
@@ -50,7 +50,7 @@ def conv_settings() -> tuple[Callable, int]:
   return shifted_conv_general_dilated, chunk_size
 
 
-def eval_graphdef(run: Run):
+def eval_graphdef(run: Run) -> nnx.GraphDef[CNN]:
   """The model for evaluation: the stock convolution on whole batches.
 
   XLA:CPU's native convolution is slow only in the weight gradient inside a
@@ -63,7 +63,8 @@ def eval_graphdef(run: Run):
   return nnx.split(model)[0]
 
 
-def init_params(run: Run, chunk_size: int | None = None):
+def init_params(run: Run, chunk_size: int | None = None,
+                ) -> tuple[nnx.GraphDef[CNN], nnx.State]:
   """Graph definition and the params of each seed, stacked on axis 0."""
   conv, default_chunk_size = conv_settings()
   if chunk_size is None:
@@ -77,7 +78,10 @@ def init_params(run: Run, chunk_size: int | None = None):
   return graphdef, jax.tree.map(lambda *xs: jnp.stack(xs), *states)
 
 
-def build_train_epoch(graphdef, run: Run, mesh=None, on_step=None):
+def build_train_epoch(
+    graphdef: nnx.GraphDef[CNN], run: Run, mesh: Mesh | None = None,
+    on_step: Callable[[Any, Any], None] | None = None,
+) -> Callable[..., tuple[nnx.State, Any, jax.Array]]:
   """One model's epoch: every step in one ``lax.scan`` over its batches.
 
   ``images_ExBxHxWxC`` and ``labels_ExB`` are the epoch's shuffled batches,
@@ -92,23 +96,29 @@ def build_train_epoch(graphdef, run: Run, mesh=None, on_step=None):
   the program.
   """
 
-  def shard_batch(x):
+  def shard_batch(x: jax.Array) -> jax.Array:
     if mesh is None:
       return x
-    return lax.with_sharding_constraint(x, NamedSharding(mesh, P('data')))
+    sharded: jax.Array = lax.with_sharding_constraint(
+        x, NamedSharding(mesh, P('data')))
+    return sharded
 
-  def train_epoch(params, opt_state, hp, images_ExBxHxWxC, labels_ExB):
+  def train_epoch(params: nnx.State, opt_state: Any, hp: dict[str, jax.Array],
+                  images_ExBxHxWxC: jax.Array, labels_ExB: jax.Array,
+                  ) -> tuple[nnx.State, Any, jax.Array]:
     steps = labels_ExB.shape[0]
     every = max(1, steps // 100)
     tx = run.optimizer(hp)
 
-    def step(carry, xs):
+    def step(carry: tuple[nnx.State, Any],
+             xs: tuple[jax.Array, jax.Array, jax.Array],
+             ) -> tuple[tuple[nnx.State, Any], jax.Array]:
       images_BxHxWxC, labels_B, step_index = xs
       params, opt_state = carry
       images_BxHxWxC = shard_batch(images_BxHxWxC)
       labels_B = shard_batch(labels_B)
 
-      def mean_loss(params):
+      def mean_loss(params: nnx.State) -> jax.Array:
         outputs_BxO = nnx.merge(graphdef, params)(images_BxHxWxC)
         return jnp.mean(run.loss(outputs_BxO, labels_B, hp))
 
@@ -128,7 +138,7 @@ def build_train_epoch(graphdef, run: Run, mesh=None, on_step=None):
   return train_epoch
 
 
-def score(preds_N, labels_N) -> dict[str, jax.Array]:
+def score(preds_N: jax.Array, labels_N: jax.Array) -> dict[str, jax.Array]:
   """Every metric the run reports, for one model's predictions."""
   linear = losses.linear_distance(NUM_CLASSES)
   cyclic = losses.cyclic_distance(NUM_CLASSES)
@@ -168,7 +178,9 @@ def models_in_sequence() -> bool:
   return jax.default_backend() == 'cpu'
 
 
-def build_evaluate(graphdef, run: Run, in_sequence: bool | None = None):
+def build_evaluate(graphdef: nnx.GraphDef[CNN], run: Run,
+                   in_sequence: bool | None = None,
+                   ) -> Callable[..., Evaluation]:
   """Every model's predictions and metrics on a split, argmax and Bayes.
 
   Each model sees the split in passes of ``EVAL_BATCH`` images; the models
@@ -177,9 +189,12 @@ def build_evaluate(graphdef, run: Run, in_sequence: bool | None = None):
   """
   if in_sequence is None:
     in_sequence = models_in_sequence()
-  over = lax.map if in_sequence else (lambda f, xs: jax.vmap(f)(xs))
+  # Maps a function over the models; the outputs, stacked, keep its type.
+  over: Callable[[Callable[[Any], Evaluation], Any], Evaluation] = (
+      lax.map if in_sequence else (lambda f, xs: jax.vmap(f)(xs)))
 
-  def one_model(params, hp, images_NxHxWxC, labels_N):
+  def one_model(params: nnx.State, hp: dict[str, jax.Array],
+                images_NxHxWxC: jax.Array, labels_N: jax.Array) -> Evaluation:
     model = nnx.merge(graphdef, params)
     n, batch = labels_N.shape[0], EVAL_BATCH
     passes = -(-n // batch)  # the last pass padded
@@ -196,8 +211,9 @@ def build_evaluate(graphdef, run: Run, in_sequence: bool | None = None):
               'bayes': score(bayes_N, labels_N)}
     return Evaluation(scores, probs_NxK, argmax_N, bayes_N)
 
-  def evaluate(params_PxS, hp_P, images_NxHxWxC, labels_N):
-    def one_point(xs):
+  def evaluate(params_PxS: nnx.State, hp_P: dict[str, jax.Array],
+               images_NxHxWxC: jax.Array, labels_N: jax.Array) -> Evaluation:
+    def one_point(xs: tuple[nnx.State, dict[str, jax.Array]]) -> Evaluation:
       params_S, hp = xs
       return over(
           lambda params: one_model(params, hp, images_NxHxWxC, labels_N),
@@ -213,12 +229,13 @@ class RunPrograms(NamedTuple):
   opt_state: Any  # likewise
   # (params, opt_state, hp_P, images_SxExBxHxWxC, labels_SxExB)
   #   -> (params, opt_state, loss_PxSxE); donates params and opt_state.
-  train_epoch: Callable
+  train_epoch: jax.stages.Wrapped
   # (params, hp_P, images_NxHxWxC, labels_N) -> Evaluation
-  evaluate: Callable
+  evaluate: jax.stages.Wrapped
 
 
-def build_programs(run: Run, mesh=None, on_step=None,
+def build_programs(run: Run, mesh: Mesh | None = None,
+                   on_step: Callable[[Any, Any], None] | None = None,
                    chunk_size: int | None = None) -> RunPrograms:
   """The models' initial state and the jitted, vmapped epoch and evaluation.
 

@@ -4,6 +4,7 @@ compiled epoch, or one plain line per evaluated epoch."""
 from __future__ import annotations
 
 import sys
+from typing import Any, SupportsFloat, SupportsInt, TextIO
 
 import numpy as np
 from tqdm import tqdm
@@ -18,13 +19,15 @@ class StepProgress:
   """
 
   def __init__(self, epochs: int, steps_per_epoch: int, images_per_step: int,
-               file=None):
+               file: TextIO | None = None) -> None:
     self.steps_per_epoch = steps_per_epoch
     self.bar = tqdm(total=epochs * steps_per_epoch * images_per_step,
                     unit='img', unit_scale=True, dynamic_ncols=True,
                     file=file or sys.stderr)
     self.images_per_step = images_per_step
-    self.offset, self.last_step, self.losses = 0, None, []
+    self.offset: int = 0
+    self.last_step: int | None = None
+    self.losses: list[float] = []
     self.epoch_text = ''
 
   def start_epoch(self, epoch: int) -> None:
@@ -32,7 +35,7 @@ class StepProgress:
     self.last_step = None
     self._move_to(self.offset)
 
-  def __call__(self, step, loss) -> None:
+  def __call__(self, step: SupportsInt, loss: SupportsFloat) -> None:
     step = int(step)
     if step != self.last_step:  # the first model to report this step
       self.last_step, self.losses = step, []
@@ -53,7 +56,7 @@ class StepProgress:
     self.bar.close()
 
 
-def epoch_line(records: list[dict]) -> str:
+def epoch_line(records: list[dict[str, Any]]) -> str:
   """One evaluated epoch in a line; a sweep's points side by side."""
   parts = []
   for record in records:
@@ -70,7 +73,8 @@ def epoch_line(records: list[dict]) -> str:
   return f"epoch {records[0]['epoch']}: " + ' | '.join(parts)
 
 
-def report_epoch(progress: StepProgress | None, records: list[dict]) -> None:
+def report_epoch(progress: StepProgress | None,
+                 records: list[dict[str, Any]]) -> None:
   """The epoch's line on the progress bar, or printed (quiet runs)."""
   text = epoch_line(records)
   if progress is None:

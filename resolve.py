@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import pathlib
+from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 import jax
@@ -45,7 +46,9 @@ def order_distance(order: list[int]) -> np.ndarray:
   """|position of i - position of j| in ``order``, a permutation of the
   digits: the linear distance with the digits in another order."""
   position = np.argsort(np.asarray(order))
-  return np.abs(position[:, None] - position[None, :]).astype(np.float32)
+  distance: np.ndarray = np.abs(
+      position[:, None] - position[None, :]).astype(np.float32)
+  return distance
 
 
 def _parse_order(spec: str, flag: str) -> list[int]:
@@ -118,11 +121,16 @@ class Run(NamedTuple):
     """A point's value of ``name``: from ``hp`` if it varies, else shared."""
     return hp[name] if name in hp else self.constants[name]
 
-  def _kwargs(self, names, hp) -> dict[str, Any]:
+  def _kwargs(self, names: Iterable[str],
+              hp: dict[str, Any]) -> dict[str, Any]:
+    # A hyperparameter the Config does not set (weighted kappa's stability)
+    # keeps the loss's own default.
     static = {'num_classes': NUM_CLASSES, 'link': self.config.link}
-    return {n: static[n] if n in static else self.value(hp, n) for n in names}
+    return {n: static[n] if n in static else self.value(hp, n) for n in names
+            if n in static or n in hp or n in self.constants}
 
-  def loss(self, outputs, labels, hp) -> jax.Array:
+  def loss(self, outputs: jax.Array, labels: jax.Array,
+           hp: dict[str, Any]) -> jax.Array:
     """Per-example losses of one point; ``[B]``."""
     spec = losses.get_loss(self.config.loss)
     mixed = ({'ce_weight': self.value(hp, 'ce_weight')}
@@ -130,17 +138,17 @@ class Run(NamedTuple):
     return losses.make_loss(self.config.loss, **mixed, **self._kwargs(
         spec.hyperparams, hp))(outputs, labels)
 
-  def probs(self, outputs, hp) -> jax.Array:
+  def probs(self, outputs: jax.Array, hp: dict[str, Any]) -> jax.Array:
     """Class probabilities of one point's model outputs; ``[B, K]``."""
     spec = losses.get_loss(self.config.loss)
     return losses.make_probs(self.config.loss, **self._kwargs(
         spec.probs_hyperparams, hp))(outputs)
 
-  def decode_distance(self, hp) -> jax.Array:
+  def decode_distance(self, hp: dict[str, Any]) -> jax.Array:
     """The cost ``[K, K]`` one point's Bayes decoding minimises."""
     return jnp.asarray(self.value(hp, 'decode_distance'))
 
-  def optimizer(self, hp) -> optax.GradientTransformation:
+  def optimizer(self, hp: dict[str, Any]) -> optax.GradientTransformation:
     """One point's optimizer; needs the epoch length (:meth:`with_data`)."""
     if self.steps_per_epoch is None:
       raise ValueError('the optimizer\'s schedule needs the epoch length: '
@@ -199,7 +207,7 @@ def _soft_targets(config: Config) -> np.ndarray | None:
     return None
   value = config.soft_label_param
   params = ({} if value is None
-            else {SOFT_LABEL_PARAMS.get(config.soft_labels, ''): value})
+            else {SOFT_LABEL_PARAMS[config.soft_labels]: value})
   try:
     return np.asarray(losses.soft_label_matrix(config.soft_labels, NUM_CLASSES,
                                                **params))
@@ -255,15 +263,18 @@ def _point_values(config: Config) -> dict[str, Any]:
   return values
 
 
-def _same(a, b) -> bool:
+def _same(a: Any, b: Any) -> bool:
   if a is None or b is None:
     return a is b
   return np.array_equal(a, b)
 
 
-def _split_constants(per_point: list[dict[str, Any]]):
+def _split_constants(
+    per_point: list[dict[str, Any]],
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
   """(constants, inputs_P): values equal at every point; the rest, stacked."""
-  constants, inputs_P = {}, {}
+  constants: dict[str, Any] = {}
+  inputs_P: dict[str, np.ndarray] = {}
   for name in per_point[0]:
     column = [p[name] for p in per_point]
     if all(_same(v, column[0]) for v in column):
@@ -341,8 +352,10 @@ def resolve(config: Config, num_train_images: int | None = None) -> Run:
   return run if num_train_images is None else run.with_data(num_train_images)
 
 
-def make_optimizer(config: Config, steps_per_epoch: int, *, learning_rate,
-                   weight_decay) -> optax.GradientTransformation:
+def make_optimizer(config: Config, steps_per_epoch: int, *,
+                   learning_rate: float | jax.Array,
+                   weight_decay: float | jax.Array,
+                   ) -> optax.GradientTransformation:
   """AdamW or Nesterov SGD with the config's learning-rate schedule.
 
   ``learning_rate`` (the peak) and ``weight_decay`` may be traced: a sweep
@@ -350,14 +363,18 @@ def make_optimizer(config: Config, steps_per_epoch: int, *, learning_rate,
   structure does not depend on them.
   """
   total = config.epochs * steps_per_epoch
-  if config.schedule == 'constant':
+  lr: float | jax.Array | Callable[[jax.Array], jax.Array]  # optax's schedule
+  if config.schedule == 'constant' or total == 1:
+    # A one-step run has no room for a warm-up or a decay: its one step
+    # takes the peak (optax's cosine decay needs at least one step).
     lr = learning_rate
   else:
     warmup = min(int(config.warmup_epochs * steps_per_epoch), total - 1)
     # The shape times the peak: optax's schedule branches on a concrete peak.
-    shape = optax.warmup_cosine_decay_schedule(0.0, 1.0, max(warmup, 1), total)
+    shape: Callable[[jax.Array], jax.Array] = (
+        optax.warmup_cosine_decay_schedule(0.0, 1.0, max(warmup, 1), total))
 
-    def lr(count):
+    def lr(count: jax.Array) -> jax.Array:
       return learning_rate * shape(count)
 
   if config.optimizer == 'adam':

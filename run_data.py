@@ -4,10 +4,12 @@ splits."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 import jax
 import numpy as np
+from jax.sharding import Mesh
 
 import corruptions
 import data
@@ -23,7 +25,8 @@ class RunData(NamedTuple):
   eval_sets: dict[str, data.Split]  # 'validation', 'test', 'test[<corruption>]'
 
 
-def prepare_data(config: Config, dataset, seeds) -> RunData:
+def prepare_data(config: Config, dataset: Mapping[str, data.Split],
+                 seeds: Sequence[int]) -> RunData:
   """Holds out validation, draws each seed's subset and label noise.
 
   The validation images are the same for every configuration and seed; the
@@ -40,7 +43,7 @@ def prepare_data(config: Config, dataset, seeds) -> RunData:
   subset_SxM = np.stack([data.subset_indices(len(pool.labels),
                                              config.train_size, seed)
                          for seed in seeds])
-  eval_sets = {}
+  eval_sets: dict[str, data.Split] = {}
   if config.validation_size:
     noise = 0.0 if config.clean_validation else config.label_noise
     eval_sets['validation'] = data.Split(
@@ -57,8 +60,9 @@ def prepare_data(config: Config, dataset, seeds) -> RunData:
   return RunData(pool.images, labels_SxN, subset_SxM, eval_sets)
 
 
-def epoch_batches(run_data: RunData, seeds, epoch: int, batch_size: int,
-                  rows: slice = slice(None)):
+def epoch_batches(run_data: RunData, seeds: Sequence[int], epoch: int,
+                  batch_size: int, rows: slice = slice(None)
+                  ) -> tuple[np.ndarray, np.ndarray]:
   """Each seed's shuffled batches of an epoch, made on the host.
 
   Returns images ``[S, E, B', H, W, C]`` (uint8) and labels ``[S, E, B']``
@@ -68,7 +72,8 @@ def epoch_batches(run_data: RunData, seeds, epoch: int, batch_size: int,
   """
   num_train = run_data.subset_SxM.shape[1]
   steps = num_train // batch_size
-  images, labels = [], []
+  images: list[np.ndarray] = []
+  labels: list[np.ndarray] = []
   for s, seed in enumerate(seeds):
     key = jax.random.fold_in(jax.random.key(seed), epoch)
     order_M = run_data.subset_SxM[s][np.asarray(
@@ -79,12 +84,13 @@ def epoch_batches(run_data: RunData, seeds, epoch: int, batch_size: int,
   return np.stack(images), np.stack(labels)
 
 
-def batches_on_devices(run_data: RunData, seeds, epoch: int, batch_size: int,
-                       mesh):
+def batches_on_devices(run_data: RunData, seeds: Sequence[int], epoch: int,
+                       batch_size: int, mesh: Mesh | None
+                       ) -> tuple[jax.Array, jax.Array]:
   """The epoch's batches on the devices; each process makes only its rows."""
   steps = run_data.subset_SxM.shape[1] // batch_size
 
-  def rows_of_every_batch(rows):
+  def rows_of_every_batch(rows: slice) -> tuple[np.ndarray, np.ndarray]:
     return epoch_batches(run_data, seeds, epoch, batch_size, rows)
 
   return parallel.shard_batches(rows_of_every_batch,

@@ -5,21 +5,24 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import orbax.checkpoint as ocp
+from numpy.typing import ArrayLike
 
 
-def mean_std(values) -> dict[str, float]:
+def mean_std(values: ArrayLike) -> dict[str, float]:
   values = np.asarray(values, np.float64)
   std = float(values.std(ddof=1)) if values.size > 1 else 0.0
   return {'mean': float(values.mean()), 'std': std}
 
 
-def summarize_scores(scores) -> dict[str, Any]:
+def summarize_scores(scores: Mapping[str, Mapping[str, ArrayLike]]
+                     ) -> dict[str, Any]:
   """Per-seed lists plus mean/std across seeds, for every decoding/metric."""
-  out = {}
+  out: dict[str, Any] = {}
   for decoding, per_metric in scores.items():
     out[decoding] = {}
     for name, values in per_metric.items():

@@ -38,7 +38,8 @@ def _sord(distance: str, role: str = DISTANCE) -> Family:
                 ('temperature', (0.5, 1.0)))
 
 
-def _soft(family: str, own=None) -> Family:
+def _soft(family: str,
+          own: tuple[str, tuple[float, float]] | None = None) -> Family:
   return Family(DISTANCE, {'loss': 'soft_target_cross_entropy',
                            'soft_labels': family}, own)
 

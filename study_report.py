@@ -135,7 +135,7 @@ def kind_flips(rows: list[dict]) -> list[str]:
 # Outputs.
 
 
-def _star(row, test) -> str:
+def _star(row: dict, test: str) -> str:
   """'*' where the Holm-corrected (within the group) test is significant."""
   return '*' if row[f'{test}_p_holm'] < SIGNIFICANT else ''
 
@@ -215,7 +215,7 @@ def _corruption_matrix(rows: list[dict]) -> list[str]:
   return lines
 
 
-def write_tables(rows: list[dict], results_dir,
+def write_tables(rows: list[dict], results_dir: str | pathlib.Path,
                  diverged: dict[str, str]) -> None:
   """study.csv and study.md; ``diverged``: '<regime> <family>' -> why, for
   finals that diverged (no row; study.md lists them)."""
@@ -250,7 +250,8 @@ def write_tables(rows: list[dict], results_dir,
   (results_dir / 'study.md').write_text('\n'.join(lines))
 
 
-def write_plots(rows: list[dict], results_dir) -> None:
+def write_plots(rows: list[dict],
+                results_dir: str | pathlib.Path) -> None:
   import matplotlib
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt
@@ -320,7 +321,8 @@ def write_plots(rows: list[dict], results_dir) -> None:
   plt.close(fig)
 
 
-def write_report(study: dict, results_dir) -> list[dict]:
+def write_report(study: dict[str, dict],
+                 results_dir: str | pathlib.Path) -> list[dict]:
   """study.csv, study.md and the plots from a finished study."""
   rows = study_rows(study)
   diverged = {f'{name} {family}': message for name, result in study.items()

@@ -14,12 +14,16 @@ from __future__ import annotations
 import dataclasses
 import math
 import shlex
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 import corruptions
 from config import Config
 from resolve import LOSS_HYPERPARAMS
+from study_plan import Regime
 
 METRICS = ('accuracy', 'mean_digit_distance', 'error_rate',
            'mean_error_distance', 'far_share_of_errors', 'far_error_rate',
@@ -35,7 +39,7 @@ def t_quantile(df: int, q: float = 0.975) -> float:
   return float(scipy.stats.t.ppf(q, df))
 
 
-def mean_ci(values) -> tuple[float, float]:
+def mean_ci(values: npt.ArrayLike) -> tuple[float, float]:
   """Mean and half-width of the 95 % t confidence interval (0 for one value)."""
   values = np.asarray(values, np.float64)
   if values.size < 2:
@@ -45,7 +49,8 @@ def mean_ci(values) -> tuple[float, float]:
   return float(values.mean()), float(half)
 
 
-def paired_test(values, baseline) -> tuple[float, float]:
+def paired_test(values: npt.ArrayLike, baseline: npt.ArrayLike
+                ) -> tuple[float, float]:
   """Mean paired difference and two-sided p-value (paired t-test)."""
   import scipy.stats
   diff = np.asarray(values, np.float64) - np.asarray(baseline, np.float64)
@@ -116,7 +121,8 @@ def values(family: dict, splits: list[str], metric: str) -> dict[int, float]:
           for seed in per_split[0]}
 
 
-def paired(a: dict[int, float], b: dict[int, float]):
+def paired(a: dict[int, float], b: dict[int, float]
+           ) -> tuple[np.ndarray, np.ndarray]:
   """The values of ``a`` and ``b`` on the seeds both have, in seed order."""
   seeds = sorted(set(a) & set(b))
   return np.array([a[s] for s in seeds]), np.array([b[s] for s in seeds])
@@ -152,7 +158,7 @@ VS_CE = ('mean_digit_distance', 'accuracy')
 SHIFTED = 'shifted'
 
 
-def groups(name: str, regime) -> dict[str, list[str]]:
+def groups(name: str, regime: Regime) -> dict[str, list[str]]:
   """Row groups of a regime: its test split; with shifted finals, the mean
   over every corruption, per kind, and each corruption."""
   out = {name: ['test']}
@@ -173,7 +179,7 @@ def main_groups(rows: list[dict]) -> list[str]:
 
 
 def _compare(row: dict, prefix: str, family: dict, reference: dict,
-             splits: list[str], metrics) -> None:
+             splits: list[str], metrics: Iterable[str]) -> None:
   for metric in metrics:
     ours, theirs = paired(values(family, splits, metric),
                           values(reference, splits, metric))
@@ -181,7 +187,7 @@ def _compare(row: dict, prefix: str, family: dict, reference: dict,
         ours, theirs)
 
 
-def _row(group: str, splits, family_name: str, family: dict,
+def _row(group: str, splits: list[str], family_name: str, family: dict,
          result: dict) -> dict:
   config = family['choice'].config
   own = ';'.join(f'{k}={v:g}' for k, v in sorted(
@@ -214,7 +220,11 @@ def _row(group: str, splits, family_name: str, family: dict,
   return row
 
 
-def _correct(rows: list[dict], tests, suffix: str) -> None:
+# (test, the family a row's test is against): a column of the rows.
+_Tests = list[tuple[str, Callable[[dict[str, Any]], str]]]
+
+
+def _correct(rows: list[dict], tests: _Tests, suffix: str) -> None:
   """Holm over ``rows`` for each test; a reference row's own test is not
   one (its column stays 1)."""
   for test, reference in tests:
@@ -229,7 +239,7 @@ def _correct(rows: list[dict], tests, suffix: str) -> None:
                    1.0 if r['family'] == reference(r) else float('nan'))
 
 
-def _tests():
+def _tests() -> _Tests:
   return ([(f'{m}_vs_control', lambda r: r['best_control'])
            for m in VS_CONTROL] + [(f'{m}_vs_ce', lambda r: 'ce')
                                    for m in VS_CE])
@@ -255,5 +265,5 @@ def study_rows(study: dict) -> list[dict]:
   return rows
 
 
-def rows_of(rows, regime):
+def rows_of(rows: list[dict], regime: str) -> list[dict]:
   return [r for r in rows if r['regime'] == regime]

@@ -11,24 +11,28 @@ import re
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import jax
+
+K = TypeVar('K')
 
 
 @dataclasses.dataclass
 class Contestant:
   """Parts timed one after the other in each round ('epoch', 'eval', ...)."""
-  parts: dict[str, Callable[[], None]]
-  warm_up: Callable[[], None]
+  parts: dict[str, Callable[[], object]]
+  warm_up: Callable[[], object]
   num_images: int = 0  # training images per 'epoch' (or per call)
   steps: int = 0
-  compiled_text: dict[str, Callable[[], str]] = dataclasses.field(
+  # Called with no arguments; '...' admits bench.py's `lambda n=name: ...`.
+  compiled_text: dict[str, Callable[..., str | None]] = dataclasses.field(
       default_factory=dict)
 
 
-def time_interleaved(contestants: dict[str, Contestant], repeats: int,
-                     pause_s: float = 0.5) -> dict[str, dict[str, list[float]]]:
+def time_interleaved(contestants: dict[K, Contestant], repeats: int,
+                     pause_s: float = 0.5) -> dict[K, dict[str, list[float]]]:
   """Seconds of each part of each contestant, round-robin, after a warm-up.
 
   The pause lets the previous contestant's worker threads go idle (OpenMP
@@ -36,8 +40,9 @@ def time_interleaved(contestants: dict[str, Contestant], repeats: int,
   """
   for contestant in contestants.values():
     contestant.warm_up()
-  times = {name: {part: [] for part in c.parts}
-           for name, c in contestants.items()}
+  times: dict[K, dict[str, list[float]]] = {
+      name: {part: [] for part in c.parts}
+      for name, c in contestants.items()}
   for _ in range(repeats):
     for name, contestant in contestants.items():
       for part, run in contestant.parts.items():
@@ -57,7 +62,8 @@ def _hlo_ops(compiled_text: str) -> dict[str, str]:
   return ops
 
 
-def profile_ops(run, compiled_text: str, per: int, top: int) -> dict:
+def profile_ops(run: Callable[[], object], compiled_text: str | None,
+                per: int, top: int) -> dict[str, Any]:
   """Time per kind of XLA op in one call of ``run``, from a profiler trace.
 
   Sums the trace events of XLA's threads by HLO op, groups ops of the same
@@ -77,7 +83,10 @@ def profile_ops(run, compiled_text: str, per: int, top: int) -> dict:
     if not trace_files:
       raise RuntimeError(f'jax.profiler wrote no trace under {trace_dir}.')
     profile = jax.profiler.ProfileData.from_file(str(trace_files[0]))
+  assert compiled_text is not None  # None where the backend has no HLO text
   hlo = _hlo_ops(compiled_text)
+  groups_ns: collections.Counter[str]
+  groups_ops: collections.defaultdict[str, set[str]]
   groups_ns, groups_ops = collections.Counter(), collections.defaultdict(set)
   for plane in profile.planes:
     for line in plane.lines:
@@ -93,7 +102,7 @@ def profile_ops(run, compiled_text: str, per: int, top: int) -> dict:
   return {'wall_ms': wall * 1e3 / per, 'ops_ms': total_ms, 'top_ops': rows}
 
 
-def print_profile(profile: dict, what: str) -> None:
+def print_profile(profile: dict[str, Any], what: str) -> None:
   print(f"\nprofile of {what}: {profile['wall_ms']:.1f} ms wall, "
         f"{profile['ops_ms']:.1f} ms in XLA ops (summed over threads)")
   print(f"{'ms':>7} {'share':>6} {'ops':>4}  shape opcode name")
@@ -102,12 +111,12 @@ def print_profile(profile: dict, what: str) -> None:
           f"{r['count']:>4}  {r['ops']}")
 
 
-def spread(values) -> dict:
+def spread(values: Sequence[float]) -> dict[str, Any]:
   return {'median': statistics.median(values), 'min': min(values),
           'max': max(values), 'all_rounds': list(values)}
 
 
-def torch_cnn():
+def torch_cnn() -> Any:  # a torch.nn.Sequential
   import torch
   from torch import nn
   torch.manual_seed(0)

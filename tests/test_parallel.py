@@ -15,9 +15,13 @@ import pytest
 import parallel
 import train
 from cli import build_parser
-from conftest import ROOT
-from test_data import make_fake_mnist, write_split
-from test_train import learnable_dataset, run_config
+from conftest import (
+  ROOT,
+  learnable_dataset,
+  make_fake_mnist,
+  run_config,
+  write_split,
+)
 
 # 2 048 images, batch 32: 64 steps per epoch, 16 images per process per step.
 RUN_FLAGS = ['--epochs', '3', '--batch_size', '32', '--distributed_timeout',
@@ -82,6 +86,7 @@ def final(workdir):
   return json.loads((pathlib.Path(workdir) / 'summary.json').read_text())
 
 
+@pytest.mark.slow
 def test_two_processes_match_one(runs):
   single, pair = final(runs['single']), final(runs['pair'])
   assert len(pair['devices']) == 2 and len(single['devices']) == 1
@@ -101,6 +106,7 @@ def test_two_processes_match_one(runs):
               single['final']['test'][decoding][metric]['mean'])
 
 
+@pytest.mark.slow
 def test_only_process_0_writes_and_prints(runs):
   lines = (runs['pair'] / 'metrics.jsonl').read_text().splitlines()
   assert [json.loads(line)['epoch'] for line in lines] == [1, 2, 3]  # once
@@ -121,6 +127,7 @@ def test_a_process_that_is_not_primary_writes_no_files(monkeypatch, tmp_path):
   assert sorted(p.name for p in tmp_path.iterdir()) == ['checkpoints']
 
 
+@pytest.mark.slow
 def test_killed_peer_stops_the_other_and_resume_matches(runs, mnist_dir,
                                                         tmp_path):
   procs = launch_pair(tmp_path, mnist_dir)
@@ -147,6 +154,7 @@ def test_killed_peer_stops_the_other_and_resume_matches(runs, mnist_dir,
   assert resumed['final']['test'] == whole['final']['test']
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('flags_1, other_data, message', [
     (['--learning_rate', '0.001'], False, 'disagree on their flags'),
     ([], True, 'disagree on their data'),
@@ -165,6 +173,7 @@ def test_processes_that_disagree_stop_with_an_error(
   assert not (tmp_path / 'run' / 'metrics.jsonl').exists()
 
 
+@pytest.mark.slow
 def test_unreachable_coordinator_fails_in_bounded_time(tmp_path, mnist_dir):
   t0 = time.time()
   proc = launch(tmp_path, mnist_dir, '--distributed_timeout', '3',
@@ -175,6 +184,7 @@ def test_unreachable_coordinator_fails_in_bounded_time(tmp_path, mnist_dir):
   assert time.time() - t0 < 30
 
 
+@pytest.mark.slow
 def test_process_0_alone_gives_up_in_bounded_time(tmp_path, mnist_dir):
   t0 = time.time()
   proc = launch(tmp_path, mnist_dir, '--distributed_timeout', '3',
@@ -185,6 +195,7 @@ def test_process_0_alone_gives_up_in_bounded_time(tmp_path, mnist_dir):
   assert time.time() - t0 < 30
 
 
+@pytest.mark.slow
 def test_batch_that_does_not_split_over_the_processes(tmp_path, mnist_dir):
   for rc, _, err in finish(launch_pair(tmp_path, mnist_dir, '--batch_size',
                                        '33'), timeout=120):
@@ -208,8 +219,30 @@ def test_bad_multi_process_flags_exit_2(flags, message, capsys):
   assert message in capsys.readouterr().err
 
 
-def test_multi_process_flags_are_in_help():
-  text = build_parser().format_help()
-  for flag in ('--coordinator_address', '--num_processes', '--process_id',
-               '--distributed', '--distributed_timeout'):
-    assert flag in text
+MULTI_PROCESS_FLAGS = ['--coordinator_address', 'host:1234', '--num_processes',
+                       '2', '--process_id', '1', '--distributed',
+                       '--distributed_timeout', '30']
+
+
+def _multi_process_values(args):
+  return (args.coordinator_address, args.num_processes, args.process_id,
+          args.distributed, args.distributed_timeout)
+
+
+def test_multi_process_flags_parse_to_their_values_and_are_documented():
+  parser = build_parser()
+  given = parser.parse_args(MULTI_PROCESS_FLAGS)
+  assert _multi_process_values(given) == ('host:1234', 2, 1, True, 30)
+  assert parallel.check_flags(given) is None and parallel.wanted(given)
+  defaults = parser.parse_args([])
+  assert _multi_process_values(defaults) == (None, None, None, False, 120)
+  assert parallel.check_flags(defaults) is None
+  assert not parallel.wanted(defaults)
+  text = ' '.join(parser.format_help().split())
+  for flag, says in [('--coordinator_address HOST:PORT', "process 0's address"),
+                     ('--num_processes', 'how many processes take part'),
+                     ('--process_id', 'this process, 0 to --num_processes - 1'),
+                     ('--distributed', 'join a multi-process run'),
+                     ('--distributed_timeout SECONDS', 'give up when the '
+                      'coordinator or a peer is not reachable')]:
+    assert f'{flag} ' in text and says in text, flag

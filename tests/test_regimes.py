@@ -10,12 +10,7 @@ import corruptions
 import data
 import run_data
 import train
-from test_train import learnable_dataset, read_jsonl, run_config
-
-
-@pytest.fixture(scope='module')
-def tiny():
-  return learnable_dataset(num_train=320, num_test=128)
+from conftest import learnable_dataset, read_jsonl, run_config
 
 
 def test_validation_is_the_same_held_out_set_every_time():
@@ -76,6 +71,7 @@ def test_prepare_data_draws_per_seed_and_keeps_eval_labels_clean(tiny):
   np.testing.assert_array_equal(clean.labels_SxN, run.labels_SxN)
 
 
+@pytest.mark.slow
 def test_validation_run_without_test_scores_only_validation(tiny, tmp_path):
   config = run_config(validation_size=64, train_size=128, score_test=False,
                       epochs=3, eval_every=2, num_seeds=2)
@@ -88,6 +84,7 @@ def test_validation_run_without_test_scores_only_validation(tiny, tmp_path):
   assert len(accuracy) == 2 and all(0 <= a <= 1 for a in accuracy)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('sweep', [{}, {'learning_rate': [0.003, 0.006]}])
 def test_resume_with_eval_every_matches_uninterrupted(sweep, tiny, tmp_path,
                                                      monkeypatch):
@@ -115,6 +112,7 @@ def test_resume_with_eval_every_matches_uninterrupted(sweep, tiny, tmp_path,
   assert resumed['points'] == whole['points']
 
 
+@pytest.mark.slow
 def test_shifted_test_scores_every_corruption_at_the_end(tiny, tmp_path):
   summary = train.train_and_evaluate(
       run_config(shifted_test=True, epochs=2), tmp_path, dataset=tiny)
@@ -132,6 +130,7 @@ def test_shifted_test_scores_every_corruption_at_the_end(tiny, tmp_path):
   assert worse >= len(shifted) // 2, (worse, clean, shifted)
 
 
+@pytest.mark.slow
 def test_label_noise_hurts_and_default_data_path_is_unchanged(tiny, tmp_path):
   clean = train.train_and_evaluate(run_config(epochs=4), tmp_path / 'c',
                                    dataset=tiny)

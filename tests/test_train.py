@@ -2,7 +2,6 @@
 
 import json
 import os
-import pathlib
 import re
 import signal
 import subprocess
@@ -13,7 +12,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import data
 import losses
 import metrics
 import programs
@@ -21,44 +19,20 @@ import progress
 import train
 from cli import build_parser
 from config import FIELDS, SWEEPABLE, Config, ConfigError
-from conftest import MNIST_DIR, ROOT
+from conftest import (
+  MNIST_DIR,
+  ROOT,
+  learnable_dataset,
+  make_fake_mnist,
+  read_jsonl,
+  run_config,
+)
 from model import CPU_CHUNK_SIZE
-from resolve import resolve
-from test_data import make_fake_mnist
-
-
-def learnable_dataset(num_train=256, num_test=128, seed=0):
-  """Noise with a bright band at a row set by the label: quick to learn."""
-  rng = np.random.default_rng(seed)
-
-  def split(n):
-    labels = rng.integers(0, 10, n).astype(np.int32)
-    images = rng.integers(0, 40, (n, 28, 28, 1)).astype(np.uint8)
-    for image, label in zip(images, labels, strict=True):
-      image[4 + 2 * label:6 + 2 * label] = 255
-    return data.Split(images, labels)
-
-  return {'train': split(num_train), 'test': split(num_test)}
-
-
-@pytest.fixture(scope='module')
-def tiny():
-  return learnable_dataset()
+from resolve import make_optimizer, resolve
 
 
 def strip_times(record):
   return {k: v for k, v in record.items() if not k.endswith('_s')}
-
-
-def read_jsonl(path):
-  return [json.loads(line)
-          for line in pathlib.Path(path).read_text().splitlines()]
-
-
-def run_config(**kw):
-  kw.setdefault('batch_size', 32)
-  kw.setdefault('epochs', 1)
-  return Config(**kw)
 
 
 EXTRA_FLAGS = {'expected_cost': {'ce_weight': 0.5},
@@ -66,6 +40,16 @@ EXTRA_FLAGS = {'expected_cost': {'ce_weight': 0.5},
                'clm': {'link': 'probit'}}
 
 
+@pytest.mark.parametrize('name', sorted(losses.LOSSES))
+def test_every_registered_loss_resolves_with_its_defaults(name):
+  run = resolve(run_config(loss=name, **EXTRA_FLAGS.get(name, {})))
+  outputs = jnp.zeros((3, run.head.num_outputs(10)))
+  loss_B = run.loss(outputs, jnp.array([0, 4, 9]), {})
+  assert loss_B.shape == (3,) or name == 'weighted_kappa'
+  assert np.all(np.isfinite(loss_B))
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize('name', sorted(losses.LOSSES))
 def test_one_epoch_for_every_registered_loss(name, tiny, tmp_path):
   extra = EXTRA_FLAGS.get(name, {})
@@ -116,6 +100,7 @@ def test_learns_the_easy_synthetic_task(tiny, tmp_path):
   assert summary['final']['test']['argmax']['accuracy']['mean'] > 0.9
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_metrics(tiny, tmp_path):
   config = run_config(loss='expected_cost', epochs=2)
   train.train_and_evaluate(config, tmp_path / 'a', dataset=tiny)
@@ -156,6 +141,7 @@ def test_bayes_decoding_minimises_the_decode_distance(tiny, tmp_path):
                                 losses.cyclic_distance(10))
 
 
+@pytest.mark.slow
 def test_stop_after_cuts_the_full_schedule_short(tiny, tmp_path):
   config = Config(epochs=3, num_seeds=2)
   train.train_and_evaluate(config, tmp_path / 'full', dataset=tiny)
@@ -173,6 +159,7 @@ def test_stop_after_cuts_the_full_schedule_short(tiny, tmp_path):
   assert short['final']['train_loss'] != cut['final']['train_loss']
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
   mnist = make_fake_mnist(tmp_path, num_train=4096, num_test=256)
   flags = ['--data_dir', str(mnist), '--epochs', '6', '--batch_size', '32',
@@ -205,6 +192,7 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
   assert lines_a == lines_b and len(lines_a) == 6
 
 
+@pytest.mark.slow
 def test_cli_nan_exits_1_naming_the_step(tmp_path):
   mnist = make_fake_mnist(tmp_path)
   out = cli('--data_dir', str(mnist), '--epochs', '1', '--batch_size', '16',
@@ -344,6 +332,7 @@ def test_the_cli_and_the_library_give_the_same_error(overrides, fake_dir,
   assert not (tmp_path / 'lib').exists()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not MNIST_DIR.is_dir(), reason='real MNIST not found')
 def test_default_config_one_epoch_on_real_mnist(tmp_path):
   config = Config(epochs=1, data_dir=str(MNIST_DIR))
@@ -358,7 +347,7 @@ import json, sys
 sys.path[:0] = [{root!r}, {tests!r}]
 import jax, programs, train
 from config import Config
-from test_train import learnable_dataset
+from conftest import learnable_dataset
 assert jax.device_count() == 4, jax.devices()
 assert programs.conv_settings()[1] == 0  # each device already holds a slice
 summary = train.train_and_evaluate(Config(**{config!r}), {workdir!r},
@@ -367,6 +356,7 @@ print(json.dumps(summary['points']))
 '''
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('sweep', [{}, {'ce_weight': [0.0, 1.0]}])
 def test_sharded_run_matches_single_device(sweep, tiny, tmp_path):
   # The single-device run also chunks its conv layers; the sharded one not.
@@ -395,6 +385,7 @@ def test_sharded_run_matches_single_device(sweep, tiny, tmp_path):
             scores['per_seed'], atol=0.02, err_msg=metric)
 
 
+@pytest.mark.slow
 def test_batch_not_divisible_by_devices_exits_2_before_writing(fake_dir,
                                                                tmp_path):
   env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=4')
@@ -422,6 +413,7 @@ def test_config_checks_every_field_wherever_it_is_made():
       resolve(Config(**overrides))
 
 
+@pytest.mark.slow
 def test_resume_takes_the_given_epochs_even_when_it_equals_the_default(
     fake_dir, tmp_path):
   workdir = str(tmp_path / 'run')
@@ -436,6 +428,7 @@ def test_resume_takes_the_given_epochs_even_when_it_equals_the_default(
   assert train.main(common + ['--resume', '--loss', 'cross_entropy']) == 0
 
 
+@pytest.mark.slow
 def test_resume_of_a_cut_run_continues_its_schedule(fake_dir, tmp_path):
   common = ['--data_dir', str(fake_dir), '--quiet', '--epochs', '3']
   cut = ['--workdir', str(tmp_path / 'cut')]
@@ -450,9 +443,10 @@ def test_resume_of_a_cut_run_continues_its_schedule(fake_dir, tmp_path):
   assert lines['cut'] == lines['full']
 
 
-@pytest.mark.parametrize('flag, value', [('--loss', 'coral'),
-                                         ('--learning_rate', '0.01'),
-                                         ('--seed', '3')])
+@pytest.mark.parametrize('flag, value', [
+    ('--loss', 'coral'),
+    pytest.param('--learning_rate', '0.01', marks=pytest.mark.slow),
+    pytest.param('--seed', '3', marks=pytest.mark.slow)])
 def test_resume_with_a_conflicting_flag_exits_2(flag, value, fake_dir,
                                                 tmp_path, capsys):
   workdir = str(tmp_path / 'run')
@@ -482,11 +476,11 @@ def test_progress_bar_reports_steps_from_inside_the_compiled_epoch(
                              quiet=False, dataset=tiny)
   finally:
     progress.StepProgress.__call__ = real_call
-  # 256 images / 32 = 8 steps per epoch: every step reports (8 // 100 -> 1),
-  # once per seed, in both epochs.
-  assert calls == [s for s in range(8) for _ in range(2)] * 2
+  # 320 images / 32 = 10 steps per epoch: every step reports (10 // 100 ->
+  # 1), once per seed, in both epochs.
+  assert calls == [s for s in range(10) for _ in range(2)] * 2
   err = capsys.readouterr().err
-  assert '1.02k/1.02kimg' in err or '1.02k/1.02k' in err, err[-500:]
+  assert '1.28k/1.28k' in err, err[-500:]
   assert 'epoch 2: loss' in err and 'test acc' in err
 
 
@@ -497,3 +491,21 @@ def test_quiet_prints_one_line_per_evaluated_epoch(tiny, tmp_path, capsys):
   epochs = [line.split(':')[0] for line in out.out.splitlines()]
   assert epochs == ['epoch 2', 'epoch 3']
   assert out.err == ''
+
+
+def test_a_run_of_one_step_takes_the_peak_rate(tmp_path):
+  # One epoch of one batch: the cosine schedule has no step to decay over.
+  (tmp_path / 'mnist').mkdir()
+  mnist = make_fake_mnist(tmp_path / 'mnist', num_train=1032, num_test=32)
+  workdir = tmp_path / 'run'
+  assert train.main(['--data_dir', str(mnist), '--epochs', '1',
+                     '--train_size', '32', '--batch_size', '32',
+                     '--validation_size', '1000', '--workdir', str(workdir),
+                     '--quiet']) == 0
+  summary = json.loads((workdir / 'summary.json').read_text())
+  assert summary['epochs_completed'] == 1
+  optimizer = make_optimizer(Config(epochs=1), 1, learning_rate=0.01,
+                             weight_decay=0.0)
+  grads = {'w': jnp.ones(3)}
+  updates, _ = optimizer.update(grads, optimizer.init(grads), grads)
+  np.testing.assert_allclose(updates['w'], -0.01, rtol=1e-4)  # Adam's step
