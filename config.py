@@ -235,6 +235,8 @@ def check_field(name: str, value: Any) -> None:
     value = float(value)
   if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
     raise ConfigError(f'--{name} must be {kind.__name__}, got {value!r}.')
+  # After isinstance(value, kind) with kind float, value is a float; mypy
+  # cannot narrow through the variable kind.
   if kind is float and not math.isfinite(cast(float, value)):
     raise ConfigError(f'--{name} must be a finite number, got {value!r}.')
   if meta['check'] is not None:

@@ -35,7 +35,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -349,10 +349,9 @@ def best_distance_aware(tuned_regimes: list[dict[str, dict]]) -> str:
   over the regimes (ties: by name)."""
   ranks: dict[str, list[int]] = {}
   for tuned in tuned_regimes:
-    # The cast: mypy cannot infer a lambda with a default argument.
-    aware = sorted((f for f, t in tuned.items() if t['role'] == DISTANCE),
-                   key=cast(Callable[[str], float], lambda f, tuned=tuned:
-                            tuned[f]['choice'].validation_mde))
+    scores = {f: t['choice'].validation_mde for f, t in tuned.items()
+              if t['role'] == DISTANCE}
+    aware = sorted(scores, key=scores.__getitem__)
     for rank, family in enumerate(aware):
       ranks.setdefault(family, []).append(rank)
   everywhere = [f for f, r in ranks.items() if len(r) == len(tuned_regimes)]

@@ -177,7 +177,7 @@ def _named(fn: _F) -> _F:
       named.unnamed_message = message
       raise named from None
 
-  return wrapper  # type: ignore[return-value]
+  return wrapper  # type: ignore[return-value]  # wraps keeps fn's signature
 
 # ----------------------------------------------------------------------------
 # Distances.

@@ -123,11 +123,11 @@ class Run(NamedTuple):
 
   def _kwargs(self, names: Iterable[str],
               hp: dict[str, Any]) -> dict[str, Any]:
-    # A hyperparameter the Config does not set (weighted kappa's stability)
-    # keeps the loss's own default.
+    # A hyperparameter that no Config field sets (weighted kappa's
+    # stability) keeps the loss's own default; every other one must be here.
     static = {'num_classes': NUM_CLASSES, 'link': self.config.link}
     return {n: static[n] if n in static else self.value(hp, n) for n in names
-            if n in static or n in hp or n in self.constants}
+            if n in static or n in FIELDS or n in hp or n in self.constants}
 
   def loss(self, outputs: jax.Array, labels: jax.Array,
            hp: dict[str, Any]) -> jax.Array:

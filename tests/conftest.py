@@ -17,9 +17,12 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 jax.config.update('jax_numpy_rank_promotion', 'raise')
-jax.config.update('jax_compilation_cache_dir',
-                  os.environ.get('JAX_COMPILATION_CACHE_DIR',
-                                 str(ROOT / '.pytest_cache' / 'jax')))
+# One cache folder per pytest-xdist worker: workers never write one entry
+# at the same time.
+jax.config.update('jax_compilation_cache_dir', os.environ.get(
+    'JAX_COMPILATION_CACHE_DIR', str(ROOT / '.pytest_cache' / 'jax' /
+                                     os.environ.get('PYTEST_XDIST_WORKER',
+                                                    'main'))))
 jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.5)
 
 import data  # noqa: E402  (after ROOT is on the path)

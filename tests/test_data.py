@@ -12,13 +12,14 @@ import numpy as np
 import pytest
 
 import data
-from conftest import MNIST_DIR, make_fake_mnist
+from conftest import MNIST_DIR, make_fake_mnist, needs_mnist
 
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 
-@pytest.mark.skipif(not MNIST_DIR.is_dir(), reason='real MNIST not found')
+@pytest.mark.slow
+@needs_mnist
 def test_real_mnist_loads_with_known_counts():
   mnist = data.load_mnist(MNIST_DIR)
   train, test = mnist['train'], mnist['test']
@@ -185,7 +186,7 @@ def no_local_data(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not MNIST_DIR.is_dir(), reason='real MNIST not found')
+@needs_mnist
 def test_download_fills_the_cache_and_the_next_load_reads_it(
     no_local_data, monkeypatch):
   with http_server(MNIST_DIR) as url:

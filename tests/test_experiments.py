@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 
 import numpy as np
 import pytest
@@ -157,7 +158,7 @@ def test_every_plan_names_known_regimes_and_families():
 
 
 @pytest.mark.slow
-def test_no_chosen_rate_sits_on_an_edge_of_the_rates_tried(tiny_study):
+def test_a_rate_on_an_edge_is_flagged_only_after_every_extension(tiny_study):
   # Recomputed from the cells' own records, not with experiments' helpers: a
   # chosen rate on an edge of what was tried is flagged, and only after every
   # allowed extension ran.
@@ -357,6 +358,20 @@ def test_row_command_reproduces_the_row(tiny_study, tmp_path):
     np.testing.assert_allclose(
         again['final']['test'][decoding][metric]['mean'], row[metric],
         rtol=1e-6)
+
+
+def test_the_committed_report_regenerates_from_the_committed_cells(tmp_path):
+  # Every cell is committed: the study only reads them (a missing one would
+  # need the dataset, which is not given) and the report comes out the same.
+  shutil.copytree(ROOT / 'results' / 'study', tmp_path / 'study')
+  study = experiments.run_study('full', None, tmp_path, tmp_path / 'runs',
+                                base=Config(data_dir='../shared/mnist'),
+                                log=lambda message: None)
+  study_report.write_report(study, tmp_path)
+  for name in ('study.csv', 'study.md'):
+    assert (tmp_path / name).read_text() == (
+        ROOT / 'results' / name).read_text(), name
+  assert not (tmp_path / 'runs').exists()  # nothing trained
 
 
 def test_command_for_turns_on_off_fields_into_flags():

@@ -7,6 +7,7 @@ first argument ``logits`` exactly where a softmax over the K classes is meant
 and ``outputs`` for every other head.
 """
 
+import ast
 import inspect
 import pathlib
 import shutil
@@ -194,6 +195,17 @@ def test_errors_name_the_function_called_once():
                              'have 4 classes; build it with num_classes=4.')
 
 
+def test_losses_py_imports_only_jax_numpy_optax_scipy_and_the_stdlib():
+  tree = ast.parse(pathlib.Path(losses.__file__).read_text())
+  imported = {alias.name.split('.')[0] for node in ast.walk(tree)
+              if isinstance(node, ast.Import) for alias in node.names}
+  imported |= {node.module.split('.')[0] for node in ast.walk(tree)
+               if isinstance(node, ast.ImportFrom) and node.module}
+  assert imported - set(sys.stdlib_module_names) == {'jax', 'numpy', 'optax',
+                                                      'scipy'}
+
+
+@pytest.mark.slow
 def test_losses_py_runs_when_copied_alone(tmp_path):
   shutil.copy(pathlib.Path(losses.__file__), tmp_path / 'losses.py')
   script = textwrap.dedent("""

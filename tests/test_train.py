@@ -24,6 +24,7 @@ from conftest import (
   ROOT,
   learnable_dataset,
   make_fake_mnist,
+  needs_mnist,
   read_jsonl,
   run_config,
 )
@@ -333,7 +334,7 @@ def test_the_cli_and_the_library_give_the_same_error(overrides, fake_dir,
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not MNIST_DIR.is_dir(), reason='real MNIST not found')
+@needs_mnist
 def test_default_config_one_epoch_on_real_mnist(tmp_path):
   config = Config(epochs=1, data_dir=str(MNIST_DIR))
   summary = train.train_and_evaluate(config, tmp_path)

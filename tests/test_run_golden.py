@@ -1,0 +1,72 @@
+"""A plain run and a 4-point sweep on a small real-MNIST subset give the
+metrics they gave at 319ed63, before the refactors of issues 26-28.
+
+tests/data/run_golden.json holds their final metrics, recorded by running the
+two commands below in a checkout of 319ed63 (``PYTHONPATH=.:tests python
+tests/test_run_golden.py --write DIR`` reads the two workdirs back from DIR).
+"""
+
+import json
+import pathlib
+import sys
+
+import numpy as np
+import pytest
+
+import train
+from conftest import MNIST_DIR, needs_mnist
+
+GOLDEN = pathlib.Path(__file__).parent / 'data' / 'run_golden.json'
+SUBSET = ['--train_size', '512', '--validation_size', '1000', '--epochs', '2',
+          '--num_seeds', '2', '--loss', 'soft_label_cross_entropy', '--quiet']
+RUNS = {
+    'plain': [*SUBSET, '--temperature', '0.7'],
+    'sweep': [*SUBSET, '--sweep', 'learning_rate=0.003,0.006', '--sweep',
+              'temperature=0.5,1'],
+}
+
+
+def final_metrics(summary: dict) -> list:
+  """Each point's final metrics, seconds left out."""
+  points = summary.get('points') or [{'final': summary['final']}]
+  return [{split: point['final'][split] for split in ('validation', 'test')}
+          for point in points]
+
+
+def leaves(tree, path=''):
+  if isinstance(tree, dict):
+    for key, value in sorted(tree.items()):
+      yield from leaves(value, f'{path}/{key}')
+  elif isinstance(tree, list) and tree and isinstance(tree[0], dict | list):
+    for i, value in enumerate(tree):
+      yield from leaves(value, f'{path}/{i}')
+  else:
+    yield path, tree
+
+
+@pytest.mark.slow
+@needs_mnist
+@pytest.mark.parametrize('name', sorted(RUNS))
+def test_metrics_equal_those_recorded_before_the_refactor(name, tmp_path):
+  workdir = tmp_path / name
+  assert train.main(['--data_dir', str(MNIST_DIR), '--workdir', str(workdir),
+                     *RUNS[name]]) == 0
+  got = final_metrics(json.loads((workdir / 'summary.json').read_text()))
+  want = json.loads(GOLDEN.read_text())[name]
+  got_leaves, want_leaves = dict(leaves(got)), dict(leaves(want))
+  assert got_leaves.keys() == want_leaves.keys()
+  for path, value in want_leaves.items():
+    np.testing.assert_allclose(got_leaves[path], value, rtol=1e-6, atol=1e-6,
+                               err_msg=path)
+
+
+if __name__ == '__main__':
+  if sys.argv[1:2] != ['--write'] or len(sys.argv) != 3:
+    sys.exit('usage: python tests/test_run_golden.py --write DIR (holding '
+             'the workdirs plain/ and sweep/ of RUNS, run at 319ed63)')
+  folder = pathlib.Path(sys.argv[2])
+  GOLDEN.write_text(json.dumps({
+      name: final_metrics(json.loads(
+          (folder / name / 'summary.json').read_text())) for name in RUNS},
+      indent=1) + '\n')
+  print(f'wrote {GOLDEN}')
