@@ -1,10 +1,14 @@
-"""The README's Python snippets run as written."""
+"""The README's Python snippets run as written; its first recipe trains."""
 
 import pathlib
 import re
 
 import numpy as np
 import pytest
+
+import train
+from config import Config
+from conftest import MNIST_DIR, needs_mnist
 
 README = pathlib.Path(__file__).resolve().parent.parent / 'README.md'
 SNIPPETS = re.findall(r'```python\n(.*?)```', README.read_text(), re.DOTALL)
@@ -24,3 +28,16 @@ def test_snippet_runs(index):
     assert namespace['per_example'].shape == (32,)
     assert np.all(np.asarray(namespace['per_example'])[30:] == 0.0)
     assert np.isfinite(float(namespace['loss']))
+
+
+@pytest.mark.slow
+@needs_mnist
+def test_the_first_recipe_trains_like_cross_entropy(tmp_path):
+  # The README's recipe (smoothed SORD, eps 0.6, T 3) for one epoch of the
+  # defaults: 99.17 % measured for seed 0, where expected cost alone gives
+  # 50 % and cross-entropy 99.09 %.
+  assert "temperature=3.0, epsilon=0.6)" in SNIPPETS[0]
+  config = Config(loss='soft_label_cross_entropy', temperature=3.0,
+                  epsilon=0.6, epochs=1, data_dir=str(MNIST_DIR))
+  summary = train.train_and_evaluate(config, tmp_path)
+  assert summary['final']['test']['argmax']['accuracy']['mean'] >= 0.99
