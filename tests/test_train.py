@@ -1,5 +1,6 @@
 """End-to-end tests of train.py on small synthetic data, and one real run."""
 
+import collections
 import json
 import os
 import re
@@ -8,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -510,3 +512,25 @@ def test_a_run_of_one_step_takes_the_peak_rate(tmp_path):
   grads = {'w': jnp.ones(3)}
   updates, _ = optimizer.update(grads, optimizer.init(grads), grads)
   np.testing.assert_allclose(updates['w'], -0.01, rtol=1e-4)  # Adam's step
+
+
+def test_a_run_compiles_its_epoch_once_and_its_evaluation_once_per_split(
+    tiny, tmp_path):
+  # Counted exactly, not timed: three epochs reuse one compiled epoch, and
+  # the evaluation compiles once for the validation split's shape and once
+  # for the test split's.
+  compiles = collections.Counter()
+
+  def count(event, duration, **kwargs):
+    del duration
+    if event == '/jax/core/compile/backend_compile_duration':
+      compiles[kwargs.get('fun_name')] += 1
+
+  jax.monitoring.register_event_duration_secs_listener(count)
+  try:
+    train.train_and_evaluate(run_config(epochs=3, validation_size=64),
+                             tmp_path, dataset=tiny)
+  finally:
+    jax.monitoring.unregister_event_duration_listener(count)
+  assert compiles['jit(train_epoch)'] == 1
+  assert compiles['jit(evaluate)'] == 2
