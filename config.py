@@ -83,9 +83,10 @@ class Config:
       None, 'concentration of the von_mises_head loss (default 1.0)',
       check=_POSITIVE, sweep=True)
   epsilon: float | None = _field(
-      None, 'share of the target spread off the label: uniformly by '
-      'label_smoothing_cross_entropy (default 0.1), by the distance by '
-      'soft_label_cross_entropy (default 1.0: SORD)',
+      None, 'weight of the smoothing distribution mixed into the one-hot '
+      'target, (1 - EPSILON) one-hot + EPSILON q: q uniform for '
+      'label_smoothing_cross_entropy (default 0.1), q = softmax(-C[y] / T) '
+      'for soft_label_cross_entropy (default 1.0: SORD)',
       check=('in (0, 1]', lambda v: 0 < v <= 1), sweep=True)
   link: str = _field('logit', 'link function of the clm head (cumulative '
                      'link model)',
@@ -224,8 +225,12 @@ def check_field(name: str, value: Any) -> None:
   if meta['choices'] is not None:
     allowed = meta['choices']()
     if value not in allowed:
+      renamed = (f' ({value} was renamed {RENAMED_LOSSES[value]} on '
+                 '2026-12-02)' if name == 'loss' and value in RENAMED_LOSSES
+                 else '')
       raise ConfigError(f'--{name} must be one of '
-                        f'{", ".join(map(str, allowed))}; got {value!r}.')
+                        f'{", ".join(map(str, allowed))}; got {value!r}'
+                        f'{renamed}.')
   if value is None:
     if FIELDS[name].default is not None:
       raise ConfigError(f'--{name} needs a value.')

@@ -18,7 +18,9 @@ and returns per-example losses of shape ``[...]``; the caller reduces.
   learned-temperature Poisson head's two values, the von Mises head's
   (cos, sin).
 - ``labels`` are integer classes of shape ``[...]``.
-- Hyperparameters are keyword-only, each with one meaning in the whole file.
+- Hyperparameters are keyword-only, each with one meaning in the whole file
+  (``epsilon``: the weight of a smoothing distribution mixed into the
+  one-hot target).
 - ``axis`` is the class (or output) axis of the first argument; ``where`` a
   boolean mask of shape ``[...]``: masked examples give exactly 0.
 - The named exception: :func:`weighted_kappa_loss` is a batch-level loss and
@@ -455,7 +457,8 @@ def soft_label_cross_entropy(logits: ArrayLike, labels: ArrayLike, *,
     labels: integer classes in ``[0, K)``, shape ``[...]``.
     distance: cost matrix ``C`` of shape ``[K, K]``.
     temperature: ``T > 0``.
-    epsilon: the share of the target spread by the distance, in ``(0, 1]``.
+    epsilon: the weight of the distance's soft labels mixed into the one-hot
+      target, in ``(0, 1]``.
     axis: the class axis of ``logits``.
     where: optional boolean mask of shape ``[...]``; masked examples give 0.
 
@@ -498,7 +501,8 @@ def label_smoothing_cross_entropy(logits: ArrayLike, labels: ArrayLike, *,
   Args:
     logits: unnormalized log probabilities, shape ``[..., K]``.
     labels: integer classes in ``[0, K)``, shape ``[...]``.
-    epsilon: the share of the target spread uniformly, in ``(0, 1]``.
+    epsilon: the weight of the uniform distribution mixed into the one-hot
+      target, in ``(0, 1]``.
     axis: the class axis of ``logits``.
     where: optional boolean mask of shape ``[...]``; masked examples give 0.
 
@@ -1652,7 +1656,7 @@ def weighted_kappa_loss(logits: ArrayLike, labels: ArrayLike, *,
     labels: integer classes in ``[0, K)``, shape ``[...]``.
     distance: weight matrix ``W`` of shape ``[K, K]``.
     stability: added to numerator and denominator so that a perfect batch
-      stays finite (not a share of the target, as ``epsilon`` is elsewhere).
+      stays finite (not a smoothing weight, which ``epsilon`` is elsewhere).
     axis: the class axis of ``logits``.
     where: optional boolean mask of shape ``[...]``; masked examples are left
       out of ``O`` and ``E``.

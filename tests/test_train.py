@@ -219,6 +219,7 @@ def a_file(tmp_path):
 
 @pytest.mark.parametrize('make_flags, flag', [
     (lambda t: ['--loss', 'hinge'], '--loss'),
+    (lambda t: ['--loss', 'binomial'], 'binomial was renamed binomial_head'),
     (lambda t: ['--ce_weight', '-1'], '--ce_weight'),
     (lambda t: ['--ce_weight', 'nan'], '--ce_weight'),
     (lambda t: ['--loss', 'corn', '--ce_weight', '1'], '--ce_weight'),
