@@ -46,12 +46,12 @@ hyperparameter sweep compiles as one vmapped program; their value checks then
 wait for concrete values.
 
 Shapes are written as suffixes of array names, ``logits_BxK``, in the
-project's one legend (``programs.py`` uses the same letters): B batch (any
-batch shape in this file), K classes, T = K - 1 thresholds or binary tasks,
-O outputs of a model's head, N images of a split, M images a seed trains on,
-S seeds, P points of a hyperparameter sweep, E steps of an epoch, Q passes of
-an evaluation, H, W, C image height, width, channels; a digit is that size,
-as in ``outputs_Bx1``.
+project's one legend (``trainer/programs.py`` uses the same letters): B
+batch (any batch shape in this file), K classes, T = K - 1 thresholds or
+binary tasks, O outputs of a model's head, N images of a split, M images a
+seed trains on, S seeds, P points of a hyperparameter sweep, E steps of an
+epoch, Q passes of an evaluation, H, W, C image height, width, channels; a
+digit is that size, as in ``outputs_Bx1``.
 
 Contents, by section:
 

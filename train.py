@@ -7,16 +7,17 @@
         --validation_size 5000 --no_test
 
 A thin entry point over :func:`train_and_evaluate`. The configuration is
-resolved once (``resolve.resolve``: checks, distances, loss, head,
+resolved once (``trainer.resolve``: checks, distances, loss, head,
 optimizer); each epoch is one compiled program (every step and the optimizer
-inside one ``lax.scan``, ``programs.py``), vmapped over ``--num_seeds``
+inside one ``lax.scan``, ``trainer.programs``), vmapped over ``--num_seeds``
 models and over the points of ``--sweep``. After every evaluated epoch the
 validation and test splits are scored for argmax and for cost-aware
 (``bayes_decision``) predictions, a line per point goes to ``metrics.jsonl``
 and an orbax checkpoint is written; ``--resume`` continues a killed run and
-reaches the same final numbers. Around it: ``cli.py`` (the flags),
-``run_data.py`` (splits and batches), ``progress.py`` (what is shown),
-``runfiles.py`` (the run's files), ``parallel.py`` (devices and processes).
+reaches the same final numbers. Around it, in the package ``trainer``:
+``cli`` (the flags), ``run_data`` (splits and batches), ``progress`` (what is
+shown), ``runfiles`` (the run's files), ``parallel`` (devices and
+processes).
 """
 
 from __future__ import annotations
@@ -34,15 +35,14 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-import cli
 import data
-import parallel
-import progress as progress_lib
-from config import Config, ConfigError
-from programs import Evaluation, build_programs
-from resolve import Run, resolve
-from run_data import batches_on_devices, prepare_data
-from runfiles import (
+from trainer import cli, parallel
+from trainer import progress as progress_lib
+from trainer.config import Config, ConfigError
+from trainer.programs import Evaluation, build_programs
+from trainer.resolve import Run, resolve
+from trainer.run_data import batches_on_devices, prepare_data
+from trainer.runfiles import (
   checkpoint_manager,
   mean_std,
   read_metrics_lines,

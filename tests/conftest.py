@@ -76,7 +76,7 @@ def read_jsonl(path):
 
 def run_config(**kw):
   """A Config with the tests' defaults: batch 32, one epoch."""
-  from config import Config
+  from trainer.config import Config
   kw.setdefault('batch_size', 32)
   kw.setdefault('epochs', 1)
   return Config(**kw)

@@ -11,16 +11,16 @@ import shutil
 import numpy as np
 import pytest
 
-import experiments
 import losses
-import study_plan
-import study_report
-import study_rows
 import train
-from cli import build_parser, config_from_args
-from config import Config
 from conftest import ROOT, learnable_dataset
-from resolve import resolve
+from study import experiments
+from study import plan as study_plan
+from study import report as study_report
+from study import rows as study_rows
+from trainer.cli import build_parser, config_from_args
+from trainer.config import Config
+from trainer.resolve import resolve
 
 
 @pytest.fixture(scope='module')

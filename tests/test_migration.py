@@ -13,10 +13,10 @@ import pathlib
 
 import pytest
 
-import experiments
 import train
-from config import Config, migrate
-from resolve import resolve
+from study import experiments
+from trainer.config import Config, migrate
+from trainer.resolve import resolve
 
 RESULTS = pathlib.Path(__file__).resolve().parent.parent / 'results'
 CELLS = sorted([*RESULTS.glob('study/*/*.json'),

@@ -12,9 +12,7 @@ import time
 import numpy as np
 import pytest
 
-import parallel
 import train
-from cli import build_parser
 from conftest import (
   ROOT,
   learnable_dataset,
@@ -22,6 +20,8 @@ from conftest import (
   run_config,
   write_split,
 )
+from trainer import parallel
+from trainer.cli import build_parser
 
 # 2 048 images, batch 32: 64 steps per epoch, 16 images per process per step.
 RUN_FLAGS = ['--epochs', '3', '--batch_size', '32', '--distributed_timeout',

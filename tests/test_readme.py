@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import train
-from config import Config
 from conftest import MNIST_DIR, needs_mnist
+from trainer.config import Config
 
 README = pathlib.Path(__file__).resolve().parent.parent / 'README.md'
 SNIPPETS = re.findall(r'```python\n(.*?)```', README.read_text(), re.DOTALL)

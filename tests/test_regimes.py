@@ -8,9 +8,9 @@ import pytest
 
 import corruptions
 import data
-import run_data
 import train
 from conftest import learnable_dataset, read_jsonl, run_config
+from trainer import run_data
 
 
 def test_validation_is_the_same_held_out_set_every_time():

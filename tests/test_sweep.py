@@ -7,12 +7,11 @@ import jax
 import numpy as np
 import pytest
 
-import cli
-import programs
 import train
-from config import Config, ConfigError
 from conftest import read_jsonl
-from resolve import grid_points, load_distance, resolve
+from trainer import cli, programs
+from trainer.config import Config, ConfigError
+from trainer.resolve import grid_points, load_distance, resolve
 
 
 def assert_same_run(point_final, separate_final):

@@ -1,6 +1,6 @@
 """timing.py: round-robin timing and the summary of its rounds."""
 
-import timing
+from bench import timing
 
 
 def test_rounds_interleave_the_contestants_after_their_warm_ups():

@@ -16,11 +16,7 @@ import pytest
 
 import losses
 import metrics
-import programs
-import progress
 import train
-from cli import build_parser
-from config import FIELDS, SWEEPABLE, Config, ConfigError
 from conftest import (
   MNIST_DIR,
   ROOT,
@@ -31,7 +27,10 @@ from conftest import (
   run_config,
 )
 from model import CPU_CHUNK_SIZE
-from resolve import make_optimizer, resolve
+from trainer import programs, progress
+from trainer.cli import build_parser
+from trainer.config import FIELDS, SWEEPABLE, Config, ConfigError
+from trainer.resolve import make_optimizer, resolve
 
 
 def strip_times(record):
@@ -349,8 +348,9 @@ def test_default_config_one_epoch_on_real_mnist(tmp_path):
 SHARDED_RUN = '''
 import json, sys
 sys.path[:0] = [{root!r}, {tests!r}]
-import jax, programs, train
-from config import Config
+import jax, train
+from trainer import programs
+from trainer.config import Config
 from conftest import learnable_dataset
 assert jax.device_count() == 4, jax.devices()
 assert programs.conv_settings()[1] == 0  # each device already holds a slice

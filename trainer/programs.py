@@ -26,9 +26,9 @@ from jax.sharding import PartitionSpec as P
 
 import losses
 import metrics
-from config import NUM_CLASSES
 from model import CNN, CPU_CHUNK_SIZE, shifted_conv_general_dilated
-from resolve import Run
+from trainer.config import NUM_CLASSES
+from trainer.resolve import Run
 
 EVAL_BATCH = 1000  # images per forward pass in evaluation; bounds memory
 
@@ -240,8 +240,8 @@ def build_programs(run: Run, mesh: Mesh | None = None,
   """The models' initial state and the jitted, vmapped epoch and evaluation.
 
   Every point of ``run`` starts from the same parameters for a given seed, as
-  its separate run would. train.py and bench.py both run exactly these
-  programs; ``chunk_size`` overrides :func:`conv_settings`' (bench.py).
+  its separate run would. train.py and the bench both run exactly these
+  programs; ``chunk_size`` overrides :func:`conv_settings`' (the bench).
   """
   graphdef, params_S = init_params(run, chunk_size)
   params = jax.tree.map(

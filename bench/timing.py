@@ -1,6 +1,6 @@
-"""How bench.py and bench_micro.py time things: contestants run round-robin,
-medians with ranges, a profile by kind of XLA op, and the PyTorch reference
-CNN."""
+"""How the bench's contests and micro-loop time things: contestants run
+round-robin, medians with ranges, a profile by kind of XLA op, and the
+PyTorch reference CNN."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ class Contestant:
   warm_up: Callable[[], object]
   num_images: int = 0  # training images per 'epoch' (or per call)
   steps: int = 0
-  # Called with no arguments; '...' admits bench.py's `lambda n=name: ...`.
+  # Called with no arguments; '...' admits contests.py's `lambda n=name: ...`.
   compiled_text: dict[str, Callable[..., str | None]] = dataclasses.field(
       default_factory=dict)
 

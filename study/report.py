@@ -1,5 +1,5 @@
 """The study's report: verdicts, study.csv, study.md and the plots, from the
-rows of ``study_rows.py``."""
+rows of ``rows.py``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pathlib
 import numpy as np
 
 import corruptions
-from study_rows import SHIFTED, main_groups, pareto_front, rows_of, study_rows
+from study.rows import SHIFTED, main_groups, pareto_front, rows_of, study_rows
 
 # ----------------------------------------------------------------------------
 # Verdicts.
@@ -169,7 +169,7 @@ PROTOCOL_LINE = (
     'cross-entropy. fewer/closer: the parts of Δ MDE from a lower error '
     'rate and from a lower mean distance among errors (they add up to '
     'Δ MDE). Every row of study.csv has the train.py command that '
-    'reproduces it; `python experiments.py --data_dir ../shared/mnist` '
+    'reproduces it; `python -m study --data_dir ../shared/mnist` '
     'makes everything.')
 
 

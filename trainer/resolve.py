@@ -1,6 +1,6 @@
 """The one function that turns a configuration into a run: :func:`resolve`.
 
-Every caller (the CLI, ``experiments.py``, ``bench.py``, a user of
+Every caller (the CLI, the study, the bench, a user of
 ``train.train_and_evaluate``) goes through it and gets the same one-line
 :class:`config.ConfigError` naming the flag. It returns a :class:`Run`: the
 grid of points of a ``sweep``, the distance matrices, soft targets, loss and
@@ -22,7 +22,8 @@ import numpy as np
 import optax
 
 import losses
-from config import (
+from model import Head, head_for
+from trainer.config import (
   FIELDS,
   NUM_CLASSES,
   SWEEPABLE,
@@ -30,7 +31,6 @@ from config import (
   ConfigError,
   check_field,
 )
-from model import Head, head_for
 
 # Each soft-label family's one parameter, set by --soft_label_param.
 SOFT_LABEL_PARAMS = {'exponential': 'tau', 'von_mises': 'kappa',

@@ -13,8 +13,8 @@ from jax.sharding import Mesh
 
 import corruptions
 import data
-import parallel
-from config import SHIFTED_TEST_SIZE, Config
+from trainer import parallel
+from trainer.config import SHIFTED_TEST_SIZE, Config
 
 
 class RunData(NamedTuple):

@@ -33,7 +33,7 @@ from jax.sharding import PartitionSpec as P
 
 if TYPE_CHECKING:  # annotations only: at run time, no project module
   import data
-  from config import Config
+  from trainer.config import Config
 
 
 class DistributedError(RuntimeError):

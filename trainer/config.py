@@ -3,8 +3,9 @@
 :class:`Config` is everything that defines a run (saved as config.json). Each
 field carries its description (help text, allowed values or range, whether a
 sweep may vary it): ``cli.py`` makes the flags of ``train.py`` from it, and
-:func:`check_field` checks a value against it. ``resolve.py`` turns a config
-into what a run needs, and is the one validation every caller goes through.
+:func:`check_field` checks a value against it. ``resolve.py`` (next to it)
+turns a config into what a run needs, and is the one validation every caller
+goes through.
 """
 
 from __future__ import annotations

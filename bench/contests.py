@@ -1,6 +1,6 @@
 """Training speed as users feel it: train.py's own programs, side by side.
 
-    python bench.py --data_dir ../shared/mnist --time_to_99
+    python -m bench --data_dir ../shared/mnist --time_to_99
 
 On MNIST, in one process, round-robin over ``--repeats`` rounds so that a noisy
 machine affects every contestant alike (medians with ranges), it times:
@@ -24,7 +24,7 @@ same batch and at PyTorch's fastest batch. ``--time_to_99`` runs
 ``python train.py --epochs 1`` from a cold start (interpreter, data, compile,
 epoch, evaluation). ``--profile N`` traces one epoch and one evaluation of the
 first ``ours`` and lists the N kinds of XLA op that take the most time.
-``--micro`` adds the 40-step micro-loop of ``bench_micro.py`` (synthetic
+``--micro`` adds the 40-step micro-loop of ``micro.py`` (synthetic
 images, labelled as such). Prints tables and writes ``--json``.
 """
 
@@ -50,15 +50,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import bench_micro
-import cli
 import train
-from config import Config
-from data import Split
-from programs import build_programs
-from resolve import resolve
-from run_data import batches_on_devices, prepare_data
-from timing import (
+from bench import micro
+from bench.timing import (
   Contestant,
   print_profile,
   profile_ops,
@@ -66,6 +60,12 @@ from timing import (
   time_interleaved,
   torch_cnn,
 )
+from data import Split
+from trainer import cli
+from trainer.config import Config
+from trainer.programs import build_programs
+from trainer.resolve import resolve
+from trainer.run_data import batches_on_devices, prepare_data
 
 # ----------------------------------------------------------------------------
 # The real epoch: what `python train.py` runs, and PyTorch's full epoch.
@@ -338,9 +338,10 @@ def time_to_99(data_dir: str | None, train_args: Sequence[str] = (),
           'train_and_eval_s': sum(summary['wall_s']['epochs_this_session'])}
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> cli.Parser:
+  """The command line's flags (its own argument check)."""
   parser = cli.Parser(
-      prog='bench.py', description=__doc__.split('\n\n')[0],
+      prog='python -m bench', description=__doc__.split('\n\n')[0],
       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
   parser.add_argument('--data_dir', default=None,
                       help='MNIST IDX folder (default: the lookup train.py '
@@ -377,13 +378,18 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument('--sweep_train_size', type=int, default=2000,
                       help='training images of the --sweep_points cell')
   parser.add_argument('--micro', action='store_true',
-                      help='also run the micro-loop (bench_micro.py)')
+                      help='also run the micro-loop (bench/micro.py)')
   parser.add_argument('--steps', type=int, default=40,
                       help='micro-loop: training steps per timed call')
   parser.add_argument('--seeds', default='1,4,8',
                       help='micro-loop: numbers of vmapped seeds to time')
   parser.add_argument('--json', default='bench.json',
                       help='where to write the results')
+  return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+  parser = build_parser()
   args = parser.parse_args(argv)
   args.batch_sizes = parse_ints(parser, '--batch_sizes', args.batch_sizes)
   args.torch_batch_sizes = parse_ints(parser, '--torch_batch_sizes',
@@ -416,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
       'machine': {'platform': platform.platform(), 'cpu_count': os.cpu_count(),
                   'devices': [str(d) for d in jax.devices()],
                   'jax': jax.__version__, 'torch': torch_version},
-      'command': ' '.join(['python', 'bench.py', *command]),
+      'command': ' '.join(['python', '-m', 'bench', *command]),
       'repeats': args.repeats,
       'epochs': run_epochs(args, dataset, torch_version),
   }
@@ -440,9 +446,9 @@ def main(argv: list[str] | None = None) -> int:
     result['sweep'] = sweep_vs_separate(dataset, cell, args.repeats)
     print_sweep(result['sweep'], args.repeats)
   if args.micro:
-    result['micro'] = bench_micro.run_micro(args.steps, args.repeats,
+    result['micro'] = micro.run_micro(args.steps, args.repeats,
                                             seed_counts, torch_version)
-    bench_micro.print_micro(result['micro'])
+    micro.print_micro(result['micro'])
   if args.time_to_99:
     t = result['time_to_99'] = time_to_99(args.data_dir)
     print(f"\ntime to 99 %: `{t['command']}` reached "
@@ -455,5 +461,3 @@ def main(argv: list[str] | None = None) -> int:
   return 0
 
 
-if __name__ == '__main__':
-  sys.exit(main())

@@ -1,6 +1,6 @@
 """The micro-loop: a few training steps on synthetic images, side by side.
 
-    python bench.py --micro --steps 40
+    python -m bench --micro --steps 40
 
 Not an epoch (no shuffling, no evaluation, batches precomputed for every
 contestant): a quick look at the step alone, labelled as such wherever it is
@@ -27,12 +27,12 @@ import optax
 from flax import nnx
 from jax import lax
 
-import programs
-from config import Config
+from bench.timing import Contestant, time_interleaved, torch_cnn
 from model import CNN
-from progress import StepProgress
-from resolve import resolve
-from timing import Contestant, time_interleaved, torch_cnn
+from trainer import programs
+from trainer.config import Config
+from trainer.progress import StepProgress
+from trainer.resolve import resolve
 
 
 def cnn_flops_per_image(num_outputs: int = 10) -> dict[str, float]:

@@ -1,8 +1,8 @@
 """Does knowing which digits are near each other help beyond the best
 distance-blind regulariser? The study.
 
-    python experiments.py --data_dir ../shared/mnist            # every regime
-    python experiments.py --data_dir ../shared/mnist --regimes scarce2000
+    python -m study --data_dir ../shared/mnist            # every regime
+    python -m study --data_dir ../shared/mnist --regimes scarce2000
 
 The protocol is ``results/protocol.md`` (committed before the first final
 cell). In short, per regime and family:
@@ -20,7 +20,7 @@ cell). In short, per regime and family:
    five more seeds.
 
 Each finished cell is a small JSON file under ``<results_dir>/study/``; a rerun
-skips those, so the study resumes across sessions. ``study_report.py`` turns
+skips those, so the study resumes across sessions. ``report.py`` turns
 the cells into ``study.csv``, ``study.md`` and the plots.
 """
 
@@ -32,7 +32,6 @@ import json
 import math
 import pathlib
 import shutil
-import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -40,16 +39,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-import cli
 import losses
-import study_report
-import study_rows
 import train
-from config import Config, migrate, renamed_fields
 from data import Split
-from resolve import resolve
-from runfiles import write_text_atomic
-from study_plan import (
+from study import report as study_report
+from study import rows as study_rows
+from study.plan import (
   CONTROL,
   DISTANCE,
   FAMILIES,
@@ -59,12 +54,16 @@ from study_plan import (
   Family,
   Grid,
 )
+from trainer import cli
+from trainer.config import Config, migrate, renamed_fields
+from trainer.resolve import resolve
+from trainer.runfiles import write_text_atomic
 
 
 def every_loss() -> dict[str, dict]:
   """One configuration per registered loss and head variant (its defaults).
 
-  Behind the README's loss table: ``python experiments.py --grid losses``
+  Behind the README's loss table: ``python -m study --grid losses``
   trains each for one epoch with the default configuration, seed 0.
   """
   table = {name: {'loss': name} for name in losses.LOSSES}
@@ -442,7 +441,7 @@ def run_loss_table(dataset: dict[str, Split], results_dir: str | pathlib.Path,
                  'command': study_rows.command_for(cell['config'])})
   lines = ['One epoch, default configuration (batch 32, peak learning rate '
            '3e-3, AdamW, cosine), seed 0, argmax decoding, MNIST test split. '
-           '`python experiments.py --grid losses` makes this table.', '',
+           '`python -m study --grid losses` makes this table.', '',
            '| loss | test accuracy % | mean digit-distance error | '
            'far errors % | command |', '|---|---|---|---|---|']
   lines += [f"| {r['name']} | {100 * r['accuracy']:.2f} | "
@@ -456,9 +455,10 @@ def run_loss_table(dataset: dict[str, Split], results_dir: str | pathlib.Path,
 # Command line.
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> cli.Parser:
+  """The command line's flags (its own argument check)."""
   parser = cli.Parser(
-      prog='experiments.py', description=__doc__.split('\n\n')[0],
+      prog='python -m study', description=__doc__.split('\n\n')[0],
       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
   parser.add_argument('--grid', default='full',
                       choices=sorted(GRIDS) + ['losses'],
@@ -480,6 +480,11 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument('--runs_dir', default=None,
                       help='where runs (checkpoints, predictions) go; '
                       'default runs/study-<grid>')
+  return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  parser = build_parser()
   args = parser.parse_args(argv)
   regimes = None
   if args.regimes and args.grid == 'losses':
@@ -510,5 +515,3 @@ def main(argv: Sequence[str] | None = None) -> int:
   return 0
 
 
-if __name__ == '__main__':
-  sys.exit(main())

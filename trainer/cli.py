@@ -17,8 +17,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any, NoReturn
 
 import data
-import parallel
-from config import (
+from trainer import parallel
+from trainer.config import (
   FIELDS,
   SWEEPABLE,
   Config,
@@ -26,7 +26,7 @@ from config import (
   field_type,
   migrate,
 )
-from resolve import resolve
+from trainer.resolve import resolve
 
 # Flags that may differ on --resume without changing the run.
 RESUMABLE_CHANGES = ('epochs', 'stop_after', 'data_dir', 'tfds_data_dir')

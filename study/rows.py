@@ -6,7 +6,7 @@ seeds; paired t-tests on the same seeds against the regime's best control
 (chosen on validation) and against cross-entropy, Holm-corrected within the
 regime and across the regimes; the split of each MDE difference into fewer
 and closer mistakes; and the ``train.py`` command that reproduces each row.
-``study_report.py`` writes them out.
+``report.py`` writes them out.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ import numpy as np
 import numpy.typing as npt
 
 import corruptions
-from config import Config
-from resolve import LOSS_HYPERPARAMS
-from study_plan import Regime
+from study.plan import Regime
+from trainer.config import Config
+from trainer.resolve import LOSS_HYPERPARAMS
 
 METRICS = ('accuracy', 'mean_digit_distance', 'error_rate',
            'mean_error_distance', 'far_share_of_errors', 'far_error_rate',

@@ -1,0 +1,10 @@
+"""The trainer behind ``train.py``, by concept.
+
+``config``: a run's configuration as plain data, each field with its help.
+``resolve``: the one validation, a config into a ``Run``. ``cli``: the flags
+made from the fields, ``--resume`` rules. ``programs``: the compiled epoch
+and evaluation. ``run_data``: the validation split, each seed's subset and
+label noise, each epoch's batches. ``progress``: the progress bar and the
+per-epoch line. ``parallel``: devices and several processes. ``runfiles``:
+metrics lines, summaries, atomic writes, checkpoints.
+"""
