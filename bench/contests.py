@@ -326,7 +326,7 @@ def time_to_99(data_dir: str | None, train_args: Sequence[str] = (),
       command += ['--data_dir', str(pathlib.Path(data_dir).resolve())]
     t0 = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True,
-                   cwd=pathlib.Path(__file__).parent)
+                   cwd=pathlib.Path(__file__).resolve().parents[1])  # the root
     total = time.perf_counter() - t0
     summary = json.loads((pathlib.Path(workdir) / 'summary.json').read_text())
   accuracy = summary['final']['test']['argmax']['accuracy']['mean']
