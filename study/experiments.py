@@ -34,7 +34,6 @@ import pathlib
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -289,10 +288,23 @@ def _slug(name: str) -> str:
   return ''.join(c if c.isalnum() or c in '.-_' else '_' for c in name)
 
 
+@dataclasses.dataclass
+class StudyRun:
+  """One run of the study: where its cells go, how a cell runs
+  (``run(path, config, make_cell, on_diverged)``, a :func:`run_cell` bound to
+  the data and the runs folder), its log, and each regime's tuning once done
+  (keyed by regime and families: other regimes reuse it)."""
+  cells_dir: pathlib.Path
+  run: Callable[..., dict]
+  log: Callable[[str], object]
+  tuned: dict[tuple[str, tuple[str, ...]], dict[str, dict]] = (
+      dataclasses.field(default_factory=dict))
+
+
 def tune_family(cells_dir: pathlib.Path, base: Config, name: str,
-                family: Family, grid: Grid, ctx: dict[str, Any]) -> list[dict]:
+                family: Family, grid: Grid, study_run: StudyRun) -> list[dict]:
   """The family's tuning cells: the rate grid, then any edge extensions."""
-  run = ctx['run']
+  run = study_run.run
   cells = [run(cells_dir / f'tune-{_slug(name)}.json',
                tuning_config(base, family, grid.learning_rates),
                tuning_curves, diverged_points)]
@@ -306,17 +318,17 @@ def tune_family(cells_dir: pathlib.Path, base: Config, name: str,
   return cells
 
 
-def tune_regime(name: str, grid: Grid, base: Config, ctx: dict[str, Any],
+def tune_regime(name: str, grid: Grid, base: Config, study_run: StudyRun,
                 families: list[str]) -> dict[str, dict]:
   """Every family's tuning cells and choice in regime ``name``, once per
   study run: other regimes reuse them (plus_best_of, own_from)."""
   key = (name, tuple(families))
-  if key in ctx['tuned']:
-    done: dict[str, dict] = ctx['tuned'][key]
+  if key in study_run.tuned:
+    done: dict[str, dict] = study_run.tuned[key]
     return done
   regime = grid.regimes[name]
   chosen_in_own_from = {} if regime.own_from is None else tune_regime(
-      regime.own_from, grid, base, ctx,
+      regime.own_from, grid, base, study_run,
       list(grid.regimes[regime.own_from].families))
   base = dataclasses.replace(
       base, validation_size=grid.validation_size,
@@ -325,21 +337,21 @@ def tune_regime(name: str, grid: Grid, base: Config, ctx: dict[str, Any],
       epochs=regime.epochs, eval_every=regime.eval_every)
   tuned = {}
   for i, family_name in enumerate(families):
-    ctx['log'](f'[{name}] tune {family_name} ({i + 1}/{len(families)})')
+    study_run.log(f'[{name}] tune {family_name} ({i + 1}/{len(families)})')
     family = FAMILIES[family_name]
     if regime.own_from is not None:
       family = fixed_own(family,
                          chosen_in_own_from[family_name]['choice'].config)
-    cells = tune_family(ctx['cells_dir'] / name, base, family_name, family,
-                        grid, ctx)
+    cells = tune_family(study_run.cells_dir / name, base, family_name, family,
+                        grid, study_run)
     on_edge = next_rate(cells) is not None
     if on_edge:
-      ctx['log'](f'[{name}] {family_name}: the chosen rate is still on an '
+      study_run.log(f'[{name}] {family_name}: the chosen rate is still on an '
                  f'edge after {grid.max_extensions} extensions')
     tuned[family_name] = {'role': FAMILIES[family_name].role,
                           'tuning': cells, 'choice': choose(cells),
                           'rate_on_edge': on_edge}
-  ctx['tuned'][key] = tuned
+  study_run.tuned[key] = tuned
   return tuned
 
 
@@ -358,19 +370,20 @@ def best_distance_aware(tuned_regimes: list[dict[str, dict]]) -> str:
 
 
 def run_regime(name: str, grid: Grid, base: Config,
-               ctx: dict[str, Any]) -> dict:
+               study_run: StudyRun) -> dict:
   """Tunes every family of the regime, then runs the finals."""
   regime = grid.regimes[name]
-  cells_dir, run, log = ctx['cells_dir'] / name, ctx['run'], ctx['log']
+  cells_dir, run, log = study_run.cells_dir / name, study_run.run, study_run.log
   names = list(regime.families)
   if regime.plus_best_of:
     best = best_distance_aware([
-        tune_regime(other, grid, base, ctx, list(grid.regimes[other].families))
+        tune_regime(other, grid, base, study_run,
+                    list(grid.regimes[other].families))
         for other in regime.plus_best_of])
     log(f'[{name}] best distance-aware family of '
         f'{", ".join(regime.plus_best_of)} on validation: {best}')
     names += [best] * (best not in names)
-  families = tune_regime(name, grid, base, ctx, names)
+  families = tune_regime(name, grid, base, study_run, names)
   controls = [f for f in families if families[f]['role'] == CONTROL]
   best_control = min(controls,
                      key=lambda f: families[f]['choice'].validation_mde)
@@ -419,9 +432,9 @@ def run_study(grid_name: str, dataset: dict[str, Split],
     return run_cell(path, config, runs_dir, dataset, log, make_cell,
                     on_diverged)
 
-  ctx = {'cells_dir': cells_dir, 'run': run, 'log': log, 'tuned': {}}
+  study_run = StudyRun(cells_dir, run, log)
   names = regimes or list(grid.regimes)
-  return {name: run_regime(name, grid, base, ctx)
+  return {name: run_regime(name, grid, base, study_run)
           for name in names}
 
 

@@ -10,6 +10,7 @@ import pathlib
 import numpy as np
 
 import corruptions
+from study.plan import BASELINE, CONTROL, DISTANCE
 from study.rows import SHIFTED, main_groups, pareto_front, rows_of, study_rows
 
 # ----------------------------------------------------------------------------
@@ -41,7 +42,7 @@ def verdict(rows: list[dict], regime: str) -> str:
   best = min(group, key=lambda r: r['mean_digit_distance'])
   control = next(r for r in group if r['family'] == r['best_control'])
   ce = next(r for r in group if r['family'] == 'ce')
-  aware = [r for r in group if r['role'] == 'distance-aware']
+  aware = [r for r in group if r['role'] == DISTANCE]
   better = [r for r in aware if r['mean_digit_distance_vs_control'] < 0 and
             r['mean_digit_distance_vs_control_p_holm'] < SIGNIFICANT]
   worse = [r for r in aware if r['mean_digit_distance_vs_control'] > 0 and
@@ -88,7 +89,7 @@ def answer_table(rows: list[dict]) -> list[str]:
     group_rows = rows_of(rows, group)
     control = next(r for r in group_rows if r['family'] == r['best_control'])
     ce = next(r for r in group_rows if r['family'] == 'ce')
-    aware = [r for r in group_rows if r['role'] == 'distance-aware']
+    aware = [r for r in group_rows if r['role'] == DISTANCE]
     best = min(aware, key=lambda r: r['mean_digit_distance_vs_control'])
     worse = sum(r['mean_digit_distance_vs_control'] > 0 and
                 r['mean_digit_distance_vs_control_p_holm'] < SIGNIFICANT
@@ -258,7 +259,7 @@ def write_plots(rows: list[dict],
   from matplotlib import ticker
   results_dir = pathlib.Path(results_dir)
   regimes = main_groups(rows)
-  colors = {'baseline': 'k', 'control': 'C0', 'distance-aware': 'C3'}
+  colors = {BASELINE: 'k', CONTROL: 'C0', DISTANCE: 'C3'}
   fig, axes = plt.subplots(1, len(regimes), figsize=(5 + 4.4 * (len(regimes)
                                                                 - 1), 4.6),
                            squeeze=False)
