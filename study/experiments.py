@@ -28,21 +28,26 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import pathlib
-import shutil
 import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import numpy.typing as npt
 
-import losses
-import train
 from data import Split
 from study import report as study_report
 from study import rows as study_rows
+from study.cells import (
+  diverged_final,
+  diverged_points,
+  final_scores,
+  run_cell,
+  slug,
+  tuning_curves,
+)
+from study.loss_table import run_loss_table
 from study.plan import (
   CONTROL,
   DISTANCE,
@@ -54,134 +59,7 @@ from study.plan import (
   Grid,
 )
 from trainer import cli
-from trainer.config import Config, migrate, renamed_fields
-from trainer.resolve import resolve
-from trainer.runfiles import write_text_atomic
-
-
-def every_loss() -> dict[str, dict]:
-  """One configuration per registered loss and head variant (its defaults).
-
-  Behind the README's loss table: ``python -m study --grid losses``
-  trains each for one epoch with the default configuration, seed 0.
-  """
-  table = {name: {'loss': name} for name in losses.LOSSES}
-  del table['soft_target_cross_entropy']
-  for family in losses.SOFT_LABEL_FAMILIES:
-    table[f'soft_target_cross_entropy[{family}]'] = {
-        'loss': 'soft_target_cross_entropy', 'soft_labels': family}
-  for link in losses.CLM_LINKS:
-    table[f'clm[{link}]'] = {'loss': 'clm', 'link': link}
-  del table['clm']
-  for name in ('soft_label_cross_entropy', 'slace', 'expected_cost'):
-    table[f'{name}[cyclic]'] = {'loss': name, 'distance': 'cyclic'}
-  return table
-
-
-# ----------------------------------------------------------------------------
-# Cells: one train_and_evaluate run each, remembered as a small JSON file.
-
-
-def run_cell(path: pathlib.Path, config: Config,
-             runs_dir: str | pathlib.Path, dataset: dict[str, Split],
-             log: Callable[[str], object],
-             make_cell: Callable[[dict, pathlib.Path], dict],
-             on_diverged: Callable[[Config, str], dict] | None = None) -> dict:
-  """Trains ``config`` unless ``path`` already holds its result.
-
-  ``make_cell(summary, workdir)`` turns the finished run into what the cell
-  keeps; ``on_diverged(config, message)`` does for a run whose every point
-  diverged (without it, the TrainingError propagates). An unfinished run
-  resumes from its last checkpoint.
-  """
-  if path.exists():
-    cell = migrate_cell(json.loads(path.read_text()))
-    # Config(**saved) fills fields added since the cell was written with
-    # their defaults, which is what the cell ran with.
-    if Config(**cell['config']) != config:
-      raise ValueError(f'{path} holds another configuration; remove it or '
-                       'choose another --results_dir.')
-    return cell
-  workdir = pathlib.Path(runs_dir) / path.relative_to(
-      path.parents[1]).with_suffix('')
-  resume = (workdir / 'config.json').exists()
-  if resume and Config(**migrate(json.loads(
-      (workdir / 'config.json').read_text()))) != config:
-    # An unfinished run of an earlier plan; the cell file is what counts.
-    log(f'  {workdir}: unfinished run of another configuration, restarted')
-    shutil.rmtree(workdir)
-    resume = False
-  t0 = time.perf_counter()
-  try:
-    summary = train.train_and_evaluate(config, workdir, resume=resume,
-                                       dataset=dataset)
-    content = make_cell(summary, workdir)
-  except train.TrainingError as e:
-    if on_diverged is None:
-      raise
-    log(f'  {path.parent.name}/{path.stem}: every point diverged')
-    summary = {'seeds': resolve(config).seeds, 'num_train': None}
-    content = on_diverged(config, str(e))
-  cell = {'config': dataclasses.asdict(config), 'seeds': summary['seeds'],
-          'num_train': summary['num_train'],
-          'wall_s': time.perf_counter() - t0, **content}
-  path.parent.mkdir(parents=True, exist_ok=True)
-  write_text_atomic(path, json.dumps(cell) + '\n')
-  log(f'  {path.parent.name}/{path.stem}: {cell["wall_s"]:.0f}s')
-  return cell
-
-
-def migrate_cell(cell: dict) -> dict:
-  """A cell written before a rename, under today's names: its configuration
-  and its tuning points' hyperparameters (``config.migrate``)."""
-  renames = renamed_fields(cell['config'])
-  migrated = {**cell, 'config': migrate(cell['config'])}
-  if 'points' in cell:
-    migrated['points'] = [{**point, 'hyperparameters': {
-        renames.get(name, name): value
-        for name, value in point['hyperparameters'].items()}}
-                          for point in cell['points']]
-  return migrated
-
-
-CURVE_METRICS = ('mean_digit_distance', 'accuracy', 'error_rate',
-                 'mean_error_distance')
-
-
-def tuning_curves(summary: dict, workdir: pathlib.Path) -> dict:
-  """Each point's validation curve (seed means) from metrics.jsonl."""
-  points = [{'hyperparameters': p['hyperparameters'], 'curve': [],
-             'diverged': p.get('diverged')} for p in summary['points']]
-  for line in (workdir / 'metrics.jsonl').read_text().splitlines():
-    record = json.loads(line)
-    if 'validation' not in record:
-      continue
-    scores = record['validation']
-    points[record['point']]['curve'].append({
-        'epoch': record['epoch'],
-        **{d: {m: scores[d][m]['mean'] for m in CURVE_METRICS}
-           for d in ('argmax', 'bayes')},
-        'mean_digit_distance_per_seed': {
-            d: scores[d]['mean_digit_distance']['per_seed']
-            for d in ('argmax', 'bayes')}})
-  return {'points': points}
-
-
-def diverged_points(config: Config, message: str) -> dict:
-  """A tuning cell's points when every one diverged: tried, never chosen."""
-  return {'points': [{'hyperparameters': point, 'curve': [],
-                      'diverged': message} for point in resolve(config).points]}
-
-
-def diverged_final(config: Config, message: str) -> dict:
-  del config
-  return {'diverged': message}
-
-
-def final_scores(summary: dict, workdir: pathlib.Path) -> dict:
-  del workdir
-  return {k: v for k, v in summary['final'].items() if k != 'train_loss'}
-
+from trainer.config import Config
 
 # ----------------------------------------------------------------------------
 # Choices, on validation only.
@@ -284,10 +162,6 @@ def close_to_control(families: dict[str, dict], control: str) -> list[str]:
 # The study.
 
 
-def _slug(name: str) -> str:
-  return ''.join(c if c.isalnum() or c in '.-_' else '_' for c in name)
-
-
 @dataclasses.dataclass
 class StudyRun:
   """One run of the study: where its cells go, how a cell runs
@@ -305,14 +179,14 @@ def tune_family(cells_dir: pathlib.Path, base: Config, name: str,
                 family: Family, grid: Grid, study_run: StudyRun) -> list[dict]:
   """The family's tuning cells: the rate grid, then any edge extensions."""
   run = study_run.run
-  cells = [run(cells_dir / f'tune-{_slug(name)}.json',
+  cells = [run(cells_dir / f'tune-{slug(name)}.json',
                tuning_config(base, family, grid.learning_rates),
                tuning_curves, diverged_points)]
   for _ in range(grid.max_extensions):
     rate = next_rate(cells)
     if rate is None:
       break
-    cells.append(run(cells_dir / f'tune-{_slug(name)}-lr{rate:g}.json',
+    cells.append(run(cells_dir / f'tune-{slug(name)}-lr{rate:g}.json',
                      tuning_config(base, family, [rate]), tuning_curves,
                      diverged_points))
   return cells
@@ -390,7 +264,7 @@ def run_regime(name: str, grid: Grid, base: Config,
   log(f'[{name}] finals; best control on validation: {best_control}')
   for family_name, family in families.items():
     family['finals'] = [run(
-        cells_dir / f'final-{_slug(family_name)}.json',
+        cells_dir / f'final-{slug(family_name)}.json',
         final_config(family['choice'], seed=0, num_seeds=grid.final_seeds,
                      shifted=regime.shifted), final_scores, diverged_final)]
   diverged = [f for f, family in families.items()
@@ -408,7 +282,7 @@ def run_regime(name: str, grid: Grid, base: Config,
   for family_name in close + [best_control] * bool(close):
     family = families[family_name]
     family['finals'].append(run(
-        cells_dir / f'final-{_slug(family_name)}-more.json',
+        cells_dir / f'final-{slug(family_name)}-more.json',
         final_config(family['choice'], seed=grid.final_seeds,
                      num_seeds=grid.final_seeds, shifted=regime.shifted),
         final_scores, diverged_final))
@@ -436,32 +310,6 @@ def run_study(grid_name: str, dataset: dict[str, Split],
   names = regimes or list(grid.regimes)
   return {name: run_regime(name, grid, base, study_run)
           for name in names}
-
-
-def run_loss_table(dataset: dict[str, Split], results_dir: str | pathlib.Path,
-                   runs_dir: str | pathlib.Path, *, base: Config,
-                   log: Callable[[str], object] = print) -> list[dict]:
-  """One epoch of every loss (seed 0, test split); writes losses.md."""
-  rows = []
-  for name, overrides in every_loss().items():
-    config = dataclasses.replace(base, epochs=1, **overrides)
-    path = pathlib.Path(results_dir) / 'losses' / f'{_slug(name)}.json'
-    cell = run_cell(path, config, runs_dir, dataset, log, final_scores)
-    scores = cell['test']['argmax']
-    rows.append({'name': name, 'accuracy': scores['accuracy']['mean'],
-                 'mean_digit_distance': scores['mean_digit_distance']['mean'],
-                 'far_error_rate': scores['far_error_rate']['mean'],
-                 'command': study_rows.command_for(cell['config'])})
-  lines = ['One epoch, default configuration (batch 32, peak learning rate '
-           '3e-3, AdamW, cosine), seed 0, argmax decoding, MNIST test split. '
-           '`python -m study --grid losses` makes this table.', '',
-           '| loss | test accuracy % | mean digit-distance error | '
-           'far errors % | command |', '|---|---|---|---|---|']
-  lines += [f"| {r['name']} | {100 * r['accuracy']:.2f} | "
-            f"{r['mean_digit_distance']:.4f} | {100 * r['far_error_rate']:.2f} "
-            f"| `{r['command']}` |" for r in rows]
-  (pathlib.Path(results_dir) / 'losses.md').write_text('\n'.join(lines) + '\n')
-  return rows
 
 
 # ----------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import pytest
 import losses
 import train
 from conftest import ROOT, learnable_dataset
-from study import experiments
+from study import cells, experiments, loss_table
 from study import plan as study_plan
 from study import report as study_report
 from study import rows as study_rows
@@ -236,11 +236,11 @@ def test_a_tuning_cell_whose_points_all_diverge_is_kept(tmp_path):
                   validation_size=32, score_test=False)
   path = tmp_path / 'study' / 'r' / 'tune-x.json'
   with pytest.raises(train.TrainingError):
-    experiments.run_cell(path, config, tmp_path / 'runs', dataset, print,
-                         experiments.tuning_curves)
-  cell = experiments.run_cell(path, config, tmp_path / 'runs', dataset, print,
-                              experiments.tuning_curves,
-                              experiments.diverged_points)
+    cells.run_cell(path, config, tmp_path / 'runs', dataset, print,
+                         cells.tuning_curves)
+  cell = cells.run_cell(path, config, tmp_path / 'runs', dataset, print,
+                              cells.tuning_curves,
+                              cells.diverged_points)
   (point,) = cell['points']
   assert re.search('loss became (nan|inf)', point['diverged'])
   assert point['curve'] == [] and cell['seeds'] == [0]
@@ -331,8 +331,8 @@ def test_changed_plan_refuses_to_reuse_a_cell(tiny_study, tmp_path):
   root, dataset, _, _, _ = tiny_study
   cell = root / 'results' / 'study' / 'scarce' / 'final-ce.json'
   with pytest.raises(ValueError, match='another configuration'):
-    experiments.run_cell(cell, Config(epochs=7), tmp_path, dataset,
-                         print, experiments.final_scores)
+    cells.run_cell(cell, Config(epochs=7), tmp_path, dataset,
+                         print, cells.final_scores)
 
 
 @pytest.mark.slow
@@ -417,7 +417,7 @@ def test_every_registered_loss_is_in_the_study_or_the_committed_loss_table():
   table = (ROOT / 'results' / 'losses.md').read_text().splitlines()
   rows = [line.split('|')[1].strip() for line in table
           if line.startswith('| ') and not line.startswith('| loss |')]
-  assert sorted(rows) == sorted(experiments.every_loss())
+  assert sorted(rows) == sorted(loss_table.every_loss())
   base = Config(validation_size=5000, train_size=500)
   for family in study_plan.FAMILIES.values():
     for rates in ([1.5e-3, 3e-3], [6e-3]):
@@ -429,10 +429,10 @@ def test_every_registered_loss_is_in_the_study_or_the_committed_loss_table():
 
 @pytest.mark.slow
 def test_loss_table_writes_one_row_per_configuration(tmp_path, monkeypatch):
-  monkeypatch.setattr(experiments, 'every_loss', lambda: {
+  monkeypatch.setattr(loss_table, 'every_loss', lambda: {
       'cross_entropy': {'loss': 'cross_entropy'}, 'clm[probit]': {
           'loss': 'clm', 'link': 'probit'}})
-  rows = experiments.run_loss_table(
+  rows = loss_table.run_loss_table(
       learnable_dataset(num_train=128, num_test=64), tmp_path,
       tmp_path / 'runs',
       base=Config(), log=lambda _: None)

@@ -14,7 +14,7 @@ import pathlib
 import pytest
 
 import train
-from study import experiments
+from study import cells
 from trainer.config import Config, migrate
 from trainer.resolve import resolve
 
@@ -26,7 +26,7 @@ CELLS = sorted([*RESULTS.glob('study/*/*.json'),
 def committed_cell(relative: str) -> dict:
   cell = json.loads((RESULTS / relative).read_text())
   assert 'alpha' in cell['config'] or 'kappa' in cell['config']  # old names
-  return experiments.migrate_cell(cell)
+  return cells.migrate_cell(cell)
 
 
 def test_every_committed_cell_loads_and_the_renamed_ones_resolve():

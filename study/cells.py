@@ -1,0 +1,130 @@
+"""The study's cells: one ``train_and_evaluate`` run each, remembered as a
+small JSON file, so that a rerun skips every finished one.
+
+:func:`run_cell` trains a configuration unless its file holds the result;
+the ``make_cell`` functions say what a finished run keeps (a tuning cell's
+validation curves, a final's scores) and the ``on_diverged`` ones what a run
+whose every point diverged keeps. :func:`migrate_cell` reads cells written
+under old names.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+import shutil
+import time
+from collections.abc import Callable
+
+import train
+from data import Split
+from trainer.config import Config, migrate, renamed_fields
+from trainer.resolve import resolve
+from trainer.runfiles import write_text_atomic
+
+
+def slug(name: str) -> str:
+  return ''.join(c if c.isalnum() or c in '.-_' else '_' for c in name)
+
+
+
+def run_cell(path: pathlib.Path, config: Config,
+             runs_dir: str | pathlib.Path, dataset: dict[str, Split],
+             log: Callable[[str], object],
+             make_cell: Callable[[dict, pathlib.Path], dict],
+             on_diverged: Callable[[Config, str], dict] | None = None) -> dict:
+  """Trains ``config`` unless ``path`` already holds its result.
+
+  ``make_cell(summary, workdir)`` turns the finished run into what the cell
+  keeps; ``on_diverged(config, message)`` does for a run whose every point
+  diverged (without it, the TrainingError propagates). An unfinished run
+  resumes from its last checkpoint.
+  """
+  if path.exists():
+    cell = migrate_cell(json.loads(path.read_text()))
+    # Config(**saved) fills fields added since the cell was written with
+    # their defaults, which is what the cell ran with.
+    if Config(**cell['config']) != config:
+      raise ValueError(f'{path} holds another configuration; remove it or '
+                       'choose another --results_dir.')
+    return cell
+  workdir = pathlib.Path(runs_dir) / path.relative_to(
+      path.parents[1]).with_suffix('')
+  resume = (workdir / 'config.json').exists()
+  if resume and Config(**migrate(json.loads(
+      (workdir / 'config.json').read_text()))) != config:
+    # An unfinished run of an earlier plan; the cell file is what counts.
+    log(f'  {workdir}: unfinished run of another configuration, restarted')
+    shutil.rmtree(workdir)
+    resume = False
+  t0 = time.perf_counter()
+  try:
+    summary = train.train_and_evaluate(config, workdir, resume=resume,
+                                       dataset=dataset)
+    content = make_cell(summary, workdir)
+  except train.TrainingError as e:
+    if on_diverged is None:
+      raise
+    log(f'  {path.parent.name}/{path.stem}: every point diverged')
+    summary = {'seeds': resolve(config).seeds, 'num_train': None}
+    content = on_diverged(config, str(e))
+  cell = {'config': dataclasses.asdict(config), 'seeds': summary['seeds'],
+          'num_train': summary['num_train'],
+          'wall_s': time.perf_counter() - t0, **content}
+  path.parent.mkdir(parents=True, exist_ok=True)
+  write_text_atomic(path, json.dumps(cell) + '\n')
+  log(f'  {path.parent.name}/{path.stem}: {cell["wall_s"]:.0f}s')
+  return cell
+
+
+def migrate_cell(cell: dict) -> dict:
+  """A cell written before a rename, under today's names: its configuration
+  and its tuning points' hyperparameters (``config.migrate``)."""
+  renames = renamed_fields(cell['config'])
+  migrated = {**cell, 'config': migrate(cell['config'])}
+  if 'points' in cell:
+    migrated['points'] = [{**point, 'hyperparameters': {
+        renames.get(name, name): value
+        for name, value in point['hyperparameters'].items()}}
+                          for point in cell['points']]
+  return migrated
+
+
+CURVE_METRICS = ('mean_digit_distance', 'accuracy', 'error_rate',
+                 'mean_error_distance')
+
+
+def tuning_curves(summary: dict, workdir: pathlib.Path) -> dict:
+  """Each point's validation curve (seed means) from metrics.jsonl."""
+  points = [{'hyperparameters': p['hyperparameters'], 'curve': [],
+             'diverged': p.get('diverged')} for p in summary['points']]
+  for line in (workdir / 'metrics.jsonl').read_text().splitlines():
+    record = json.loads(line)
+    if 'validation' not in record:
+      continue
+    scores = record['validation']
+    points[record['point']]['curve'].append({
+        'epoch': record['epoch'],
+        **{d: {m: scores[d][m]['mean'] for m in CURVE_METRICS}
+           for d in ('argmax', 'bayes')},
+        'mean_digit_distance_per_seed': {
+            d: scores[d]['mean_digit_distance']['per_seed']
+            for d in ('argmax', 'bayes')}})
+  return {'points': points}
+
+
+def diverged_points(config: Config, message: str) -> dict:
+  """A tuning cell's points when every one diverged: tried, never chosen."""
+  return {'points': [{'hyperparameters': point, 'curve': [],
+                      'diverged': message} for point in resolve(config).points]}
+
+
+def diverged_final(config: Config, message: str) -> dict:
+  del config
+  return {'diverged': message}
+
+
+def final_scores(summary: dict, workdir: pathlib.Path) -> dict:
+  del workdir
+  return {k: v for k, v in summary['final'].items() if k != 'train_loss'}
