@@ -65,7 +65,11 @@ from trainer import cli
 from trainer.config import Config
 from trainer.programs import build_programs
 from trainer.resolve import resolve
-from trainer.run_data import batches_on_devices, prepare_data
+from trainer.run_data import (
+  batches_on_devices,
+  check_data_sizes,
+  prepare_data,
+)
 
 # ----------------------------------------------------------------------------
 # The real epoch: what `python train.py` runs, and PyTorch's full epoch.
@@ -77,19 +81,19 @@ def ours_epoch(dataset: dict[str, Split], batch_size: int,
   """train.py's programs on MNIST at this batch size, default config."""
   config = Config(batch_size=batch_size, train_size=train_size,
                   num_seeds=num_seeds)
-  run = resolve(config, len(dataset['train'].labels))
-  run_data = prepare_data(config, dataset, run.seeds)
-  programs = build_programs(run)
+  spec = resolve(config)
+  run_data = prepare_data(config, dataset, spec.seeds)
+  programs = build_programs(spec, run_data.steps_per_epoch)
   test = tuple(map(jnp.asarray, run_data.eval_sets['test']))
 
   def batches(epoch: int) -> tuple[jax.Array, jax.Array]:
-    return batches_on_devices(run_data, run.seeds, epoch, batch_size,
+    return batches_on_devices(run_data, spec.seeds, epoch, batch_size,
                               mesh=None)
 
   state = {'params': programs.params, 'opt': programs.opt_state, 'epoch': 0}
   lowered = {'epoch': programs.train_epoch.lower(
-                 state['params'], state['opt'], run.inputs_P, *batches(1)),
-             'eval': programs.evaluate.lower(state['params'], run.inputs_P,
+                 state['params'], state['opt'], spec.inputs_P, *batches(1)),
+             'eval': programs.evaluate.lower(state['params'], spec.inputs_P,
                                              *test)}
   compiled: dict[str, jax.stages.Compiled] = {}
 
@@ -99,15 +103,14 @@ def ours_epoch(dataset: dict[str, Split], batch_size: int,
   def epoch() -> None:  # what train.py does each epoch, evaluation apart
     state['epoch'] += 1
     state['params'], state['opt'], loss_PxSxE = compiled['epoch'](
-        state['params'], state['opt'], run.inputs_P, *batches(state['epoch']))
+        state['params'], state['opt'], spec.inputs_P, *batches(state['epoch']))
     np.asarray(loss_PxSxE)
 
   def evaluate() -> None:
-    jax.device_get(compiled['eval'](state['params'], run.inputs_P, *test))
+    jax.device_get(compiled['eval'](state['params'], spec.inputs_P, *test))
 
-  assert run.num_train is not None and run.steps_per_epoch is not None
   return Contestant({'epoch': epoch, 'eval': evaluate}, warm_up,
-                    run.num_train, run.steps_per_epoch,
+                    run_data.num_train, run_data.steps_per_epoch,
                     {name: (lambda n=name: compiled[n].as_text())
                      for name in lowered})
 
@@ -154,17 +157,19 @@ def torch_epoch(dataset: dict[str, Split], batch_size: int,
 
 def ours_evaluation(dataset: dict[str, Split], num_seeds: int) -> Contestant:
   """train.py's evaluation of the test split by ``num_seeds`` models."""
-  run = resolve(Config(num_seeds=num_seeds), len(dataset['train'].labels))
-  programs = build_programs(run)
+  config = Config(num_seeds=num_seeds)
+  spec = resolve(config)
+  programs = build_programs(spec, check_data_sizes(
+      config, len(dataset['train'].labels)))
   test = tuple(map(jnp.asarray, dataset['test']))
-  lowered = programs.evaluate.lower(programs.params, run.inputs_P, *test)
+  lowered = programs.evaluate.lower(programs.params, spec.inputs_P, *test)
   compiled: dict[str, jax.stages.Compiled] = {}
 
   def warm_up() -> None:
     compiled['eval'] = lowered.compile()
 
   def evaluate() -> None:
-    jax.device_get(compiled['eval'](programs.params, run.inputs_P, *test))
+    jax.device_get(compiled['eval'](programs.params, spec.inputs_P, *test))
 
   return Contestant({'eval': evaluate}, warm_up)
 

@@ -29,7 +29,7 @@ from jax import lax
 
 from bench.timing import Contestant, time_interleaved, torch_cnn
 from model import CNN
-from trainer import programs
+from trainer import point, programs
 from trainer.config import Config
 from trainer.progress import StepProgress
 from trainer.resolve import resolve
@@ -72,15 +72,15 @@ def ours(images: np.ndarray | jax.Array, labels: np.ndarray | jax.Array,
          progress: bool = False) -> Contestant:
   """train.py's compiled epoch over these batches (default config)."""
   steps = len(labels) // batch_size
-  run = resolve(Config(batch_size=batch_size, num_seeds=num_seeds), len(labels))
-  graphdef, params = programs.init_params(run, chunk_size)
-  opt_state = jax.vmap(run.optimizer({}).init)(params)
+  spec = resolve(Config(batch_size=batch_size, num_seeds=num_seeds))
+  graphdef, params = programs.init_params(spec, chunk_size)
+  opt_state = jax.vmap(point.optimizer(spec, steps, {}).init)(params)
   # The progress bar train.py shows, drawn to memory. A 40-step call
   # reports every step: 18x the cadence of a real epoch (every 1 %).
   bar = StepProgress(1, steps, batch_size * num_seeds,
                      file=io.StringIO()) if progress else None
   epoch = jax.jit(jax.vmap(
-      programs.build_train_epoch(graphdef, run, on_step=bar),
+      programs.build_train_epoch(graphdef, spec, steps, on_step=bar),
       in_axes=(0, 0, None, None, None)))
   images = jnp.asarray(images).reshape(steps, batch_size, 28, 28, 1)
   labels = jnp.asarray(labels).reshape(steps, batch_size)

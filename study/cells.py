@@ -28,9 +28,8 @@ def slug(name: str) -> str:
   return ''.join(c if c.isalnum() or c in '.-_' else '_' for c in name)
 
 
-
 def run_cell(path: pathlib.Path, config: Config,
-             runs_dir: str | pathlib.Path, dataset: dict[str, Split],
+             runs_dir: str | pathlib.Path, dataset: dict[str, Split] | None,
              log: Callable[[str], object],
              make_cell: Callable[[dict, pathlib.Path], dict],
              on_diverged: Callable[[Config, str], dict] | None = None) -> dict:

@@ -58,6 +58,13 @@ from study.plan import (
   Family,
   Grid,
 )
+from study.records import (
+  Choice,
+  FamilyResult,
+  FinalCell,
+  RegimeResult,
+  TuningCell,
+)
 from trainer import cli
 from trainer.config import Config
 
@@ -65,39 +72,30 @@ from trainer.config import Config
 # Choices, on validation only.
 
 
-@dataclasses.dataclass(frozen=True)
-class Choice:
-  """The tuned configuration of a family, and where it was found."""
-  config: Config           # the chosen point, no sweep
-  epoch: int               # the evaluated epoch with the lowest MDE
-  decoding: str            # 'argmax' or 'bayes'
-  validation_mde: float    # its mean over the tuning seeds
+def point_config(cell: TuningCell, point: dict) -> Config:
+  return dataclasses.replace(cell.config, sweep={}, **point)
 
 
-def point_config(cell: dict, point: dict) -> Config:
-  return dataclasses.replace(Config(**cell['config']), sweep={}, **point)
-
-
-def choose(cells: list[dict]) -> Choice:
+def choose(cells: Sequence[TuningCell]) -> Choice:
   """The (point, epoch, decoding) of lowest mean validation MDE."""
   candidates = [(e[d]['mean_digit_distance'], e['epoch'], d, cell, point)
-                for cell in cells for point in cell['points']
-                if not point['diverged']
-                for e in point['curve'] for d in ('argmax', 'bayes')]
+                for cell in cells for point in cell.points
+                if not point.diverged
+                for e in point.curve for d in ('argmax', 'bayes')]
   if not candidates:
     raise ValueError('every tuning point diverged: nothing to choose; '
                      f'rates tried: {rates_tried(cells)}')
   mde, epoch, decoding, cell, point = min(candidates, key=lambda c: c[:3])
-  return Choice(point_config(cell, point['hyperparameters']), epoch,
+  return Choice(point_config(cell, point.hyperparameters), epoch,
                 decoding, mde)
 
 
-def rates_tried(cells: list[dict]) -> list[float]:
-  return sorted({point_config(c, p['hyperparameters']).learning_rate
-                 for c in cells for p in c['points']})
+def rates_tried(cells: Sequence[TuningCell]) -> list[float]:
+  return sorted({point_config(c, p.hyperparameters).learning_rate
+                 for c in cells for p in c.points})
 
 
-def next_rate(cells: list[dict]) -> float | None:
+def next_rate(cells: Sequence[TuningCell]) -> float | None:
   """One factor of two past the edge the chosen rate sits on, else None."""
   rate, tried = choose(cells).config.learning_rate, rates_tried(cells)
   if rate == tried[0]:
@@ -147,10 +145,11 @@ def needs_more_seeds(values: npt.ArrayLike, reference: npt.ArrayLike
   return bool(abs(diff.mean()) < 2 * se)
 
 
-def close_to_control(families: dict[str, dict], control: str) -> list[str]:
+def close_to_control(families: dict[str, FamilyResult],
+                     control: str) -> list[str]:
   """The families whose finals' validation MDE is within two standard
   errors of the control's: decided on validation, like every other choice."""
-  def validation_mde(family: dict) -> dict[int, float]:
+  def validation_mde(family: FamilyResult) -> dict[int, float]:
     return study_rows.values(family, ['validation'], 'mean_digit_distance')
 
   return [f for f, family in families.items() if f != control and
@@ -171,35 +170,42 @@ class StudyRun:
   cells_dir: pathlib.Path
   run: Callable[..., dict]
   log: Callable[[str], object]
-  tuned: dict[tuple[str, tuple[str, ...]], dict[str, dict]] = (
+  tuned: dict[tuple[str, tuple[str, ...]], dict[str, FamilyResult]] = (
       dataclasses.field(default_factory=dict))
+
+  def tuning_cell(self, path: pathlib.Path, config: Config) -> TuningCell:
+    return TuningCell.from_json(self.run(path, config, tuning_curves,
+                                         diverged_points))
+
+  def final_cell(self, path: pathlib.Path, config: Config) -> FinalCell:
+    return FinalCell.from_json(self.run(path, config, final_scores,
+                                        diverged_final))
 
 
 def tune_family(cells_dir: pathlib.Path, base: Config, name: str,
-                family: Family, grid: Grid, study_run: StudyRun) -> list[dict]:
+                family: Family, grid: Grid,
+                study_run: StudyRun) -> list[TuningCell]:
   """The family's tuning cells: the rate grid, then any edge extensions."""
-  run = study_run.run
-  cells = [run(cells_dir / f'tune-{slug(name)}.json',
-               tuning_config(base, family, grid.learning_rates),
-               tuning_curves, diverged_points)]
+  cells = [study_run.tuning_cell(
+      cells_dir / f'tune-{slug(name)}.json',
+      tuning_config(base, family, grid.learning_rates))]
   for _ in range(grid.max_extensions):
     rate = next_rate(cells)
     if rate is None:
       break
-    cells.append(run(cells_dir / f'tune-{slug(name)}-lr{rate:g}.json',
-                     tuning_config(base, family, [rate]), tuning_curves,
-                     diverged_points))
+    cells.append(study_run.tuning_cell(
+        cells_dir / f'tune-{slug(name)}-lr{rate:g}.json',
+        tuning_config(base, family, [rate])))
   return cells
 
 
 def tune_regime(name: str, grid: Grid, base: Config, study_run: StudyRun,
-                families: list[str]) -> dict[str, dict]:
+                families: list[str]) -> dict[str, FamilyResult]:
   """Every family's tuning cells and choice in regime ``name``, once per
   study run: other regimes reuse them (plus_best_of, own_from)."""
   key = (name, tuple(families))
   if key in study_run.tuned:
-    done: dict[str, dict] = study_run.tuned[key]
-    return done
+    return study_run.tuned[key]
   regime = grid.regimes[name]
   chosen_in_own_from = {} if regime.own_from is None else tune_regime(
       regime.own_from, grid, base, study_run,
@@ -215,27 +221,26 @@ def tune_regime(name: str, grid: Grid, base: Config, study_run: StudyRun,
     family = FAMILIES[family_name]
     if regime.own_from is not None:
       family = fixed_own(family,
-                         chosen_in_own_from[family_name]['choice'].config)
+                         chosen_in_own_from[family_name].choice.config)
     cells = tune_family(study_run.cells_dir / name, base, family_name, family,
                         grid, study_run)
     on_edge = next_rate(cells) is not None
     if on_edge:
       study_run.log(f'[{name}] {family_name}: the chosen rate is still on an '
                  f'edge after {grid.max_extensions} extensions')
-    tuned[family_name] = {'role': FAMILIES[family_name].role,
-                          'tuning': cells, 'choice': choose(cells),
-                          'rate_on_edge': on_edge}
+    tuned[family_name] = FamilyResult(FAMILIES[family_name].role,
+                                      tuple(cells), choose(cells), on_edge)
   study_run.tuned[key] = tuned
   return tuned
 
 
-def best_distance_aware(tuned_regimes: list[dict[str, dict]]) -> str:
+def best_distance_aware(tuned_regimes: list[dict[str, FamilyResult]]) -> str:
   """The distance-aware family with the best mean rank of validation MDE
   over the regimes (ties: by name)."""
   ranks: dict[str, list[int]] = {}
   for tuned in tuned_regimes:
-    scores = {f: t['choice'].validation_mde for f, t in tuned.items()
-              if t['role'] == DISTANCE}
+    scores = {f: t.choice.validation_mde for f, t in tuned.items()
+              if t.role == DISTANCE}
     aware = sorted(scores, key=scores.__getitem__)
     for rank, family in enumerate(aware):
       ranks.setdefault(family, []).append(rank)
@@ -244,10 +249,10 @@ def best_distance_aware(tuned_regimes: list[dict[str, dict]]) -> str:
 
 
 def run_regime(name: str, grid: Grid, base: Config,
-               study_run: StudyRun) -> dict:
+               study_run: StudyRun) -> RegimeResult:
   """Tunes every family of the regime, then runs the finals."""
   regime = grid.regimes[name]
-  cells_dir, run, log = study_run.cells_dir / name, study_run.run, study_run.log
+  cells_dir, log = study_run.cells_dir / name, study_run.log
   names = list(regime.families)
   if regime.plus_best_of:
     best = best_distance_aware([
@@ -257,45 +262,44 @@ def run_regime(name: str, grid: Grid, base: Config,
     log(f'[{name}] best distance-aware family of '
         f'{", ".join(regime.plus_best_of)} on validation: {best}')
     names += [best] * (best not in names)
-  families = tune_regime(name, grid, base, study_run, names)
-  controls = [f for f in families if families[f]['role'] == CONTROL]
-  best_control = min(controls,
-                     key=lambda f: families[f]['choice'].validation_mde)
-  log(f'[{name}] finals; best control on validation: {best_control}')
-  for family_name, family in families.items():
-    family['finals'] = [run(
-        cells_dir / f'final-{slug(family_name)}.json',
-        final_config(family['choice'], seed=0, num_seeds=grid.final_seeds,
-                     shifted=regime.shifted), final_scores, diverged_final)]
-  diverged = [f for f, family in families.items()
-              if 'diverged' in family['finals'][0]]
+  tuned = tune_regime(name, grid, base, study_run, names)
+  families = {
+      family_name: dataclasses.replace(family, finals=(study_run.final_cell(
+          cells_dir / f'final-{slug(family_name)}.json',
+          final_config(family.choice, seed=0, num_seeds=grid.final_seeds,
+                       shifted=regime.shifted)),))
+      for family_name, family in tuned.items()}
+  diverged = {f: family.finals[0].diverged for f, family in families.items()
+              if family.finals[0].diverged is not None}
   if diverged:
     log(f'[{name}] diverged in the finals (reported, not scored): '
         f'{", ".join(diverged)}')
-  families_scored = {f: family for f, family in families.items()
-                     if f not in diverged}
-  close = close_to_control(families_scored, best_control)
+  scored = {f: family for f, family in families.items() if f not in diverged}
+  # The best control among those scored: one that diverged in its finals
+  # has no seeds to pair with.
+  controls = [f for f in scored if scored[f].role == CONTROL]
+  best_control = min(controls, key=lambda f: scored[f].choice.validation_mde)
+  log(f'[{name}] finals; best control on validation: {best_control}')
+  close = close_to_control(scored, best_control)
   if close:
     log(f'[{name}] validation MDE within two standard errors of '
-        f'{best_control}: '
-        f'{", ".join(close)}; five more seeds each')
+        f'{best_control}: {", ".join(close)}; five more seeds each')
   for family_name in close + [best_control] * bool(close):
-    family = families[family_name]
-    family['finals'].append(run(
-        cells_dir / f'final-{slug(family_name)}-more.json',
-        final_config(family['choice'], seed=grid.final_seeds,
-                     num_seeds=grid.final_seeds, shifted=regime.shifted),
-        final_scores, diverged_final))
-  return {'regime': regime, 'families': families_scored,
-          'best_control': best_control,
-          'diverged_finals': {f: families[f]['finals'][0]['diverged']
-                              for f in diverged}}
+    family = scored[family_name]
+    scored[family_name] = dataclasses.replace(family, finals=(
+        *family.finals, study_run.final_cell(
+            cells_dir / f'final-{slug(family_name)}-more.json',
+            final_config(family.choice, seed=grid.final_seeds,
+                         num_seeds=grid.final_seeds,
+                         shifted=regime.shifted))))
+  return RegimeResult(regime, scored, best_control, diverged)
 
 
-def run_study(grid_name: str, dataset: dict[str, Split],
+def run_study(grid_name: str, dataset: dict[str, Split] | None,
               results_dir: str | pathlib.Path, runs_dir: str | pathlib.Path,
               *, base: Config, regimes: list[str] | None = None,
-              log: Callable[[str], object] = print) -> dict:
+              log: Callable[[str], object] = print,
+              ) -> dict[str, RegimeResult]:
   """Runs the regimes of a grid; returns everything the report needs."""
   grid = GRIDS[grid_name]
   cells_dir = pathlib.Path(results_dir) / 'study'

@@ -12,6 +12,7 @@ import losses
 from data import Split
 from study import rows as study_rows
 from study.cells import final_scores, run_cell, slug
+from study.records import FinalCell
 from trainer.config import Config
 
 
@@ -42,12 +43,13 @@ def run_loss_table(dataset: dict[str, Split], results_dir: str | pathlib.Path,
   for name, overrides in every_loss().items():
     config = dataclasses.replace(base, epochs=1, **overrides)
     path = pathlib.Path(results_dir) / 'losses' / f'{slug(name)}.json'
-    cell = run_cell(path, config, runs_dir, dataset, log, final_scores)
-    scores = cell['test']['argmax']
+    cell = FinalCell.from_json(run_cell(path, config, runs_dir, dataset, log,
+                                        final_scores))
+    scores = cell.scores['test']['argmax']
     rows.append({'name': name, 'accuracy': scores['accuracy']['mean'],
                  'mean_digit_distance': scores['mean_digit_distance']['mean'],
                  'far_error_rate': scores['far_error_rate']['mean'],
-                 'command': study_rows.command_for(cell['config'])})
+                 'command': study_rows.command_for(cell.config)})
   lines = ['One epoch, default configuration (batch 32, peak learning rate '
            '3e-3, AdamW, cosine), seed 0, argmax decoding, MNIST test split. '
            '`python -m study --grid losses` makes this table.', '',

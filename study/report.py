@@ -6,12 +6,21 @@ from __future__ import annotations
 import csv
 import math
 import pathlib
+from typing import NamedTuple
 
 import numpy as np
 
 import corruptions
 from study.plan import BASELINE, CONTROL, DISTANCE
-from study.rows import SHIFTED, main_groups, pareto_front, rows_of, study_rows
+from study.records import RegimeResult
+from study.rows import (
+  SHIFTED,
+  main_groups,
+  pareto_front,
+  parse_group,
+  rows_of,
+  study_rows,
+)
 
 # ----------------------------------------------------------------------------
 # Verdicts.
@@ -35,39 +44,61 @@ def _attributed(row: dict) -> str:
           f"{_p(row, 'mean_error_distance_vs_control')})")
 
 
+class GroupAnswer(NamedTuple):
+  """A group's rows that its answer reads: the best control and
+  cross-entropy, the distance-aware families, the one closest to the control
+  on MDE, and those significantly better or worse than it (Holm)."""
+  control: dict
+  ce: dict
+  aware: list[dict]
+  closest: dict
+  better: list[dict]
+  worse: list[dict]
+
+
+def group_answer(group_rows: list[dict]) -> GroupAnswer:
+  control = next(r for r in group_rows if r['family'] == r['best_control'])
+  ce = next(r for r in group_rows if r['family'] == 'ce')
+  aware = [r for r in group_rows if r['role'] == DISTANCE]
+  significant = [r for r in aware
+                 if r['mean_digit_distance_vs_control_p_holm'] < SIGNIFICANT]
+  return GroupAnswer(
+      control, ce, aware,
+      min(aware, key=lambda r: r['mean_digit_distance_vs_control']),
+      [r for r in significant if r['mean_digit_distance_vs_control'] < 0],
+      [r for r in significant if r['mean_digit_distance_vs_control'] > 0])
+
+
 def verdict(rows: list[dict], regime: str) -> str:
   """The answer for one group: the best family on MDE, the best control,
   and whether a distance-aware family beats that control significantly."""
   group = rows_of(rows, regime)
+  answer = group_answer(group)
+  control, aware = answer.control, answer.aware
   best = min(group, key=lambda r: r['mean_digit_distance'])
-  control = next(r for r in group if r['family'] == r['best_control'])
-  ce = next(r for r in group if r['family'] == 'ce')
-  aware = [r for r in group if r['role'] == DISTANCE]
-  better = [r for r in aware if r['mean_digit_distance_vs_control'] < 0 and
-            r['mean_digit_distance_vs_control_p_holm'] < SIGNIFICANT]
-  worse = [r for r in aware if r['mean_digit_distance_vs_control'] > 0 and
-           r['mean_digit_distance_vs_control_p_holm'] < SIGNIFICANT]
   lines = [f"- Lowest test MDE: **{best['family']}** "
            f"({best['mean_digit_distance']:.4f}). Best control (chosen on "
            f"validation): **{control['family']}** "
            f"({control['mean_digit_distance']:.4f}; cross-entropy "
-           f"{ce['mean_digit_distance']:.4f})."]
-  if better:
+           f"{answer.ce['mean_digit_distance']:.4f})."]
+  if answer.better:
     lines.append('- **Knowing the distance helps beyond the best control**: '
-                 f'{len(better)} of {len(aware)} distance-aware families '
-                 'lower the MDE significantly:')
+                 f'{len(answer.better)} of {len(aware)} distance-aware '
+                 'families lower the MDE significantly:')
     lines += [f"  - {r['family']}: MDE "
               f"{r['mean_digit_distance_vs_control']:+.4f} "
               f"({_p(r, 'mean_digit_distance_vs_control')}); "
               f"{_attributed(r)}; accuracy "
-              f"{100 * r['accuracy_vs_control']:+.2f} pp." for r in better]
+              f"{100 * r['accuracy_vs_control']:+.2f} pp."
+              for r in answer.better]
   else:
-    closest = min(aware, key=lambda r: r['mean_digit_distance_vs_control'])
+    closest = answer.closest
     lines.append(f'- **No distance-aware family lowers the MDE significantly '
                  f"below {control['family']}** (closest: {closest['family']}, "
                  f"MDE {closest['mean_digit_distance_vs_control']:+.4f}, "
                  f"{_p(closest, 'mean_digit_distance_vs_control')}; "
                  f'{_attributed(closest)}).')
+  worse = answer.worse
   lines.append(f'- {len(worse)} of {len(aware)} distance-aware families have '
                'a significantly higher MDE than the best control' +
                (f" ({', '.join(r['family'] for r in worse)})." if worse
@@ -83,22 +114,14 @@ def answer_table(rows: list[dict]) -> list[str]:
            'fewer | closer | Δ error rate pp (Holm p) | Δ error distance '
            '(Holm p) | distance-aware significantly worse |',
            '|---|---|---|---|---|---|---|---|---|---|']
-  for group in dict.fromkeys(r['regime'] for r in rows):
-    if group.startswith(f'{SHIFTED}:'):
-      continue
-    group_rows = rows_of(rows, group)
-    control = next(r for r in group_rows if r['family'] == r['best_control'])
-    ce = next(r for r in group_rows if r['family'] == 'ce')
-    aware = [r for r in group_rows if r['role'] == DISTANCE]
-    best = min(aware, key=lambda r: r['mean_digit_distance_vs_control'])
-    worse = sum(r['mean_digit_distance_vs_control'] > 0 and
-                r['mean_digit_distance_vs_control_p_holm'] < SIGNIFICANT
-                for r in aware)
+  for group in report_groups(rows):
+    answer = group_answer(rows_of(rows, group))
+    control, best = answer.control, answer.closest
     across = best['mean_digit_distance_vs_control_p_holm_all']
     lines.append(
         f"| {group} | {control['family']}: "
         f"{control['mean_digit_distance']:.4f} | "
-        f"{ce['mean_digit_distance']:.4f} | {best['family']}: "
+        f"{answer.ce['mean_digit_distance']:.4f} | {best['family']}: "
         f"{best['mean_digit_distance']:.4f} | "
         f"{best['mean_digit_distance_vs_control']:+.4f} "
         f"({best['mean_digit_distance_vs_control_p_holm']:.2g}"
@@ -106,15 +129,27 @@ def answer_table(rows: list[dict]) -> list[str]:
         f"{best['fewer_part']:+.4f} | {best['closer_part']:+.4f} | "
         f"{_vs_control(best, 'error_rate', 'p')} | "
         f"{_vs_control(best, 'mean_error_distance', 'p')} | "
-        f'{worse} of {len(aware)} |')
+        f'{len(answer.worse)} of {len(answer.aware)} |')
   return lines
+
+
+def _groups_of_kind(rows: list[dict], *kinds: str) -> list[str]:
+  """The groups of ``rows`` (in order) whose parsed kind is one of
+  ``kinds``."""
+  return [g for g in dict.fromkeys(r['regime'] for r in rows)
+          if parse_group(g).kind in kinds]
+
+
+def report_groups(rows: list[dict]) -> list[str]:
+  """The groups with a section of their own (each corruption has a row of
+  the shifted section's matrix instead)."""
+  return _groups_of_kind(rows, 'test', 'shifted', 'kind')
 
 
 def kind_flips(rows: list[dict]) -> list[str]:
   """Families whose MDE difference to the control changes sign between the
   kinds of shift, with a significant difference in at least one kind."""
-  kinds = [g for g in dict.fromkeys(r['regime'] for r in rows)
-           if g.startswith(f'{SHIFTED}[')]
+  kinds = _groups_of_kind(rows, 'kind')
   flips = []
   for family in dict.fromkeys(r['family'] for r in rows_of(rows, SHIFTED)):
     by_kind = {k: next(r for r in rows_of(rows, k) if r['family'] == family)
@@ -125,7 +160,7 @@ def kind_flips(rows: list[dict]) -> list[str]:
         r['mean_digit_distance_vs_control_p_holm'] < SIGNIFICANT
         for r in by_kind.values()):
       flips.append(f'- {family}: ' + ', '.join(
-          f"{k.removeprefix(SHIFTED)} "
+          f"[{parse_group(k).name}] "
           f"{r['mean_digit_distance_vs_control']:+.4f}"
           f"{_star(r, 'mean_digit_distance_vs_control')}"
           for k, r in by_kind.items()))
@@ -199,15 +234,14 @@ def _table(group_rows: list[dict]) -> list[str]:
 
 def _corruption_matrix(rows: list[dict]) -> list[str]:
   """Rows: corruptions; columns: families; cells: MDE (Δ to the control)."""
-  names = [g for g in dict.fromkeys(r['regime'] for r in rows)
-           if g.startswith(f'{SHIFTED}:')]
+  names = _groups_of_kind(rows, 'corruption')
   families = list(dict.fromkeys(r['family'] for r in rows_of(rows, SHIFTED)))
   lines = ['| corruption | kind | ' + ' | '.join(families) + ' |',
            '|---|---|' + '---|' * len(families)]
   kind_of = {c: k for k, cs in corruptions.KINDS.items() for c in cs}
   for group in names:
     by_family = {r['family']: r for r in rows_of(rows, group)}
-    corruption = group.removeprefix(f'{SHIFTED}:')
+    corruption = parse_group(group).name
     lines.append(f'| {corruption} | {kind_of[corruption]} | ' + ' | '.join(
         f"{by_family[f]['mean_digit_distance']:.3f} "
         f"({by_family[f]['mean_digit_distance_vs_control']:+.3f}"
@@ -230,9 +264,7 @@ def write_tables(rows: list[dict], results_dir: str | pathlib.Path,
            '## The answer per regime', '', *answer_table(rows), '']
   lines += [f'Diverged in the finals, so not in the tables: {name} ({why}).'
             for name, why in diverged.items()]
-  for group in dict.fromkeys(r['regime'] for r in rows):
-    if group.startswith(f'{SHIFTED}:'):
-      continue
+  for group in report_groups(rows):
     first = rows_of(rows, group)[0]
     clean = (', validation labels clean' if first['label_noise'] and
              first['clean_validation'] else '')
@@ -322,12 +354,12 @@ def write_plots(rows: list[dict],
   plt.close(fig)
 
 
-def write_report(study: dict[str, dict],
+def write_report(study: dict[str, RegimeResult],
                  results_dir: str | pathlib.Path) -> list[dict]:
   """study.csv, study.md and the plots from a finished study."""
   rows = study_rows(study)
   diverged = {f'{name} {family}': message for name, result in study.items()
-              for family, message in result['diverged_finals'].items()}
+              for family, message in result.diverged_finals.items()}
   write_tables(rows, results_dir, diverged)
   write_plots(rows, results_dir)
   return rows

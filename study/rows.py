@@ -15,13 +15,15 @@ import dataclasses
 import math
 import shlex
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
 import corruptions
 from study.plan import Regime
+from study.records import FamilyResult, RegimeResult
+from trainer.cli import flag_of
 from trainer.config import Config
 from trainer.resolve import LOSS_HYPERPARAMS
 
@@ -84,37 +86,39 @@ def pareto_front(points: np.ndarray) -> np.ndarray:
 # Commands, and a family's final values by seed.
 
 
-def command_for(config: dict) -> str:
-  """The train.py command that reproduces a final cell."""
-  defaults = dataclasses.asdict(Config())
-  args = ['python', 'train.py', '--data_dir', '../shared/mnist']
-  for name, value in config.items():
-    if name in ('data_dir', 'tfds_data_dir') or value == defaults[name]:
+def command_for(config: Config, data_dir: str = '../shared/mnist') -> str:
+  """The train.py command that trains ``config`` on the MNIST files in
+  ``data_dir``: every field that differs from its default, as its flag."""
+  defaults = Config()
+  args = ['python', 'train.py', '--data_dir', data_dir]
+  for name, value in dataclasses.asdict(config).items():
+    if name in ('data_dir', 'tfds_data_dir') or value == getattr(defaults,
+                                                                 name):
       continue
-    if name == 'score_test':
-      args.append('--no_test')
-    elif value is True:
-      args.append(f'--{name}')
+    if isinstance(value, bool):  # an on/off flag: given when not the default
+      args.append(flag_of(name))
     elif name == 'sweep':
       args += [f'--sweep={n}=' + ','.join(map(str, values))
                for n, values in value.items()]
     else:
-      args += [f'--{name}',
+      args += [flag_of(name),
                f'{value:g}' if isinstance(value, float) else str(value)]
   return shlex.join(args)
 
 
-def _values(family: dict, split: str, metric: str) -> dict[int, float]:
+def _values(family: FamilyResult, split: str,
+            metric: str) -> dict[int, float]:
   """Seed -> value on ``split`` at the family's chosen decoding, over its
   finals (a final that diverged has none)."""
-  decoding = family['choice'].decoding
-  return {seed: float(value) for cell in family['finals']
-          if 'diverged' not in cell
-          for seed, value in zip(cell['seeds'], cell[split][decoding][metric][
-              'per_seed'], strict=True)}
+  decoding = family.choice.decoding
+  return {seed: float(value) for cell in family.finals
+          if cell.diverged is None
+          for seed, value in zip(cell.seeds, cell.scores[split][decoding][
+              metric]['per_seed'], strict=True)}
 
 
-def values(family: dict, splits: list[str], metric: str) -> dict[int, float]:
+def values(family: FamilyResult, splits: list[str],
+           metric: str) -> dict[int, float]:
   """Seed -> the value averaged over ``splits`` (one split, or corruptions)."""
   per_split = [_values(family, split, metric) for split in splits]
   return {seed: float(np.mean([v[seed] for v in per_split]))
@@ -128,7 +132,8 @@ def paired(a: dict[int, float], b: dict[int, float]
   return np.array([a[s] for s in seeds]), np.array([b[s] for s in seeds])
 
 
-def attribution(family: dict, reference: dict, splits: list[str]
+def attribution(family: FamilyResult, reference: FamilyResult,
+                splits: list[str]
                 ) -> tuple[float, float]:
   """Mean parts of MDE_f - MDE_r from fewer and from closer mistakes.
 
@@ -158,6 +163,26 @@ VS_CE = ('mean_digit_distance', 'accuracy')
 SHIFTED = 'shifted'
 
 
+class Group(NamedTuple):
+  """A row group (the ``regime`` column), parsed: ``kind`` is ``'test'``
+  (a regime's test split, ``name`` the regime), ``'shifted'`` (the mean over
+  every corruption), ``'kind'`` (``shifted[<name>]``: the mean over a kind of
+  corruption) or ``'corruption'`` (``shifted:<name>``)."""
+  kind: str
+  name: str
+
+
+def parse_group(group: str) -> Group:
+  """The one reading of a group's name (:func:`groups` writes them)."""
+  if group == SHIFTED:
+    return Group('shifted', '')
+  if group.startswith(f'{SHIFTED}[') and group.endswith(']'):
+    return Group('kind', group[len(SHIFTED) + 1:-1])
+  if group.startswith(f'{SHIFTED}:'):
+    return Group('corruption', group[len(SHIFTED) + 1:])
+  return Group('test', group)
+
+
 def groups(name: str, regime: Regime) -> dict[str, list[str]]:
   """Row groups of a regime: its test split; with shifted finals, the mean
   over every corruption, per kind, and each corruption."""
@@ -175,10 +200,11 @@ def main_groups(rows: list[dict]) -> list[str]:
   """The regimes of the across-regime correction: each test split and the
   shifted mean (not its kinds or corruptions)."""
   return [g for g in dict.fromkeys(r['regime'] for r in rows)
-          if g == SHIFTED or not g.startswith(SHIFTED)]
+          if parse_group(g).kind in ('test', 'shifted')]
 
 
-def _compare(row: dict, prefix: str, family: dict, reference: dict,
+def _compare(row: dict, prefix: str, family: FamilyResult,
+             reference: FamilyResult,
              splits: list[str], metrics: Iterable[str]) -> None:
   for metric in metrics:
     ours, theirs = paired(values(family, splits, metric),
@@ -187,36 +213,37 @@ def _compare(row: dict, prefix: str, family: dict, reference: dict,
         ours, theirs)
 
 
-def _row(group: str, splits: list[str], family_name: str, family: dict,
-         result: dict) -> dict:
-  config = family['choice'].config
+def _row(group: str, splits: list[str], family_name: str,
+         family: FamilyResult, result: RegimeResult) -> dict:
+  config = family.choice.config
+  final = family.finals[0].config
   own = ';'.join(f'{k}={v:g}' for k, v in sorted(
-      family['finals'][0]['config'].items()) if k in (
+      dataclasses.asdict(final).items()) if k in (
           'weight_decay', 'ce_weight', 'soft_label_param', *LOSS_HYPERPARAMS)
       and v)
   seeds = sorted(values(family, splits, 'accuracy'))
-  row = {'regime': group, 'family': family_name, 'role': family['role'],
-         'best_control': result['best_control'], 'loss': config.loss,
+  row = {'regime': group, 'family': family_name, 'role': family.role,
+         'best_control': result.best_control, 'loss': config.loss,
          'distance': config.distance, 'hyperparameters': own,
          'learning_rate': config.learning_rate,
-         'rate_on_edge': family['rate_on_edge'],
-         'epoch': family['choice'].epoch, 'epochs': config.epochs,
-         'decoding': family['choice'].decoding,
-         'train_size': family['finals'][0]['num_train'],
+         'rate_on_edge': family.rate_on_edge,
+         'epoch': family.choice.epoch, 'epochs': config.epochs,
+         'decoding': family.choice.decoding,
+         'train_size': family.finals[0].num_train,
          'label_noise': config.label_noise,
          'clean_validation': config.clean_validation,
          'seeds': ';'.join(map(str, seeds)), 'n_seeds': len(seeds),
-         'validation_mean_digit_distance': family['choice'].validation_mde}
+         'validation_mean_digit_distance': family.choice.validation_mde}
   for metric in METRICS:
     row[metric], row[f'{metric}_ci95'] = mean_ci(
         list(values(family, splits, metric).values()))
-  control = result['families'][result['best_control']]
+  control = result.families[result.best_control]
   _compare(row, 'vs_control', family, control, splits, VS_CONTROL)
   row['fewer_part'], row['closer_part'] = attribution(family, control, splits)
-  _compare(row, 'vs_ce', family, result['families']['ce'], splits, VS_CE)
+  _compare(row, 'vs_ce', family, result.families['ce'], splits, VS_CE)
   # Seeds 0..n-1 in one run: the first final and its extra seeds at once.
-  row['command'] = command_for(dict(family['finals'][0]['config'],
-                                    num_seeds=len(seeds)))
+  row['command'] = command_for(dataclasses.replace(final,
+                                                   num_seeds=len(seeds)))
   return row
 
 
@@ -245,16 +272,16 @@ def _tests() -> _Tests:
                                    for m in VS_CE])
 
 
-def study_rows(study: dict) -> list[dict]:
+def study_rows(study: dict[str, RegimeResult]) -> list[dict]:
   """Test rows of every family's finals, tested and corrected."""
   rows = []
-  if sum(result['regime'].shifted for result in study.values()) > 1:
+  if sum(result.regime.shifted for result in study.values()) > 1:
     raise ValueError('one regime at most may score the shifted test sets: '
                      'their rows are named shifted, not by regime.')
   for name, result in study.items():
-    for group, splits in groups(name, result['regime']).items():
+    for group, splits in groups(name, result.regime).items():
       group_rows = [_row(group, splits, family_name, family, result)
-                    for family_name, family in result['families'].items()]
+                    for family_name, family in result.families.items()]
       _correct(group_rows, _tests(), 'holm')
       rows += group_rows
   across = [r for r in rows if r['regime'] in main_groups(rows)]

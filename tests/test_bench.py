@@ -60,15 +60,15 @@ def test_bench_compiles_exactly_train_py_programs():
   contestant = contests.ours_epoch(dataset, 64, train_size=256)
   contestant.warm_up()
   config = Config(batch_size=64, train_size=256)
-  run = resolve(config, len(dataset['train'].labels))
-  programs = build_programs(run)
-  batches = run_data.batches_on_devices(
-      run_data.prepare_data(config, dataset, run.seeds), run.seeds, 1, 64,
-      mesh=None)
+  spec = resolve(config)
+  prepared = run_data.prepare_data(config, dataset, spec.seeds)
+  programs = build_programs(spec, prepared.steps_per_epoch)
+  batches = run_data.batches_on_devices(prepared, spec.seeds, 1, 64,
+                                        mesh=None)
   test = dataset['test']
   want = {'epoch': programs.train_epoch.lower(
-              programs.params, programs.opt_state, run.inputs_P, *batches),
-          'eval': programs.evaluate.lower(programs.params, run.inputs_P,
+              programs.params, programs.opt_state, spec.inputs_P, *batches),
+          'eval': programs.evaluate.lower(programs.params, spec.inputs_P,
                                           test.images, test.labels)}
   for part, lowered in want.items():
     # The stack-frame table after the program names the caller's file.

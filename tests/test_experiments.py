@@ -11,6 +11,7 @@ import shutil
 import numpy as np
 import pytest
 
+import corruptions
 import losses
 import train
 from conftest import ROOT, learnable_dataset
@@ -18,6 +19,13 @@ from study import cells, experiments, loss_table
 from study import plan as study_plan
 from study import report as study_report
 from study import rows as study_rows
+from study.records import (
+  Choice,
+  FamilyResult,
+  FinalCell,
+  TuningCell,
+  TuningPoint,
+)
 from trainer.cli import build_parser, config_from_args
 from trainer.config import Config
 from trainer.resolve import resolve
@@ -46,10 +54,10 @@ def test_study_writes_cells_tables_and_plots(tiny_study):
   # scarce: its test split; clean: its test split, the shifted mean, four
   # kinds and twelve corruptions.
   # clean adds the best distance-aware family of scarce (its only one).
-  assert list(study['clean']['families']) == [
+  assert list(study['clean'].families) == [
       *grid.regimes['clean'].families, 'sord[linear]']
   expected = (len(grid.regimes['scarce'].families) +
-              len(study['clean']['families']) * (1 + 1 + 4 + 12))
+              len(study['clean'].families) * (1 + 1 + 4 + 12))
   assert len(rows) == expected
   with open(results / 'study.csv') as f:
     table = list(csv.DictReader(f))
@@ -61,12 +69,12 @@ def test_study_writes_cells_tables_and_plots(tiny_study):
                  'mean_digit_distance_vs_ce_p_holm', 'fewer_part',
                  'closer_part', 'command'):
     assert column in table[0], column
-  family = study['scarce']['families']['sord[linear]']
+  family = study['scarce'].families['sord[linear]']
   row = next(r for r in table if r['regime'] == 'scarce' and
              r['family'] == 'sord[linear]')
-  decoding = family['choice'].decoding
-  per_seed = [v for cell in family['finals']
-              for v in cell['test'][decoding]['accuracy']['per_seed']]
+  decoding = family.choice.decoding
+  per_seed = [v for cell in family.finals
+              for v in cell.scores['test'][decoding]['accuracy']['per_seed']]
   np.testing.assert_allclose(float(row['accuracy']), np.mean(per_seed))
   assert row['seeds'] in ('0;1', '0;1;2;3')
   text = (results / 'study.md').read_text()
@@ -88,40 +96,40 @@ def test_study_writes_cells_tables_and_plots(tiny_study):
 def test_choices_are_made_on_validation_only(tiny_study):
   _, _, study, _, _ = tiny_study
   for result in study.values():
-    for family in result['families'].values():
-      choice = family['choice']
-      assert choice == experiments.choose(family['tuning'])
+    for family in result.families.values():
+      choice = family.choice
+      assert choice == experiments.choose(family.tuning)
       # Tuning never looked at the test split; finals use fresh seeds.
-      for cell in family['tuning']:
-        assert not cell['config']['score_test'] and 'test' not in cell
-        assert cell['config']['clean_validation'] == (
-            result['regime'].label_noise > 0)
-        assert {k for p in cell['points'] for e in p['curve'] for k in e} == {
+      for cell in family.tuning:
+        assert not cell.config.score_test
+        assert cell.config.clean_validation == (
+            result.regime.label_noise > 0)
+        assert {k for p in cell.points for e in p.curve for k in e} == {
             'epoch', 'argmax', 'bayes', 'mean_digit_distance_per_seed'}
-      assert all(c['seeds'] == [100, 101] for c in family['tuning'])
-      assert family['finals'][0]['seeds'] == [0, 1]
-      final = Config(**family['finals'][0]['config'])
+      assert all(c.seeds == [100, 101] for c in family.tuning)
+      assert family.finals[0].seeds == [0, 1]
+      final = family.finals[0].config
       assert final.learning_rate == choice.config.learning_rate
       assert train.last_epoch(final) == choice.epoch
-    controls = {f: fam['choice'].validation_mde
-                for f, fam in result['families'].items()
-                if fam['role'] == study_plan.CONTROL}
-    assert result['best_control'] == min(controls, key=controls.get)
+    controls = {f: fam.choice.validation_mde
+                for f, fam in result.families.items()
+                if fam.role == study_plan.CONTROL}
+    assert result.best_control == min(controls, key=controls.get)
     # More seeds where the finals' validation MDE (seeds 0-1) is within two
     # standard errors of the best control's.
     def validation_mde(family):
-      first = dict(family, finals=family['finals'][:1])
+      first = dataclasses.replace(family, finals=family.finals[:1])
       return study_rows.values(first, ['validation'], 'mean_digit_distance')
 
-    best = result['families'][result['best_control']]
+    best = result.families[result.best_control]
     any_close = False
-    for name, family in result['families'].items():
+    for name, family in result.families.items():
       close = experiments.needs_more_seeds(*study_rows.paired(
           validation_mde(family), validation_mde(best)))
-      if name != result['best_control']:
-        assert len(family['finals']) == 1 + close, name
+      if name != result.best_control:
+        assert len(family.finals) == 1 + close, name
         any_close = any_close or close
-    assert len(best['finals']) == 1 + any_close
+    assert len(best.finals) == 1 + any_close
 
 
 @pytest.mark.slow
@@ -129,16 +137,16 @@ def test_own_hyperparameter_fixed_from_another_regime(tiny_study):
   _, _, study, _, log = tiny_study
   # scarce is tuned once, though clean needs its choices twice.
   tunes = [line for line in log if line.startswith('[scarce] tune ')]
-  assert len(tunes) == len(set(tunes)) == len(study['scarce']['families'])
+  assert len(tunes) == len(set(tunes)) == len(study['scarce'].families)
   regime = study_plan.GRIDS['tiny'].regimes['clean']
-  source = study[regime.own_from]['families']
-  for name, family in study['clean']['families'].items():
+  source = study[regime.own_from].families
+  for name, family in study['clean'].families.items():
     own = study_plan.FAMILIES[name].own
-    for cell in family['tuning']:
-      assert set(cell['config']['sweep']) <= {'learning_rate'}, name
+    for cell in family.tuning:
+      assert set(cell.config.sweep) <= {'learning_rate'}, name
       if own is not None:
-        assert cell['config'][own[0]] == getattr(
-            source[name]['choice'].config, own[0]), name
+        assert getattr(cell.config, own[0]) == getattr(
+            source[name].choice.config, own[0]), name
 
 
 def test_every_plan_names_known_regimes_and_families():
@@ -165,35 +173,36 @@ def test_a_rate_on_an_edge_is_flagged_only_after_every_extension(tiny_study):
   _, _, study, _, _ = tiny_study
   grid = study_plan.GRIDS['tiny']
   for result in study.values():
-    for name, family in result['families'].items():
-      cells = family['tuning']
-      tried = sorted({point['hyperparameters'].get(
-          'learning_rate', cell['config']['learning_rate'])
-                      for cell in cells for point in cell['points']})
-      rate = family['choice'].config.learning_rate
+    for name, family in result.families.items():
+      cells = family.tuning
+      tried = sorted({point.hyperparameters.get(
+          'learning_rate', cell.config.learning_rate)
+                      for cell in cells for point in cell.points})
+      rate = family.choice.config.learning_rate
       assert rate in tried, name
       on_edge = rate in (tried[0], tried[-1])
-      assert family['rate_on_edge'] == on_edge, name
+      assert family.rate_on_edge == on_edge, name
       if on_edge:
         assert len(cells) == 1 + grid.max_extensions, (name, tried)
       # Each extension goes one factor of two past the rates before it.
-      first = sorted(cells[0]['config']['sweep'].get(
-          'learning_rate', [cells[0]['config']['learning_rate']]))
+      first = sorted(cells[0].config.sweep.get(
+          'learning_rate', [cells[0].config.learning_rate]))
       for cell in cells[1:]:
-        rate_added = cell['config']['learning_rate']
+        rate_added = cell.config.learning_rate
         assert rate_added in (first[0] / 2, first[-1] * 2), (name, rate_added)
         first = sorted([*first, rate_added])
 
 
-def _cell(rates, mde_of_rate, epochs=(1, 2)):
-  """A tuning cell whose points have the given validation MDE."""
-  config = dataclasses.asdict(Config(sweep={'learning_rate': list(rates)}))
-  return {'config': config, 'points': [
-      {'hyperparameters': {'learning_rate': r}, 'diverged': None,
-       'curve': [{'epoch': e, 'argmax': {'mean_digit_distance':
-                                         mde_of_rate(r) + e},
-                  'bayes': {'mean_digit_distance': mde_of_rate(r) + 2 * e}}
-                 for e in epochs]} for r in rates]}
+def _cell(rates, mde_of_rate, epochs=(1, 2), diverged=()):
+  """A tuning cell whose points have the given validation MDE; the rates in
+  ``diverged`` diverged."""
+  return TuningCell(Config(sweep={'learning_rate': list(rates)}), [100, 101],
+                    64, 1.0, tuple(TuningPoint(
+      {'learning_rate': r},
+      [{'epoch': e, 'argmax': {'mean_digit_distance': mde_of_rate(r) + e},
+        'bayes': {'mean_digit_distance': mde_of_rate(r) + 2 * e}}
+       for e in epochs], 'loss NaN at step 3' if r in diverged else None)
+      for r in rates))
 
 
 def test_choose_and_the_edge_rule():
@@ -208,16 +217,15 @@ def test_choose_and_the_edge_rule():
   cells = [_cell([1e-3, 2e-3], lambda r: r)]
   assert experiments.next_rate(cells) == 5e-4       # on the lower edge
   # A point that diverged is never chosen, but its rate was tried.
-  cells = [_cell([1e-3, 2e-3, 4e-3], lambda r: r)]
-  cells[0]['points'][0]['diverged'] = 'loss NaN at step 3'
+  cells = [_cell([1e-3, 2e-3, 4e-3], lambda r: r, diverged=[1e-3])]
   assert experiments.choose(cells).config.learning_rate == 2e-3
   assert experiments.next_rate(cells) is None
 
 
 def test_best_distance_aware_family_by_mean_rank():
   def tuned(mdes):
-    return {f: {'role': study_plan.FAMILIES[f].role,
-                'choice': experiments.Choice(Config(), 2, 'argmax', m)}
+    return {f: FamilyResult(study_plan.FAMILIES[f].role, (),
+                            Choice(Config(), 2, 'argmax', m), False)
             for f, m in mdes.items()}
 
   a = tuned({'label_smoothing': 0.01, 'sord[linear]': 0.05, 'corn': 0.04,
@@ -246,7 +254,8 @@ def test_a_tuning_cell_whose_points_all_diverge_is_kept(tmp_path):
   assert point['curve'] == [] and cell['seeds'] == [0]
   ok = _cell([1e-3, 2e-3, 4e-3], lambda r: r)
   # Its rate counts as tried: 1e-3 is no longer the lowest.
-  diverged = dict(cell, config=dict(cell['config'], learning_rate=5e-4))
+  diverged = TuningCell.from_json(
+      dict(cell, config=dict(cell['config'], learning_rate=5e-4)))
   assert experiments.rates_tried([ok, diverged])[0] == 5e-4
   assert experiments.choose([ok, diverged]).config.learning_rate == 1e-3
   assert experiments.next_rate([ok, diverged]) is None
@@ -267,8 +276,9 @@ def test_more_seeds_are_decided_on_validation_not_test():
   def family(validation, test):
     scores = {split: {'argmax': {'mean_digit_distance': {'per_seed': v}}}
               for split, v in (('validation', validation), ('test', test))}
-    choice = experiments.Choice(Config(), 1, 'argmax', 0.0)
-    return {'choice': choice, 'finals': [{'seeds': [0, 1, 2], **scores}]}
+    final = FinalCell(Config(), [0, 1, 2], 64, 1.0, scores)
+    return FamilyResult(study_plan.CONTROL, (),
+                        Choice(Config(), 1, 'argmax', 0.0), False, (final,))
 
   control = [0.10, 0.20, 0.30]
   families = {
@@ -346,14 +356,14 @@ def test_row_command_reproduces_the_row(tiny_study, tmp_path):
   args = shlex.split(row['command'])[2:]
   parser = build_parser()
   argv = args + ['--workdir', str(tmp_path / 'w')]
-  config, _ = config_from_args(parser.parse_args(argv), parser, argv)
-  family = study['scarce']['families'][row['family']]
-  saved = family['finals'][0]['config']
-  assert dataclasses.asdict(config) == dict(
+  config = config_from_args(parser.parse_args(argv), parser, argv)[0].config
+  family = study['scarce'].families[row['family']]
+  saved = family.finals[0].config
+  assert config == dataclasses.replace(
       saved, data_dir='../shared/mnist', num_seeds=row['n_seeds'])
   again = train.train_and_evaluate(dataclasses.replace(config, data_dir=None),
                                    tmp_path / 'w', dataset=dataset)
-  decoding = family['choice'].decoding
+  decoding = family.choice.decoding
   for metric in ('accuracy', 'mean_digit_distance'):
     np.testing.assert_allclose(
         again['final']['test'][decoding][metric]['mean'], row[metric],
@@ -377,12 +387,29 @@ def test_the_committed_report_regenerates_from_the_committed_cells(tmp_path):
 def test_command_for_turns_on_off_fields_into_flags():
   config = Config(label_noise=0.4, clean_validation=True, shifted_test=True,
                   score_test=False)
-  args = shlex.split(study_rows.command_for(dataclasses.asdict(config)))
+  args = shlex.split(study_rows.command_for(config))
   assert {'--clean_validation', '--shifted_test', '--no_test'} <= set(args)
   parser = build_parser()
   argv = args[2:] + ['--workdir', 'w']
-  parsed, _ = config_from_args(parser.parse_args(argv), parser, argv)
+  parsed = config_from_args(parser.parse_args(argv), parser, argv)[0].config
   assert parsed == dataclasses.replace(config, data_dir='../shared/mnist')
+
+
+def test_command_for_names_the_data_folder_it_is_given():
+  args = shlex.split(study_rows.command_for(Config(epochs=2), '/data/mnist'))
+  assert args == ['python', 'train.py', '--data_dir', '/data/mnist',
+                  '--epochs', '2']
+
+
+def test_group_names_parse_back_to_what_groups_wrote():
+  regime = study_plan.GRIDS['tiny'].regimes['clean']
+  parsed = [study_rows.parse_group(g)
+            for g in study_rows.groups('clean', regime)]
+  assert parsed[:2] == [('test', 'clean'), ('shifted', '')]
+  assert [name for kind, name in parsed if kind == 'kind'] == list(
+      corruptions.KINDS)
+  assert [name for kind, name in parsed if kind == 'corruption'] == list(
+      corruptions.CORRUPTIONS)
 
 
 def test_statistics():

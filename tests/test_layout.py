@@ -67,8 +67,19 @@ def test_the_library_imports_nothing_of_the_trainer_the_study_or_the_bench():
 
 
 def test_the_run_spec_imports_no_program_builder():
-  for spec in ('trainer.config', 'trainer.resolve'):
-    assert 'trainer.programs' not in IMPORTS[spec], spec
+  for spec in ('trainer.config', 'trainer.resolve', 'trainer.spec'):
+    assert not {'trainer.programs', 'trainer.point'} & IMPORTS[spec], spec
+
+
+def test_the_run_spec_is_data_built_without_jax_or_optax():
+  tree = ast.parse((ROOT / 'trainer' / 'spec.py').read_text())
+  imported = {alias.name.split('.')[0] for node in ast.walk(tree)
+              if isinstance(node, ast.Import) for alias in node.names} | {
+      node.module.split('.')[0] for node in ast.walk(tree)
+      if isinstance(node, ast.ImportFrom) and node.module}
+  assert imported == {'__future__', 'dataclasses', 'typing', 'numpy',
+                      'trainer'}
+  assert IMPORTS['trainer.spec'] == {'trainer.config'}
 
 
 def test_no_import_cycle():

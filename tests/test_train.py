@@ -1,6 +1,7 @@
 """End-to-end tests of train.py on small synthetic data, and one real run."""
 
 import collections
+import dataclasses
 import json
 import os
 import re
@@ -26,11 +27,13 @@ from conftest import (
   read_jsonl,
   run_config,
 )
-from model import CPU_CHUNK_SIZE
+from model import CPU_CHUNK_SIZE, head_for
+from trainer import point as run_point
 from trainer import programs, progress
 from trainer.cli import build_parser
 from trainer.config import FIELDS, SWEEPABLE, Config, ConfigError
-from trainer.resolve import make_optimizer, resolve
+from trainer.point import make_optimizer
+from trainer.resolve import resolve
 
 
 def strip_times(record):
@@ -45,8 +48,8 @@ EXTRA_FLAGS = {'expected_cost': {'ce_weight': 0.5},
 @pytest.mark.parametrize('name', sorted(losses.LOSSES))
 def test_every_registered_loss_resolves_with_its_defaults(name):
   run = resolve(run_config(loss=name, **EXTRA_FLAGS.get(name, {})))
-  outputs = jnp.zeros((3, run.head.num_outputs(10)))
-  loss_B = run.loss(outputs, jnp.array([0, 4, 9]), {})
+  outputs = jnp.zeros((3, head_for(name).num_outputs(10)))
+  loss_B = run_point.loss(run, outputs, jnp.array([0, 4, 9]), {})
   assert loss_B.shape == (3,) or name == 'weighted_kappa'
   assert np.all(np.isfinite(loss_B))
 
@@ -535,3 +538,39 @@ def test_a_run_compiles_its_epoch_once_and_its_evaluation_once_per_split(
     jax.monitoring.unregister_event_duration_listener(count)
   assert compiles['jit(train_epoch)'] == 1
   assert compiles['jit(evaluate)'] == 2
+
+
+def test_resolve_returns_frozen_data_with_every_field_set():
+  spec = resolve(Config(loss='soft_label_cross_entropy', epsilon=0.2,
+                        sweep={'temperature': [0.5, 2.0]}))
+  assert dataclasses.is_dataclass(spec)
+  assert all(getattr(spec, f.name) is not None
+             for f in dataclasses.fields(spec))
+  with pytest.raises(dataclasses.FrozenInstanceError):
+    spec.config = Config()  # type: ignore[misc]
+  # Its methods give values, not functions: a point's keyword arguments.
+  kwargs = spec.loss_kwargs({'temperature': spec.inputs_P['temperature'][1]})
+  assert kwargs['temperature'] == 2.0 and kwargs['epsilon'] == 0.2
+  assert kwargs['ce_weight'] is None
+  np.testing.assert_array_equal(kwargs['distance'], spec.distance_PxKxK[0])
+
+
+def test_a_cli_run_resolves_its_config_once_fresh_and_on_resume(
+    fake_dir, tmp_path, monkeypatch):
+  import trainer.resolve
+  calls = []
+  original = trainer.resolve.resolve
+
+  def counted(config):
+    calls.append(config)
+    return original(config)
+
+  for module in list(sys.modules.values()):
+    if getattr(module, 'resolve', None) is original:
+      monkeypatch.setattr(module, 'resolve', counted)
+  common = ['--data_dir', str(fake_dir), '--workdir', str(tmp_path / 'run'),
+            '--quiet', '--epochs', '2']
+  assert train.main(common + ['--stop_after', '1']) == 0
+  assert len(calls) == 1
+  assert train.main(common + ['--resume']) == 0
+  assert len(calls) == 2 and calls[1].stop_after is None

@@ -8,7 +8,6 @@ by :func:`resolve.resolve`, as for every other way of making a config.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime
 import json
 import os
@@ -27,6 +26,7 @@ from trainer.config import (
   migrate,
 )
 from trainer.resolve import resolve
+from trainer.spec import RunSpec
 
 # Flags that may differ on --resume without changing the run.
 RESUMABLE_CHANGES = ('epochs', 'stop_after', 'data_dir', 'tfds_data_dir')
@@ -156,8 +156,8 @@ def given_flags(argv: Iterable[str]) -> set[str]:
 
 def config_from_args(args: argparse.Namespace,
                      parser: argparse.ArgumentParser,
-                     argv: Iterable[str]) -> tuple[Config, pathlib.Path]:
-  """Checks the flags; returns the config and the workdir to use.
+                     argv: Iterable[str]) -> tuple[RunSpec, pathlib.Path]:
+  """Checks the flags; returns the resolved run and the workdir to use.
 
   With ``--resume`` the saved configuration is used; ``--epochs``,
   ``--stop_after`` (and the data location) given on the command line replace
@@ -191,16 +191,13 @@ def config_from_args(args: argparse.Namespace,
     except TypeError as e:
       fail(f'--workdir {workdir}: config.json is not a valid configuration '
            f'({e})')
-    try:
-      resolve(config)
-    except ConfigError as e:
-      fail(str(e))
   else:
     config = Config(**{k: v for k, v in vars(args).items() if k in FIELDS})
-    try:
-      resolve(config)
-    except ConfigError as e:
-      fail(str(e))
+  try:
+    spec = resolve(config)
+  except ConfigError as e:
+    fail(str(e))
+  if not args.resume:
     stamp = datetime.datetime.now().strftime('%Y%m%d-%H%M%S')
     workdir = pathlib.Path(args.workdir or f'runs/{stamp}-{config.loss}')
     if workdir.exists() and any(workdir.iterdir()):
@@ -211,7 +208,7 @@ def config_from_args(args: argparse.Namespace,
     existing = existing.parent
   if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
     fail(f'--workdir {workdir}: {existing} is not a writable folder.')
-  return config, workdir
+  return spec, workdir
 
 
 def load_mnist(parser: argparse.ArgumentParser, data_dir: str | None = None,
@@ -223,7 +220,3 @@ def load_mnist(parser: argparse.ArgumentParser, data_dir: str | None = None,
                            download=False if no_download else None)
   except data.DataError as e:
     parser.error(f'--data_dir: {e}')
-
-
-def config_json(config: Config) -> str:
-  return json.dumps(dataclasses.asdict(config), indent=2) + '\n'

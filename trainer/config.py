@@ -11,6 +11,7 @@ goes through.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from collections.abc import Callable
 from typing import Any, cast
@@ -249,3 +250,8 @@ def check_field(name: str, value: Any) -> None:
     phrase, ok = meta['check']
     if not ok(value):
       raise ConfigError(f'--{name} must be {phrase}, got {value!r}.')
+
+
+def config_json(config: Config) -> str:
+  """The configuration as the config.json of its workdir."""
+  return json.dumps(dataclasses.asdict(config), indent=2) + '\n'

@@ -26,9 +26,10 @@ from jax.sharding import PartitionSpec as P
 
 import losses
 import metrics
-from model import CNN, CPU_CHUNK_SIZE, shifted_conv_general_dilated
+from model import CNN, CPU_CHUNK_SIZE, head_for, shifted_conv_general_dilated
+from trainer import point
 from trainer.config import NUM_CLASSES
-from trainer.resolve import Run
+from trainer.spec import RunSpec
 
 EVAL_BATCH = 1000  # images per forward pass in evaluation; bounds memory
 
@@ -50,7 +51,7 @@ def conv_settings() -> tuple[Callable, int]:
   return shifted_conv_general_dilated, chunk_size
 
 
-def eval_graphdef(run: Run) -> nnx.GraphDef[CNN]:
+def eval_graphdef(spec: RunSpec) -> nnx.GraphDef[CNN]:
   """The model for evaluation: the stock convolution on whole batches.
 
   XLA:CPU's native convolution is slow only in the weight gradient inside a
@@ -58,20 +59,22 @@ def eval_graphdef(run: Run) -> nnx.GraphDef[CNN]:
   in 1.10 s against 1.96 s for the shifted conv in chunks of 16 (passes of
   128), interleaved, medians of 5. The parameters are the same.
   """
-  model = CNN(NUM_CLASSES, head=run.head, conv=lax.conv_general_dilated,
+  model = CNN(NUM_CLASSES, head=head_for(spec.config.loss),
+              conv=lax.conv_general_dilated,
               rngs=nnx.Rngs(0))
   return nnx.split(model)[0]
 
 
-def init_params(run: Run, chunk_size: int | None = None,
+def init_params(spec: RunSpec, chunk_size: int | None = None,
                 ) -> tuple[nnx.GraphDef[CNN], nnx.State]:
   """Graph definition and the params of each seed, stacked on axis 0."""
   conv, default_chunk_size = conv_settings()
   if chunk_size is None:
     chunk_size = default_chunk_size
+  head = head_for(spec.config.loss)
   states = []
-  for seed in run.seeds:
-    model = CNN(NUM_CLASSES, head=run.head, conv=conv, chunk_size=chunk_size,
+  for seed in spec.seeds:
+    model = CNN(NUM_CLASSES, head=head, conv=conv, chunk_size=chunk_size,
                 rngs=nnx.Rngs(seed))
     graphdef, state = nnx.split(model)
     states.append(state)
@@ -79,7 +82,8 @@ def init_params(run: Run, chunk_size: int | None = None,
 
 
 def build_train_epoch(
-    graphdef: nnx.GraphDef[CNN], run: Run, mesh: Mesh | None = None,
+    graphdef: nnx.GraphDef[CNN], spec: RunSpec, steps_per_epoch: int,
+    mesh: Mesh | None = None,
     on_step: Callable[[Any, Any], None] | None = None,
 ) -> Callable[..., tuple[nnx.State, Any, jax.Array]]:
   """One model's epoch: every step in one ``lax.scan`` over its batches.
@@ -88,7 +92,7 @@ def build_train_epoch(
   made on the host (``run_data.epoch_batches``): one gather per epoch, and
   each process of a multi-process run makes only its own rows of every batch.
   ``hp`` holds the hyperparameters that vary across a sweep's points
-  (``Run.inputs_P``, one point's values). With a ``mesh``, the batch axis is
+  (``RunSpec.inputs_P``, one point's values). With a ``mesh``, the batch axis is
   split across its devices (data parallelism); parameters and optimizer state
   stay replicated, and XLA inserts the gradient all-reduce. With ``on_step``,
   the compiled epoch calls ``on_step(step, loss)`` on the host about every
@@ -108,7 +112,7 @@ def build_train_epoch(
                   ) -> tuple[nnx.State, Any, jax.Array]:
     steps = labels_ExB.shape[0]
     every = max(1, steps // 100)
-    tx = run.optimizer(hp)
+    tx = point.optimizer(spec, steps_per_epoch, hp)
 
     def step(carry: tuple[nnx.State, Any],
              xs: tuple[jax.Array, jax.Array, jax.Array],
@@ -120,7 +124,7 @@ def build_train_epoch(
 
       def mean_loss(params: nnx.State) -> jax.Array:
         outputs_BxO = nnx.merge(graphdef, params)(images_BxHxWxC)
-        return jnp.mean(run.loss(outputs_BxO, labels_B, hp))
+        return jnp.mean(point.loss(spec, outputs_BxO, labels_B, hp))
 
       loss, grads = jax.value_and_grad(mean_loss)(params)
       updates, opt_state = tx.update(grads, opt_state, params)
@@ -178,7 +182,7 @@ def models_in_sequence() -> bool:
   return jax.default_backend() == 'cpu'
 
 
-def build_evaluate(graphdef: nnx.GraphDef[CNN], run: Run,
+def build_evaluate(graphdef: nnx.GraphDef[CNN], spec: RunSpec,
                    in_sequence: bool | None = None,
                    ) -> Callable[..., Evaluation]:
   """Every model's predictions and metrics on a split, argmax and Bayes.
@@ -203,10 +207,10 @@ def build_evaluate(graphdef: nnx.GraphDef[CNN], run: Run,
             passes, batch, *images_NxHxWxC.shape[1:])
     outputs_NxO = lax.map(model, images_QxBxHxWxC).reshape(
         passes * batch, -1)[:n]
-    probs_NxK = run.probs(outputs_NxO, hp)
+    probs_NxK = point.probs(spec, outputs_NxO, hp)
     argmax_N = jnp.argmax(probs_NxK, axis=-1)
     bayes_N = metrics.bayes_decision(probs_NxK,
-                                      distance=run.decode_distance(hp))
+                                      distance=point.decode_distance(spec, hp))
     scores = {'argmax': score(argmax_N, labels_N),
               'bayes': score(bayes_N, labels_N)}
     return Evaluation(scores, probs_NxK, argmax_N, bayes_N)
@@ -234,24 +238,29 @@ class RunPrograms(NamedTuple):
   evaluate: jax.stages.Wrapped
 
 
-def build_programs(run: Run, mesh: Mesh | None = None,
+def build_programs(spec: RunSpec, steps_per_epoch: int,
+                   mesh: Mesh | None = None,
                    on_step: Callable[[Any, Any], None] | None = None,
                    chunk_size: int | None = None) -> RunPrograms:
   """The models' initial state and the jitted, vmapped epoch and evaluation.
 
-  Every point of ``run`` starts from the same parameters for a given seed, as
-  its separate run would. train.py and the bench both run exactly these
-  programs; ``chunk_size`` overrides :func:`conv_settings`' (the bench).
+  Every point of ``spec`` starts from the same parameters for a given seed, as
+  its separate run would; the optimizer's schedule spans ``spec.config.epochs``
+  epochs of ``steps_per_epoch`` steps (``run_data.RunData.steps_per_epoch``).
+  train.py and the bench both run exactly these programs; ``chunk_size``
+  overrides :func:`conv_settings`' (the bench).
   """
-  graphdef, params_S = init_params(run, chunk_size)
+  graphdef, params_S = init_params(spec, chunk_size)
   params = jax.tree.map(
-      lambda x: jnp.broadcast_to(x, (run.num_points, *x.shape)), params_S)
+      lambda x: jnp.broadcast_to(x, (spec.num_points, *x.shape)), params_S)
   # The state's structure is the same at every point: the first one's serves.
-  first_point = {k: v[0] for k, v in run.inputs_P.items()}
-  opt_state = jax.vmap(jax.vmap(run.optimizer(first_point).init))(params)
-  over_seeds = jax.vmap(build_train_epoch(graphdef, run, mesh, on_step),
+  first_point = {k: v[0] for k, v in spec.inputs_P.items()}
+  opt_state = jax.vmap(jax.vmap(
+      point.optimizer(spec, steps_per_epoch, first_point).init))(params)
+  over_seeds = jax.vmap(build_train_epoch(graphdef, spec, steps_per_epoch,
+                                          mesh, on_step),
                         in_axes=(0, 0, None, 0, 0))
   train_epoch = jax.jit(jax.vmap(over_seeds, in_axes=(0, 0, 0, None, None)),
                         donate_argnums=(0, 1))
-  evaluate = jax.jit(build_evaluate(eval_graphdef(run), run))
+  evaluate = jax.jit(build_evaluate(eval_graphdef(spec), spec))
   return RunPrograms(params, opt_state, train_epoch, evaluate)

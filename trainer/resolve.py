@@ -2,10 +2,11 @@
 
 Every caller (the CLI, the study, the bench, a user of
 ``train.train_and_evaluate``) goes through it and gets the same one-line
-:class:`config.ConfigError` naming the flag. It returns a :class:`Run`: the
-grid of points of a ``sweep``, the distance matrices, soft targets, loss and
-probability functions, model head and optimizer, with the hyperparameters
-that vary across points split off as inputs of the compiled programs.
+:class:`config.ConfigError` naming the flag. It returns a
+:class:`spec.RunSpec`, data only: the grid of points of a ``sweep``, the
+distance matrices and soft targets, with the hyperparameters that vary across
+points split off as inputs of the compiled programs. The data flags are
+checked where the data meet the run (``run_data.check_data_sizes``).
 """
 
 from __future__ import annotations
@@ -13,16 +14,12 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import pathlib
-from collections.abc import Callable, Iterable
-from typing import Any, NamedTuple
+from typing import Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
 
 import losses
-from model import Head, head_for
+from model import head_for
 from trainer.config import (
   FIELDS,
   NUM_CLASSES,
@@ -31,6 +28,7 @@ from trainer.config import (
   ConfigError,
   check_field,
 )
+from trainer.spec import RunSpec
 
 # Each soft-label family's one parameter, set by --soft_label_param.
 SOFT_LABEL_PARAMS = {'exponential': 'tau', 'von_mises': 'kappa',
@@ -85,84 +83,6 @@ def load_distance(spec: str, flag: str = '--distance') -> np.ndarray:
         matrix, num_classes=NUM_CLASSES, name=f'{flag} {spec}'))
   except (TypeError, ValueError) as e:
     raise ConfigError(str(e)) from None
-
-
-# ----------------------------------------------------------------------------
-# The resolved run.
-
-
-class Run(NamedTuple):
-  """A resolved configuration: everything the trainer builds, checked.
-
-  A plain run is a sweep of one point. Values that are the same at every
-  point are ``constants``, bound into the programs; those that vary are the
-  leaves of ``inputs_P`` (stacked over the points) and reach the methods as
-  ``hp``, one point's slice of them: inside the compiled programs they are
-  traced, so every point trains in one vmapped program.
-  """
-  config: Config
-  points: list[dict[str, Any]]      # each point's swept values, grid order
-  constants: dict[str, Any]         # values shared by every point, by name
-  inputs_P: dict[str, np.ndarray]   # values that vary, stacked: [P, ...]
-  distance_PxKxK: np.ndarray        # each point's distance
-  head: Head
-  num_train: int | None = None      # images a seed trains on (see with_data)
-  steps_per_epoch: int | None = None
-
-  @property
-  def num_points(self) -> int:
-    return len(self.points)
-
-  @property
-  def seeds(self) -> list[int]:
-    return [self.config.seed + i for i in range(self.config.num_seeds)]
-
-  def value(self, hp: dict[str, Any], name: str) -> Any:
-    """A point's value of ``name``: from ``hp`` if it varies, else shared."""
-    return hp[name] if name in hp else self.constants[name]
-
-  def _kwargs(self, names: Iterable[str],
-              hp: dict[str, Any]) -> dict[str, Any]:
-    # A hyperparameter that no Config field sets (weighted kappa's
-    # stability) keeps the loss's own default; every other one must be here.
-    static = {'num_classes': NUM_CLASSES, 'link': self.config.link}
-    return {n: static[n] if n in static else self.value(hp, n) for n in names
-            if n in static or n in FIELDS or n in hp or n in self.constants}
-
-  def loss(self, outputs: jax.Array, labels: jax.Array,
-           hp: dict[str, Any]) -> jax.Array:
-    """Per-example losses of one point; ``[B]``."""
-    spec = losses.get_loss(self.config.loss)
-    mixed = ({'ce_weight': self.value(hp, 'ce_weight')}
-             if spec.takes_logits else {})
-    return losses.make_loss(self.config.loss, **mixed, **self._kwargs(
-        spec.hyperparams, hp))(outputs, labels)
-
-  def probs(self, outputs: jax.Array, hp: dict[str, Any]) -> jax.Array:
-    """Class probabilities of one point's model outputs; ``[B, K]``."""
-    spec = losses.get_loss(self.config.loss)
-    return losses.make_probs(self.config.loss, **self._kwargs(
-        spec.probs_hyperparams, hp))(outputs)
-
-  def decode_distance(self, hp: dict[str, Any]) -> jax.Array:
-    """The cost ``[K, K]`` one point's Bayes decoding minimises."""
-    return jnp.asarray(self.value(hp, 'decode_distance'))
-
-  def optimizer(self, hp: dict[str, Any]) -> optax.GradientTransformation:
-    """One point's optimizer; needs the epoch length (:meth:`with_data`)."""
-    if self.steps_per_epoch is None:
-      raise ValueError('the optimizer\'s schedule needs the epoch length: '
-                       'use run.with_data(num_train_images).')
-    return make_optimizer(self.config, self.steps_per_epoch,
-                          learning_rate=self.value(hp, 'learning_rate'),
-                          weight_decay=self.value(hp, 'weight_decay'))
-
-  def with_data(self, num_train_images: int) -> Run:
-    """This run on a training split of that size; ConfigError naming
-    ``--validation_size``, ``--train_size`` or ``--batch_size`` if it does
-    not fit."""
-    num_train, steps = check_data_sizes(self.config, num_train_images)
-    return self._replace(num_train=num_train, steps_per_epoch=steps)
 
 
 def grid_points(sweep: dict[str, list]) -> list[dict[str, Any]]:
@@ -287,35 +207,8 @@ def _split_constants(
   return constants, inputs_P
 
 
-def check_data_sizes(config: Config, num_train_images: int) -> tuple[int, int]:
-  """(images a seed trains on, steps per epoch); ConfigError naming the flag."""
-  if config.validation_size >= num_train_images:
-    raise ConfigError(
-        f'--validation_size {config.validation_size} leaves no training images '
-        f'(the training split has {num_train_images}).')
-  pool = num_train_images - config.validation_size
-  if config.train_size is not None and config.train_size > pool:
-    raise ConfigError(f'--train_size {config.train_size} is more than the '
-                      f'{pool} training images left after --validation_size '
-                      f'{config.validation_size}.')
-  num_train = config.train_size or pool
-  if config.batch_size > num_train:
-    raise ConfigError(f'--batch_size {config.batch_size} is larger than the '
-                      f'{num_train} training images.')
-  if config.batch_size % jax.device_count():
-    raise ConfigError(f'--batch_size {config.batch_size} must be a multiple of '
-                      f'the {jax.device_count()} devices.')
-  return num_train, num_train // config.batch_size
-
-
-def resolve(config: Config, num_train_images: int | None = None) -> Run:
-  """Checks ``config`` and builds what a run needs; the only validation.
-
-  Args:
-    config: the run's configuration.
-    num_train_images: size of the training split; with it, the data flags
-      are checked too and the optimizer knows the epoch's length (the same
-      as ``resolve(config).with_data(num_train_images)``).
+def resolve(config: Config) -> RunSpec:
+  """Checks ``config`` and returns the run it describes; the only validation.
 
   Raises:
     ConfigError: naming the flag of the first bad field.
@@ -335,48 +228,29 @@ def resolve(config: Config, num_train_images: int | None = None) -> Run:
     _check_loss_fields(point_config)
   per_point = [_point_values(c) for c in point_configs]
   constants, inputs_P = _split_constants(per_point)
-  run = Run(config, points, constants, inputs_P,
-            np.stack([p['distance'] for p in per_point]), head_for(config.loss))
-  # Bind every point once: what the losses themselves check names the flag.
-  outputs_1xO = jnp.zeros((1, run.head.num_outputs(NUM_CLASSES)))
-  for p, (point, point_config) in enumerate(zip(points, point_configs,
+  loss = losses.get_loss(config.loss)
+  spec = RunSpec(config, tuple(points), constants, inputs_P,
+                 np.stack([p['distance'] for p in per_point]),
+                 loss.hyperparams, loss.probs_hyperparams, loss.takes_logits)
+  _bind_every_point(spec, point_configs)
+  return spec
+
+
+def _bind_every_point(spec: RunSpec, point_configs: list[Config]) -> None:
+  """Calls the loss once at every point, so that what the losses themselves
+  check (at trace time) is a ConfigError naming the flag, not an error
+  inside the first compile."""
+  config = spec.config
+  outputs_1xO = np.zeros((1, head_for(config.loss).num_outputs(NUM_CLASSES)),
+                         np.float32)
+  for p, (point, point_config) in enumerate(zip(spec.points, point_configs,
                                                  strict=True)):
-    hp = {k: v[p] for k, v in inputs_P.items()}
+    hp = {k: v[p] for k, v in spec.inputs_P.items()}
     try:
-      run.loss(outputs_1xO, jnp.zeros((1,), jnp.int32), hp)
+      losses.make_loss(config.loss, **spec.loss_kwargs(hp))(
+          outputs_1xO, np.zeros((1,), np.int32))
     except (TypeError, ValueError) as e:
       mixed = ('' if point_config.ce_weight is None
                else f' --ce_weight {point_config.ce_weight}')
       where = f' (sweep point {point})' if config.sweep else ''
       raise ConfigError(f'--loss {config.loss}{mixed}{where}: {e}') from None
-  return run if num_train_images is None else run.with_data(num_train_images)
-
-
-def make_optimizer(config: Config, steps_per_epoch: int, *,
-                   learning_rate: float | jax.Array,
-                   weight_decay: float | jax.Array,
-                   ) -> optax.GradientTransformation:
-  """AdamW or Nesterov SGD with the config's learning-rate schedule.
-
-  ``learning_rate`` (the peak) and ``weight_decay`` may be traced: a sweep
-  builds each point's optimizer inside the compiled step. The state's
-  structure does not depend on them.
-  """
-  total = config.epochs * steps_per_epoch
-  lr: float | jax.Array | Callable[[jax.Array], jax.Array]  # optax's schedule
-  if config.schedule == 'constant' or total == 1:
-    # A one-step run has no room for a warm-up or a decay: its one step
-    # takes the peak (optax's cosine decay needs at least one step).
-    lr = learning_rate
-  else:
-    warmup = min(int(config.warmup_epochs * steps_per_epoch), total - 1)
-    # The shape times the peak: optax's schedule branches on a concrete peak.
-    shape: Callable[[jax.Array], jax.Array] = (
-        optax.warmup_cosine_decay_schedule(0.0, 1.0, max(warmup, 1), total))
-
-    def lr(count: jax.Array) -> jax.Array:
-      return learning_rate * shape(count)
-
-  if config.optimizer == 'adam':
-    return optax.adamw(lr, weight_decay=weight_decay)
-  return optax.sgd(lr, momentum=0.9, nesterov=True)

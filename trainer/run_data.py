@@ -14,7 +14,7 @@ from jax.sharding import Mesh
 import corruptions
 import data
 from trainer import parallel
-from trainer.config import SHIFTED_TEST_SIZE, Config
+from trainer.config import SHIFTED_TEST_SIZE, Config, ConfigError
 
 
 class RunData(NamedTuple):
@@ -23,6 +23,34 @@ class RunData(NamedTuple):
   labels_SxN: np.ndarray      # int32, per seed (label noise differs by seed)
   subset_SxM: np.ndarray      # int32 indices into the pool, per seed
   eval_sets: dict[str, data.Split]  # 'validation', 'test', 'test[<corruption>]'
+  steps_per_epoch: int
+
+  @property
+  def num_train(self) -> int:
+    """Images a seed trains on."""
+    return int(self.subset_SxM.shape[1])
+
+
+def check_data_sizes(config: Config, num_train_images: int) -> int:
+  """Steps per epoch on a training split of ``num_train_images``;
+  ConfigError naming the flag that does not fit it."""
+  if config.validation_size >= num_train_images:
+    raise ConfigError(
+        f'--validation_size {config.validation_size} leaves no training images '
+        f'(the training split has {num_train_images}).')
+  pool = num_train_images - config.validation_size
+  if config.train_size is not None and config.train_size > pool:
+    raise ConfigError(f'--train_size {config.train_size} is more than the '
+                      f'{pool} training images left after --validation_size '
+                      f'{config.validation_size}.')
+  num_train = config.train_size or pool
+  if config.batch_size > num_train:
+    raise ConfigError(f'--batch_size {config.batch_size} is larger than the '
+                      f'{num_train} training images.')
+  if config.batch_size % jax.device_count():
+    raise ConfigError(f'--batch_size {config.batch_size} must be a multiple of '
+                      f'the {jax.device_count()} devices.')
+  return num_train // config.batch_size
 
 
 def prepare_data(config: Config, dataset: Mapping[str, data.Split],
@@ -34,7 +62,12 @@ def prepare_data(config: Config, dataset: Mapping[str, data.Split],
   same symmetric noise as the training labels (one fixed draw), so that
   tuning sees what a practitioner with noisy labels would see, unless
   ``clean_validation``. Test labels stay clean.
+
+  Raises:
+    ConfigError: naming ``--validation_size``, ``--train_size`` or
+      ``--batch_size`` if the training split does not fit them.
   """
+  steps_per_epoch = check_data_sizes(config, len(dataset['train'].labels))
   pool, validation = data.hold_out_validation(dataset['train'],
                                               config.validation_size)
   labels_SxN = np.stack([data.symmetric_label_noise(pool.labels,
@@ -57,7 +90,8 @@ def prepare_data(config: Config, dataset: Mapping[str, data.Split],
     for name in corruptions.CORRUPTIONS:
       eval_sets[f'test[{name}]'] = data.Split(
           corruptions.corrupt(shifted.images, name), shifted.labels)
-  return RunData(pool.images, labels_SxN, subset_SxM, eval_sets)
+  return RunData(pool.images, labels_SxN, subset_SxM, eval_sets,
+                 steps_per_epoch)
 
 
 def epoch_batches(run_data: RunData, seeds: Sequence[int], epoch: int,
