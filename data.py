@@ -371,6 +371,28 @@ def write_idx(path: str | os.PathLike[str], array: np.ndarray) -> None:
 # split does not depend on the accelerator.
 
 VALIDATION_SEED = 20261129  # one validation split for every run and seed
+# One confirmation split (results/protocol.md), held out before validation:
+# a larger size holds every image of a smaller one.
+CONFIRMATION_SEED = 20261202
+
+
+def held_out_indices(num_images: int, size: int, seed: int, *,
+                     name: str = 'size') -> np.ndarray:
+  """The sorted indices of ``size`` of ``num_images`` images, the first
+  ``size`` of one fixed permutation: the same ones every time; errors name
+  ``name``."""
+  if not 0 <= size < num_images:
+    raise ValueError(f'{name} must lie in [0, {num_images}), got {size}.')
+  order = np.random.default_rng(seed).permutation(num_images)
+  return np.sort(order[:size])
+
+
+def _hold_out(train: Split, size: int, seed: int,
+              name: str) -> tuple[Split, Split]:
+  held = held_out_indices(len(train.labels), size, seed, name=name)
+  kept = np.setdiff1d(np.arange(len(train.labels)), held)
+  return (Split(train.images[kept], train.labels[kept]),
+          Split(train.images[held], train.labels[held]))
 
 
 def hold_out_validation(train: Split, size: int) -> tuple[Split, Split]:
@@ -381,13 +403,14 @@ def hold_out_validation(train: Split, size: int) -> tuple[Split, Split]:
     ones. The choice depends only on ``size`` and the data, so every
     configuration and seed is tuned on the same validation images.
   """
-  if not 0 <= size < len(train.labels):
-    raise ValueError(f'validation_size must lie in [0, {len(train.labels)}), '
-                     f'got {size}.')
-  order = np.random.default_rng(VALIDATION_SEED).permutation(len(train.labels))
-  held, kept = np.sort(order[:size]), np.sort(order[size:])
-  return (Split(train.images[kept], train.labels[kept]),
-          Split(train.images[held], train.labels[held]))
+  return _hold_out(train, size, VALIDATION_SEED, 'validation_size')
+
+
+def hold_out_confirmation(train: Split, size: int) -> tuple[Split, Split]:
+  """``(rest, confirmation)``: ``size`` training images set aside for the
+  confirmation (clean labels, never trained or tuned on), the same ones
+  every time; validation and training subsets come from ``rest``."""
+  return _hold_out(train, size, CONFIRMATION_SEED, 'confirmation_size')
 
 
 def subset_indices(pool_size: int, size: int | None, seed: int) -> np.ndarray:

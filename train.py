@@ -359,7 +359,7 @@ def print_final(summary: dict) -> None:
       print(f"point {point['hyperparameters']}"
             + (f"  DIVERGED: {point['diverged']}" if 'diverged' in point
                else ''))
-    for split in ('validation', 'test'):
+    for split in ('validation', 'test', 'confirmation'):
       if point['final'] is None or split not in point['final']:
         continue
       for decoding in ('argmax', 'bayes'):

@@ -1,9 +1,15 @@
-"""A plain run and a 4-point sweep on a small real-MNIST subset give the
-metrics they gave at 319ed63, before the refactors of issues 26-28.
+"""A plain run, a 4-point sweep and two study cells on a small real-MNIST
+subset give the metrics they gave at 319ed63, before the refactors of issues
+26-28.
 
-tests/data/run_golden.json holds their final metrics, recorded by running the
-two commands below in a checkout of 319ed63 (``PYTHONPATH=.:tests python
+tests/data/run_golden.json holds the runs' final metrics, recorded by running
+the two commands below in a checkout of 319ed63 (``PYTHONPATH=.:tests python
 tests/test_run_golden.py --write DIR`` reads the two workdirs back from DIR).
+tests/data/study_cell_golden.json holds a tuning cell and a final cell of the
+study (less their wall time and configuration), recorded by
+:func:`study_cells` in a checkout of 319ed63, where ``run_cell``,
+``tuning_curves`` and ``final_scores`` lived in experiments.py and ``Config``
+in config.py.
 """
 
 import json
@@ -13,10 +19,14 @@ import sys
 import numpy as np
 import pytest
 
+import data
 import train
 from conftest import MNIST_DIR, needs_mnist
+from study import cells
+from trainer.config import Config
 
 GOLDEN = pathlib.Path(__file__).parent / 'data' / 'run_golden.json'
+STUDY_GOLDEN = pathlib.Path(__file__).parent / 'data' / 'study_cell_golden.json'
 SUBSET = ['--train_size', '512', '--validation_size', '1000', '--epochs', '2',
           '--num_seeds', '2', '--loss', 'soft_label_cross_entropy', '--quiet']
 RUNS = {
@@ -53,6 +63,40 @@ def test_metrics_equal_those_recorded_before_the_refactor(name, tmp_path):
                      *RUNS[name]]) == 0
   got = final_metrics(json.loads((workdir / 'summary.json').read_text()))
   want = json.loads(GOLDEN.read_text())[name]
+  got_leaves, want_leaves = dict(leaves(got)), dict(leaves(want))
+  assert got_leaves.keys() == want_leaves.keys()
+  for path, value in want_leaves.items():
+    np.testing.assert_allclose(got_leaves[path], value, rtol=1e-6, atol=1e-6,
+                               err_msg=path)
+
+
+def study_cells(dataset: dict, folder: pathlib.Path) -> dict:
+  """A 4-point tuning cell (seeds 100-101, validation only, noisy labels) and
+  a final cell (seeds 0-1, stopped after its first epoch), as the study
+  keeps them, less wall time and configuration."""
+  common = dict(train_size=256, validation_size=1000, epochs=2, num_seeds=2,
+                loss='soft_label_cross_entropy', label_noise=0.2,
+                clean_validation=True)
+  configs = {
+      'tune': (Config(**common, seed=100, score_test=False,
+                      sweep={'learning_rate': [0.003, 0.006],
+                             'temperature': [0.5, 1.0]}), cells.tuning_curves),
+      'final': (Config(**common, temperature=0.5, stop_after=1, eval_every=1),
+                cells.final_scores)}
+  out = {}
+  for name, (config, make_cell) in configs.items():
+    cell = cells.run_cell(folder / 'study' / 'r' / f'{name}.json', config,
+                          folder / 'runs', dataset, lambda m: None, make_cell)
+    out[name] = {k: v for k, v in cell.items()
+                 if k not in ('wall_s', 'config')}
+  return out
+
+
+@pytest.mark.slow
+@needs_mnist
+def test_study_cells_equal_those_recorded_before_the_refactor(tmp_path):
+  got = study_cells(data.load_mnist(MNIST_DIR), tmp_path)
+  want = json.loads(STUDY_GOLDEN.read_text())
   got_leaves, want_leaves = dict(leaves(got)), dict(leaves(want))
   assert got_leaves.keys() == want_leaves.keys()
   for path, value in want_leaves.items():

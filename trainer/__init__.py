@@ -1,7 +1,9 @@
 """The trainer behind ``train.py``, by concept.
 
 ``config``: a run's configuration as plain data, each field with its help.
-``resolve``: the one validation, a config into a ``Run``. ``cli``: the flags
+``resolve``: the one validation, a config into a ``spec.RunSpec`` (plain
+data). ``point``: a point's loss, probabilities and optimizer, built from the
+spec inside the programs. ``cli``: the flags
 made from the fields, ``--resume`` rules. ``programs``: the compiled epoch
 and evaluation. ``run_data``: the validation split, each seed's subset and
 label noise, each epoch's batches. ``progress``: the progress bar and the

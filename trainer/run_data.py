@@ -22,7 +22,8 @@ class RunData(NamedTuple):
   images_NxHxWxC: np.ndarray  # uint8, the training pool
   labels_SxN: np.ndarray      # int32, per seed (label noise differs by seed)
   subset_SxM: np.ndarray      # int32 indices into the pool, per seed
-  eval_sets: dict[str, data.Split]  # 'validation', 'test', 'test[<corruption>]'
+  # 'validation', 'test', 'confirmation', 'test[<corruption>]'
+  eval_sets: dict[str, data.Split]
   steps_per_epoch: int
 
   @property
@@ -34,15 +35,19 @@ class RunData(NamedTuple):
 def check_data_sizes(config: Config, num_train_images: int) -> int:
   """Steps per epoch on a training split of ``num_train_images``;
   ConfigError naming the flag that does not fit it."""
-  if config.validation_size >= num_train_images:
+  held_out = config.confirmation_size + config.validation_size
+  if held_out >= num_train_images:
     raise ConfigError(
-        f'--validation_size {config.validation_size} leaves no training images '
+        f'--confirmation_size {config.confirmation_size} and '
+        f'--validation_size {config.validation_size} leave no training images '
         f'(the training split has {num_train_images}).')
-  pool = num_train_images - config.validation_size
+  pool = num_train_images - held_out
   if config.train_size is not None and config.train_size > pool:
     raise ConfigError(f'--train_size {config.train_size} is more than the '
                       f'{pool} training images left after --validation_size '
-                      f'{config.validation_size}.')
+                      f'{config.validation_size}'
+                      + (f' and --confirmation_size {config.confirmation_size}'
+                         if config.confirmation_size else '') + '.')
   num_train = config.train_size or pool
   if config.batch_size > num_train:
     raise ConfigError(f'--batch_size {config.batch_size} is larger than the '
@@ -61,15 +66,19 @@ def prepare_data(config: Config, dataset: Mapping[str, data.Split],
   subset and the noise draw depend on the seed. Validation labels get the
   same symmetric noise as the training labels (one fixed draw), so that
   tuning sees what a practitioner with noisy labels would see, unless
-  ``clean_validation``. Test labels stay clean.
+  ``clean_validation``. Test and confirmation labels stay clean; the
+  confirmation split (``confirmation_size``) is set aside first, so that no
+  validation image, training subset or noise draw touches it, and is scored
+  only where the test split is.
 
   Raises:
     ConfigError: naming ``--validation_size``, ``--train_size`` or
       ``--batch_size`` if the training split does not fit them.
   """
   steps_per_epoch = check_data_sizes(config, len(dataset['train'].labels))
-  pool, validation = data.hold_out_validation(dataset['train'],
-                                              config.validation_size)
+  rest, confirmation = data.hold_out_confirmation(dataset['train'],
+                                                  config.confirmation_size)
+  pool, validation = data.hold_out_validation(rest, config.validation_size)
   labels_SxN = np.stack([data.symmetric_label_noise(pool.labels,
                                                     config.label_noise, seed)
                          for seed in seeds])
@@ -84,6 +93,8 @@ def prepare_data(config: Config, dataset: Mapping[str, data.Split],
             validation.labels, noise, data.VALIDATION_SEED))
   if config.score_test:
     eval_sets['test'] = dataset['test']
+    if config.confirmation_size:
+      eval_sets['confirmation'] = confirmation
   if config.shifted_test:
     shifted = data.Split(dataset['test'].images[:SHIFTED_TEST_SIZE],
                          dataset['test'].labels[:SHIFTED_TEST_SIZE])
