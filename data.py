@@ -371,8 +371,8 @@ def write_idx(path: str | os.PathLike[str], array: np.ndarray) -> None:
 # split does not depend on the accelerator.
 
 VALIDATION_SEED = 20261129  # one validation split for every run and seed
-# One confirmation split (results/protocol.md), held out before validation:
-# a larger size holds every image of a smaller one.
+# One confirmation split (results/protocol.md), held out from what validation
+# leaves: a larger size holds every image of a smaller one.
 CONFIRMATION_SEED = 20261202
 
 
@@ -407,9 +407,10 @@ def hold_out_validation(train: Split, size: int) -> tuple[Split, Split]:
 
 
 def hold_out_confirmation(train: Split, size: int) -> tuple[Split, Split]:
-  """``(rest, confirmation)``: ``size`` training images set aside for the
-  confirmation (clean labels, never trained or tuned on), the same ones
-  every time; validation and training subsets come from ``rest``."""
+  """``(rest, confirmation)``: ``size`` images of ``train`` (the pool
+  validation leaves) set aside for the confirmation (clean labels, never
+  trained or tuned on), the same ones every time; training subsets come from
+  ``rest``."""
   return _hold_out(train, size, CONFIRMATION_SEED, 'confirmation_size')
 
 

@@ -188,8 +188,8 @@ def train_and_evaluate(config: Config | RunSpec,
   if progress is not None:
     progress.close()
   if writer and 'test' in evaluations:
-    write_predictions(workdir / 'predictions.npz', spec, evaluations['test'],
-                      run_data.eval_sets['test'].labels)
+    write_predictions(workdir / 'predictions.npz', spec, evaluations,
+                      run_data.eval_sets)
   summary = {
       'config': dataclasses.asdict(config),
       'seeds': spec.seeds,
@@ -326,16 +326,28 @@ class Trainer:
     return epoch_times, records, evaluations
 
 
-def write_predictions(path: pathlib.Path, spec: RunSpec, test: Evaluation,
-                      labels_N: np.ndarray) -> None:
-  """The test split's probabilities and predictions of every model."""
+def write_predictions(path: pathlib.Path, spec: RunSpec,
+                      evaluations: dict[str, Evaluation],
+                      eval_sets: dict[str, data.Split]) -> None:
+  """The test split's probabilities and predictions of every model, and the
+  confirmation split's predictions where it was scored."""
   # A plain run keeps its arrays per seed; a sweep's have the point first.
   squeeze = (lambda x: x[0]) if not spec.config.sweep else np.asarray
-  np.savez_compressed(path, probs=squeeze(test.probs_PxSxNxK), labels=labels_N,
+  test = evaluations['test']
+  confirmation: dict[str, Any] = {}
+  if 'confirmation' in evaluations:
+    scored = evaluations['confirmation']
+    confirmation = {
+        'confirmation_argmax': squeeze(scored.argmax_PxSxN).astype(np.int8),
+        'confirmation_bayes': squeeze(scored.bayes_PxSxN).astype(np.int8),
+        'confirmation_labels': eval_sets['confirmation'].labels}
+  np.savez_compressed(path, probs=squeeze(test.probs_PxSxNxK),
+                      labels=eval_sets['test'].labels,
                       argmax=squeeze(test.argmax_PxSxN),
                       bayes=squeeze(test.bayes_PxSxN),
                       seeds=np.asarray(spec.seeds),
-                      points=np.asarray(json.dumps(spec.points)))
+                      points=np.asarray(json.dumps(spec.points)),
+                      **confirmation)
 
 
 def summary_points(spec: RunSpec, records: list[dict],

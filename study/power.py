@@ -16,11 +16,14 @@ has variance components ``var_seed``, ``var_image`` and ``var_residual``
 (:func:`variance_components`, the ANOVA estimators), and the mean of
 ``delta`` over S seeds and N images has variance
 ``var_seed / S + var_image / N + var_residual / (S N)``
-(:func:`variance_of_mean`).
-:func:`detectable_effect` turns that into the smallest difference a
-two-sided test at ``alpha`` detects with the given power (normal
-approximation). The components come from runs that keep their test
-predictions (``predictions.npz``); results/protocol.md says which.
+(:func:`variance_of_mean`); the two-way bootstrap of ``estimates.py``, which
+resamples seeds and images independently, spreads as if the residual term
+were three times as large (``residual_factor=3``), and so sizes the test it
+makes. :func:`detectable_effect` turns a variance into the smallest
+difference a two-sided test at ``alpha`` detects with the given power
+(normal approximation). The components come from runs that keep their test
+predictions (``predictions.npz``), or from their per-image distances kept as
+int8 files (``--keep``); results/protocol.md says which.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import json
 import math
 import pathlib
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -64,10 +67,24 @@ def variance_components(delta_SxN: npt.ArrayLike) -> Components:
                     float(ms_residual), s, n)
 
 
-def variance_of_mean(c: Components, num_seeds: int, num_images: int) -> float:
-  """The variance of the mean difference over new seeds and images."""
-  return (c.var_seed / num_seeds + c.var_image / num_images
-          + c.var_residual / (num_seeds * num_images))
+def variance_of_mean(c: Components, num_seeds: int, num_images: int, *,
+                     residual_factor: float = 1.0,
+                     seed_factor: float = 1.0) -> float:
+  """The variance of the mean difference over new seeds and images; with
+  ``residual_factor=3``, the two-way bootstrap's; ``seed_factor`` scales
+  ``var_seed`` (e.g. to an upper confidence bound)."""
+  return (seed_factor * c.var_seed / num_seeds + c.var_image / num_images
+          + residual_factor * c.var_residual / (num_seeds * num_images))
+
+
+BOOTSTRAP_RESIDUAL_FACTOR = 3.0
+
+
+def seed_upper_factor(num_seeds: int, level: float = 0.8) -> float:
+  """``var_seed`` times this is its one-sided ``level`` upper confidence
+  bound from ``num_seeds`` seeds (chi-square with S - 1 degrees)."""
+  from scipy.stats import chi2
+  return float((num_seeds - 1) / chi2.ppf(1 - level, num_seeds - 1))
 
 
 def detectable_effect(variance: float, *, alpha: float,
@@ -79,26 +96,50 @@ def detectable_effect(variance: float, *, alpha: float,
                * math.sqrt(variance))
 
 
-def distances_SxN(workdir: str | pathlib.Path,
+def distances_SxN(source: str | pathlib.Path,
                   decoding: str = 'argmax') -> np.ndarray:
-  """|prediction - label| per seed and test image, from a run's
-  predictions.npz (a plain run: arrays per seed)."""
-  with np.load(pathlib.Path(workdir) / 'predictions.npz') as f:
+  """|prediction - label| per seed and image: from a run's workdir (its
+  test predictions, a plain run's arrays per seed) or from a file of int8
+  distances (:func:`save_distances`)."""
+  source = pathlib.Path(source)
+  if source.suffix == '.npz':
+    with np.load(source) as f:
+      kept: np.ndarray = f[decoding].astype(np.int16)
+    return kept
+  with np.load(source / 'predictions.npz') as f:
     distances: np.ndarray = np.abs(f[decoding].astype(np.int16)
                                    - f['labels'][None, :])
   return distances
 
 
+def save_distances(workdir: str | pathlib.Path,
+                   path: str | pathlib.Path) -> None:
+  """A run's per-image test distances, both decodings, as int8."""
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  kept: dict[str, Any] = {d: distances_SxN(workdir, d).astype(np.int8)
+                          for d in ('argmax', 'bayes')}
+  np.savez_compressed(path, **kept)
+
+
 def power_table(c: Components, reference_mde: float, *, alpha: float,
                 seeds: Sequence[int], images: Sequence[int]) -> list[dict]:
-  """The detectable effect, absolute and as a share of ``reference_mde``,
-  for every (seeds, images) design."""
+  """For every (seeds, images) design, the effect the two-way bootstrap
+  test detects, as a share of ``reference_mde``: with the seed variance as
+  estimated and at its 80 % upper bound; and the exact model's."""
+  upper = seed_upper_factor(c.num_seeds)
   rows = []
   for s in seeds:
     for n in images:
-      effect = detectable_effect(variance_of_mean(c, s, n), alpha=alpha)
-      rows.append({'seeds': s, 'images': n, 'detectable': effect,
-                   'detectable_share': effect / reference_mde})
+      def share(**factors: float) -> float:
+        return detectable_effect(variance_of_mean(c, s, n, **factors),  # noqa: B023
+                                 alpha=alpha) / reference_mde
+      rows.append({
+          'seeds': s, 'images': n,
+          'bootstrap': share(residual_factor=BOOTSTRAP_RESIDUAL_FACTOR),
+          'bootstrap_seed_upper': share(
+              residual_factor=BOOTSTRAP_RESIDUAL_FACTOR, seed_factor=upper),
+          'exact': share()})
   return rows
 
 
@@ -109,8 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
   parser.add_argument('--pair', nargs=2, required=True,
                       metavar=('REFERENCE', 'CHALLENGER'),
-                      help='the workdirs of two plain runs on the same seeds '
-                      '(each with predictions.npz)')
+                      help='two plain runs on the same seeds: their workdirs '
+                      '(with predictions.npz) or files of their distances')
   parser.add_argument('--name', required=True, help='the pair\'s name in '
                       'the output, e.g. the regime')
   parser.add_argument('--alpha', type=float, default=0.05 / 3,
@@ -122,6 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help='numbers of images to tabulate')
   parser.add_argument('--out', default='results/confirmation/power.json',
                       help='JSON file the pair is added to (by --name)')
+  parser.add_argument('--keep', default=None,
+                      help='folder where the distances read from workdirs '
+                      'are kept as int8 files <name>-reference.npz and '
+                      '<name>-challenger.npz (to recompute from them)')
   return parser
 
 
@@ -134,11 +179,19 @@ def main(argv: Sequence[str] | None = None) -> int:
   except ValueError:
     parser.error('--seeds and --images take comma-separated integers.')
   reference_dir, challenger_dir = map(pathlib.Path, args.pair)
-  for workdir in (reference_dir, challenger_dir):
-    if not (workdir / 'predictions.npz').is_file():
-      parser.error(f'--pair: {workdir} has no predictions.npz.')
+  for source in (reference_dir, challenger_dir):
+    if not ((source.suffix == '.npz' and source.is_file())
+            or (source / 'predictions.npz').is_file()):
+      parser.error(f'--pair: {source} is neither a distances file nor a '
+                   'workdir with predictions.npz.')
   reference = distances_SxN(reference_dir)
   challenger = distances_SxN(challenger_dir)
+  if args.keep:
+    for role, source in (('reference', reference_dir),
+                         ('challenger', challenger_dir)):
+      if source.suffix != '.npz':
+        save_distances(source, pathlib.Path(args.keep)
+                       / f'{args.name}-{role}.npz')
   if reference.shape != challenger.shape:
     parser.error(f'--pair: {reference.shape} and {challenger.shape} '
                  'predictions differ in seeds or images.')
@@ -158,10 +211,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         f'{reference_mde:.4f}); sd over seeds {math.sqrt(c.var_seed):.4f}, '
         f'over images {math.sqrt(c.var_image):.4f}, residual '
         f'{math.sqrt(c.var_residual):.4f}')
+  print('  detectable effect, % of the reference MDE: bootstrap test '
+        '(seed variance at its 80 % upper bound), exact model')
   for row in result[args.name]['table']:
-    print(f"  {row['seeds']:3d} seeds x {row['images']:6d} images: detectable "
-          f"{row['detectable']:.4f} ({100 * row['detectable_share']:.1f} % of "
-          'the reference MDE)')
+    print(f"  {row['seeds']:3d} seeds x {row['images']:6d} images: "
+          f"{100 * row['bootstrap']:.1f} "
+          f"({100 * row['bootstrap_seed_upper']:.1f}), "
+          f"{100 * row['exact']:.1f}")
   return 0
 
 

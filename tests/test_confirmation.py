@@ -4,18 +4,22 @@ only where the test split is; without the flag every subset is today's."""
 
 import dataclasses
 import hashlib
+import subprocess
 
 import numpy as np
 import pytest
 
 import data
 import train
-from conftest import MNIST_DIR, learnable_dataset, needs_mnist
+from conftest import MNIST_DIR, ROOT, learnable_dataset, needs_mnist
+from study import confirm
 from study import plan as study_plan
+from study.records import Choice, TuningCell, TuningPoint
 from trainer.config import Config, ConfigError
+from trainer.resolve import resolve
 from trainer.run_data import check_data_sizes, prepare_data
 
-CONFIRMATION_SIZE = 20_000
+CONFIRMATION_SIZE = confirm.CONFIRMATION_SIZE
 
 
 def _hashes(images: np.ndarray) -> set[str]:
@@ -54,14 +58,24 @@ def test_it_is_scored_only_with_the_test_split(tmp_path):
   final = train.train_and_evaluate(Config(**common), tmp_path / 'final',
                                    dataset=dataset)['final']
   assert set(final) == {'train_loss', 'validation', 'test', 'confirmation'}
+  with np.load(tmp_path / 'final' / 'predictions.npz') as f:
+    assert f['confirmation_argmax'].shape == (2, 64)
+    assert f['confirmation_argmax'].dtype == np.int8
+    pool = data.hold_out_validation(dataset['train'], 32)[0]
+    held = data.hold_out_confirmation(pool, 64)[1]
+    np.testing.assert_array_equal(f['confirmation_labels'], held.labels)
+    accuracy = (f['confirmation_argmax'] == held.labels).mean(axis=1)
+  np.testing.assert_allclose(
+      accuracy, final['confirmation']['argmax']['accuracy']['per_seed'],
+      rtol=1e-6)
   tuning = train.train_and_evaluate(Config(**common, score_test=False),
                                     tmp_path / 'tune', dataset=dataset)
   assert set(tuning['final']) == {'train_loss', 'validation'}
 
 
 def _regime_configs(confirmation_size: int) -> list[tuple[str, Config]]:
-  """Every regime's tuning and final data settings, on seeds 0-39 (finals)
-  and 100-103 (tuning)."""
+  """Every regime's tuning and final data settings, on the confirmation's
+  final seeds (1000-1079) and tuning seeds (100-102)."""
   grid = study_plan.GRIDS['full']
   configs = []
   for name, regime in grid.regimes.items():
@@ -69,26 +83,31 @@ def _regime_configs(confirmation_size: int) -> list[tuple[str, Config]]:
                   validation_size=grid.validation_size,
                   train_size=regime.train_size, label_noise=regime.label_noise,
                   clean_validation=regime.clean_validation)
-    configs += [(f'{name} finals', dataclasses.replace(base, seed=0,
-                                                       num_seeds=40)),
+    configs += [(f'{name} finals', dataclasses.replace(
+                    base, seed=confirm.FINAL_SEED,
+                    num_seeds=confirm.FINAL_GROUPS * confirm.GROUP_SIZE)),
                 (f'{name} tuning', dataclasses.replace(
-                    base, seed=study_plan.TUNE_SEED, num_seeds=4,
-                    score_test=False))]
+                    base, seed=confirm.TUNE_SEED,
+                    num_seeds=confirm.TUNE_SEEDS, score_test=False))]
   return configs
 
 
 @needs_mnist
 def test_no_training_subset_or_validation_image_is_a_confirmation_image():
   dataset = data.load_mnist(MNIST_DIR)
-  confirmation = data.hold_out_confirmation(dataset['train'],
-                                            CONFIRMATION_SIZE)[1]
+  # The study's validation split: the same with the flag, and no image of
+  # it (nor of the test split) is a confirmation image.
+  pool, study_validation = data.hold_out_validation(dataset['train'], 5000)
+  confirmation = data.hold_out_confirmation(pool, CONFIRMATION_SIZE)[1]
   held = _hashes(confirmation.images)
   assert len(held) == CONFIRMATION_SIZE
+  assert not held & _hashes(dataset['test'].images)
   for name, config in _regime_configs(CONFIRMATION_SIZE):
     prepared = prepare_data(config, dataset, list(range(
         config.seed, config.seed + config.num_seeds)))
     assert not held & _hashes(prepared.images_NxHxWxC), name
-    assert not held & _hashes(prepared.eval_sets['validation'].images), name
+    np.testing.assert_array_equal(prepared.eval_sets['validation'].images,
+                                  study_validation.images)
     assert prepared.subset_SxM.shape[1] == (
         config.train_size or 60_000 - CONFIRMATION_SIZE
         - config.validation_size), name
@@ -121,3 +140,160 @@ def test_without_the_flag_every_split_is_as_before():
     np.testing.assert_array_equal(prepared.images_NxHxWxC, pool.images)
     np.testing.assert_array_equal(prepared.subset_SxM[0], data.subset_indices(
         len(pool.labels), config.train_size, config.seed))
+
+
+# ----------------------------------------------------------------------------
+# The engine's registered rules, on synthetic tuning cells (nothing trained).
+
+
+def _tuning_cell(config, points_mde, last_epoch=12):
+  """A tuning cell: each (hyperparameters, mde) point's curve has its best
+  validation MDE at ``last_epoch``."""
+  return TuningCell(config, [100, 101, 102], 2000, 1.0, tuple(
+      TuningPoint(hp, [{'epoch': e, 'argmax': {
+          'mean_digit_distance': mde + abs(last_epoch - e) / 100},
+                        'bayes': {'mean_digit_distance': mde + 1}}
+                       for e in range(2, config.epochs + 1, 2)], None)
+      for hp, mde in points_mde))
+
+
+def _fake_run(mde_of, last_epoch_of=lambda config: 8):
+  """A stand-in for running a tuning cell: the MDE of a point is
+  ``mde_of(point_config)``."""
+  calls = []
+
+  def run(path, config):
+    calls.append(path.name)
+    points = experiments_grid(config)
+    return _tuning_cell(config, [
+        (hp, mde_of(dataclasses.replace(config, sweep={}, **hp)))
+        for hp in points], last_epoch_of(config))
+
+  return run, calls
+
+
+def experiments_grid(config):
+  from trainer.resolve import grid_points
+  return grid_points(config.sweep)
+
+
+def test_the_registered_grids_are_the_protocols():
+  scarce = confirm.families('scarce2000')
+  assert list(scarce) == ['label_smoothing', 'smoothed_sord', 'sord_linear']
+  assert scarce['label_smoothing'].grid == {
+      'learning_rate': (0.003, 0.006, 0.012, 0.024),
+      'epsilon': (0.1, 0.3, 0.5, 0.7, 0.9)}
+  assert scarce['smoothed_sord'].grid == {
+      'learning_rate': (0.003, 0.006, 0.012, 0.024),
+      'epsilon': (0.1, 0.3, 0.5, 0.7, 0.9), 'temperature': (1.5, 3.0, 6.0)}
+  assert scarce['label_smoothing'].top == {'epsilon': (0.95, 0.975)}
+  assert scarce['smoothed_sord'].top == {'epsilon': (1.0,)}
+  noisy = confirm.families('noisy40')
+  assert list(noisy) == ['label_smoothing', 'smoothed_sord']
+  assert noisy['smoothed_sord'].grid['learning_rate'] == (0.00075, 0.0015,
+                                                         0.003)
+  base = confirm.regime_base('noisy40')
+  assert (base.confirmation_size, base.validation_size, base.train_size,
+          base.label_noise, base.clean_validation) == (30_000, 5000, 2000,
+                                                        0.4, True)
+  tuning = confirm.tuning_config(base, noisy['label_smoothing'])
+  assert (tuning.seed, tuning.num_seeds, tuning.score_test) == (100, 3, False)
+  assert resolve(tuning).num_points == 15
+
+
+def test_edge_rules():
+  assert confirm.extension(0.012, [0.003, 0.006, 0.012], 0) == 0.024
+  assert confirm.extension(1.5, [1.5, 3, 6], 2) == 0.75
+  assert confirm.extension(1.5, [1.5, 3, 6], 3) is None
+  assert confirm.extension(0.006, [0.003, 0.006, 0.012], 0) is None
+  # A bounded hyperparameter's top takes its registered values in turn.
+  top = (0.95, 0.975)
+  assert confirm.extension(0.9, [0.1, 0.5, 0.9], 0, top) == 0.95
+  assert confirm.extension(0.95, [0.1, 0.9, 0.95], 1, top) == 0.975
+  assert confirm.extension(0.975, [0.1, 0.95, 0.975], 2, top) is None
+  assert confirm.extension(0.1, [0.1, 0.5, 0.9], 0, top) == 0.05
+
+
+def test_tuning_extends_until_no_edge_then_labels_what_is_left(tmp_path):
+  # The best learning rate is far above the grid: three doublings, then
+  # still on the edge; epsilon's best is its bound, reached in two steps.
+  def mde(config):
+    return (abs(np.log2(config.learning_rate / 1.0))
+            + abs(config.epsilon - 0.99))
+
+  run, calls = _fake_run(mde)
+  family = confirm.families('scarce2000')['label_smoothing']
+  tuning = confirm.tune(run, tmp_path, confirm.regime_base('scarce2000'),
+                        'label_smoothing', family, log=lambda m: None)
+  assert tuning.choice.config.learning_rate == 0.192
+  assert tuning.choice.config.epsilon == 0.975
+  assert set(tuning.on_edge) == {'learning_rate', 'epsilon'}
+  assert calls[0] == 'tune-label_smoothing.json'
+  assert sorted(calls[1:]) == sorted([
+      'tune-label_smoothing-epsilon0.95.json',
+      'tune-label_smoothing-epsilon0.975.json',
+      'tune-label_smoothing-learning_rate0.048.json',
+      'tune-label_smoothing-learning_rate0.096.json',
+      'tune-label_smoothing-learning_rate0.192.json'])
+
+
+def test_a_choice_inside_the_grid_adds_nothing(tmp_path):
+  def mde(config):
+    return abs(config.learning_rate - 0.006) + abs(config.epsilon - 0.5)
+
+  run, calls = _fake_run(mde)
+  tuning = confirm.tune(run, tmp_path, confirm.regime_base('scarce2000'),
+                        'ls', confirm.families('scarce2000')[
+                            'label_smoothing'], log=lambda m: None)
+  assert calls == ['tune-ls.json'] and tuning.on_edge == ()
+  assert (tuning.choice.config.learning_rate, tuning.choice.config.epsilon,
+          tuning.choice.epoch) == (0.006, 0.5, 8)
+
+
+def test_the_last_epoch_doubles_the_budget_once(tmp_path):
+  def mde(config):  # a longer budget is better, slightly
+    return (abs(config.learning_rate - 0.006) + abs(config.epsilon - 0.5)
+            - config.epochs / 1000)
+
+  run, calls = _fake_run(mde, last_epoch_of=lambda config: config.epochs)
+  tuning = confirm.tune(run, tmp_path, confirm.regime_base('scarce2000'),
+                        'ls', confirm.families('scarce2000')[
+                            'label_smoothing'], log=lambda m: None)
+  assert calls == ['tune-ls.json', 'tune-ls-epochs24.json']
+  assert tuning.choice.config.epochs == 24 and tuning.choice.epoch == 24
+  assert tuning.on_edge == ('epochs',)
+
+
+def test_finals_run_in_four_registered_groups_and_the_twin_differs_in_order():
+  choice = Choice(dataclasses.replace(confirm.regime_base('scarce2000'),
+                                      loss='soft_label_cross_entropy',
+                                      temperature=1.0, learning_rate=0.006),
+                  10, 'bayes', 0.05)
+  groups = confirm.final_groups(choice)
+  assert [(c.seed, c.num_seeds) for c in groups] == [
+      (1000 + 10 * g, 10) for g in range(8)]
+  assert all(c.confirmation_size == 30_000 and c.score_test
+             and c.stop_after == 10 and c.eval_every == 10 for c in groups)
+  twin = confirm.permuted_twin(choice).config
+  assert dataclasses.replace(twin, distance='linear',
+                             decode_distance=None) == choice.config
+  assert twin.decode_distance == 'linear'
+
+
+def _git(*args: str) -> str:
+  return subprocess.run(['git', *args], cwd=ROOT, capture_output=True,
+                        text=True, check=True).stdout
+
+
+@pytest.mark.skipif(not (ROOT / '.git').exists(), reason='not a git clone')
+def test_the_protocol_entered_git_before_any_confirmation_cell():
+  registered = _git('log', '--format=%H', '--reverse', '-S',
+                    '# Confirmation protocol (issue 29)', '--',
+                    'results/protocol.md').split()
+  assert registered, 'the confirmation protocol is not in git'
+  added = _git('log', '--format=%H', '--diff-filter=A', '--',
+               'results/confirmation/cells', 'results/confirmation/images')
+  for commit in added.split():
+    assert commit != registered[0], commit
+    assert subprocess.run(['git', 'merge-base', '--is-ancestor',
+                           registered[0], commit], cwd=ROOT).returncode == 0

@@ -132,11 +132,11 @@ class Config:
       None, "tensorflow-datasets data_dir with a prepared 'mnist' (used only "
       'when no IDX folder is given)')
   confirmation_size: int = _field(
-      0, 'set this many training images aside as the confirmation split (the '
-      'same ones for every run, clean labels, before --validation_size, '
-      '--train_size and --label_noise draw from the rest): never trained or '
-      'tuned on, scored with the test split (results/protocol.md); 0: none',
-      check=_NON_NEGATIVE)
+      0, 'set this many of the training images left after --validation_size '
+      'aside as the confirmation split (the same ones for every run with that '
+      '--validation_size, clean labels; --train_size and --label_noise draw '
+      'from the rest): never trained or tuned on, scored with the test split '
+      '(results/protocol.md); 0: none', check=_NON_NEGATIVE)
   validation_size: int = _field(
       0, 'hold out this many training images (the same ones for every run) '
       'and score them after each evaluated epoch', check=_NON_NEGATIVE)

@@ -66,19 +66,22 @@ def prepare_data(config: Config, dataset: Mapping[str, data.Split],
   subset and the noise draw depend on the seed. Validation labels get the
   same symmetric noise as the training labels (one fixed draw), so that
   tuning sees what a practitioner with noisy labels would see, unless
-  ``clean_validation``. Test and confirmation labels stay clean; the
-  confirmation split (``confirmation_size``) is set aside first, so that no
-  validation image, training subset or noise draw touches it, and is scored
-  only where the test split is.
+  ``clean_validation``. Test and confirmation labels stay clean. The
+  confirmation split (``confirmation_size``) is set aside from what
+  validation leaves, before every subset and noise draw, so that no model
+  trains on it and no tuning run scores it (tuning runs score no test); it is
+  scored only where the test split is. The validation images are the same
+  with or without it.
 
   Raises:
     ConfigError: naming ``--validation_size``, ``--train_size`` or
       ``--batch_size`` if the training split does not fit them.
   """
   steps_per_epoch = check_data_sizes(config, len(dataset['train'].labels))
-  rest, confirmation = data.hold_out_confirmation(dataset['train'],
+  pool, validation = data.hold_out_validation(dataset['train'],
+                                              config.validation_size)
+  pool, confirmation = data.hold_out_confirmation(pool,
                                                   config.confirmation_size)
-  pool, validation = data.hold_out_validation(rest, config.validation_size)
   labels_SxN = np.stack([data.symmetric_label_noise(pool.labels,
                                                     config.label_noise, seed)
                          for seed in seeds])

@@ -1,0 +1,295 @@
+"""The confirmation (results/protocol.md, "Confirmation protocol"): the
+primary pair tuned to a real optimum on validation, then scored once on 25 000
+training images nobody has scored.
+
+    python -m study.confirm --data_dir ../shared/mnist --regimes scarce2000
+
+Per regime and family: one tuning ``--sweep`` over the registered joint grid
+on seeds 100-102 (validation only), the edge rules (a learning rate or
+temperature on an edge adds a value a factor of two out, ε at its grid's top
+adds its registered values toward its bound, at its bottom halves; at most
+K = 3 per hyperparameter; a choice at the last epoch of the budget B reruns
+the point with 2B, once), then finals on seeds 1000-1079 in eight programs
+of ten with ``--confirmation_size 30000``. Every
+cell is a small JSON file under ``results/confirmation/cells/``; each
+final's per-image digit distances on the confirmation split go to
+``results/confirmation/images/`` (int8). A rerun skips what is done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import pathlib
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from data import Split
+from study.cells import (
+  diverged_final,
+  diverged_points,
+  final_scores,
+  run_cell,
+  slug,
+  tuning_curves,
+)
+from study.experiments import choose, final_config
+from study.plan import PERMUTED_ORDER, VALIDATION_SIZE
+from study.records import Choice, FinalCell, TuningCell
+from trainer import cli
+from trainer.config import Config
+
+CONFIRMATION_SIZE = 30_000
+TUNE_SEED, TUNE_SEEDS = 100, 3
+FINAL_SEED, FINAL_GROUPS, GROUP_SIZE = 1000, 8, 10
+BUDGET, EVAL_EVERY = 12, 2
+MAX_EXTENSIONS = 3          # per hyperparameter (K)
+EPSILONS = (0.1, 0.3, 0.5, 0.7, 0.9)
+
+
+@dataclasses.dataclass(frozen=True)
+class Tuned:
+  """A family of the confirmation: its Config overrides, the registered
+  grid of each hyperparameter it tunes (learning rate first), and for a
+  bounded one the values its top edge adds in turn (else it doubles)."""
+  overrides: dict
+  grid: dict[str, tuple[float, ...]]
+  top: dict[str, tuple[float, ...]] = dataclasses.field(default_factory=dict)
+
+
+def _rates(regime: str) -> tuple[float, ...]:
+  return ((0.003, 0.006, 0.012, 0.024) if regime == 'scarce2000'
+          else (0.00075, 0.0015, 0.003))
+
+
+def families(regime: str) -> dict[str, Tuned]:
+  """The registered families and grids of a primary regime."""
+  rates = _rates(regime)
+  out = {
+      # At ε = 1 label smoothing's target is uniform: no label left.
+      'label_smoothing': Tuned(
+          {'loss': 'label_smoothing_cross_entropy'},
+          {'learning_rate': rates, 'epsilon': EPSILONS},
+          {'epsilon': (0.95, 0.975)}),
+      # At ε = 1 smoothed SORD is plain SORD.
+      'smoothed_sord': Tuned(
+          {'loss': 'soft_label_cross_entropy'},
+          {'learning_rate': rates, 'epsilon': EPSILONS,
+           'temperature': (1.5, 3.0, 6.0)}, {'epsilon': (1.0,)}),
+  }
+  if regime == 'scarce2000':
+    out['sord_linear'] = Tuned({'loss': 'soft_label_cross_entropy'}, {
+        'learning_rate': rates, 'temperature': (0.5, 1.0, 2.0)})
+  return out
+
+
+def regime_base(regime: str) -> Config:
+  """The data settings of a primary regime, with the confirmation split."""
+  noisy = regime == 'noisy40'
+  return Config(confirmation_size=CONFIRMATION_SIZE,
+                validation_size=VALIDATION_SIZE, train_size=2000,
+                label_noise=0.4 if noisy else 0.0, clean_validation=noisy,
+                epochs=BUDGET, eval_every=EVAL_EVERY)
+
+
+REGIMES = ('scarce2000', 'noisy40')
+
+
+def tuning_config(base: Config, family: Tuned) -> Config:
+  """The joint grid as one sweep on the tuning seeds, validation only."""
+  return dataclasses.replace(
+      base, **family.overrides, seed=TUNE_SEED, num_seeds=TUNE_SEEDS,
+      score_test=False, sweep={name: list(values)
+                               for name, values in family.grid.items()})
+
+
+def _edges(tried: list[float]) -> tuple[float, ...]:
+  return (tried[0], tried[-1]) if len(tried) > 1 else ()
+
+
+def extension(chosen: float, tried: list[float], times: int,
+              top: tuple[float, ...] = ()) -> float | None:
+  """The value an edge rule adds, or None: not on an edge, or the edge's
+  extensions used up (``times`` already added on that side). The bottom
+  edge halves; the top doubles, or takes the next of ``top`` (a bounded
+  hyperparameter's registered values)."""
+  if chosen not in _edges(tried) or times >= MAX_EXTENSIONS:
+    return None
+  if chosen == tried[0]:
+    return chosen / 2
+  if not top:
+    return chosen * 2
+  higher = [v for v in top if v > chosen]
+  return higher[0] if higher else None
+
+
+def values_tried(cells: Sequence[TuningCell], name: str) -> list[float]:
+  return sorted({point.hyperparameters.get(name, getattr(cell.config, name))
+                 for cell in cells for point in cell.points})
+
+
+@dataclasses.dataclass(frozen=True)
+class Tuning:
+  """A family's tuning cells and choice, and what still sits on an edge of
+  the values tried once the rules are spent: the hyperparameters, and
+  'epochs' where 2B won at its last epoch (results/protocol.md says how each
+  is labelled: ε at its bound, the temperature at its top, the rest
+  "tuning incomplete")."""
+  cells: tuple[TuningCell, ...]
+  choice: Choice
+  on_edge: tuple[str, ...]
+
+
+def tune(run: Callable[[pathlib.Path, Config], TuningCell],
+         cells_dir: pathlib.Path, base: Config, name: str, family: Tuned,
+         log: Callable[[str], object]) -> Tuning:
+  """The registered grid, then the edge rules until none fires."""
+  cells = [run(cells_dir / f'tune-{slug(name)}.json',
+               tuning_config(base, family))]
+  added = {(hyper, side): 0 for hyper in family.grid for side in (0, 1)}
+  while True:
+    choice = choose(cells)
+    fired = False
+    for hyper in family.grid:
+      chosen, tried = getattr(choice.config, hyper), values_tried(cells, hyper)
+      side = int(chosen == tried[-1])
+      value = extension(chosen, tried, added[hyper, side],
+                        family.top.get(hyper, ()))
+      if value is None:
+        continue
+      log(f'  {name}: {hyper} {chosen:g} on an edge; adds {value:g}')
+      added[hyper, side] += 1
+      extended: dict[str, Any] = {hyper: value}
+      cells.append(run(cells_dir / f'tune-{slug(name)}-{hyper}{value:g}.json',
+                       dataclasses.replace(choice.config, **extended,
+                                           seed=TUNE_SEED,
+                                           num_seeds=TUNE_SEEDS,
+                                           score_test=False)))
+      fired = True
+      break
+    if not fired:
+      break
+  if choice.epoch == choice.config.epochs == BUDGET:
+    log(f'  {name}: chose the last epoch of {BUDGET}; reruns it over '
+        f'{2 * BUDGET}')
+    cells.append(run(cells_dir / f'tune-{slug(name)}-epochs{2 * BUDGET}.json',
+                     dataclasses.replace(choice.config, epochs=2 * BUDGET,
+                                         seed=TUNE_SEED, num_seeds=TUNE_SEEDS,
+                                         score_test=False)))
+    choice = choose(cells)
+  on_edge = [h for h in family.grid
+             if getattr(choice.config, h) in _edges(values_tried(cells, h))]
+  if choice.epoch == choice.config.epochs == 2 * BUDGET:
+    on_edge.append('epochs')
+  return Tuning(tuple(cells), choice, tuple(on_edge))
+
+
+def final_groups(choice: Choice) -> list[Config]:
+  """The chosen point on seeds 1000-1079, eight programs of ten."""
+  return [dataclasses.replace(
+      final_config(choice, seed=FINAL_SEED + g * GROUP_SIZE,
+                   num_seeds=GROUP_SIZE, shifted=False),
+      confirmation_size=CONFIRMATION_SIZE) for g in range(FINAL_GROUPS)]
+
+
+def permuted_twin(choice: Choice) -> Choice:
+  """SORD over the permuted digit order, otherwise SORD[linear]'s choice
+  (its Bayes decoding keeps the linear cost the MDE measures)."""
+  return dataclasses.replace(choice, config=dataclasses.replace(
+      choice.config, distance=PERMUTED_ORDER, decode_distance='linear'))
+
+
+def save_distances(workdir: pathlib.Path, path: pathlib.Path) -> None:
+  """A final's per-image digit distances on the confirmation split, per
+  seed and decoding, as int8."""
+  with np.load(workdir / 'predictions.npz') as f:
+    labels = f['confirmation_labels']
+    distances = {d: np.abs(f[f'confirmation_{d}'].astype(np.int16)
+                           - labels).astype(np.int8)
+                 for d in ('argmax', 'bayes')}
+    seeds = f['seeds']
+  path.parent.mkdir(parents=True, exist_ok=True)
+  np.savez_compressed(path, seeds=seeds, **distances)
+
+
+def run_confirmation(dataset: dict[str, Split] | None,
+                     results_dir: pathlib.Path, runs_dir: pathlib.Path,
+                     regimes: Sequence[str], data_dir: str | None,
+                     log: Callable[[str], object] = print) -> None:
+  cells_root = results_dir / 'confirmation' / 'cells'
+  images_dir = results_dir / 'confirmation' / 'images'
+
+  def run_tuning(path: pathlib.Path, config: Config) -> TuningCell:
+    return TuningCell.from_json(run_cell(
+        path, dataclasses.replace(config, data_dir=data_dir), runs_dir,
+        dataset, log, tuning_curves, diverged_points))
+
+  def run_final(path: pathlib.Path, config: Config) -> FinalCell:
+    config = dataclasses.replace(config, data_dir=data_dir)
+    workdir = runs_dir / path.relative_to(path.parents[1]).with_suffix('')
+    cell = FinalCell.from_json(run_cell(path, config, runs_dir, dataset, log,
+                                        final_scores, diverged_final))
+    distances = images_dir / path.parent.name / path.name.replace(
+        '.json', '.npz')
+    if cell.diverged is None and not distances.exists():
+      save_distances(workdir, distances)
+    return cell
+
+  for regime in regimes:
+    base = regime_base(regime)
+    cells_dir = cells_root / regime
+    choices = {}
+    for name, family in families(regime).items():
+      log(f'[{regime}] tune {name}')
+      tuning = tune(run_tuning, cells_dir, base, name, family, log)
+      if tuning.on_edge:
+        log(f'[{regime}] {name}: tuning incomplete, still on an edge: '
+            f'{", ".join(tuning.on_edge)}')
+      choices[name] = tuning.choice
+    if 'sord_linear' in choices:
+      choices['sord_permuted'] = permuted_twin(choices['sord_linear'])
+    for name, choice in choices.items():
+      for config in final_groups(choice):
+        log(f'[{regime}] final {name} seeds {config.seed}-'
+            f'{config.seed + config.num_seeds - 1}')
+        run_final(cells_dir / f'final-{slug(name)}-s{config.seed}.json',
+                  config)
+
+
+def build_parser() -> argparse.ArgumentParser:
+  """The command line's flags (its own argument check)."""
+  parser = cli.Parser(
+      prog='python -m study.confirm', description=__doc__.split('\n\n')[0],
+      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+  parser.add_argument('--regimes', default=','.join(REGIMES),
+                      help='comma-separated primary regimes, in that order')
+  parser.add_argument('--data_dir', default=None,
+                      help='folder with the MNIST IDX files (default '
+                      '$MNIST_DIR)')
+  parser.add_argument('--results_dir', default='results',
+                      help='where confirmation/ (cells, per-image files) goes')
+  parser.add_argument('--runs_dir', default='runs/confirmation',
+                      help='where runs (checkpoints, predictions) go')
+  return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  parser = build_parser()
+  args = parser.parse_args(argv)
+  regimes = args.regimes.split(',')
+  if unknown := set(regimes) - set(REGIMES):
+    parser.error(f'--regimes: no primary regime {", ".join(sorted(unknown))} '
+                 f'(there are {", ".join(REGIMES)}).')
+  dataset = cli.load_mnist(parser, args.data_dir)
+  t0 = time.perf_counter()
+  run_confirmation(dataset, pathlib.Path(args.results_dir),
+                   pathlib.Path(args.runs_dir), regimes, args.data_dir)
+  print(f'confirmation: {time.perf_counter() - t0:.0f}s')
+  return 0
+
+
+if __name__ == '__main__':
+  raise SystemExit(main())
