@@ -285,9 +285,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                  f'(there are {", ".join(REGIMES)}).')
   dataset = cli.load_mnist(parser, args.data_dir)
   t0 = time.perf_counter()
-  run_confirmation(dataset, pathlib.Path(args.results_dir),
-                   pathlib.Path(args.runs_dir), regimes, args.data_dir)
-  print(f'confirmation: {time.perf_counter() - t0:.0f}s')
+  results_dir = pathlib.Path(args.results_dir)
+  run_confirmation(dataset, results_dir, pathlib.Path(args.runs_dir), regimes,
+                   args.data_dir)
+  print(f'confirmation: {time.perf_counter() - t0:.0f}s; the answer: '
+        f'python -m study.confirm_report --results_dir {results_dir}')
   return 0
 
 
