@@ -25,7 +25,7 @@ from study.plan import Regime
 from study.records import FamilyResult, RegimeResult
 from trainer.cli import flag_of
 from trainer.config import Config
-from trainer.resolve import LOSS_HYPERPARAMS
+from trainer.resolve import LOSS_FIELDS
 
 METRICS = ('accuracy', 'mean_digit_distance', 'error_rate',
            'mean_error_distance', 'far_share_of_errors', 'far_error_rate',
@@ -219,7 +219,7 @@ def _row(group: str, splits: list[str], family_name: str,
   final = family.finals[0].config
   own = ';'.join(f'{k}={v:g}' for k, v in sorted(
       dataclasses.asdict(final).items()) if k in (
-          'weight_decay', 'ce_weight', 'soft_label_param', *LOSS_HYPERPARAMS)
+          'weight_decay', *LOSS_FIELDS)
       and v)
   seeds = sorted(values(family, splits, 'accuracy'))
   row = {'regime': group, 'family': family_name, 'role': family.role,

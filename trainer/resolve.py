@@ -37,7 +37,7 @@ SOFT_LABEL_PARAMS = {'exponential': 'tau', 'von_mises': 'kappa',
 # losses' keyword), and with ce_weight and the soft-label parameter, every
 # loss field.
 LOSS_HYPERPARAMS = ('temperature', 'power', 'sharpness', 'kappa', 'epsilon')
-_LOSS_FIELDS = ('ce_weight', *LOSS_HYPERPARAMS, 'soft_label_param')
+LOSS_FIELDS = ('ce_weight', *LOSS_HYPERPARAMS, 'soft_label_param')
 
 
 def order_distance(order: list[int]) -> np.ndarray:
@@ -150,7 +150,7 @@ def _check_loss_fields(config: Config) -> None:
   if config.soft_labels is not None and 'targets' not in spec.hyperparams:
     raise ConfigError(f'--soft_labels applies to --loss '
                       f'soft_target_cross_entropy only, not {config.loss}.')
-  for name in _LOSS_FIELDS:
+  for name in LOSS_FIELDS:
     if getattr(config, name) is not None and name not in takes:
       if name == 'ce_weight':
         raise ConfigError(f'--ce_weight: --loss {config.loss} has its own '
