@@ -1,5 +1,5 @@
 """The confirmation (results/protocol.md, "Confirmation protocol"): the
-primary pair tuned to a real optimum on validation, then scored once on 25 000
+primary pair tuned to a real optimum on validation, then scored once on 30 000
 training images nobody has scored.
 
     python -m study.confirm --data_dir ../shared/mnist --regimes scarce2000
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import pathlib
 import time
 from collections.abc import Callable, Sequence
@@ -27,7 +28,12 @@ from typing import Any
 
 import numpy as np
 
-from data import Split
+from data import (
+  CONFIRMATION_SEED,
+  VALIDATION_SEED,
+  Split,
+  held_out_indices,
+)
 from study.cells import (
   diverged_final,
   diverged_points,
@@ -96,6 +102,24 @@ def regime_base(regime: str) -> Config:
 
 
 REGIMES = ('scarce2000', 'noisy40')
+# SHA-256 of the registered split's sorted indices (int64; protocol.md), and
+# of its images' bytes, which MNIST's IDX files give in that order.
+SPLIT_SHA256 = (
+    'fe7a2009a2e75830ac9bc16c9972c0b08c8c7cb6d0c86d645d67c47c924d2c25',
+    '0d372530b432df8962ee99553fe8f33dc6d6eaaef5456c405c27592890dc2b47')
+
+
+def split_digest(dataset: dict[str, Split]) -> tuple[str, str]:
+  """The confirmation split's digests: of its indices into the training
+  images, and of its images."""
+  num_images = len(dataset['train'].labels)
+  validation = held_out_indices(num_images, VALIDATION_SIZE, VALIDATION_SEED)
+  pool = np.setdiff1d(np.arange(num_images), validation)
+  indices = np.sort(pool[held_out_indices(len(pool), CONFIRMATION_SIZE,
+                                          CONFIRMATION_SEED)])
+  images = dataset['train'].images[indices]
+  return (hashlib.sha256(indices.astype(np.int64).tobytes()).hexdigest(),
+          hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest())
 
 
 def tuning_config(base: Config, family: Tuned) -> Config:
@@ -134,13 +158,31 @@ def values_tried(cells: Sequence[TuningCell], name: str) -> list[float]:
 @dataclasses.dataclass(frozen=True)
 class Tuning:
   """A family's tuning cells and choice, and what still sits on an edge of
-  the values tried once the rules are spent: the hyperparameters, and
-  'epochs' where 2B won at its last epoch (results/protocol.md says how each
-  is labelled: ε at its bound, the temperature at its top, the rest
-  "tuning incomplete")."""
+  the values tried once the rules are spent: (hyperparameter, 'top' or
+  'bottom'), and ('epochs', 'top') where 2B won at its last epoch;
+  :func:`edge_label` words each as the protocol registers."""
   cells: tuple[TuningCell, ...]
   choice: Choice
-  on_edge: tuple[str, ...]
+  on_edge: tuple[tuple[str, str], ...]
+
+
+def edge_label(family: str, hyper: str, side: str) -> str:
+  """The registered label of a choice left on an edge."""
+  if (hyper, side) == ('epsilon', 'top'):
+    if family == 'label_smoothing':
+      return 'ε at the cap'
+    if family == 'smoothed_sord':
+      return 'ε = 1: plain SORD'
+  if (family, hyper, side) == ('smoothed_sord', 'temperature', 'top'):
+    return 'temperature converges to label smoothing'
+  what = 'the budget' if hyper == 'epochs' else f'{hyper} at its {side}'
+  return f'tuning incomplete ({what})'
+
+
+def _side(value: float, tried: list[float]) -> str | None:
+  if value not in _edges(tried):
+    return None
+  return 'top' if value == tried[-1] else 'bottom'
 
 
 def tune(run: Callable[[pathlib.Path, Config], TuningCell],
@@ -180,10 +222,11 @@ def tune(run: Callable[[pathlib.Path, Config], TuningCell],
                                          seed=TUNE_SEED, num_seeds=TUNE_SEEDS,
                                          score_test=False)))
     choice = choose(cells)
-  on_edge = [h for h in family.grid
-             if getattr(choice.config, h) in _edges(values_tried(cells, h))]
+  on_edge = [(h, edge) for h in family.grid
+             if (edge := _side(getattr(choice.config, h),
+                               values_tried(cells, h))) is not None]
   if choice.epoch == choice.config.epochs == 2 * BUDGET:
-    on_edge.append('epochs')
+    on_edge.append(('epochs', 'top'))
   return Tuning(tuple(cells), choice, tuple(on_edge))
 
 
@@ -245,9 +288,8 @@ def run_confirmation(dataset: dict[str, Split] | None,
     for name, family in families(regime).items():
       log(f'[{regime}] tune {name}')
       tuning = tune(run_tuning, cells_dir, base, name, family, log)
-      if tuning.on_edge:
-        log(f'[{regime}] {name}: tuning incomplete, still on an edge: '
-            f'{", ".join(tuning.on_edge)}')
+      for hyper, side in tuning.on_edge:
+        log(f'[{regime}] {name}: {edge_label(name, hyper, side)}')
       choices[name] = tuning.choice
     if 'sord_linear' in choices:
       choices['sord_permuted'] = permuted_twin(choices['sord_linear'])
@@ -266,9 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
   parser.add_argument('--regimes', default=','.join(REGIMES),
                       help='comma-separated primary regimes, in that order')
-  parser.add_argument('--data_dir', default=None,
-                      help='folder with the MNIST IDX files (default '
-                      '$MNIST_DIR)')
+  parser.add_argument('--data_dir', required=True,
+                      help='folder with the four MNIST IDX files (the split '
+                      'is registered by the images\' positions in them)')
   parser.add_argument('--results_dir', default='results',
                       help='where confirmation/ (cells, per-image files) goes')
   parser.add_argument('--runs_dir', default='runs/confirmation',
@@ -284,6 +326,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.error(f'--regimes: no primary regime {", ".join(sorted(unknown))} '
                  f'(there are {", ".join(REGIMES)}).')
   dataset = cli.load_mnist(parser, args.data_dir)
+  if (digest := split_digest(dataset)) != SPLIT_SHA256:
+    parser.error(f'the confirmation split is not the registered one (SHA-256 '
+                 f'of its indices and images {digest}); see '
+                 'results/protocol.md.')
   t0 = time.perf_counter()
   results_dir = pathlib.Path(args.results_dir)
   run_confirmation(dataset, results_dir, pathlib.Path(args.runs_dir), regimes,

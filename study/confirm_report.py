@@ -86,7 +86,8 @@ def group_distances(images_dir: pathlib.Path, cells_dir: pathlib.Path,
                     regime: str, family: str, decoding: str,
                     ) -> dict[int, np.ndarray | None]:
   """First seed of each group -> its distances ``[10, N]`` (None: the
-  group diverged); KeyError naming a group not run yet."""
+  group diverged); KeyError naming a group not run yet; ValueError if a
+  file holds other seeds."""
   out: dict[int, np.ndarray | None] = {}
   for g in range(confirm.FINAL_GROUPS):
     seed = confirm.FINAL_SEED + g * confirm.GROUP_SIZE
@@ -98,6 +99,8 @@ def group_distances(images_dir: pathlib.Path, cells_dir: pathlib.Path,
       out[seed] = None
       continue
     with np.load(images_dir / regime / f'{stem}.npz') as f:
+      if list(f['seeds']) != list(range(seed, seed + confirm.GROUP_SIZE)):
+        raise ValueError(f'{stem}.npz holds seeds {list(f["seeds"])}.')
       out[seed] = f[decoding].astype(np.int16)
   return out
 
@@ -155,11 +158,19 @@ def estimate(h: Hypothesis, a_SxN: np.ndarray, b_SxN: np.ndarray,
   return row
 
 
+UNSTABLE_GROUPS = 1  # more groups dropped than this: "unstable"
+
+
 def verdicts(rows: list[dict[str, Any]]) -> None:
-  """Holm over the rows' bootstrap p-values, then each row's verdict."""
-  for row, p in zip(rows, study_rows.holm([r['p_bootstrap'] for r in rows]),
-                    strict=True):
+  """Holm over the rows' bootstrap p-values (an unstable row still counts,
+  at p = 1 where it has none), then each row's verdict."""
+  p_values = [1.0 if math.isnan(r['p_bootstrap']) else r['p_bootstrap']
+              for r in rows]
+  for row, p in zip(rows, study_rows.holm(p_values), strict=True):
     row['p_holm'] = p
+    if row['groups_dropped'] > UNSTABLE_GROUPS:
+      row['verdict'] = 'unstable (not interpreted)'
+      continue
     band = row['band_share'] * row['reference_value']
     words = []
     if p < ALPHA:
@@ -194,14 +205,18 @@ def hypothesis_rows(results_dir: pathlib.Path,
     kept = [s for s in groups[h.challenger]
             if groups[h.challenger][s] is not None
             and groups[h.reference][s] is not None]
-    a_SxN, b_SxN = (np.concatenate([groups[f][s] for s in kept])
-                    for f in (h.challenger, h.reference))
-    row = estimate(h, a_SxN, b_SxN, replicates=replicates)
+    if kept:
+      a_SxN, b_SxN = (np.concatenate([groups[f][s] for s in kept])
+                      for f in (h.challenger, h.reference))
+      row = estimate(h, a_SxN, b_SxN, replicates=replicates)
+    else:  # every group diverged on one side or the other
+      row = {'hypothesis': h.name, 'regime': h.regime, 'band_share': h.band,
+             'n_seeds': 0, 'p_bootstrap': float('nan')}
     row['groups_dropped'] = confirm.FINAL_GROUPS - len(kept)
     row['decodings'] = f'{decoding[h.challenger]}/{decoding[h.reference]}'
     row['tuning'] = '; '.join(
-        f"{f}: {', '.join(tuning[f].on_edge)} on an edge" for f in choices
-        if tuning[f].on_edge) or 'complete'
+        f'{f}: {confirm.edge_label(f, hyper, side)}' for f in choices
+        for hyper, side in tuning[f].on_edge) or 'complete'
     row['command'] = 'python -m study.confirm_report'
     rows.append(row)
   if len(rows) == len(hypotheses):
@@ -212,14 +227,22 @@ def hypothesis_rows(results_dir: pathlib.Path,
   return rows
 
 
+def _cell(name: str, value: Any) -> Any:
+  """A CSV cell: floats to 6 digits; a bootstrap p no replicate reached,
+  as its bound."""
+  if name.startswith('p_') and name != 'p_t' and value == 0:
+    return f'< {1 / REPLICATES:g}'
+  if isinstance(value, float) and not math.isnan(value):
+    return f'{value:.6g}'
+  return value
+
+
 def write_csv(rows: list[dict[str, Any]], path: pathlib.Path) -> None:
   columns = list(dict.fromkeys(k for r in rows for k in r))
   with open(path, 'w', newline='') as f:
     writer = csv.DictWriter(f, fieldnames=columns, restval='')
     writer.writeheader()
-    writer.writerows({k: (f'{v:.6g}' if isinstance(v, float)
-                          and not math.isnan(v) else v)
-                      for k, v in r.items()} for r in rows)
+    writer.writerows({k: _cell(k, v) for k, v in r.items()} for r in rows)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -243,6 +266,9 @@ def main(argv: Sequence[str] | None = None) -> int:
   out = results_dir / 'confirmation' / 'confirmation.csv'
   write_csv(rows, out)
   for row in rows:
+    if 'delta' not in row:
+      print(f"{row['hypothesis']} {row['regime']}: {row['verdict']}")
+      continue
     print(f"{row['hypothesis']} {row['regime']}: Δ {row['delta']:+.4f} "
           f"[{row['ci95_low']:+.4f}, {row['ci95_high']:+.4f}] "
           f"({100 * row['delta_share']:+.1f} %): {row['verdict']}")

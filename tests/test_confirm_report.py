@@ -83,14 +83,35 @@ def test_rows_from_synthetic_cells(tmp_path):
 
 
 def test_verdicts_use_holm_and_the_band():
-  rows = [dict(p_bootstrap=0.01, delta=-0.01, reference_value=1.0,
-               band_share=0.03, ci90_low=-0.02, ci90_high=-0.005),
-          dict(p_bootstrap=0.03, delta=0.001, reference_value=1.0,
-               band_share=0.03, ci90_low=-0.01, ci90_high=0.012),
-          dict(p_bootstrap=0.5, delta=0.05, reference_value=1.0,
-               band_share=0.03, ci90_low=-0.01, ci90_high=0.1)]
+  common = dict(reference_value=1.0, band_share=0.03, groups_dropped=0)
+  rows = [dict(p_bootstrap=0.01, delta=-0.01, ci90_low=-0.02,
+               ci90_high=-0.005, **common),
+          dict(p_bootstrap=0.03, delta=0.001, ci90_low=-0.01,
+               ci90_high=0.012, **common),
+          dict(p_bootstrap=0.5, delta=0.05, ci90_low=-0.01, ci90_high=0.1,
+               **common)]
   confirm_report.verdicts(rows)
   assert [r['verdict'] for r in rows] == [
       'lower and equivalent within 3 %', 'equivalent within 3 %',
       'not resolved']
   np.testing.assert_allclose([r['p_holm'] for r in rows], [0.03, 0.06, 0.5])
+
+
+def test_an_unstable_row_counts_in_holm_but_gets_no_verdict():
+  rows = [dict(p_bootstrap=0.01, delta=-0.01, reference_value=1.0,
+               band_share=0.03, ci90_low=-0.04, ci90_high=-0.005,
+               groups_dropped=0),
+          dict(p_bootstrap=0.001, delta=-0.5, reference_value=1.0,
+               band_share=0.03, ci90_low=-0.6, ci90_high=-0.4,
+               groups_dropped=2),
+          dict(p_bootstrap=float('nan'), band_share=0.03, groups_dropped=8)]
+  confirm_report.verdicts(rows)
+  assert [r['verdict'] for r in rows] == [
+      'lower', 'unstable (not interpreted)', 'unstable (not interpreted)']
+  np.testing.assert_allclose([r['p_holm'] for r in rows], [0.02, 0.003, 1.0])
+
+
+def test_a_p_no_replicate_reached_is_written_as_its_bound(tmp_path):
+  confirm_report.write_csv([{'p_bootstrap': 0.0, 'p_t': 0.0, 'delta': 0.5}],
+                           tmp_path / 'c.csv')
+  assert (tmp_path / 'c.csv').read_text().splitlines()[1] == '< 5e-05,0,0.5'

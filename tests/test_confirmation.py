@@ -227,7 +227,10 @@ def test_tuning_extends_until_no_edge_then_labels_what_is_left(tmp_path):
                         'label_smoothing', family, log=lambda m: None)
   assert tuning.choice.config.learning_rate == 0.192
   assert tuning.choice.config.epsilon == 0.975
-  assert set(tuning.on_edge) == {'learning_rate', 'epsilon'}
+  assert set(tuning.on_edge) == {('learning_rate', 'top'), ('epsilon', 'top')}
+  assert [confirm.edge_label('label_smoothing', *edge)
+          for edge in sorted(tuning.on_edge)] == [
+              'ε at the cap', 'tuning incomplete (learning_rate at its top)']
   assert calls[0] == 'tune-label_smoothing.json'
   assert sorted(calls[1:]) == sorted([
       'tune-label_smoothing-epsilon0.95.json',
@@ -261,7 +264,9 @@ def test_the_last_epoch_doubles_the_budget_once(tmp_path):
                             'label_smoothing'], log=lambda m: None)
   assert calls == ['tune-ls.json', 'tune-ls-epochs24.json']
   assert tuning.choice.config.epochs == 24 and tuning.choice.epoch == 24
-  assert tuning.on_edge == ('epochs',)
+  assert tuning.on_edge == (('epochs', 'top'),)
+  assert confirm.edge_label('ls', 'epochs', 'top') == (
+      'tuning incomplete (the budget)')
 
 
 def test_finals_run_in_four_registered_groups_and_the_twin_differs_in_order():
@@ -297,3 +302,20 @@ def test_the_protocol_entered_git_before_any_confirmation_cell():
     assert commit != registered[0], commit
     assert subprocess.run(['git', 'merge-base', '--is-ancestor',
                            registered[0], commit], cwd=ROOT).returncode == 0
+
+
+def test_the_labels_of_an_edge_left_after_the_rules():
+  assert confirm.edge_label('smoothed_sord', 'epsilon', 'top') == (
+      'ε = 1: plain SORD')
+  assert confirm.edge_label('smoothed_sord', 'temperature', 'top') == (
+      'temperature converges to label smoothing')
+  assert confirm.edge_label('smoothed_sord', 'temperature', 'bottom') == (
+      'tuning incomplete (temperature at its bottom)')
+  assert confirm.edge_label('label_smoothing', 'epsilon', 'bottom') == (
+      'tuning incomplete (epsilon at its bottom)')
+
+
+@needs_mnist
+def test_the_split_is_the_registered_one():
+  assert confirm.split_digest(data.load_mnist(MNIST_DIR)) == (
+      confirm.SPLIT_SHA256)
