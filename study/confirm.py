@@ -92,6 +92,41 @@ def families(regime: str) -> dict[str, Tuned]:
   return out
 
 
+def secondary_families(regime: str) -> dict[str, Tuned]:
+  """Secondary families tuned on the primary pair's terms (protocol.md's
+  change log, second entry): plain cross-entropy, the "over cross-entropy"
+  of the README's advice."""
+  return {'cross_entropy': Tuned({'loss': 'cross_entropy'},
+                                 {'learning_rate': _rates(regime)})}
+
+
+def off_label_mass(config: Config) -> float:
+  """The mean over digits of the training target's mass off the label:
+  0.9 ε for label smoothing, ε (1 - mean diagonal of softmax(-C / T)) for
+  smoothed SORD over the linear distance."""
+  if (config.loss == 'label_smoothing_cross_entropy'
+      and config.epsilon is not None):
+    return 0.9 * config.epsilon
+  if config.loss != 'soft_label_cross_entropy' or config.distance != 'linear':
+    raise ValueError(f'no off-label mass for {config.loss} over '
+                     f'{config.distance}.')
+  digits = np.arange(10)
+  logits_KxK = -np.abs(digits[:, None] - digits[None, :]) / config.temperature
+  targets_KxK = np.exp(logits_KxK)
+  targets_KxK /= targets_KxK.sum(axis=1, keepdims=True)
+  epsilon = 1.0 if config.epsilon is None else config.epsilon
+  return float(epsilon * (1 - np.diag(targets_KxK).mean()))
+
+
+def matched_label_smoothing(label_smoothing: Choice,
+                            smoothed_sord: Choice) -> Choice:
+  """Label smoothing's choice at the ε (4 decimals) whose off-label mass
+  equals smoothed SORD's chosen one (a registered secondary)."""
+  epsilon = round(off_label_mass(smoothed_sord.config) / 0.9, 4)
+  return dataclasses.replace(label_smoothing, config=dataclasses.replace(
+      label_smoothing.config, epsilon=epsilon))
+
+
 def regime_base(regime: str) -> Config:
   """The data settings of a primary regime, with the confirmation split."""
   noisy = regime == 'noisy40'
@@ -281,24 +316,39 @@ def run_confirmation(dataset: dict[str, Split] | None,
       save_distances(workdir, distances)
     return cell
 
-  for regime in regimes:
-    base = regime_base(regime)
-    cells_dir = cells_root / regime
-    choices = {}
-    for name, family in families(regime).items():
-      log(f'[{regime}] tune {name}')
-      tuning = tune(run_tuning, cells_dir, base, name, family, log)
-      for hyper, side in tuning.on_edge:
-        log(f'[{regime}] {name}: {edge_label(name, hyper, side)}')
-      choices[name] = tuning.choice
-    if 'sord_linear' in choices:
-      choices['sord_permuted'] = permuted_twin(choices['sord_linear'])
+  def run_finals(regime: str, choices: dict[str, Choice]) -> None:
     for name, choice in choices.items():
       for config in final_groups(choice):
         log(f'[{regime}] final {name} seeds {config.seed}-'
             f'{config.seed + config.num_seeds - 1}')
-        run_final(cells_dir / f'final-{slug(name)}-s{config.seed}.json',
-                  config)
+        run_final(cells_root / regime / f'final-{slug(name)}-s{config.seed}'
+                  '.json', config)
+
+  def tuned_choices(regime: str, tuned: dict[str, Tuned]
+                    ) -> dict[str, Choice]:
+    choices = {}
+    for name, family in tuned.items():
+      log(f'[{regime}] tune {name}')
+      tuning = tune(run_tuning, cells_root / regime, regime_base(regime),
+                    name, family, log)
+      for hyper, side in tuning.on_edge:
+        log(f'[{regime}] {name}: {edge_label(name, hyper, side)}')
+      choices[name] = tuning.choice
+    return choices
+
+  primary = {}
+  for regime in regimes:
+    choices = tuned_choices(regime, families(regime))
+    if 'sord_linear' in choices:
+      choices['sord_permuted'] = permuted_twin(choices['sord_linear'])
+    run_finals(regime, choices)
+    primary[regime] = choices
+  # Secondaries only once every primary regime's finals are in.
+  for regime in regimes:
+    choices = tuned_choices(regime, secondary_families(regime))
+    choices['label_smoothing_matched'] = matched_label_smoothing(
+        primary[regime]['label_smoothing'], primary[regime]['smoothed_sord'])
+    run_finals(regime, choices)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import data
+import losses
 import train
 from conftest import MNIST_DIR, ROOT, learnable_dataset, needs_mnist
 from study import confirm
@@ -319,3 +320,80 @@ def test_the_labels_of_an_edge_left_after_the_rules():
 def test_the_split_is_the_registered_one():
   assert confirm.split_digest(data.load_mnist(MNIST_DIR)) == (
       confirm.SPLIT_SHA256)
+
+
+def test_the_secondary_families_and_the_matched_mass():
+  for regime in confirm.REGIMES:
+    assert confirm.secondary_families(regime) == {
+        'cross_entropy': confirm.Tuned(
+            {'loss': 'cross_entropy'},
+            {'learning_rate': confirm.families(regime)[
+                'label_smoothing'].grid['learning_rate']})}
+  sord = Config(loss='soft_label_cross_entropy', epsilon=0.5, temperature=3.0)
+  targets_KxK = 0.5 * np.eye(10) + 0.5 * np.asarray(
+      losses.soft_label_matrix('exponential', 10, tau=3.0))
+  mass = 1 - np.diag(targets_KxK).mean()
+  np.testing.assert_allclose(confirm.off_label_mass(sord), mass, rtol=1e-6)
+  np.testing.assert_allclose(confirm.off_label_mass(sord), 0.3826, atol=1e-4)
+  plain = dataclasses.replace(sord, epsilon=None)
+  np.testing.assert_allclose(confirm.off_label_mass(plain), 2 * mass,
+                             rtol=1e-6)
+  smoothing = Choice(Config(loss='label_smoothing_cross_entropy',
+                            epsilon=0.5, learning_rate=0.006), 8, 'argmax',
+                     0.08)
+  matched = confirm.matched_label_smoothing(smoothing, Choice(sord, 10,
+                                                              'argmax', 0.08))
+  assert matched.config.epsilon == 0.4251
+  assert dataclasses.replace(matched, config=dataclasses.replace(
+      matched.config, epsilon=0.5)) == smoothing
+  np.testing.assert_allclose(confirm.off_label_mass(matched.config), mass,
+                             atol=1e-4)
+  with pytest.raises(ValueError, match='no off-label mass'):
+    confirm.off_label_mass(dataclasses.replace(sord, distance='cyclic'))
+
+
+def _fake_cell(path, config, *args):
+  """A tuning cell whose every point scores alike at epoch 8 (inside every
+  grid), or a final that diverged (no per-image file to write)."""
+  if not config.sweep and config.num_seeds == 10:
+    return {'config': dataclasses.asdict(config), 'seeds': [], 'num_train':
+            2000, 'wall_s': 1.0, 'diverged': 'fake'}
+  grid = resolve(config).points if config.sweep else [{}]
+  best_rate = 0.0015 if config.label_noise else 0.006
+  return {'config': dataclasses.asdict(config), 'seeds': [100, 101, 102],
+          'num_train': 2000, 'wall_s': 1.0, 'points': [
+              {'hyperparameters': hp, 'diverged': None, 'curve': [
+                  {'epoch': e,
+                   'argmax': {'mean_digit_distance': 0.1 + abs(e - 8) / 100
+                              + sum(abs(np.log2(v / best_rate)) if k ==
+                                    'learning_rate' else abs(v - 0.5)
+                                    for k, v in hp.items()
+                                    if k != 'temperature')
+                              + abs(hp.get('temperature', 3.0) - 3.0)},
+                   'bayes': {'mean_digit_distance': 1.0}}
+                  for e in range(2, 13, 2)]} for hp in grid]}
+
+
+def test_the_secondaries_run_after_every_primary_regime(tmp_path,
+                                                        monkeypatch):
+  ran = []
+
+  def fake_run_cell(path, config, *args):
+    ran.append(f'{path.parent.name}/{path.stem}')
+    return _fake_cell(path, config)
+
+  monkeypatch.setattr(confirm, 'run_cell', fake_run_cell)
+  confirm.run_confirmation(None, tmp_path, tmp_path / 'runs',
+                           confirm.REGIMES, None, log=lambda message: None)
+  last_primary = max(i for i, name in enumerate(ran)
+                     if 'cross_entropy' not in name and 'matched' not in name)
+  first_secondary = min(i for i, name in enumerate(ran)
+                        if 'cross_entropy' in name or 'matched' in name)
+  assert last_primary < first_secondary
+  assert ran[last_primary] == 'noisy40/final-smoothed_sord-s1070'
+  assert ran[first_secondary:] == [
+      f'{regime}/{stem}' for regime in confirm.REGIMES for stem in (
+          'tune-cross_entropy',
+          *(f'final-{family}-s{1000 + 10 * g}'
+            for family in ('cross_entropy', 'label_smoothing_matched')
+            for g in range(8)))]
