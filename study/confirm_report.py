@@ -1,6 +1,9 @@
 """The confirmation's answer (results/protocol.md, "Confirmation protocol"):
 per primary hypothesis, Δ with its interval over seeds and images, from the
-committed cells and per-image files; ``results/confirmation/confirmation.csv``.
+committed cells and per-image files; ``results/confirmation/confirmation.csv``
+(primary), ``secondary.csv`` (other pairs; the primaries on the test split),
+``families.csv`` (each family's choice and scores) and ``confirmation.md``
+(their tables).
 
     python -m study.confirm_report
 
@@ -79,6 +82,16 @@ def tuned(cells_dir: pathlib.Path, regime: str) -> dict[str, confirm.Tuning]:
     linear = out['sord_linear']
     out['sord_permuted'] = dataclasses.replace(
         linear, choice=confirm.permuted_twin(linear.choice))
+  for name, family in confirm.secondary_families(regime).items():
+    try:
+      out[name] = confirm.tune(_read_cell, cells_dir / regime, base, name,
+                               family, log=lambda message: None)
+    except FileNotFoundError:
+      continue  # a secondary not run yet
+  out['label_smoothing_matched'] = dataclasses.replace(
+      out['label_smoothing'], choice=confirm.matched_label_smoothing(
+          out['label_smoothing'].choice, out['smoothed_sord'].choice),
+      on_edge=())
   return out
 
 
@@ -180,50 +193,218 @@ def verdicts(rows: list[dict[str, Any]]) -> None:
     row['verdict'] = ' and '.join(words) or 'not resolved'
 
 
+def _decodings(h: Hypothesis, tuning: dict[str, confirm.Tuning]
+               ) -> dict[str, str]:
+  return {f: 'argmax' if h.metric == 'mean_error_distance'
+          else tuning[f].choice.decoding for f in (h.challenger, h.reference)}
+
+
+def pair_row(h: Hypothesis, tuning: dict[str, confirm.Tuning],
+             root: pathlib.Path, replicates: int) -> dict[str, Any]:
+  """A pair's row on the confirmation split (KeyError: a family or group
+  not run yet)."""
+  decoding = _decodings(h, tuning)
+  groups = {f: group_distances(root / 'images', root / 'cells', h.regime, f,
+                               decoding[f]) for f in decoding}
+  kept = _kept(groups)
+  if kept:
+    a_SxN, b_SxN = (np.concatenate([groups[f][s] for s in kept])
+                    for f in (h.challenger, h.reference))
+    row = estimate(h, a_SxN, b_SxN, replicates=replicates)
+  else:  # every group diverged on one side or the other
+    row = {'hypothesis': h.name, 'regime': h.regime, 'band_share': h.band,
+           'n_seeds': 0, 'p_bootstrap': float('nan')}
+  row['groups_dropped'] = confirm.FINAL_GROUPS - len(kept)
+  row['decodings'] = f'{decoding[h.challenger]}/{decoding[h.reference]}'
+  row['tuning'] = '; '.join(
+      f'{f}: {confirm.edge_label(f, hyper, side)}' for f in decoding
+      for hyper, side in tuning[f].on_edge) or 'complete'
+  row['command'] = 'python -m study.confirm_report'
+  return row
+
+
+def _kept(groups: dict[str, dict[int, Any]]) -> list[int]:
+  """The groups that trained in every family (a diverged one is dropped
+  from all)."""
+  first = next(iter(groups.values()))
+  return [s for s in first
+          if all(g[s] is not None for g in groups.values())]
+
+
+def _tunings(cells_dir: pathlib.Path, regimes: Sequence[str]
+             ) -> dict[str, dict[str, confirm.Tuning]]:
+  """Each regime's tunings; a regime whose primary cells are missing is
+  left out."""
+  out = {}
+  for regime in dict.fromkeys(regimes):
+    try:
+      out[regime] = tuned(cells_dir, regime)
+    except FileNotFoundError:
+      continue
+  return out
+
+
 def hypothesis_rows(results_dir: pathlib.Path,
                     log: Callable[[str], object] = print,
                     hypotheses: Sequence[Hypothesis] = HYPOTHESES,
                     replicates: int = REPLICATES) -> list[dict[str, Any]]:
   root = results_dir / 'confirmation'
-  cells_dir, images_dir = root / 'cells', root / 'images'
+  tunings = _tunings(root / 'cells', [h.regime for h in hypotheses])
   rows = []
-  tunings: dict[str, dict[str, confirm.Tuning]] = {}
   for h in hypotheses:
-    try:
-      if h.regime not in tunings:
-        tunings[h.regime] = tuned(cells_dir, h.regime)
-      tuning = tunings[h.regime]
-      choices: dict[str, Choice] = {f: tuning[f].choice
-                                    for f in (h.challenger, h.reference)}
-      decoding = {f: 'argmax' if h.metric == 'mean_error_distance'
-                  else choices[f].decoding for f in choices}
-      groups = {f: group_distances(images_dir, cells_dir, h.regime,
-                                   f, decoding[f]) for f in choices}
-    except (FileNotFoundError, KeyError) as e:
-      log(f'{h.name}: not ready ({e})')
+    if h.regime not in tunings:
+      log(f'{h.name}: not ready ({h.regime} not tuned yet)')
       continue
-    kept = [s for s in groups[h.challenger]
-            if groups[h.challenger][s] is not None
-            and groups[h.reference][s] is not None]
-    if kept:
-      a_SxN, b_SxN = (np.concatenate([groups[f][s] for s in kept])
-                      for f in (h.challenger, h.reference))
-      row = estimate(h, a_SxN, b_SxN, replicates=replicates)
-    else:  # every group diverged on one side or the other
-      row = {'hypothesis': h.name, 'regime': h.regime, 'band_share': h.band,
-             'n_seeds': 0, 'p_bootstrap': float('nan')}
-    row['groups_dropped'] = confirm.FINAL_GROUPS - len(kept)
-    row['decodings'] = f'{decoding[h.challenger]}/{decoding[h.reference]}'
-    row['tuning'] = '; '.join(
-        f'{f}: {confirm.edge_label(f, hyper, side)}' for f in choices
-        for hyper, side in tuning[f].on_edge) or 'complete'
-    row['command'] = 'python -m study.confirm_report'
-    rows.append(row)
+    try:
+      rows.append(pair_row(h, tunings[h.regime], root, replicates))
+    except KeyError as e:
+      log(f'{h.name}: not ready ({e})')
   if len(rows) == len(hypotheses):
     verdicts(rows)
   else:  # Holm counts every primary hypothesis: none is judged alone.
     for row in rows:
       row['p_holm'], row['verdict'] = float('nan'), 'pending (Holm needs all)'
+  return rows
+
+
+# Secondary pairs (protocol.md, change log): against label smoothing and
+# against cross-entropy, uncorrected; the primary pairs are not repeated.
+SECONDARY_PAIRS = {
+    'scarce2000': (('label_smoothing_matched', 'label_smoothing'),
+                   ('sord_linear', 'label_smoothing'),
+                   ('sord_permuted', 'label_smoothing'),
+                   ('label_smoothing', 'cross_entropy'),
+                   ('smoothed_sord', 'cross_entropy'),
+                   ('sord_linear', 'cross_entropy')),
+    'noisy40': (('label_smoothing_matched', 'label_smoothing'),
+                ('label_smoothing', 'cross_entropy'),
+                ('smoothed_sord', 'cross_entropy')),
+}
+
+
+def secondary_rows(results_dir: pathlib.Path,
+                   log: Callable[[str], object] = print,
+                   replicates: int = REPLICATES) -> list[dict[str, Any]]:
+  """Every secondary pair whose finals are in, as the primaries are
+  estimated, with no correction and no verdict."""
+  root = results_dir / 'confirmation'
+  tunings = _tunings(root / 'cells', list(SECONDARY_PAIRS))
+  rows = []
+  for regime, pairs in SECONDARY_PAIRS.items():
+    for challenger, reference in pairs:
+      h = Hypothesis(f'{challenger} - {reference}', regime, challenger,
+                     reference, 'mean_digit_distance', float('nan'))
+      try:
+        row = pair_row(h, tunings[regime], root, replicates)
+      except KeyError as e:
+        log(f'{regime} {h.name}: not ready ({e})')
+        continue
+      row['verdict'] = 'secondary (uncorrected)'
+      rows.append(row)
+  return rows
+
+
+def _choice_fields(choice: Choice) -> dict[str, Any]:
+  config = choice.config
+  return {'loss': config.loss, 'learning_rate': config.learning_rate,
+          'epsilon': config.epsilon, 'temperature': config.temperature,
+          'distance': config.distance, 'budget': config.epochs,
+          'epoch': choice.epoch, 'decoding': choice.decoding,
+          'validation_mde': choice.validation_mde}
+
+
+def family_rows(results_dir: pathlib.Path,
+                replicates: int = REPLICATES) -> list[dict[str, Any]]:
+  """Each family with all its finals: its choice, and its MDE, error rate
+  and mean error distance on the confirmation split (seeds and images), and
+  its MDE on the test split (seeds only)."""
+  root = results_dir / 'confirmation'
+  rows = []
+  for regime, tuning in _tunings(root / 'cells', confirm.REGIMES).items():
+    for family, t in tuning.items():
+      decoding = t.choice.decoding
+      try:
+        groups = group_distances(root / 'images', root / 'cells', regime,
+                                 family, decoding)
+      except KeyError:
+        continue
+      kept = _kept({family: groups})
+      row: dict[str, Any] = {'regime': regime, 'family': family,
+                             **_choice_fields(t.choice),
+                             'tuning': '; '.join(
+                                 confirm.edge_label(family, hyper, side)
+                                 for hyper, side in t.on_edge) or 'complete',
+                             'groups_dropped': confirm.FINAL_GROUPS
+                             - len(kept)}
+      if kept:
+        d_SxN = np.concatenate([groups[s] for s in kept])
+        row.update(_levels(d_SxN, replicates))
+        test = test_values(root / 'cells', regime, family, decoding,
+                           'mean_digit_distance', kept)
+        row['test_mde'], half = study_rows.mean_ci(test)
+        row['test_mde_ci95_half'] = half
+      rows.append(row)
+  return rows
+
+
+def _levels(d_SxN: np.ndarray, replicates: int) -> dict[str, Any]:
+  """MDE with its two-way interval (a difference from zero), error rate
+  and mean error distance."""
+  zeros = np.zeros_like(d_SxN)
+  ones = np.ones_like(d_SxN)
+  samples = estimates.two_way_bootstrap((d_SxN, ones), (zeros, ones),
+                                        replicates=replicates,
+                                        seed=BOOTSTRAP_SEED)
+  low, high = estimates.percentile_interval(samples, 0.95)
+  return {'n_seeds': int(d_SxN.shape[0]), 'n_images': int(d_SxN.shape[1]),
+          'mde': float(d_SxN.mean()), 'mde_ci95_low': low,
+          'mde_ci95_high': high,
+          'error_rate': float(np.mean(d_SxN > 0)),
+          'mean_error_distance': float(estimates.per_seed(
+              *_num_den(d_SxN, 'mean_error_distance')).mean())}
+
+
+def test_values(cells_dir: pathlib.Path, regime: str, family: str,
+                decoding: str, metric: str, kept: Sequence[int]
+                ) -> np.ndarray:
+  """Per seed, a metric on the test split from the final cells of the
+  kept groups."""
+  values = []
+  for seed in kept:
+    cell = json.loads((cells_dir / regime /
+                       f'final-{family}-s{seed}.json').read_text())
+    values.extend(cell['test'][decoding][metric]['per_seed'])
+  return np.asarray(values, np.float64)
+
+
+def test_split_rows(results_dir: pathlib.Path, primaries: Sequence[
+    dict[str, Any]]) -> list[dict[str, Any]]:
+  """The primary hypotheses on the test split (seen by the study), over
+  seeds only, on the confirmation's kept groups."""
+  cells_dir = results_dir / 'confirmation' / 'cells'
+  by_name = {h.name: h for h in HYPOTHESES}
+  tunings = _tunings(cells_dir, [r['regime'] for r in primaries])
+  rows = []
+  for primary in primaries:
+    if not primary.get('n_seeds'):
+      continue
+    h = by_name[primary['hypothesis']]
+    decoding = _decodings(h, tunings[h.regime])
+    groups = {f: group_distances(results_dir / 'confirmation' / 'images',
+                                 cells_dir, h.regime, f, decoding[f])
+              for f in decoding}
+    a, b = (test_values(cells_dir, h.regime, f, decoding[f], h.metric,
+                        _kept(groups)) for f in (h.challenger, h.reference))
+    mean, half = study_rows.mean_ci(a - b)
+    rows.append({'hypothesis': h.name, 'regime': h.regime, 'split': 'test',
+                 'n_seeds': a.size, 'challenger_value': float(a.mean()),
+                 'reference_value': float(b.mean()), 'delta': mean,
+                 'delta_share': mean / float(b.mean()),
+                 'seeds_ci95_low': mean - half,
+                 'seeds_ci95_high': mean + half,
+                 'p_t': study_rows.paired_test(a, b)[1],
+                 'p_sign_flip': estimates.sign_flip_p(a - b,
+                                                      flips=SIGN_FLIPS)})
   return rows
 
 
@@ -256,15 +437,118 @@ def build_parser() -> argparse.ArgumentParser:
   return parser
 
 
+def _share(value: float, reference: float) -> str:
+  return f'{100 * value / reference:+.1f} %'
+
+
+def _p(value: float) -> str:
+  return f'< {1 / REPLICATES:g}' if value == 0 else f'{value:.3g}'
+
+
+def markdown(primary: Sequence[dict[str, Any]],
+             secondary: Sequence[dict[str, Any]],
+             test_rows: Sequence[dict[str, Any]],
+             families: Sequence[dict[str, Any]]) -> str:
+  """confirmation.md: the tables of the four CSVs, each with its protocol,
+  seeds, intervals and command."""
+  lines = [
+      '# The confirmation (issue 29)', '',
+      'Protocol: [results/protocol.md](../protocol.md#confirmation-protocol-'
+      'issue-29) (registered before any cell; its change log). Finals on '
+      'seeds 1000-1079 in eight programs of ten, scored once on 30 000 '
+      'training images nobody had scored (`--confirmation_size 30000`); '
+      'intervals over seeds and images (two-way bootstrap, 20 000 '
+      'replicates, seed 0, 95 %) unless labelled. Written by `python -m '
+      'study.confirm_report` from the committed cells and per-image files '
+      '(the cells: `python -m study.confirm --data_dir ../shared/mnist`).',
+      '', '## Primary hypotheses (Holm over the three)', '',
+      '| | regime | challenger - reference | metric | Δ (share) | 95 % '
+      'interval, seeds and images | on these images, seeds only | p '
+      'bootstrap / Holm | p t / sign flip | detectable | verdict | seeds x '
+      'images | tuning |', '|' + '---|' * 13]
+  for r in primary:
+    if 'delta' not in r:
+      lines.append(f"| {r['hypothesis']} | {r['regime']} | | | | | | | | | "
+                   f"{r['verdict']} | 0 | |")
+      continue
+    ref = r['reference_value']
+    lines.append(
+        f"| {r['hypothesis']} | {r['regime']} | {r['challenger']} - "
+        f"{r['reference']} ({r['decodings']}) | {r['metric']} | "
+        f"{r['delta']:+.4f} ({_share(r['delta'], ref)}) | "
+        f"[{r['ci95_low']:+.4f}, {r['ci95_high']:+.4f}] | "
+        f"[{r['seeds_ci95_low']:+.4f}, {r['seeds_ci95_high']:+.4f}] | "
+        f"{_p(r['p_bootstrap'])} / {_p(r['p_holm'])} | "
+        f"{r['p_t']:.3g} / {r['p_sign_flip']:.3g} | "
+        f"{100 * r['detectable_share']:.1f} % | {r['verdict']} | "
+        f"{r['n_seeds']} x {r['n_images']} | {r['tuning']} |")
+  lines += ['', 'Δ < 0: the challenger\'s metric is lower (better). Share: of '
+            'the reference\'s value. Detectable: the effect the bootstrap '
+            'test detects with 80 % power at alpha = 0.05/3.', '',
+            '## Secondary: other pairs on the confirmation split '
+            '(uncorrected)', '',
+            '| regime | challenger - reference (decodings) | Δ MDE (share) | '
+            '95 % interval, seeds and images | p bootstrap | seeds x images '
+            '|', '|' + '---|' * 6]
+  for r in secondary:
+    if 'delta' not in r:
+      continue
+    lines.append(
+        f"| {r['regime']} | {r['challenger']} - {r['reference']} "
+        f"({r['decodings']}) | {r['delta']:+.4f} "
+        f"({_share(r['delta'], r['reference_value'])}) | "
+        f"[{r['ci95_low']:+.4f}, {r['ci95_high']:+.4f}] | "
+        f"{_p(r['p_bootstrap'])} | {r['n_seeds']} x {r['n_images']} |")
+  lines += ['', '## Secondary: the primary hypotheses on the test split '
+            '(seen by the study; seeds only, on those 10 000 images)', '',
+            '| | regime | Δ (share) | 95 % interval over seeds | p t / sign '
+            'flip | seeds |', '|' + '---|' * 6]
+  for r in test_rows:
+    lines.append(
+        f"| {r['hypothesis']} | {r['regime']} | {r['delta']:+.4f} "
+        f"({_share(r['delta'], r['reference_value'])}) | "
+        f"[{r['seeds_ci95_low']:+.4f}, {r['seeds_ci95_high']:+.4f}] | "
+        f"{r['p_t']:.3g} / {r['p_sign_flip']:.3g} | {r['n_seeds']} |")
+  lines += ['', '## Each family: its choice (on validation) and its scores',
+            '', '| regime | family | learning rate | ε | temperature | '
+            'distance | epoch / budget | decoding | tuning | MDE [95 %, '
+            'seeds and images] | error rate | mean error distance | test MDE '
+            '± 95 % (seeds) | seeds |', '|' + '---|' * 14]
+  for r in families:
+    if 'mde' not in r:
+      continue
+    lines.append(
+        f"| {r['regime']} | {r['family']} | {r['learning_rate']:g} | "
+        f"{_maybe(r['epsilon'])} | {_maybe(r['temperature'])} | "
+        f"{r['distance']} | {r['epoch']} / {r['budget']} | "
+        f"{r['decoding']} | {r['tuning']} | {r['mde']:.4f} "
+        f"[{r['mde_ci95_low']:.4f}, {r['mde_ci95_high']:.4f}] | "
+        f"{100 * r['error_rate']:.2f} % | {r['mean_error_distance']:.2f} | "
+        f"{r['test_mde']:.4f} ± {r['test_mde_ci95_half']:.4f} | "
+        f"{r['n_seeds']} |")
+  return '\n'.join(lines) + '\n'
+
+
+def _maybe(value: float | None) -> str:
+  return '' if value is None else f'{value:g}'
+
+
 def main(argv: Sequence[str] | None = None) -> int:
   args = build_parser().parse_args(argv)
   results_dir = pathlib.Path(args.results_dir)
+  root = results_dir / 'confirmation'
   rows = hypothesis_rows(results_dir)
   if not rows:
     print('no hypothesis has all its finals yet')
     return 0
-  out = results_dir / 'confirmation' / 'confirmation.csv'
-  write_csv(rows, out)
+  secondary = secondary_rows(results_dir)
+  test_rows = test_split_rows(results_dir, rows)
+  families = family_rows(results_dir)
+  write_csv(rows, root / 'confirmation.csv')
+  write_csv(secondary + test_rows, root / 'secondary.csv')
+  write_csv(families, root / 'families.csv')
+  (root / 'confirmation.md').write_text(
+      markdown(rows, secondary, test_rows, families))
   for row in rows:
     if 'delta' not in row:
       print(f"{row['hypothesis']} {row['regime']}: {row['verdict']}")
@@ -272,7 +556,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{row['hypothesis']} {row['regime']}: Δ {row['delta']:+.4f} "
           f"[{row['ci95_low']:+.4f}, {row['ci95_high']:+.4f}] "
           f"({100 * row['delta_share']:+.1f} %): {row['verdict']}")
-  print(f'written: {out}')
+  print(f'written: {root}/confirmation.csv, secondary.csv, families.csv, '
+        'confirmation.md')
   return 0
 
 

@@ -33,6 +33,13 @@ def _write_finals(root, regime, name, distances_SxN, diverged_group=None):
     seed = confirm.FINAL_SEED + 10 * g
     stem = f'final-{name}-s{seed}'
     cell = {'config': {}, 'seeds': list(range(seed, seed + 10))}
+    block = distances_SxN[10 * g:10 * g + 10]
+    # The test split's per-seed scores: this block's, shifted by 0.01.
+    cell['test'] = {decoding: {
+        'mean_digit_distance': {'per_seed': list(block.mean(axis=1) + 0.01)},
+        'mean_error_distance': {'per_seed': list(
+            block.sum(axis=1) / (block > 0).sum(axis=1) + 0.01)}}
+        for decoding in ('argmax', 'bayes')}
     if g == diverged_group:
       cell['diverged'] = 'loss became nan'
     (root / 'cells' / regime).mkdir(parents=True, exist_ok=True)
@@ -115,3 +122,75 @@ def test_a_p_no_replicate_reached_is_written_as_its_bound(tmp_path):
   confirm_report.write_csv([{'p_bootstrap': 0.0, 'p_t': 0.0, 'delta': 0.5}],
                            tmp_path / 'c.csv')
   assert (tmp_path / 'c.csv').read_text().splitlines()[1] == '< 5e-05,0,0.5'
+
+
+def _synthetic_scarce2000(root, n=200):
+  """Every scarce2000 family's tuning and finals (noisy40 not run)."""
+  best = {'learning_rate': 0.006, 'epsilon': 0.5, 'temperature': 1.0}
+  tuned = {**confirm.families('scarce2000'),
+           **confirm.secondary_families('scarce2000')}
+  for name, family in tuned.items():
+    _write_tuning(root / 'cells', 'scarce2000', name, family,
+                  dict(best, temperature=3.0) if name == 'smoothed_sord'
+                  else best)
+  rng = np.random.default_rng(1)
+  reference = (rng.uniform(size=(80, n)) < 0.1) * rng.integers(1, 6, (80, n))
+  finals = {'label_smoothing': reference,
+            'smoothed_sord': np.where(rng.uniform(size=(80, n)) < 0.2, 0,
+                                      reference),
+            'sord_linear': reference, 'sord_permuted': reference,
+            'label_smoothing_matched': reference,
+            'cross_entropy': reference + (reference > 0)}
+  for name, distances in finals.items():
+    _write_finals(root, 'scarce2000', name, distances)
+  return finals
+
+
+def test_secondary_pairs_families_and_the_test_split(tmp_path):
+  finals = _synthetic_scarce2000(tmp_path / 'confirmation')
+  messages = []
+  secondary = confirm_report.secondary_rows(tmp_path, log=messages.append,
+                                            replicates=200)
+  assert [(r['challenger'], r['reference']) for r in secondary] == list(
+      confirm_report.SECONDARY_PAIRS['scarce2000'])
+  assert len(messages) == len(confirm_report.SECONDARY_PAIRS['noisy40'])
+  by_pair = {(r['challenger'], r['reference']): r for r in secondary}
+  assert by_pair['label_smoothing_matched', 'label_smoothing']['delta'] == 0
+  ce = by_pair['label_smoothing', 'cross_entropy']
+  np.testing.assert_allclose(ce['delta'], -np.mean(
+      finals['label_smoothing'] > 0), rtol=1e-9)
+  assert ce['ci95_high'] < 0 and ce['verdict'] == 'secondary (uncorrected)'
+
+  families = {r['family']: r for r in confirm_report.family_rows(
+      tmp_path, replicates=200)}
+  assert set(families) == set(finals)
+  smoothing = families['label_smoothing']
+  np.testing.assert_allclose(smoothing['mde'],
+                             finals['label_smoothing'].mean(), rtol=1e-9)
+  assert smoothing['mde_ci95_low'] < smoothing['mde'] < smoothing[
+      'mde_ci95_high']
+  np.testing.assert_allclose(smoothing['test_mde'],
+                             finals['label_smoothing'].mean() + 0.01,
+                             rtol=1e-9)
+  assert (smoothing['epsilon'], smoothing['epoch'], smoothing['tuning']) == (
+      0.5, 8, 'complete')
+  # At smoothed SORD's chosen off-label mass (ε 0.5, temperature 3).
+  assert families['label_smoothing_matched']['epsilon'] == 0.4251
+  assert families['sord_permuted']['distance'] == confirm.PERMUTED_ORDER
+
+  primaries = confirm_report.hypothesis_rows(tmp_path, log=messages.append,
+                                             replicates=200)
+  test_rows = confirm_report.test_split_rows(tmp_path, primaries)
+  assert [r['hypothesis'] for r in test_rows] == ['H1', 'H3']
+  challenger, reference = (finals[f].mean(axis=1) + 0.01
+                           for f in ('smoothed_sord', 'label_smoothing'))
+  np.testing.assert_allclose(test_rows[0]['delta'],
+                             np.mean(challenger - reference), rtol=1e-9)
+  assert test_rows[1]['delta'] == 0  # the same synthetic distances
+
+  text = confirm_report.markdown(primaries, secondary, test_rows,
+                                 list(families.values()))
+  assert text.count('\n| H1 | scarce2000 |') == 2  # primary, test split
+  assert '| scarce2000 | label_smoothing - cross_entropy (argmax/argmax) |' \
+      in text
+  assert '| noisy40 |' not in text
