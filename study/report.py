@@ -94,7 +94,8 @@ def verdict(rows: list[dict], regime: str) -> str:
   else:
     closest = answer.closest
     lines.append(f'- **No distance-aware family lowers the MDE significantly '
-                 f"below {control['family']}** (closest: {closest['family']}, "
+                 f"below {control['family']}** (closest on test: "
+                 f"{closest['family']}, "
                  f"MDE {closest['mean_digit_distance_vs_control']:+.4f}, "
                  f"{_p(closest, 'mean_digit_distance_vs_control')}; "
                  f'{_attributed(closest)}).')
@@ -110,9 +111,9 @@ def answer_table(rows: list[dict]) -> list[str]:
   """One line per regime (and kind of shift): the best control, the
   distance-aware family closest to it, and whether and how it differs."""
   lines = ['| regime | best control: MDE | cross-entropy | closest '
-           'distance-aware family: MDE | Δ MDE (Holm p; across regimes) | '
-           'fewer | closer | Δ error rate pp (Holm p) | Δ error distance '
-           '(Holm p) | distance-aware significantly worse |',
+           'distance-aware family on test: MDE | Δ MDE (Holm p; across '
+           'regimes) | fewer | closer | Δ error rate pp (Holm p) | Δ error '
+           'distance (Holm p) | distance-aware significantly worse |',
            '|---|---|---|---|---|---|---|---|---|---|']
   for group in report_groups(rows):
     answer = group_answer(rows_of(rows, group))
