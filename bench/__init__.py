@@ -1,8 +1,9 @@
 """The bench: train.py's epoch and evaluation timed against PyTorch's.
 
-``python -m bench`` runs it. ``contests`` holds what is timed (train.py's own
-programs, the evaluation of several models, a sweep against separate runs,
-the op profile, time to 99 %) and the command line; ``micro`` the 40-step
-micro-loop behind ``--micro``; ``timing`` the round-robin timing, medians,
-the op profile and the PyTorch reference CNN they share.
+``python -m bench`` runs it; ``command`` is its command line. What is timed,
+by concept: ``epochs`` (train.py's real epoch and evaluation against
+PyTorch's epoch), ``many`` (the evaluation by several models; a sweep against
+separate runs), ``cold_start`` (time to 99 % from the shell) and ``micro``
+(the 40-step micro-loop behind ``--micro``); ``timing`` holds the round-robin
+timing, medians, the op profile and the PyTorch reference CNN they share.
 """

@@ -2,6 +2,6 @@
 
 import sys
 
-from bench.contests import main
+from bench.command import main
 
 sys.exit(main())

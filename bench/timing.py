@@ -26,7 +26,7 @@ class Contestant:
   warm_up: Callable[[], object]
   num_images: int = 0  # training images per 'epoch' (or per call)
   steps: int = 0
-  # Called with no arguments; '...' admits contests.py's `lambda n=name: ...`.
+  # Called with no arguments; '...' admits epochs.py's `lambda n=name: ...`.
   compiled_text: dict[str, Callable[..., str | None]] = dataclasses.field(
       default_factory=dict)
 

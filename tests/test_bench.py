@@ -10,7 +10,7 @@ from flax import nnx
 from jax import lax
 
 import data
-from bench import contests, micro
+from bench import cold_start, command, epochs, many, micro
 from conftest import MNIST_DIR, needs_mnist
 from model import CNN, CPU_CHUNK_SIZE
 from trainer import run_data
@@ -33,7 +33,7 @@ def test_forward_flops_match_xla_cost_analysis():
 @pytest.fixture(scope='module')
 def bench_result(tmp_path_factory):
   out = tmp_path_factory.mktemp('bench') / 'bench.json'
-  assert contests.main(['--data_dir', str(MNIST_DIR), '--train_size', '256',
+  assert command.main(['--data_dir', str(MNIST_DIR), '--train_size', '256',
                      '--batch_sizes', '64,32', '--torch_batch_sizes', '32,64',
                      '--repeats', '2', '--profile', '5', '--micro', '--steps',
                      '2', '--seeds', '1,2', '--no_torch', '--json',
@@ -57,7 +57,7 @@ def test_bench_times_train_py_epoch_and_evaluation(bench_result):
 @needs_mnist
 def test_bench_compiles_exactly_train_py_programs():
   dataset = data.load_mnist(MNIST_DIR)
-  contestant = contests.ours_epoch(dataset, 64, train_size=256)
+  contestant = epochs.ours_epoch(dataset, 64, train_size=256)
   contestant.warm_up()
   config = Config(batch_size=64, train_size=256)
   spec = resolve(config)
@@ -86,7 +86,7 @@ def test_bench_times_the_evaluation_of_five_models_against_one():
   dataset = {'train': full['train'],
              'test': data.Split(full['test'].images[:256],
                                 full['test'].labels[:256])}
-  result = contests.eval_seeds(dataset, [1, 5], repeats=3)
+  result = many.eval_seeds(dataset, [1, 5], repeats=3)
   assert result['test_images'] == 256
   rows = result['rows']
   assert set(rows) == {'1', '5'}
@@ -132,7 +132,7 @@ def test_bench_micro_loop_is_labelled(bench_result, capsys):
 def test_torch_ratios_when_torch_is_installed(tmp_path):
   pytest.importorskip('torch')
   out = tmp_path / 'bench.json'
-  assert contests.main(['--data_dir', str(MNIST_DIR), '--train_size', '128',
+  assert command.main(['--data_dir', str(MNIST_DIR), '--train_size', '128',
                      '--batch_sizes', '64', '--torch_batch_sizes', '32,64',
                      '--repeats', '1', '--json', str(out)]) == 0
   epochs = json.loads(out.read_text())['epochs']
@@ -149,7 +149,7 @@ def test_torch_ratios_when_torch_is_installed(tmp_path):
 @pytest.mark.slow
 @needs_mnist
 def test_time_to_99_runs_train_py_from_the_command_line():
-  result = contests.time_to_99(MNIST_DIR, ['--train_size', '256',
+  result = cold_start.time_to_99(MNIST_DIR, ['--train_size', '256',
                                            '--batch_size', '64'])
   assert result['command'].startswith('python train.py --epochs 1 --quiet '
                                       '--workdir WORKDIR')
@@ -159,7 +159,7 @@ def test_time_to_99_runs_train_py_from_the_command_line():
 
 def test_bad_profile_count_exits_2(capsys):
   with pytest.raises(SystemExit) as exit_info:
-    contests.main(['--profile', '-1'])
+    command.main(['--profile', '-1'])
   assert exit_info.value.code == 2
   assert '--profile' in capsys.readouterr().err
 
@@ -171,7 +171,7 @@ def test_bad_profile_count_exits_2(capsys):
 ])
 def test_bad_flags_exit_2(flags, message, capsys):
   with pytest.raises(SystemExit) as exit_info:
-    contests.main(flags)
+    command.main(flags)
   assert exit_info.value.code == 2
   assert message in capsys.readouterr().err
 
@@ -183,10 +183,10 @@ def test_sweep_against_separate_runs_times_the_same_points():
   config = Config(epochs=1, batch_size=32, train_size=64, validation_size=256,
                   num_seeds=2, score_test=False,
                   sweep={'learning_rate': [0.001, 0.002]})
-  result = contests.sweep_vs_separate(dataset, config, repeats=1)
+  result = many.sweep_vs_separate(dataset, config, repeats=1)
   assert result['points'] == 2 and result['config'] == dataclasses.asdict(
       config)
   for name in ('one_sweep_s', 'separate_runs_s'):
     assert len(result[name]['all_rounds']) == 1 and result[name]['min'] > 0
-  cell = contests.sweep_cell(8, epochs=2, train_size=2000)
+  cell = many.sweep_cell(8, epochs=2, train_size=2000)
   assert resolve(cell).num_points == 8 and cell.num_seeds == 2

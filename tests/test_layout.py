@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from bench import contests
+from bench import command as bench_command
 from conftest import ROOT
 from study import confirm, confirm_report, experiments, power
 from trainer import cli
@@ -172,7 +172,7 @@ def test_a_documented_command_passes_its_argument_check(source, command,
   else:
     module = {'study': experiments, 'study.power': power,
               'study.confirm': confirm, 'study.confirm_report': confirm_report,
-              'bench': contests}[argv[2]]
+              'bench': bench_command}[argv[2]]
     parser = module.build_parser()
     parser.parse_args(argv[3:])
 
