@@ -194,3 +194,20 @@ def test_secondary_pairs_families_and_the_test_split(tmp_path):
   assert '| scarce2000 | label_smoothing - cross_entropy (argmax/argmax) |' \
       in text
   assert '| noisy40 |' not in text
+
+
+def test_the_readme_table_reads_the_csv_it_was_written_to(tmp_path):
+  row = {'hypothesis': 'H1', 'regime': 'scarce2000',
+         'challenger': 'smoothed_sord', 'reference': 'label_smoothing',
+         'metric': 'mean_digit_distance', 'challenger_value': 0.0768,
+         'reference_value': 0.08, 'delta': -0.0032, 'ci95_low': -0.0048,
+         'ci95_high': -0.0016, 'p_bootstrap': 0.0, 'p_holm': float('nan'),
+         'detectable_share': 0.037, 'verdict': 'pending (Holm needs all)',
+         'n_seeds': 80}
+  confirm_report.write_csv([row], tmp_path / 'c.csv')
+  (read,) = confirm_report.read_csv(tmp_path / 'c.csv')
+  assert read['n_seeds'] == 80 and read['p_bootstrap'] == '< 5e-05'
+  assert confirm_report.readme_answer([read])[2] == (
+      '| H1 | scarce2000 | MDE: smoothed_sord 0.0768 vs label_smoothing '
+      '0.0800 | -0.0032 (-4.0 %) | [-0.0048, -0.0016] (-6.0 % to -2.0 %) | '
+      '< 5e-05 (pending) | 3.7 % | pending (Holm needs all) |')
