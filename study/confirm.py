@@ -343,7 +343,10 @@ def run_confirmation(dataset: dict[str, Split] | None,
       choices['sord_permuted'] = permuted_twin(choices['sord_linear'])
     run_finals(regime, choices)
     primary[regime] = choices
-  # Secondaries only once every primary regime's finals are in.
+  if set(regimes) != set(REGIMES):
+    log('secondaries: not run; they follow every primary regime\'s finals '
+        '(run without --regimes)')
+    return
   for regime in regimes:
     choices = tuned_choices(regime, secondary_families(regime))
     choices['label_smoothing_matched'] = matched_label_smoothing(

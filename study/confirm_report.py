@@ -22,7 +22,7 @@ import dataclasses
 import json
 import math
 import pathlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import numpy as np
@@ -156,7 +156,8 @@ def estimate(h: Hypothesis, a_SxN: np.ndarray, b_SxN: np.ndarray,
       'hypothesis': h.name, 'regime': h.regime, 'challenger': h.challenger,
       'reference': h.reference, 'metric': h.metric,
       'n_seeds': int(a_SxN.shape[0]), 'n_images': int(a_SxN.shape[1]),
-      'challenger_value': float(per_a.mean()), 'reference_value': reference,
+      'replicates': replicates, 'challenger_value': float(per_a.mean()),
+      'reference_value': reference,
       'delta': float(diff_S.mean()), 'delta_share': float(diff_S.mean())
       / reference,
       'ci95_low': lo95, 'ci95_high': hi95, 'ci90_low': lo90,
@@ -203,13 +204,15 @@ def _decodings(h: Hypothesis, tuning: dict[str, confirm.Tuning]
 
 
 def pair_row(h: Hypothesis, tuning: dict[str, confirm.Tuning],
-             root: pathlib.Path, replicates: int) -> dict[str, Any]:
-  """A pair's row on the confirmation split (KeyError: a family or group
-  not run yet)."""
+             root: pathlib.Path, replicates: int,
+             drop: Collection[int] = ()) -> dict[str, Any]:
+  """A pair's row on the confirmation split, without the groups that
+  diverged in either family or are in ``drop`` (KeyError or
+  FileNotFoundError: a family or group not run yet)."""
   decoding = _decodings(h, tuning)
   groups = {f: group_distances(root / 'images', root / 'cells', h.regime, f,
                                decoding[f]) for f in decoding}
-  kept = _kept(groups)
+  kept = [s for s in _kept(groups) if s not in drop]
   if kept:
     a_SxN, b_SxN = (np.concatenate([groups[f][s] for s in kept])
                     for f in (h.challenger, h.reference))
@@ -224,6 +227,15 @@ def pair_row(h: Hypothesis, tuning: dict[str, confirm.Tuning],
       for hyper, side in tuning[f].on_edge) or 'complete'
   row['command'] = 'python -m study.confirm_report'
   return row
+
+
+def diverged_groups(cells_dir: pathlib.Path, regime: str) -> set[int]:
+  """The first seeds of the groups that diverged in any final of the
+  regime (the secondary rows drop them from every family, so that a family
+  scores the same seeds in each of its rows)."""
+  return {int(path.stem.rsplit('-s', 1)[1])
+          for path in (cells_dir / regime).glob('final-*-s*.json')
+          if 'diverged' in json.loads(path.read_text())}
 
 
 def _kept(groups: dict[str, dict[int, Any]]) -> list[int]:
@@ -260,7 +272,7 @@ def hypothesis_rows(results_dir: pathlib.Path,
       continue
     try:
       rows.append(pair_row(h, tunings[h.regime], root, replicates))
-    except KeyError as e:
+    except (KeyError, FileNotFoundError) as e:
       log(f'{h.name}: not ready ({e})')
   if len(rows) == len(hypotheses):
     verdicts(rows)
@@ -278,10 +290,13 @@ SECONDARY_PAIRS = {
                    ('sord_permuted', 'label_smoothing'),
                    ('label_smoothing', 'cross_entropy'),
                    ('smoothed_sord', 'cross_entropy'),
-                   ('sord_linear', 'cross_entropy')),
+                   ('label_smoothing_matched', 'cross_entropy'),
+                   ('sord_linear', 'cross_entropy'),
+                   ('sord_permuted', 'cross_entropy')),
     'noisy40': (('label_smoothing_matched', 'label_smoothing'),
                 ('label_smoothing', 'cross_entropy'),
-                ('smoothed_sord', 'cross_entropy')),
+                ('smoothed_sord', 'cross_entropy'),
+                ('label_smoothing_matched', 'cross_entropy')),
 }
 
 
@@ -290,17 +305,19 @@ def secondary_rows(results_dir: pathlib.Path,
                    replicates: int = SECONDARY_REPLICATES
                    ) -> list[dict[str, Any]]:
   """Every secondary pair whose finals are in, as the primaries are
-  estimated, with no correction and no verdict."""
+  estimated, with no correction and no verdict, on the groups that trained
+  in every final of the regime."""
   root = results_dir / 'confirmation'
   tunings = _tunings(root / 'cells', list(SECONDARY_PAIRS))
   rows = []
   for regime, pairs in SECONDARY_PAIRS.items():
+    drop = diverged_groups(root / 'cells', regime)
     for challenger, reference in pairs:
       h = Hypothesis(f'{challenger} - {reference}', regime, challenger,
                      reference, 'mean_digit_distance', float('nan'))
       try:
-        row = pair_row(h, tunings[regime], root, replicates)
-      except KeyError as e:
+        row = pair_row(h, tunings[regime], root, replicates, drop)
+      except (KeyError, FileNotFoundError) as e:
         log(f'{regime} {h.name}: not ready ({e})')
         continue
       row['verdict'] = 'secondary (uncorrected)'
@@ -308,34 +325,42 @@ def secondary_rows(results_dir: pathlib.Path,
   return rows
 
 
-def _choice_fields(choice: Choice) -> dict[str, Any]:
+# Finals of another family's choice with one thing changed: the validation
+# MDE of their choice is not theirs.
+UNTUNED = ('sord_permuted', 'label_smoothing_matched')
+
+
+def _choice_fields(family: str, choice: Choice) -> dict[str, Any]:
   config = choice.config
   return {'loss': config.loss, 'learning_rate': config.learning_rate,
           'epsilon': config.epsilon, 'temperature': config.temperature,
           'distance': config.distance, 'budget': config.epochs,
           'epoch': choice.epoch, 'decoding': choice.decoding,
-          'validation_mde': choice.validation_mde}
+          'validation_mde': (float('nan') if family in UNTUNED
+                             else choice.validation_mde)}
 
 
 def family_rows(results_dir: pathlib.Path,
                 replicates: int = SECONDARY_REPLICATES
                 ) -> list[dict[str, Any]]:
   """Each family with all its finals: its choice, and its MDE, error rate
-  and mean error distance on the confirmation split (seeds and images), and
-  its MDE on the test split (seeds only)."""
+  and mean error distance (at its decoding) on the confirmation split
+  (seeds and images), and its MDE on the test split (seeds only), on the
+  groups that trained in every final of the regime."""
   root = results_dir / 'confirmation'
   rows = []
   for regime, tuning in _tunings(root / 'cells', confirm.REGIMES).items():
+    drop = diverged_groups(root / 'cells', regime)
     for family, t in tuning.items():
       decoding = t.choice.decoding
       try:
         groups = group_distances(root / 'images', root / 'cells', regime,
                                  family, decoding)
-      except KeyError:
+      except (KeyError, FileNotFoundError):
         continue
-      kept = _kept({family: groups})
+      kept = [s for s in _kept({family: groups}) if s not in drop]
       row: dict[str, Any] = {'regime': regime, 'family': family,
-                             **_choice_fields(t.choice),
+                             **_choice_fields(family, t.choice),
                              'tuning': '; '.join(
                                  confirm.edge_label(family, hyper, side)
                                  for hyper, side in t.on_edge) or 'complete',
@@ -413,11 +438,11 @@ def test_split_rows(results_dir: pathlib.Path, primaries: Sequence[
   return rows
 
 
-def _cell(name: str, value: Any) -> Any:
+def _cell(name: str, value: Any, replicates: int) -> Any:
   """A CSV cell: floats to 6 digits; a bootstrap p no replicate reached,
   as its bound."""
-  if name.startswith('p_') and name != 'p_t' and value == 0:
-    return f'< {1 / REPLICATES:g}'
+  if name in ('p_bootstrap', 'p_holm') and value == 0:
+    return _p(0.0, replicates)
   if isinstance(value, float) and not math.isnan(value):
     return f'{value:.6g}'
   return value
@@ -428,7 +453,8 @@ def write_csv(rows: list[dict[str, Any]], path: pathlib.Path) -> None:
   with open(path, 'w', newline='') as f:
     writer = csv.DictWriter(f, fieldnames=columns, restval='')
     writer.writeheader()
-    writer.writerows({k: _cell(k, v) for k, v in r.items()} for r in rows)
+    writer.writerows({k: _cell(k, v, r.get('replicates', REPLICATES))
+                      for k, v in r.items()} for r in rows)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -486,14 +512,14 @@ def _share(value: float, reference: float) -> str:
   return f'{100 * value / reference:+.1f} %'
 
 
-def _p(value: float | str) -> str:
-  """A p-value; 0 (no replicate reached) as its bound; a bound or a pending
-  one (NaN, '') as it is."""
+def _p(value: float | str, replicates: int = REPLICATES) -> str:
+  """A p-value; 0 (no bootstrap replicate reached) as its bound; a bound or
+  a pending one (NaN, '') as it is."""
   if isinstance(value, str):
     return value or 'pending'
   if math.isnan(value):
     return 'pending'
-  return f'< {1 / REPLICATES:g}' if value == 0 else f'{value:.3g}'
+  return f'< {1 / replicates:g}' if value == 0 else f'{value:.3g}'
 
 
 def markdown(primary: Sequence[dict[str, Any]],
@@ -549,7 +575,8 @@ def markdown(primary: Sequence[dict[str, Any]],
         f"({r['decodings']}) | {r['delta']:+.4f} "
         f"({_share(r['delta'], r['reference_value'])}) | "
         f"[{r['ci95_low']:+.4f}, {r['ci95_high']:+.4f}] | "
-        f"{_p(r['p_bootstrap'])} | {r['n_seeds']} x {r['n_images']} |")
+        f"{_p(r['p_bootstrap'], r['replicates'])} | "
+        f"{r['n_seeds']} x {r['n_images']} |")
   lines += ['', '## Secondary: the primary hypotheses on the test split '
             '(seen by the study; seeds only, on those 10 000 images)', '',
             '| | regime | Δ (share) | 95 % interval over seeds | p t / sign '
@@ -564,7 +591,8 @@ def markdown(primary: Sequence[dict[str, Any]],
             '', '| regime | family | learning rate | ε | temperature | '
             'distance | epoch / budget | decoding | tuning | MDE [95 %, '
             f'seeds and images, {SECONDARY_REPLICATES} replicates] | error '
-            'rate | mean error distance | test MDE ± 95 % (seeds) | seeds |',
+            'rate | mean error distance (its decoding) | test MDE ± 95 % '
+            '(seeds) | seeds |',
             '|' + '---|' * 14]
   for r in families:
     if 'mde' not in r:

@@ -10,16 +10,16 @@ from study import confirm, confirm_report
 from trainer.resolve import grid_points
 
 
-def _write_tuning(cells_dir, regime, name, family, best):
+def _write_tuning(cells_dir, regime, name, family, best, bayes=False):
   """The family's grid cell, its best point at ``best`` (inside the grid)
-  and epoch 8."""
+  and epoch 8, with argmax decoding (or Bayes)."""
   config = confirm.tuning_config(confirm.regime_base(regime), family)
   points = []
   for hp in grid_points(config.sweep):
     mde = sum(abs(np.log2(v / best[k])) for k, v in hp.items()) / 10 + 0.1
     points.append({'hyperparameters': hp, 'diverged': None, 'curve': [
         {'epoch': e, 'argmax': {'mean_digit_distance': mde + abs(8 - e) / 100},
-         'bayes': {'mean_digit_distance': mde + 1}}
+         'bayes': {'mean_digit_distance': mde + (-0.05 if bayes else 1)}}
         for e in range(2, 13, 2)]})
   path = cells_dir / regime / f'tune-{name}.json'
   path.parent.mkdir(parents=True, exist_ok=True)
@@ -28,27 +28,31 @@ def _write_tuning(cells_dir, regime, name, family, best):
                               'wall_s': 1.0, 'points': points}))
 
 
-def _write_finals(root, regime, name, distances_SxN, diverged_group=None):
+def _write_finals(root, regime, name, distances_SxN, diverged_group=None,
+                  bayes_SxN=None):
   for g in range(confirm.FINAL_GROUPS):
     seed = confirm.FINAL_SEED + 10 * g
     stem = f'final-{name}-s{seed}'
     cell = {'config': {}, 'seeds': list(range(seed, seed + 10))}
-    block = distances_SxN[10 * g:10 * g + 10]
+    blocks = {'argmax': distances_SxN[10 * g:10 * g + 10],
+              'bayes': (distances_SxN if bayes_SxN is None
+                        else bayes_SxN)[10 * g:10 * g + 10]}
     # The test split's per-seed scores: this block's, shifted by 0.01.
     cell['test'] = {decoding: {
         'mean_digit_distance': {'per_seed': list(block.mean(axis=1) + 0.01)},
         'mean_error_distance': {'per_seed': list(
             block.sum(axis=1) / (block > 0).sum(axis=1) + 0.01)}}
-        for decoding in ('argmax', 'bayes')}
+        for decoding, block in blocks.items()}
     if g == diverged_group:
       cell['diverged'] = 'loss became nan'
     (root / 'cells' / regime).mkdir(parents=True, exist_ok=True)
     (root / 'cells' / regime / f'{stem}.json').write_text(json.dumps(cell))
     if g != diverged_group:
       (root / 'images' / regime).mkdir(parents=True, exist_ok=True)
-      block = distances_SxN[10 * g:10 * g + 10].astype(np.int8)
       np.savez_compressed(root / 'images' / regime / f'{stem}.npz',
-                          argmax=block, bayes=block, seeds=cell['seeds'])
+                          argmax=blocks['argmax'].astype(np.int8),
+                          bayes=blocks['bayes'].astype(np.int8),
+                          seeds=cell['seeds'])
 
 
 def test_rows_from_synthetic_cells(tmp_path):
@@ -125,61 +129,87 @@ def test_a_p_no_replicate_reached_is_written_as_its_bound(tmp_path):
 
 
 def _synthetic_scarce2000(root, n=200):
-  """Every scarce2000 family's tuning and finals (noisy40 not run)."""
+  """Every scarce2000 family's tuning and finals (noisy40 not run): smoothed
+  SORD decodes with Bayes (its argmax distances all 9: never read), and
+  cross-entropy's group 1020-1029 diverged."""
   best = {'learning_rate': 0.006, 'epsilon': 0.5, 'temperature': 1.0}
   tuned = {**confirm.families('scarce2000'),
            **confirm.secondary_families('scarce2000')}
   for name, family in tuned.items():
     _write_tuning(root / 'cells', 'scarce2000', name, family,
                   dict(best, temperature=3.0) if name == 'smoothed_sord'
-                  else best)
+                  else best, bayes=name == 'smoothed_sord')
   rng = np.random.default_rng(1)
   reference = (rng.uniform(size=(80, n)) < 0.1) * rng.integers(1, 6, (80, n))
   finals = {'label_smoothing': reference,
             'smoothed_sord': np.where(rng.uniform(size=(80, n)) < 0.2, 0,
                                       reference),
             'sord_linear': reference, 'sord_permuted': reference,
-            'label_smoothing_matched': reference,
+            'label_smoothing_matched': np.where(
+                rng.uniform(size=(80, n)) < 0.5, 0, reference),
             'cross_entropy': reference + (reference > 0)}
   for name, distances in finals.items():
-    _write_finals(root, 'scarce2000', name, distances)
+    if name == 'smoothed_sord':
+      _write_finals(root, 'scarce2000', name, np.full_like(distances, 9),
+                    bayes_SxN=distances)
+    else:
+      _write_finals(root, 'scarce2000', name, distances,
+                    diverged_group=2 if name == 'cross_entropy' else None)
   return finals
 
 
 def test_secondary_pairs_families_and_the_test_split(tmp_path):
   finals = _synthetic_scarce2000(tmp_path / 'confirmation')
+  kept = np.r_[0:20, 30:80]  # the seeds of the groups cross-entropy kept
   messages = []
   secondary = confirm_report.secondary_rows(tmp_path, log=messages.append,
                                             replicates=200)
   assert [(r['challenger'], r['reference']) for r in secondary] == list(
       confirm_report.SECONDARY_PAIRS['scarce2000'])
   assert len(messages) == len(confirm_report.SECONDARY_PAIRS['noisy40'])
+  # Every secondary row drops the group that diverged in any family.
+  assert {(r['n_seeds'], r['groups_dropped']) for r in secondary} == {(70, 1)}
   by_pair = {(r['challenger'], r['reference']): r for r in secondary}
-  assert by_pair['label_smoothing_matched', 'label_smoothing']['delta'] == 0
+  matched = by_pair['label_smoothing_matched', 'label_smoothing']
+  np.testing.assert_allclose(matched['delta'], (
+      finals['label_smoothing_matched'] - finals['label_smoothing'])[
+          kept].mean(), rtol=1e-9)
   ce = by_pair['label_smoothing', 'cross_entropy']
   np.testing.assert_allclose(ce['delta'], -np.mean(
-      finals['label_smoothing'] > 0), rtol=1e-9)
+      finals['label_smoothing'][kept] > 0), rtol=1e-9)
   assert ce['ci95_high'] < 0 and ce['verdict'] == 'secondary (uncorrected)'
+  assert by_pair['smoothed_sord', 'cross_entropy']['decodings'] == (
+      'bayes/argmax')
 
   families = {r['family']: r for r in confirm_report.family_rows(
       tmp_path, replicates=200)}
   assert set(families) == set(finals)
   smoothing = families['label_smoothing']
   np.testing.assert_allclose(smoothing['mde'],
-                             finals['label_smoothing'].mean(), rtol=1e-9)
+                             finals['label_smoothing'][kept].mean(),
+                             rtol=1e-9)
   assert smoothing['mde_ci95_low'] < smoothing['mde'] < smoothing[
       'mde_ci95_high']
   np.testing.assert_allclose(smoothing['test_mde'],
-                             finals['label_smoothing'].mean() + 0.01,
+                             finals['label_smoothing'][kept].mean() + 0.01,
                              rtol=1e-9)
   assert (smoothing['epsilon'], smoothing['epoch'], smoothing['tuning']) == (
       0.5, 8, 'complete')
+  np.testing.assert_allclose(families['smoothed_sord']['mde'],
+                             finals['smoothed_sord'][kept].mean(), rtol=1e-9)
   # At smoothed SORD's chosen off-label mass (ε 0.5, temperature 3).
   assert families['label_smoothing_matched']['epsilon'] == 0.4251
+  assert np.isnan(families['label_smoothing_matched']['validation_mde'])
   assert families['sord_permuted']['distance'] == confirm.PERMUTED_ORDER
 
   primaries = confirm_report.hypothesis_rows(tmp_path, log=messages.append,
                                              replicates=200)
+  h1 = primaries[0]
+  # The primaries keep the registered rule: only their own pair's groups.
+  assert (h1['n_seeds'], h1['decodings']) == (80, 'bayes/argmax')
+  np.testing.assert_allclose(h1['delta'], (finals['smoothed_sord']
+                                           - finals['label_smoothing']).mean(),
+                             rtol=1e-9)
   test_rows = confirm_report.test_split_rows(tmp_path, primaries)
   assert [r['hypothesis'] for r in test_rows] == ['H1', 'H3']
   challenger, reference = (finals[f].mean(axis=1) + 0.01
@@ -194,6 +224,12 @@ def test_secondary_pairs_families_and_the_test_split(tmp_path):
   assert '| scarce2000 | label_smoothing - cross_entropy (argmax/argmax) |' \
       in text
   assert '| noisy40 |' not in text
+
+
+def test_a_secondary_p_is_bounded_by_its_own_replicates(tmp_path):
+  confirm_report.write_csv([{'p_bootstrap': 0.0, 'replicates': 2000}],
+                           tmp_path / 'c.csv')
+  assert (tmp_path / 'c.csv').read_text().splitlines()[1] == '< 0.0005,2000'
 
 
 def test_the_readme_table_reads_the_csv_it_was_written_to(tmp_path):

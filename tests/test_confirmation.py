@@ -4,6 +4,7 @@ only where the test split is; without the flag every subset is today's."""
 
 import dataclasses
 import hashlib
+import json
 import subprocess
 
 import numpy as np
@@ -379,21 +380,46 @@ def test_the_secondaries_run_after_every_primary_regime(tmp_path,
   ran = []
 
   def fake_run_cell(path, config, *args):
-    ran.append(f'{path.parent.name}/{path.stem}')
+    ran.append((f'{path.parent.name}/{path.stem}', config))
     return _fake_cell(path, config)
 
   monkeypatch.setattr(confirm, 'run_cell', fake_run_cell)
   confirm.run_confirmation(None, tmp_path, tmp_path / 'runs',
-                           confirm.REGIMES, None, log=lambda message: None)
-  last_primary = max(i for i, name in enumerate(ran)
-                     if 'cross_entropy' not in name and 'matched' not in name)
-  first_secondary = min(i for i, name in enumerate(ran)
-                        if 'cross_entropy' in name or 'matched' in name)
-  assert last_primary < first_secondary
-  assert ran[last_primary] == 'noisy40/final-smoothed_sord-s1070'
-  assert ran[first_secondary:] == [
+                           confirm.REGIMES, '../shared/mnist',
+                           log=lambda message: None)
+  # The primaries: the cells and configurations the registered engine ran
+  # (recorded from confirm.py at d70ec6b, under the same fake cells).
+  golden = json.loads((ROOT / 'tests' / 'data' /
+                       'confirm_primary_plan.json').read_text())
+  primary = ran[:len(golden)]
+  assert [name for name, _ in primary] == [name for name, _ in golden]
+  for (name, config), (_, recorded) in zip(primary, golden, strict=True):
+    assert dataclasses.asdict(config) == recorded, name
+  assert ran[len(golden) - 1][0] == 'noisy40/final-smoothed_sord-s1070'
+  assert [name for name, _ in ran[len(golden):]] == [
       f'{regime}/{stem}' for regime in confirm.REGIMES for stem in (
           'tune-cross_entropy',
           *(f'final-{family}-s{1000 + 10 * g}'
             for family in ('cross_entropy', 'label_smoothing_matched')
             for g in range(8)))]
+  configs = dict(ran)
+  for regime in confirm.REGIMES:
+    smoothing = configs[f'{regime}/final-label_smoothing-s1000']
+    matched = configs[f'{regime}/final-label_smoothing_matched-s1000']
+    # The fake's choices: ε 0.5 and temperature 3 on both sides.
+    assert dataclasses.replace(matched, epsilon=0.5) == smoothing
+    assert matched.epsilon == 0.4251
+    assert configs[f'{regime}/final-cross_entropy-s1070'].loss == (
+        'cross_entropy')
+
+
+def test_one_primary_regime_runs_no_secondary(tmp_path, monkeypatch):
+  ran, messages = [], []
+  monkeypatch.setattr(confirm, 'run_cell', lambda path, config, *args: (
+      ran.append(path.stem), _fake_cell(path, config))[1])
+  confirm.run_confirmation(None, tmp_path, tmp_path / 'runs',
+                           ['scarce2000'], None, log=messages.append)
+  assert ran[-1] == 'final-sord_permuted-s1070'
+  assert not [name for name in ran if 'cross_entropy' in name
+              or 'matched' in name]
+  assert messages[-1].startswith('secondaries: not run')
