@@ -23,6 +23,7 @@ from study.records import (
   Choice,
   FamilyResult,
   FinalCell,
+  RegimeResult,
   TuningCell,
   TuningPoint,
 )
@@ -497,3 +498,24 @@ def test_bad_grid_or_data_exit_2(capsys):
       experiments.main(argv)
     assert exit_info.value.code == 2
     assert flag in capsys.readouterr().err
+
+
+def test_decoding_under_shift_reads_both_decodings_of_the_first_final():
+  def split(accuracy, mde):
+    return {'accuracy': {'mean': accuracy},
+            'mean_digit_distance': {'mean': mde}}
+
+  scores = {'test': {'argmax': split(0.99, 0.03), 'bayes': split(0.97, 0.05)},
+            'test[fog]': {'argmax': split(0.8, 0.7),
+                          'bayes': split(0.5, 1.2)},
+            'test[rotate]': {'argmax': split(0.6, 0.9),
+                             'bayes': split(0.4, 1.4)}}
+  final = FinalCell(Config(), [0, 1], 100, 1.0, scores)
+  family = FamilyResult('control', (), Choice(Config(), 1, 'argmax', 0.03),
+                        False, (final,))
+  result = RegimeResult(study_plan.GRIDS['full'].regimes['clean'],
+                        {'label_smoothing': family}, 'label_smoothing', {})
+  assert study_report.decoding_under_shift(result)[2:] == [
+      '| label_smoothing | argmax (chosen) | 99.00 % | 0.0300 | 70.00 % | '
+      '0.8000 |',
+      '| label_smoothing | bayes | 97.00 % | 0.0500 | 45.00 % | 1.3000 |']
