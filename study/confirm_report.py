@@ -366,6 +366,9 @@ def family_rows(results_dir: pathlib.Path,
                                  for hyper, side in t.on_edge) or 'complete',
                              'groups_dropped': confirm.FINAL_GROUPS
                              - len(kept)}
+      # The first group's command; the others differ only in --seed.
+      row['command'] = study_rows.command_for(
+          confirm.final_groups(t.choice)[0])
       if kept:
         d_SxN = np.concatenate([groups[s] for s in kept])
         row.update(_levels(d_SxN, replicates))
@@ -588,7 +591,9 @@ def markdown(primary: Sequence[dict[str, Any]],
         f"[{r['seeds_ci95_low']:+.4f}, {r['seeds_ci95_high']:+.4f}] | "
         f"{r['p_t']:.3g} / {r['p_sign_flip']:.3g} | {r['n_seeds']} |")
   lines += ['', '## Each family: its choice (on validation) and its scores',
-            '', '| regime | family | learning rate | ε | temperature | '
+            '', "Each family's `train.py` command (seeds 1000-1009; the other "
+            'groups differ only in `--seed`) is in families.csv.', '',
+            '| regime | family | learning rate | ε | temperature | '
             'distance | epoch / budget | decoding | tuning | MDE [95 %, '
             f'seeds and images, {SECONDARY_REPLICATES} replicates] | error '
             'rate | mean error distance (its decoding) | test MDE ± 95 % '

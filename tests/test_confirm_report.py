@@ -5,7 +5,9 @@ import dataclasses
 import json
 
 import numpy as np
+import pytest
 
+from conftest import ROOT
 from study import confirm, confirm_report
 from trainer.resolve import grid_points
 
@@ -201,6 +203,11 @@ def test_secondary_pairs_families_and_the_test_split(tmp_path):
   assert families['label_smoothing_matched']['epsilon'] == 0.4251
   assert np.isnan(families['label_smoothing_matched']['validation_mde'])
   assert families['sord_permuted']['distance'] == confirm.PERMUTED_ORDER
+  assert families['label_smoothing_matched']['command'].startswith(
+      'python train.py --data_dir ../shared/mnist --loss '
+      'label_smoothing_cross_entropy --epsilon 0.4251 --learning_rate 0.006 '
+      '--epochs 12 --stop_after 8 --seed 1000 --num_seeds 10 '
+      '--confirmation_size 30000')
 
   primaries = confirm_report.hypothesis_rows(tmp_path, log=messages.append,
                                              replicates=200)
@@ -247,3 +254,29 @@ def test_the_readme_table_reads_the_csv_it_was_written_to(tmp_path):
       '| H1 | scarce2000 | MDE: smoothed_sord 0.0768 vs label_smoothing '
       '0.0800 | -0.0032 (-4.0 %) | [-0.0048, -0.0016] (-6.0 % to -2.0 %) | '
       '< 5e-05 (pending) | 3.7 % | pending (Holm needs all) |')
+
+
+COMMITTED = ROOT / 'results' / 'confirmation' / 'confirmation.csv'
+
+
+def test_the_readme_states_the_committed_answer():
+  lines = confirm_report.readme_answer(confirm_report.read_csv(COMMITTED))
+  assert len(lines) > 2
+  readme = (ROOT / 'README.md').read_text().splitlines()
+  for line in lines:
+    assert line in readme, line
+
+
+@pytest.mark.slow
+def test_a_committed_interval_recomputes_from_the_committed_files():
+  committed = confirm_report.read_csv(COMMITTED)[0]
+  (h,) = [h for h in confirm_report.HYPOTHESES
+          if h.name == committed['hypothesis']]
+  (row,) = confirm_report.hypothesis_rows(ROOT / 'results', hypotheses=[h])
+  assert (row['n_seeds'], row['n_images']) == (committed['n_seeds'],
+                                               committed['n_images'])
+  for key in ('delta', 'seeds_ci95_low', 'seeds_ci95_high'):
+    np.testing.assert_allclose(row[key], committed[key], rtol=1e-5)
+  # The bootstrap's float32 sums may differ in the last bits elsewhere.
+  for key in ('ci95_low', 'ci95_high', 'ci90_low', 'ci90_high'):
+    np.testing.assert_allclose(row[key], committed[key], rtol=1e-3)
