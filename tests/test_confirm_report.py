@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from study import confirm, confirm_report
+from study import confirm, confirm_report, confirm_rows
 from trainer.resolve import grid_points
 
 
@@ -76,7 +76,7 @@ def test_rows_from_synthetic_cells(tmp_path):
   _write_finals(root, 'scarce2000', 'sord_permuted', reference + (
       reference > 0))
   messages = []
-  rows = confirm_report.hypothesis_rows(
+  rows = confirm_rows.hypothesis_rows(
       tmp_path, log=messages.append, replicates=300)
   assert len(messages) == 1 and messages[0].startswith('H2: not ready')
   h1, h3 = rows
@@ -103,7 +103,7 @@ def test_verdicts_use_holm_and_the_band():
                ci90_high=0.012, **common),
           dict(p_bootstrap=0.5, delta=0.05, ci90_low=-0.01, ci90_high=0.1,
                **common)]
-  confirm_report.verdicts(rows)
+  confirm_rows.verdicts(rows)
   assert [r['verdict'] for r in rows] == [
       'lower and equivalent within 3 %', 'equivalent within 3 %',
       'not resolved']
@@ -118,7 +118,7 @@ def test_an_unstable_row_counts_in_holm_but_gets_no_verdict():
                band_share=0.03, ci90_low=-0.6, ci90_high=-0.4,
                groups_dropped=2),
           dict(p_bootstrap=float('nan'), band_share=0.03, groups_dropped=8)]
-  confirm_report.verdicts(rows)
+  confirm_rows.verdicts(rows)
   assert [r['verdict'] for r in rows] == [
       'lower', 'unstable (not interpreted)', 'unstable (not interpreted)']
   np.testing.assert_allclose([r['p_holm'] for r in rows], [0.02, 0.003, 1.0])
@@ -164,11 +164,11 @@ def test_secondary_pairs_families_and_the_test_split(tmp_path):
   finals = _synthetic_scarce2000(tmp_path / 'confirmation')
   kept = np.r_[0:20, 30:80]  # the seeds of the groups cross-entropy kept
   messages = []
-  secondary = confirm_report.secondary_rows(tmp_path, log=messages.append,
+  secondary = confirm_rows.secondary_rows(tmp_path, log=messages.append,
                                             replicates=200)
   assert [(r['challenger'], r['reference']) for r in secondary] == list(
-      confirm_report.SECONDARY_PAIRS['scarce2000'])
-  assert len(messages) == len(confirm_report.SECONDARY_PAIRS['noisy40'])
+      confirm_rows.SECONDARY_PAIRS['scarce2000'])
+  assert len(messages) == len(confirm_rows.SECONDARY_PAIRS['noisy40'])
   # Every secondary row drops the group that diverged in any family.
   assert {(r['n_seeds'], r['groups_dropped']) for r in secondary} == {(70, 1)}
   by_pair = {(r['challenger'], r['reference']): r for r in secondary}
@@ -183,7 +183,7 @@ def test_secondary_pairs_families_and_the_test_split(tmp_path):
   assert by_pair['smoothed_sord', 'cross_entropy']['decodings'] == (
       'bayes/argmax')
 
-  families = {r['family']: r for r in confirm_report.family_rows(
+  families = {r['family']: r for r in confirm_rows.family_rows(
       tmp_path, replicates=200)}
   assert set(families) == set(finals)
   smoothing = families['label_smoothing']
@@ -209,7 +209,7 @@ def test_secondary_pairs_families_and_the_test_split(tmp_path):
       '--epochs 12 --stop_after 8 --seed 1000 --num_seeds 10 '
       '--confirmation_size 30000')
 
-  primaries = confirm_report.hypothesis_rows(tmp_path, log=messages.append,
+  primaries = confirm_rows.hypothesis_rows(tmp_path, log=messages.append,
                                              replicates=200)
   h1 = primaries[0]
   # The primaries keep the registered rule: only their own pair's groups.
@@ -217,7 +217,7 @@ def test_secondary_pairs_families_and_the_test_split(tmp_path):
   np.testing.assert_allclose(h1['delta'], (finals['smoothed_sord']
                                            - finals['label_smoothing']).mean(),
                              rtol=1e-9)
-  test_rows = confirm_report.test_split_rows(tmp_path, primaries)
+  test_rows = confirm_rows.test_split_rows(tmp_path, primaries)
   assert [r['hypothesis'] for r in test_rows] == ['H1', 'H3']
   challenger, reference = (finals[f].mean(axis=1) + 0.01
                            for f in ('smoothed_sord', 'label_smoothing'))
@@ -270,9 +270,9 @@ def test_the_readme_states_the_committed_answer():
 @pytest.mark.slow
 def test_a_committed_interval_recomputes_from_the_committed_files():
   committed = confirm_report.read_csv(COMMITTED)[0]
-  (h,) = [h for h in confirm_report.HYPOTHESES
+  (h,) = [h for h in confirm_rows.HYPOTHESES
           if h.name == committed['hypothesis']]
-  (row,) = confirm_report.hypothesis_rows(ROOT / 'results', hypotheses=[h])
+  (row,) = confirm_rows.hypothesis_rows(ROOT / 'results', hypotheses=[h])
   assert (row['n_seeds'], row['n_images']) == (committed['n_seeds'],
                                                committed['n_images'])
   for key in ('delta', 'seeds_ci95_low', 'seeds_ci95_high'):

@@ -1,0 +1,436 @@
+"""The confirmation's estimates (results/protocol.md, "Confirmation
+protocol"), from the committed cells and per-image files: per primary
+hypothesis, Δ with its interval over seeds and images, its p-values, Holm and
+verdict; the secondary pairs; each family's choice and scores; the primaries
+on the test split. ``study.confirm_report`` writes them out.
+
+Nothing here trains: the tuning cells give each family's choice (decoding,
+edges) through ``confirm.tune`` reading the cell files, and the finals' int8
+distances give the estimates. A hypothesis whose finals are not all done is
+left out (and said so); a group of seeds that diverged in either family is
+dropped from both.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import pathlib
+from collections.abc import Callable, Collection, Sequence
+from typing import Any
+
+import numpy as np
+
+from study import confirm, estimates
+from study import rows as study_rows
+from study.cells import migrate_cell
+from study.records import Choice, TuningCell
+from trainer.config import Config
+
+ALPHA = 0.05
+REPLICATES, BOOTSTRAP_SEED = 20_000, 0
+# Secondary rows and each family's level: 2 000 replicates (about 10 s each
+# on this CPU, against 2 min), enough for a 95 % interval; no p is corrected.
+SECONDARY_REPLICATES = 2_000
+SIGN_FLIPS = 200_000
+# z_{1 - alpha/2} + z_{0.8} at alpha = 0.05 / 3: effects detected with 80 %.
+DETECT_Z = 3.2356
+
+
+@dataclasses.dataclass(frozen=True)
+class Hypothesis:
+  name: str
+  regime: str
+  challenger: str
+  reference: str
+  metric: str        # 'mean_digit_distance' or 'mean_error_distance'
+  band: float        # the equivalence band, a share of the reference
+
+
+HYPOTHESES = (
+    Hypothesis('H1', 'scarce2000', 'smoothed_sord', 'label_smoothing',
+               'mean_digit_distance', 0.04),
+    Hypothesis('H2', 'noisy40', 'smoothed_sord', 'label_smoothing',
+               'mean_digit_distance', 0.03),
+    Hypothesis('H3', 'scarce2000', 'sord_linear', 'sord_permuted',
+               'mean_error_distance', 0.03),
+)
+
+
+def _read_cell(path: pathlib.Path, config: Config) -> TuningCell:
+  """A committed tuning cell (the report never trains)."""
+  if not path.exists():
+    raise FileNotFoundError(path)
+  cell = migrate_cell(json.loads(path.read_text()))
+  if Config(**cell['config']) != dataclasses.replace(config,
+                                                     data_dir=cell['config'][
+                                                         'data_dir']):
+    raise ValueError(f'{path} holds another configuration.')
+  return TuningCell.from_json(cell)
+
+
+def tuned(cells_dir: pathlib.Path, regime: str) -> dict[str, confirm.Tuning]:
+  """Each family's tuning, replayed from its committed cells."""
+  base = confirm.regime_base(regime)
+  out = {name: confirm.tune(_read_cell, cells_dir / regime, base, name,
+                            family, log=lambda message: None)
+         for name, family in confirm.families(regime).items()}
+  if 'sord_linear' in out:
+    linear = out['sord_linear']
+    out['sord_permuted'] = dataclasses.replace(
+        linear, choice=confirm.permuted_twin(linear.choice))
+  for name, family in confirm.secondary_families(regime).items():
+    try:
+      out[name] = confirm.tune(_read_cell, cells_dir / regime, base, name,
+                               family, log=lambda message: None)
+    except FileNotFoundError:
+      continue  # a secondary not run yet
+  out['label_smoothing_matched'] = dataclasses.replace(
+      out['label_smoothing'], choice=confirm.matched_label_smoothing(
+          out['label_smoothing'].choice, out['smoothed_sord'].choice),
+      on_edge=())
+  return out
+
+
+def group_distances(images_dir: pathlib.Path, cells_dir: pathlib.Path,
+                    regime: str, family: str, decoding: str,
+                    ) -> dict[int, np.ndarray | None]:
+  """First seed of each group -> its distances ``[10, N]`` (None: the
+  group diverged); KeyError naming a group not run yet; ValueError if a
+  file holds other seeds."""
+  out: dict[int, np.ndarray | None] = {}
+  for g in range(confirm.FINAL_GROUPS):
+    seed = confirm.FINAL_SEED + g * confirm.GROUP_SIZE
+    stem = f'final-{family}-s{seed}'
+    cell_path = cells_dir / regime / f'{stem}.json'
+    if not cell_path.exists():
+      raise KeyError(f'{regime} {family} seeds {seed}+ not run yet')
+    if 'diverged' in json.loads(cell_path.read_text()):
+      out[seed] = None
+      continue
+    with np.load(images_dir / regime / f'{stem}.npz') as f:
+      if list(f['seeds']) != list(range(seed, seed + confirm.GROUP_SIZE)):
+        raise ValueError(f'{stem}.npz holds seeds {list(f["seeds"])}.')
+      out[seed] = f[decoding].astype(np.int16)
+  return out
+
+
+def _num_den(distances_SxN: np.ndarray,
+             metric: str) -> tuple[np.ndarray, np.ndarray]:
+  if metric == 'mean_digit_distance':
+    return distances_SxN, np.ones_like(distances_SxN)
+  return distances_SxN, (distances_SxN > 0).astype(np.int16)
+
+
+def _attribution(a_SxN: np.ndarray, b_SxN: np.ndarray) -> tuple[float, float]:
+  """The fewer / closer parts of Δ MDE, as the study splits it per seed."""
+  e_a, e_b = (np.mean(x > 0, axis=1) for x in (a_SxN, b_SxN))
+  d_a, d_b = (estimates.per_seed(*_num_den(x, 'mean_error_distance'))
+              for x in (a_SxN, b_SxN))
+  return (float(np.mean((e_a - e_b) * (d_a + d_b) / 2)),
+          float(np.mean((d_a - d_b) * (e_a + e_b) / 2)))
+
+
+def estimate(h: Hypothesis, a_SxN: np.ndarray, b_SxN: np.ndarray,
+             *, replicates: int = REPLICATES) -> dict[str, Any]:
+  """Every number of a hypothesis's row but its Holm p and verdict."""
+  num_a, den_a = _num_den(a_SxN, h.metric)
+  num_b, den_b = _num_den(b_SxN, h.metric)
+  per_a, per_b = (estimates.per_seed(num_a, den_a),
+                  estimates.per_seed(num_b, den_b))
+  diff_S = per_a - per_b
+  samples = estimates.two_way_bootstrap((num_a, den_a), (num_b, den_b),
+                                        replicates=replicates,
+                                        seed=BOOTSTRAP_SEED)
+  reference = float(per_b.mean())
+  lo95, hi95 = estimates.percentile_interval(samples, 0.95)
+  lo90, hi90 = estimates.percentile_interval(samples, 0.90)
+  seeds_mean, seeds_half = study_rows.mean_ci(diff_S)
+  row = {
+      'hypothesis': h.name, 'regime': h.regime, 'challenger': h.challenger,
+      'reference': h.reference, 'metric': h.metric,
+      'n_seeds': int(a_SxN.shape[0]), 'n_images': int(a_SxN.shape[1]),
+      'replicates': replicates, 'challenger_value': float(per_a.mean()),
+      'reference_value': reference,
+      'delta': float(diff_S.mean()), 'delta_share': float(diff_S.mean())
+      / reference,
+      'ci95_low': lo95, 'ci95_high': hi95, 'ci90_low': lo90,
+      'ci90_high': hi90, 'p_bootstrap': estimates.bootstrap_p(samples),
+      'seeds_ci95_low': seeds_mean - seeds_half,
+      'seeds_ci95_high': seeds_mean + seeds_half,
+      'p_t': study_rows.paired_test(per_a, per_b)[1],
+      'p_sign_flip': estimates.sign_flip_p(diff_S, flips=SIGN_FLIPS),
+      'detectable_share': DETECT_Z * float(samples.std()) / reference,
+      'band_share': h.band,
+      'largest_90_share': max(abs(lo90), abs(hi90)) / reference,
+  }
+  if h.metric == 'mean_digit_distance':
+    row['fewer_part'], row['closer_part'] = _attribution(a_SxN, b_SxN)
+  return row
+
+
+UNSTABLE_GROUPS = 1  # more groups dropped than this: "unstable"
+
+
+def verdicts(rows: list[dict[str, Any]]) -> None:
+  """Holm over the rows' bootstrap p-values (an unstable row still counts,
+  at p = 1 where it has none), then each row's verdict."""
+  p_values = [1.0 if math.isnan(r['p_bootstrap']) else r['p_bootstrap']
+              for r in rows]
+  for row, p in zip(rows, study_rows.holm(p_values), strict=True):
+    row['p_holm'] = p
+    if row['groups_dropped'] > UNSTABLE_GROUPS:
+      row['verdict'] = 'unstable (not interpreted)'
+      continue
+    band = row['band_share'] * row['reference_value']
+    words = []
+    if p < ALPHA:
+      words.append('lower' if row['delta'] < 0 else 'higher')
+    if -band < row['ci90_low'] and row['ci90_high'] < band:
+      words.append(f"equivalent within {100 * row['band_share']:g} %")
+    row['verdict'] = ' and '.join(words) or 'not resolved'
+
+
+def _decodings(h: Hypothesis, tuning: dict[str, confirm.Tuning]
+               ) -> dict[str, str]:
+  return {f: 'argmax' if h.metric == 'mean_error_distance'
+          else tuning[f].choice.decoding for f in (h.challenger, h.reference)}
+
+
+def pair_row(h: Hypothesis, tuning: dict[str, confirm.Tuning],
+             root: pathlib.Path, replicates: int,
+             drop: Collection[int] = ()) -> dict[str, Any]:
+  """A pair's row on the confirmation split, without the groups that
+  diverged in either family or are in ``drop`` (KeyError or
+  FileNotFoundError: a family or group not run yet)."""
+  decoding = _decodings(h, tuning)
+  groups = {f: group_distances(root / 'images', root / 'cells', h.regime, f,
+                               decoding[f]) for f in decoding}
+  kept = [s for s in _kept(groups) if s not in drop]
+  if kept:
+    a_SxN, b_SxN = (np.concatenate([groups[f][s] for s in kept])
+                    for f in (h.challenger, h.reference))
+    row = estimate(h, a_SxN, b_SxN, replicates=replicates)
+  else:  # every group diverged on one side or the other
+    row = {'hypothesis': h.name, 'regime': h.regime, 'band_share': h.band,
+           'n_seeds': 0, 'p_bootstrap': float('nan')}
+  row['groups_dropped'] = confirm.FINAL_GROUPS - len(kept)
+  row['decodings'] = f'{decoding[h.challenger]}/{decoding[h.reference]}'
+  row['tuning'] = '; '.join(
+      f'{f}: {confirm.edge_label(f, hyper, side)}' for f in decoding
+      for hyper, side in tuning[f].on_edge) or 'complete'
+  row['command'] = 'python -m study.confirm_report'
+  return row
+
+
+def diverged_groups(cells_dir: pathlib.Path, regime: str) -> set[int]:
+  """The first seeds of the groups that diverged in any final of the
+  regime (the secondary rows drop them from every family, so that a family
+  scores the same seeds in each of its rows)."""
+  return {int(path.stem.rsplit('-s', 1)[1])
+          for path in (cells_dir / regime).glob('final-*-s*.json')
+          if 'diverged' in json.loads(path.read_text())}
+
+
+def _kept(groups: dict[str, dict[int, Any]]) -> list[int]:
+  """The groups that trained in every family (a diverged one is dropped
+  from all)."""
+  first = next(iter(groups.values()))
+  return [s for s in first
+          if all(g[s] is not None for g in groups.values())]
+
+
+def _tunings(cells_dir: pathlib.Path, regimes: Sequence[str]
+             ) -> dict[str, dict[str, confirm.Tuning]]:
+  """Each regime's tunings; a regime whose primary cells are missing is
+  left out."""
+  out = {}
+  for regime in dict.fromkeys(regimes):
+    try:
+      out[regime] = tuned(cells_dir, regime)
+    except FileNotFoundError:
+      continue
+  return out
+
+
+def hypothesis_rows(results_dir: pathlib.Path,
+                    log: Callable[[str], object] = print,
+                    hypotheses: Sequence[Hypothesis] = HYPOTHESES,
+                    replicates: int = REPLICATES) -> list[dict[str, Any]]:
+  root = results_dir / 'confirmation'
+  tunings = _tunings(root / 'cells', [h.regime for h in hypotheses])
+  rows = []
+  for h in hypotheses:
+    if h.regime not in tunings:
+      log(f'{h.name}: not ready ({h.regime} not tuned yet)')
+      continue
+    try:
+      rows.append(pair_row(h, tunings[h.regime], root, replicates))
+    except (KeyError, FileNotFoundError) as e:
+      log(f'{h.name}: not ready ({e})')
+  if len(rows) == len(hypotheses):
+    verdicts(rows)
+  else:  # Holm counts every primary hypothesis: none is judged alone.
+    for row in rows:
+      row['p_holm'], row['verdict'] = float('nan'), 'pending (Holm needs all)'
+  return rows
+
+
+# Secondary pairs (protocol.md, change log): against label smoothing and
+# against cross-entropy, uncorrected; the primary pairs are not repeated.
+SECONDARY_PAIRS = {
+    'scarce2000': (('label_smoothing_matched', 'label_smoothing'),
+                   ('sord_linear', 'label_smoothing'),
+                   ('sord_permuted', 'label_smoothing'),
+                   ('label_smoothing', 'cross_entropy'),
+                   ('smoothed_sord', 'cross_entropy'),
+                   ('label_smoothing_matched', 'cross_entropy'),
+                   ('sord_linear', 'cross_entropy'),
+                   ('sord_permuted', 'cross_entropy')),
+    'noisy40': (('label_smoothing_matched', 'label_smoothing'),
+                ('label_smoothing', 'cross_entropy'),
+                ('smoothed_sord', 'cross_entropy'),
+                ('label_smoothing_matched', 'cross_entropy')),
+}
+
+
+def secondary_rows(results_dir: pathlib.Path,
+                   log: Callable[[str], object] = print,
+                   replicates: int = SECONDARY_REPLICATES
+                   ) -> list[dict[str, Any]]:
+  """Every secondary pair whose finals are in, as the primaries are
+  estimated, with no correction and no verdict, on the groups that trained
+  in every final of the regime."""
+  root = results_dir / 'confirmation'
+  tunings = _tunings(root / 'cells', list(SECONDARY_PAIRS))
+  rows = []
+  for regime, pairs in SECONDARY_PAIRS.items():
+    drop = diverged_groups(root / 'cells', regime)
+    for challenger, reference in pairs:
+      h = Hypothesis(f'{challenger} - {reference}', regime, challenger,
+                     reference, 'mean_digit_distance', float('nan'))
+      try:
+        row = pair_row(h, tunings[regime], root, replicates, drop)
+      except (KeyError, FileNotFoundError) as e:
+        log(f'{regime} {h.name}: not ready ({e})')
+        continue
+      row['verdict'] = 'secondary (uncorrected)'
+      rows.append(row)
+  return rows
+
+
+# Finals of another family's choice with one thing changed: the validation
+# MDE of their choice is not theirs.
+UNTUNED = ('sord_permuted', 'label_smoothing_matched')
+
+
+def _choice_fields(family: str, choice: Choice) -> dict[str, Any]:
+  config = choice.config
+  return {'loss': config.loss, 'learning_rate': config.learning_rate,
+          'epsilon': config.epsilon, 'temperature': config.temperature,
+          'distance': config.distance, 'budget': config.epochs,
+          'epoch': choice.epoch, 'decoding': choice.decoding,
+          'validation_mde': (float('nan') if family in UNTUNED
+                             else choice.validation_mde)}
+
+
+def family_rows(results_dir: pathlib.Path,
+                replicates: int = SECONDARY_REPLICATES
+                ) -> list[dict[str, Any]]:
+  """Each family with all its finals: its choice, and its MDE, error rate
+  and mean error distance (at its decoding) on the confirmation split
+  (seeds and images), and its MDE on the test split (seeds only), on the
+  groups that trained in every final of the regime."""
+  root = results_dir / 'confirmation'
+  rows = []
+  for regime, tuning in _tunings(root / 'cells', confirm.REGIMES).items():
+    drop = diverged_groups(root / 'cells', regime)
+    for family, t in tuning.items():
+      decoding = t.choice.decoding
+      try:
+        groups = group_distances(root / 'images', root / 'cells', regime,
+                                 family, decoding)
+      except (KeyError, FileNotFoundError):
+        continue
+      kept = [s for s in _kept({family: groups}) if s not in drop]
+      row: dict[str, Any] = {'regime': regime, 'family': family,
+                             **_choice_fields(family, t.choice),
+                             'tuning': '; '.join(
+                                 confirm.edge_label(family, hyper, side)
+                                 for hyper, side in t.on_edge) or 'complete',
+                             'groups_dropped': confirm.FINAL_GROUPS
+                             - len(kept)}
+      # The first group's command; the others differ only in --seed.
+      row['command'] = study_rows.command_for(
+          confirm.final_groups(t.choice)[0])
+      if kept:
+        d_SxN = np.concatenate([groups[s] for s in kept])
+        row.update(_levels(d_SxN, replicates))
+        test = test_values(root / 'cells', regime, family, decoding,
+                           'mean_digit_distance', kept)
+        row['test_mde'], half = study_rows.mean_ci(test)
+        row['test_mde_ci95_half'] = half
+      rows.append(row)
+  return rows
+
+
+def _levels(d_SxN: np.ndarray, replicates: int) -> dict[str, Any]:
+  """MDE with its two-way interval (a difference from zero), error rate
+  and mean error distance."""
+  zeros = np.zeros_like(d_SxN)
+  ones = np.ones_like(d_SxN)
+  samples = estimates.two_way_bootstrap((d_SxN, ones), (zeros, ones),
+                                        replicates=replicates,
+                                        seed=BOOTSTRAP_SEED)
+  low, high = estimates.percentile_interval(samples, 0.95)
+  return {'n_seeds': int(d_SxN.shape[0]), 'n_images': int(d_SxN.shape[1]),
+          'mde': float(d_SxN.mean()), 'mde_ci95_low': low,
+          'mde_ci95_high': high,
+          'error_rate': float(np.mean(d_SxN > 0)),
+          'mean_error_distance': float(estimates.per_seed(
+              *_num_den(d_SxN, 'mean_error_distance')).mean())}
+
+
+def test_values(cells_dir: pathlib.Path, regime: str, family: str,
+                decoding: str, metric: str, kept: Sequence[int]
+                ) -> np.ndarray:
+  """Per seed, a metric on the test split from the final cells of the
+  kept groups."""
+  values = []
+  for seed in kept:
+    cell = json.loads((cells_dir / regime /
+                       f'final-{family}-s{seed}.json').read_text())
+    values.extend(cell['test'][decoding][metric]['per_seed'])
+  return np.asarray(values, np.float64)
+
+
+def test_split_rows(results_dir: pathlib.Path, primaries: Sequence[
+    dict[str, Any]]) -> list[dict[str, Any]]:
+  """The primary hypotheses on the test split (seen by the study), over
+  seeds only, on the confirmation's kept groups."""
+  cells_dir = results_dir / 'confirmation' / 'cells'
+  by_name = {h.name: h for h in HYPOTHESES}
+  tunings = _tunings(cells_dir, [r['regime'] for r in primaries])
+  rows = []
+  for primary in primaries:
+    if not primary.get('n_seeds'):
+      continue
+    h = by_name[primary['hypothesis']]
+    decoding = _decodings(h, tunings[h.regime])
+    groups = {f: group_distances(results_dir / 'confirmation' / 'images',
+                                 cells_dir, h.regime, f, decoding[f])
+              for f in decoding}
+    a, b = (test_values(cells_dir, h.regime, f, decoding[f], h.metric,
+                        _kept(groups)) for f in (h.challenger, h.reference))
+    mean, half = study_rows.mean_ci(a - b)
+    rows.append({'hypothesis': h.name, 'regime': h.regime, 'split': 'test',
+                 'n_seeds': a.size, 'challenger_value': float(a.mean()),
+                 'reference_value': float(b.mean()), 'delta': mean,
+                 'delta_share': mean / float(b.mean()),
+                 'seeds_ci95_low': mean - half,
+                 'seeds_ci95_high': mean + half,
+                 'p_t': study_rows.paired_test(a, b)[1],
+                 'p_sign_flip': estimates.sign_flip_p(a - b,
+                                                      flips=SIGN_FLIPS)})
+  return rows
