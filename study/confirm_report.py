@@ -97,6 +97,24 @@ def readme_answer(primary: Sequence[dict[str, Any]]) -> list[str]:
   return lines
 
 
+def over_cross_entropy(secondary: Sequence[dict[str, Any]], regime: str
+                       ) -> str:
+  """The README's advice on what the recipes gain over plain cross-entropy
+  in a regime, from secondary.csv (a test checks that the README holds
+  it)."""
+  pairs = {(r['challenger'], r['reference']): r for r in secondary
+           if r['regime'] == regime and not r.get('split')}
+  ls, ss = (pairs[family, 'cross_entropy']
+            for family in ('label_smoothing', 'smoothed_sord'))
+  return (f"Over plain cross-entropy (MDE {ls['reference_value']:.4f}, tuned "
+          'on the same terms; secondary): label smoothing '
+          f"{ls['delta']:+.4f} ({_share(ls['delta'], ls['reference_value'])},"
+          f" 95 % interval {ls['ci95_low']:+.4f} to {ls['ci95_high']:+.4f}), "
+          f"smoothed SORD {ss['delta']:+.4f} "
+          f"({_share(ss['delta'], ss['reference_value'])}, "
+          f"{ss['ci95_low']:+.4f} to {ss['ci95_high']:+.4f}).")
+
+
 def _share(value: float, reference: float) -> str:
   return f'{100 * value / reference:+.1f} %'
 

@@ -256,6 +256,21 @@ def test_the_readme_table_reads_the_csv_it_was_written_to(tmp_path):
       '< 5e-05 (pending) | 3.7 % | pending (Holm needs all) |')
 
 
+def test_the_advice_over_cross_entropy_reads_its_rows():
+  def row(challenger, delta, low, high, **extra):
+    return {'regime': 'noisy40', 'challenger': challenger,
+            'reference': 'cross_entropy', 'reference_value': 0.25,
+            'delta': delta, 'ci95_low': low, 'ci95_high': high, **extra}
+  secondary = [row('label_smoothing', -0.05, -0.06, -0.04),
+               row('smoothed_sord', -0.045, -0.055, -0.035),
+               row('label_smoothing', 0.5, 0.4, 0.6, split='test'),
+               {**row('label_smoothing', 0.9, 0.8, 1.0), 'regime': 'x'}]
+  assert confirm_report.over_cross_entropy(secondary, 'noisy40') == (
+      'Over plain cross-entropy (MDE 0.2500, tuned on the same terms; '
+      'secondary): label smoothing -0.0500 (-20.0 %, 95 % interval -0.0600 '
+      'to -0.0400), smoothed SORD -0.0450 (-18.0 %, -0.0550 to -0.0350).')
+
+
 COMMITTED = ROOT / 'results' / 'confirmation' / 'confirmation.csv'
 
 
@@ -265,6 +280,12 @@ def test_the_readme_states_the_committed_answer():
   readme = (ROOT / 'README.md').read_text().splitlines()
   for line in lines:
     assert line in readme, line
+  # The advice's sentences, which the README wraps.
+  words = ' '.join((ROOT / 'README.md').read_text().split())
+  secondary = confirm_report.read_csv(COMMITTED.with_name('secondary.csv'))
+  for regime in ('scarce2000', 'noisy40'):
+    advice = confirm_report.over_cross_entropy(secondary, regime)
+    assert advice in words, advice
 
 
 @pytest.mark.slow
