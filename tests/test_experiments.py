@@ -27,6 +27,7 @@ from study.records import (
   TuningCell,
   TuningPoint,
 )
+from trainer import loop
 from trainer.cli import build_parser, config_from_args
 from trainer.config import Config
 from trainer.resolve import resolve
@@ -111,7 +112,7 @@ def test_choices_are_made_on_validation_only(tiny_study):
       assert family.finals[0].seeds == [0, 1]
       final = family.finals[0].config
       assert final.learning_rate == choice.config.learning_rate
-      assert train.last_epoch(final) == choice.epoch
+      assert loop.last_epoch(final) == choice.epoch
     controls = {f: fam.choice.validation_mde
                 for f, fam in result.families.items()
                 if fam.role == study_plan.CONTROL}

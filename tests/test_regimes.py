@@ -10,7 +10,7 @@ import corruptions
 import data
 import train
 from conftest import learnable_dataset, read_jsonl, run_config
-from trainer import run_data
+from trainer import loop, run_data
 
 
 def test_validation_is_the_same_held_out_set_every_time():
@@ -92,17 +92,17 @@ def test_resume_with_eval_every_matches_uninterrupted(sweep, tiny, tmp_path,
                       label_noise=0.2, train_size=128, num_seeds=2,
                       sweep=sweep)
   whole = train.train_and_evaluate(config, tmp_path / 'whole', dataset=tiny)
-  real_check = train.check_finite
+  real_check = loop.check_finite
 
   def crash_in_epoch_3(loss, epoch, *args):
     if epoch == 3:
       raise train.TrainingError('simulated crash')
     real_check(loss, epoch, *args)
 
-  monkeypatch.setattr(train, 'check_finite', crash_in_epoch_3)
+  monkeypatch.setattr(loop, 'check_finite', crash_in_epoch_3)
   with pytest.raises(train.TrainingError):
     train.train_and_evaluate(config, tmp_path / 'cut', dataset=tiny)
-  monkeypatch.setattr(train, 'check_finite', real_check)
+  monkeypatch.setattr(loop, 'check_finite', real_check)
   assert [r['epoch'] for r in read_jsonl(tmp_path / 'cut' / 'metrics.jsonl')
           ] == [2] * len(whole['points'])
   resumed = train.train_and_evaluate(config, tmp_path / 'cut', resume=True,
