@@ -17,7 +17,7 @@ validation and test splits are scored for argmax and for cost-aware
 (``bayes_decision``) predictions, a line per point goes to ``metrics.jsonl``
 and an orbax checkpoint is written; ``--resume`` continues a killed run and
 reaches the same final numbers. Around it, in the package ``trainer``:
-``loop`` (the epochs, divergence, the run's outputs), ``cli`` (the flags),
+``loop`` (the epochs, divergence, what a run writes), ``cli`` (the flags),
 ``run_data`` (splits and batches), ``progress`` (what is shown), ``runfiles``
 (the run's files), ``parallel`` (devices and processes).
 """

@@ -19,9 +19,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-import train
 from bench.timing import Contestant, spread, time_interleaved
 from data import Split
+from trainer import loop
 from trainer.config import Config
 from trainer.programs import build_programs
 from trainer.resolve import resolve
@@ -87,7 +87,7 @@ def sweep_vs_separate(dataset: dict[str, Split], config: Config,
       for c in configs:
         with tempfile.TemporaryDirectory() as workdir, \
             contextlib.redirect_stdout(io.StringIO()):
-          train.train_and_evaluate(c, workdir, dataset=dataset)
+          loop.train_and_evaluate(c, workdir, dataset=dataset)
     return run
 
   times = time_interleaved(

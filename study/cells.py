@@ -17,8 +17,8 @@ import shutil
 import time
 from collections.abc import Callable
 
-import train
 from data import Split
+from trainer import loop
 from trainer.config import Config, migrate, renamed_fields
 from trainer.resolve import resolve
 from trainer.runfiles import write_text_atomic
@@ -59,10 +59,10 @@ def run_cell(path: pathlib.Path, config: Config,
     resume = False
   t0 = time.perf_counter()
   try:
-    summary = train.train_and_evaluate(config, workdir, resume=resume,
-                                       dataset=dataset)
+    summary = loop.train_and_evaluate(config, workdir, resume=resume,
+                                      dataset=dataset)
     content = make_cell(summary, workdir)
-  except train.TrainingError as e:
+  except loop.TrainingError as e:
     if on_diverged is None:
       raise
     log(f'  {path.parent.name}/{path.stem}: every point diverged')

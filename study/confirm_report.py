@@ -1,9 +1,10 @@
 """The confirmation's answer (results/protocol.md, "Confirmation protocol"),
 written out: ``results/confirmation/confirmation.csv`` (primary),
 ``secondary.csv`` (other pairs; the primaries on the test split),
-``families.csv`` (each family's choice and scores), ``confirmation.md``
-(their tables) and the README's answer table, from ``study.confirm_rows``'
-estimates.
+``families.csv`` (each family's choice and scores) and ``confirmation.md``
+(their tables), from ``study.confirm_rows``' estimates; and the lines the
+README must hold (its answer table, the advice over cross-entropy), which a
+test checks against the CSVs.
 
     python -m study.confirm_report
 """

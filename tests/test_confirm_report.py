@@ -165,7 +165,7 @@ def test_secondary_pairs_families_and_the_test_split(tmp_path):
   kept = np.r_[0:20, 30:80]  # the seeds of the groups cross-entropy kept
   messages = []
   secondary = confirm_rows.secondary_rows(tmp_path, log=messages.append,
-                                            replicates=200)
+                                          replicates=200)
   assert [(r['challenger'], r['reference']) for r in secondary] == list(
       confirm_rows.SECONDARY_PAIRS['scarce2000'])
   assert len(messages) == len(confirm_rows.SECONDARY_PAIRS['noisy40'])
@@ -210,7 +210,7 @@ def test_secondary_pairs_families_and_the_test_split(tmp_path):
       '--confirmation_size 30000')
 
   primaries = confirm_rows.hypothesis_rows(tmp_path, log=messages.append,
-                                             replicates=200)
+                                           replicates=200)
   h1 = primaries[0]
   # The primaries keep the registered rule: only their own pair's groups.
   assert (h1['n_seeds'], h1['decodings']) == (80, 'bayes/argmax')
@@ -286,6 +286,12 @@ def test_the_readme_states_the_committed_answer():
   for regime in ('scarce2000', 'noisy40'):
     advice = confirm_report.over_cross_entropy(secondary, regime)
     assert advice in words, advice
+  # Each regime's recipe is the confirmation's label smoothing, its command
+  # the one that made its cells.
+  families = confirm_report.read_csv(COMMITTED.with_name('families.csv'))
+  for row in families:
+    if row['family'] == 'label_smoothing':
+      assert f"`{row['command']}`" in words, row['command']
 
 
 @pytest.mark.slow

@@ -96,11 +96,11 @@ def test_resume_with_eval_every_matches_uninterrupted(sweep, tiny, tmp_path,
 
   def crash_in_epoch_3(loss, epoch, *args):
     if epoch == 3:
-      raise train.TrainingError('simulated crash')
+      raise loop.TrainingError('simulated crash')
     real_check(loss, epoch, *args)
 
   monkeypatch.setattr(loop, 'check_finite', crash_in_epoch_3)
-  with pytest.raises(train.TrainingError):
+  with pytest.raises(loop.TrainingError):
     train.train_and_evaluate(config, tmp_path / 'cut', dataset=tiny)
   monkeypatch.setattr(loop, 'check_finite', real_check)
   assert [r['epoch'] for r in read_jsonl(tmp_path / 'cut' / 'metrics.jsonl')

@@ -1,8 +1,8 @@
 """The trainer behind ``train.py``, by concept.
 
-``loop``: ``train_and_evaluate``, the epochs of a run, divergence and the
-run's outputs. ``config``: a run's configuration as plain data, each field
-with its help.
+``loop``: ``train_and_evaluate``, the epochs of a run, divergence and what
+a run writes.
+``config``: a run's configuration as plain data, each field with its help.
 ``resolve``: the one validation, a config into a ``spec.RunSpec`` (plain
 data). ``point``: a point's loss, probabilities and optimizer, built from the
 spec inside the programs. ``cli``: the flags
