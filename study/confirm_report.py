@@ -110,10 +110,28 @@ def over_cross_entropy(secondary: Sequence[dict[str, Any]], regime: str
   return (f"Over plain cross-entropy (MDE {ls['reference_value']:.4f}, tuned "
           'on the same terms; secondary): label smoothing '
           f"{ls['delta']:+.4f} ({_share(ls['delta'], ls['reference_value'])},"
-          f" 95 % interval {ls['ci95_low']:+.4f} to {ls['ci95_high']:+.4f}), "
-          f"smoothed SORD {ss['delta']:+.4f} "
+          f" 95 % interval {ls['ci95_low']:+.4f} to {ls['ci95_high']:+.4f}; "
+          f"fewer mistakes {ls['fewer_part']:+.4f}, closer "
+          f"{ls['closer_part']:+.4f}), smoothed SORD {ss['delta']:+.4f} "
           f"({_share(ss['delta'], ss['reference_value'])}, "
           f"{ss['ci95_low']:+.4f} to {ss['ci95_high']:+.4f}).")
+
+
+def at_matched_mass(secondary: Sequence[dict[str, Any]]) -> str:
+  """The README's sentence on the primary pair at matched off-label mass
+  (a registered secondary), from secondary.csv."""
+  parts = []
+  for regime in ('scarce2000', 'noisy40'):
+    (r,) = [r for r in secondary if r['regime'] == regime
+            and not r.get('split') and r['challenger'] == 'smoothed_sord'
+            and r['reference'] == 'label_smoothing_matched']
+    ref = r['reference_value']
+    parts.append(f"{r['delta']:+.4f} in {regime} (95 % interval "
+                 f"{r['ci95_low']:+.4f} to {r['ci95_high']:+.4f}, "
+                 f"{_share(r['ci95_low'], ref)} to "
+                 f"{_share(r['ci95_high'], ref)})")
+  return ("At the same mean off-label mass, smoothed SORD's MDE minus label "
+          f"smoothing's is {' and '.join(parts)}.")
 
 
 def _share(value: float, reference: float) -> str:

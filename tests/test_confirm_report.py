@@ -261,14 +261,31 @@ def test_the_advice_over_cross_entropy_reads_its_rows():
     return {'regime': 'noisy40', 'challenger': challenger,
             'reference': 'cross_entropy', 'reference_value': 0.25,
             'delta': delta, 'ci95_low': low, 'ci95_high': high, **extra}
-  secondary = [row('label_smoothing', -0.05, -0.06, -0.04),
+  secondary = [row('label_smoothing', -0.05, -0.06, -0.04,
+                   fewer_part=-0.052, closer_part=0.002),
                row('smoothed_sord', -0.045, -0.055, -0.035),
                row('label_smoothing', 0.5, 0.4, 0.6, split='test'),
                {**row('label_smoothing', 0.9, 0.8, 1.0), 'regime': 'x'}]
   assert confirm_report.over_cross_entropy(secondary, 'noisy40') == (
       'Over plain cross-entropy (MDE 0.2500, tuned on the same terms; '
       'secondary): label smoothing -0.0500 (-20.0 %, 95 % interval -0.0600 '
-      'to -0.0400), smoothed SORD -0.0450 (-18.0 %, -0.0550 to -0.0350).')
+      'to -0.0400; fewer mistakes -0.0520, closer +0.0020), smoothed SORD '
+      '-0.0450 (-18.0 %, -0.0550 to -0.0350).')
+
+
+def test_the_matched_mass_sentence_reads_its_rows():
+  secondary = [{'regime': regime, 'challenger': 'smoothed_sord',
+                'reference': 'label_smoothing_matched', 'delta': delta,
+                'ci95_low': delta - 0.001, 'ci95_high': delta + 0.001,
+                'reference_value': 0.1, 'split': ''}
+               for regime, delta in (('noisy40', -0.002),
+                                     ('scarce2000', 0.003))]
+  secondary.append({**secondary[0], 'split': 'test', 'delta': 9.0})
+  assert confirm_report.at_matched_mass(secondary) == (
+      "At the same mean off-label mass, smoothed SORD's MDE minus label "
+      "smoothing's is +0.0030 in scarce2000 (95 % interval +0.0020 to "
+      "+0.0040, +2.0 % to +4.0 %) and -0.0020 in noisy40 (95 % interval "
+      "-0.0030 to -0.0010, -3.0 % to -1.0 %).")
 
 
 COMMITTED = ROOT / 'results' / 'confirmation' / 'confirmation.csv'
@@ -283,8 +300,9 @@ def test_the_readme_states_the_committed_answer():
   # The advice's sentences, which the README wraps.
   words = ' '.join((ROOT / 'README.md').read_text().split())
   secondary = confirm_report.read_csv(COMMITTED.with_name('secondary.csv'))
-  for regime in ('scarce2000', 'noisy40'):
-    advice = confirm_report.over_cross_entropy(secondary, regime)
+  for advice in (confirm_report.over_cross_entropy(secondary, 'scarce2000'),
+                 confirm_report.over_cross_entropy(secondary, 'noisy40'),
+                 confirm_report.at_matched_mass(secondary)):
     assert advice in words, advice
   # Each regime's recipe is the confirmation's label smoothing, its command
   # the one that made its cells.
