@@ -188,6 +188,14 @@ def _vs_control(row: dict, metric: str, mark: str) -> str:
   return text + _star(row, test)
 
 
+# The study scored the test split, seen before its protocol; the answer is
+# the confirmation's, on images nobody had scored.
+CONFIRMATION_LINE = (
+    '**A second look, not the answer.** These finals are scored on the test '
+    'split, which was seen before this protocol. The powered, pre-registered '
+    'answer is the confirmation, on 30 000 training images nobody had '
+    'scored: [confirmation/confirmation.md](confirmation/confirmation.md) '
+    '(protocol: protocol.md, "Confirmation protocol (issue 29)").')
 PROTOCOL_LINE = (
     'Protocol: results/protocol.md (committed before the finals). 5 000 '
     'training images held out for validation; every family tuned there '
@@ -292,7 +300,7 @@ def write_tables(rows: list[dict], results_dir: str | pathlib.Path,
     writer.writeheader()
     writer.writerows(rows)
   lines = ['# The loss study: does knowing the digit distance help beyond '
-           'the best control?', '', PROTOCOL_LINE, '',
+           'the best control?', '', CONFIRMATION_LINE, '', PROTOCOL_LINE, '',
            '## The answer per regime', '', *answer_table(rows), '']
   lines += [f'Diverged in the finals, so not in the tables: {name} ({why}).'
             for name, why in diverged.items()]
