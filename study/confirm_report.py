@@ -98,14 +98,22 @@ def readme_answer(primary: Sequence[dict[str, Any]]) -> list[str]:
   return lines
 
 
+def _confirmation_row(secondary: Sequence[dict[str, Any]], regime: str,
+                      challenger: str, reference: str) -> dict[str, Any]:
+  """The one secondary.csv row of a pair on the confirmation split (not the
+  test split's)."""
+  (row,) = [r for r in secondary if r['regime'] == regime
+            and not r.get('split') and r['challenger'] == challenger
+            and r['reference'] == reference]
+  return row
+
+
 def over_cross_entropy(secondary: Sequence[dict[str, Any]], regime: str
                        ) -> str:
   """The README's advice on what the recipes gain over plain cross-entropy
   in a regime, from secondary.csv (a test checks that the README holds
   it)."""
-  pairs = {(r['challenger'], r['reference']): r for r in secondary
-           if r['regime'] == regime and not r.get('split')}
-  ls, ss = (pairs[family, 'cross_entropy']
+  ls, ss = (_confirmation_row(secondary, regime, family, 'cross_entropy')
             for family in ('label_smoothing', 'smoothed_sord'))
   return (f"Over plain cross-entropy (MDE {ls['reference_value']:.4f}, tuned "
           'on the same terms; secondary): label smoothing '
@@ -122,9 +130,8 @@ def at_matched_mass(secondary: Sequence[dict[str, Any]]) -> str:
   (a registered secondary), from secondary.csv."""
   parts = []
   for regime in ('scarce2000', 'noisy40'):
-    (r,) = [r for r in secondary if r['regime'] == regime
-            and not r.get('split') and r['challenger'] == 'smoothed_sord'
-            and r['reference'] == 'label_smoothing_matched']
+    r = _confirmation_row(secondary, regime, 'smoothed_sord',
+                          'label_smoothing_matched')
     ref = r['reference_value']
     parts.append(f"{r['delta']:+.4f} in {regime} (95 % interval "
                  f"{r['ci95_low']:+.4f} to {r['ci95_high']:+.4f}, "
