@@ -51,7 +51,6 @@ from trainer.config import Config
 CONFIRMATION_SIZE = 30_000
 TUNE_SEED, TUNE_SEEDS = 100, 3
 FINAL_SEED, FINAL_GROUPS, GROUP_SIZE = 1000, 8, 10
-BUDGET, EVAL_EVERY = 12, 2
 MAX_EXTENSIONS = 3          # per hyperparameter (K)
 EPSILONS = (0.1, 0.3, 0.5, 0.7, 0.9)
 
@@ -66,14 +65,31 @@ class Tuned:
   top: dict[str, tuple[float, ...]] = dataclasses.field(default_factory=dict)
 
 
-def _rates(regime: str) -> tuple[float, ...]:
-  return ((0.003, 0.006, 0.012, 0.024) if regime == 'scarce2000'
-          else (0.00075, 0.0015, 0.003))
+@dataclasses.dataclass(frozen=True)
+class Terms:
+  """A regime's registered data, epoch budget B (evaluated every
+  ``eval_every`` epochs) and learning-rate grid."""
+  train_size: int
+  label_noise: float
+  budget: int
+  eval_every: int
+  rates: tuple[float, ...]
+
+
+TERMS = {
+    'scarce2000': Terms(2000, 0.0, 12, 2, (0.003, 0.006, 0.012, 0.024)),
+    'noisy40': Terms(2000, 0.4, 12, 2, (0.00075, 0.0015, 0.003)),
+    # A secondary regime on the primary pair's terms (protocol.md's change
+    # log, entry of 2026-12-03): the study's scarce500 budget.
+    'scarce500': Terms(500, 0.0, 24, 4, (0.0015, 0.003, 0.006, 0.012)),
+}
+REGIMES = ('scarce2000', 'noisy40')  # the primary regimes
+SECONDARY_REGIMES = ('scarce500',)
 
 
 def families(regime: str) -> dict[str, Tuned]:
-  """The registered families and grids of a primary regime."""
-  rates = _rates(regime)
+  """The registered families and grids of a regime."""
+  rates = TERMS[regime].rates
   out = {
       # At ε = 1 label smoothing's target is uniform: no label left.
       'label_smoothing': Tuned(
@@ -97,7 +113,7 @@ def secondary_families(regime: str) -> dict[str, Tuned]:
   change log, second entry): plain cross-entropy, the "over cross-entropy"
   of the README's advice."""
   return {'cross_entropy': Tuned({'loss': 'cross_entropy'},
-                                 {'learning_rate': _rates(regime)})}
+                                 {'learning_rate': TERMS[regime].rates})}
 
 
 def off_label_mass(config: Config) -> float:
@@ -128,15 +144,15 @@ def matched_label_smoothing(label_smoothing: Choice,
 
 
 def regime_base(regime: str) -> Config:
-  """The data settings of a primary regime, with the confirmation split."""
-  noisy = regime == 'noisy40'
+  """The data settings of a regime, with the confirmation split."""
+  terms = TERMS[regime]
   return Config(confirmation_size=CONFIRMATION_SIZE,
-                validation_size=VALIDATION_SIZE, train_size=2000,
-                label_noise=0.4 if noisy else 0.0, clean_validation=noisy,
-                epochs=BUDGET, eval_every=EVAL_EVERY)
+                validation_size=VALIDATION_SIZE, train_size=terms.train_size,
+                label_noise=terms.label_noise,
+                clean_validation=terms.label_noise > 0,
+                epochs=terms.budget, eval_every=terms.eval_every)
 
 
-REGIMES = ('scarce2000', 'noisy40')
 # SHA-256 of the registered split's sorted indices (int64; protocol.md), and
 # of its images' bytes, which MNIST's IDX files give in that order.
 SPLIT_SHA256 = (
@@ -223,7 +239,9 @@ def _side(value: float, tried: list[float]) -> str | None:
 def tune(run: Callable[[pathlib.Path, Config], TuningCell],
          cells_dir: pathlib.Path, base: Config, name: str, family: Tuned,
          log: Callable[[str], object]) -> Tuning:
-  """The registered grid, then the edge rules until none fires."""
+  """The registered grid, then the edge rules until none fires; the
+  budget B is ``base.epochs``."""
+  budget = base.epochs
   cells = [run(cells_dir / f'tune-{slug(name)}.json',
                tuning_config(base, family))]
   added = {(hyper, side): 0 for hyper in family.grid for side in (0, 1)}
@@ -249,18 +267,18 @@ def tune(run: Callable[[pathlib.Path, Config], TuningCell],
       break
     if not fired:
       break
-  if choice.epoch == choice.config.epochs == BUDGET:
-    log(f'  {name}: chose the last epoch of {BUDGET}; reruns it over '
-        f'{2 * BUDGET}')
-    cells.append(run(cells_dir / f'tune-{slug(name)}-epochs{2 * BUDGET}.json',
-                     dataclasses.replace(choice.config, epochs=2 * BUDGET,
+  if choice.epoch == choice.config.epochs == budget:
+    log(f'  {name}: chose the last epoch of {budget}; reruns it over '
+        f'{2 * budget}')
+    cells.append(run(cells_dir / f'tune-{slug(name)}-epochs{2 * budget}.json',
+                     dataclasses.replace(choice.config, epochs=2 * budget,
                                          seed=TUNE_SEED, num_seeds=TUNE_SEEDS,
                                          score_test=False)))
     choice = choose(cells)
   on_edge = [(h, edge) for h in family.grid
              if (edge := _side(getattr(choice.config, h),
                                values_tried(cells, h))) is not None]
-  if choice.epoch == choice.config.epochs == 2 * BUDGET:
+  if choice.epoch == choice.config.epochs == 2 * budget:
     on_edge.append(('epochs', 'top'))
   return Tuning(tuple(cells), choice, tuple(on_edge))
 
@@ -343,7 +361,7 @@ def run_confirmation(dataset: dict[str, Split] | None,
       choices['sord_permuted'] = permuted_twin(choices['sord_linear'])
     run_finals(regime, choices)
     primary[regime] = choices
-  if set(regimes) != set(REGIMES):
+  if not set(REGIMES) <= set(regimes):
     log('secondaries: not run; they follow every primary regime\'s finals '
         '(run without --regimes)')
     return
@@ -359,8 +377,11 @@ def build_parser() -> argparse.ArgumentParser:
   parser = cli.Parser(
       prog='python -m study.confirm', description=__doc__.split('\n\n')[0],
       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-  parser.add_argument('--regimes', default=','.join(REGIMES),
-                      help='comma-separated primary regimes, in that order')
+  parser.add_argument('--regimes',
+                      default=','.join(REGIMES + SECONDARY_REGIMES),
+                      help='comma-separated regimes, in that order (the '
+                      'primary ones first; secondary families run once '
+                      'every primary regime is listed)')
   parser.add_argument('--data_dir', required=True,
                       help='folder with the four MNIST IDX files (the split '
                       'is registered by the images\' positions in them)')
@@ -375,9 +396,9 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser = build_parser()
   args = parser.parse_args(argv)
   regimes = args.regimes.split(',')
-  if unknown := set(regimes) - set(REGIMES):
-    parser.error(f'--regimes: no primary regime {", ".join(sorted(unknown))} '
-                 f'(there are {", ".join(REGIMES)}).')
+  if unknown := set(regimes) - set(TERMS):
+    parser.error(f'--regimes: no regime {", ".join(sorted(unknown))} '
+                 f'(there are {", ".join(TERMS)}).')
   dataset = cli.load_mnist(parser, args.data_dir)
   if (digest := split_digest(dataset)) != SPLIT_SHA256:
     parser.error(f'the confirmation split is not the registered one (SHA-256 '

@@ -295,6 +295,13 @@ SECONDARY_PAIRS = {
                 ('label_smoothing', 'cross_entropy'),
                 ('smoothed_sord', 'cross_entropy'),
                 ('label_smoothing_matched', 'cross_entropy')),
+    # A secondary regime: its pair is one more secondary row.
+    'scarce500': (('smoothed_sord', 'label_smoothing'),
+                  ('smoothed_sord', 'label_smoothing_matched'),
+                  ('label_smoothing_matched', 'label_smoothing'),
+                  ('label_smoothing', 'cross_entropy'),
+                  ('smoothed_sord', 'cross_entropy'),
+                  ('label_smoothing_matched', 'cross_entropy')),
 }
 
 
@@ -347,7 +354,8 @@ def family_rows(results_dir: pathlib.Path,
   groups that trained in every final of the regime."""
   root = results_dir / 'confirmation'
   rows = []
-  for regime, tuning in _tunings(root / 'cells', confirm.REGIMES).items():
+  for regime, tuning in _tunings(root / 'cells', confirm.REGIMES
+                                    + confirm.SECONDARY_REGIMES).items():
     drop = diverged_groups(root / 'cells', regime)
     for family, t in tuning.items():
       decoding = t.choice.decoding

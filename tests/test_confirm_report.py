@@ -168,7 +168,8 @@ def test_secondary_pairs_families_and_the_test_split(tmp_path):
                                           replicates=200)
   assert [(r['challenger'], r['reference']) for r in secondary] == list(
       confirm_rows.SECONDARY_PAIRS['scarce2000'])
-  assert len(messages) == len(confirm_rows.SECONDARY_PAIRS['noisy40'])
+  assert len(messages) == sum(len(confirm_rows.SECONDARY_PAIRS[regime])
+                              for regime in ('noisy40', 'scarce500'))
   # Every secondary row drops the group that diverged in any family.
   assert {(r['n_seeds'], r['groups_dropped']) for r in secondary} == {(70, 1)}
   by_pair = {(r['challenger'], r['reference']): r for r in secondary}
