@@ -198,8 +198,8 @@ def markdown(primary: Sequence[dict[str, Any]],
             '## Secondary: other pairs on the confirmation split '
             f'(uncorrected; {SECONDARY_REPLICATES} replicates)', '',
             '| regime | challenger - reference (decodings) | Δ MDE (share) | '
-            '95 % interval, seeds and images | p bootstrap | seeds x images '
-            '|', '|' + '---|' * 6]
+            '95 % interval, seeds and images | p bootstrap | detectable (alpha '
+            '0.05) | seeds x images |', '|' + '---|' * 7]
   for r in secondary:
     if 'delta' not in r:
       continue
@@ -209,6 +209,7 @@ def markdown(primary: Sequence[dict[str, Any]],
         f"({_share(r['delta'], r['reference_value'])}) | "
         f"[{r['ci95_low']:+.4f}, {r['ci95_high']:+.4f}] | "
         f"{_p(r['p_bootstrap'], r['replicates'])} | "
+        f"{100 * r['detectable_share']:.1f} % | "
         f"{r['n_seeds']} x {r['n_images']} |")
   lines += ['', '## Secondary: the primary hypotheses on the test split '
             '(seen by the study; seeds only, on those 10 000 images)', '',

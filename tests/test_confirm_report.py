@@ -181,6 +181,15 @@ def test_secondary_pairs_families_and_the_test_split(tmp_path):
   np.testing.assert_allclose(ce['delta'], -np.mean(
       finals['label_smoothing'][kept] > 0), rtol=1e-9)
   assert ce['ci95_high'] < 0 and ce['verdict'] == 'secondary (uncorrected)'
+  # Uncorrected: detectable at alpha 0.05, not at the primaries' 0.05 / 3.
+  h = confirm_rows.Hypothesis('x', 'scarce2000', 'label_smoothing',
+                              'cross_entropy', 'mean_digit_distance', 0.03)
+  primary_style = confirm_rows.estimate(
+      h, finals['label_smoothing'][kept], finals['cross_entropy'][kept],
+      replicates=200)
+  np.testing.assert_allclose(
+      ce['detectable_share'] / primary_style['detectable_share'],
+      2.8016 / 3.2356, rtol=1e-9)
   assert by_pair['smoothed_sord', 'cross_entropy']['decodings'] == (
       'bayes/argmax')
 
@@ -231,6 +240,8 @@ def test_secondary_pairs_families_and_the_test_split(tmp_path):
   assert text.count('\n| H1 | scarce2000 |') == 2  # primary, test split
   assert '| scarce2000 | label_smoothing - cross_entropy (argmax/argmax) |' \
       in text
+  assert (f"| {100 * ce['detectable_share']:.1f} % | 70 x "
+          in text.split('## Secondary: other pairs')[1].split('\n## ')[0])
   assert '| noisy40 |' not in text
 
 

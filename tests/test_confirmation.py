@@ -203,6 +203,23 @@ def test_the_registered_grids_are_the_protocols():
   assert resolve(tuning).num_points == 15
 
 
+def test_scarce500_is_registered_on_the_primary_pairs_terms():
+  # protocol.md's change log, entry of 2026-12-03.
+  assert confirm.SECONDARY_REGIMES == ('scarce500',)
+  scarce = confirm.families('scarce500')
+  assert list(scarce) == ['label_smoothing', 'smoothed_sord']
+  rates = (0.0015, 0.003, 0.006, 0.012)
+  for name, family in scarce.items():
+    primary = confirm.families('scarce2000')[name]
+    assert family == dataclasses.replace(primary, grid={
+        **primary.grid, 'learning_rate': rates})
+  base = confirm.regime_base('scarce500')
+  assert base == dataclasses.replace(confirm.regime_base('scarce2000'),
+                                     train_size=500, epochs=24, eval_every=4)
+  assert confirm.secondary_families('scarce500')['cross_entropy'].grid == {
+      'learning_rate': rates}
+
+
 def test_edge_rules():
   assert confirm.extension(0.012, [0.003, 0.006, 0.012], 0) == 0.024
   assert confirm.extension(1.5, [1.5, 3, 6], 2) == 0.75
@@ -255,17 +272,19 @@ def test_a_choice_inside_the_grid_adds_nothing(tmp_path):
           tuning.choice.epoch) == (0.006, 0.5, 8)
 
 
-def test_the_last_epoch_doubles_the_budget_once(tmp_path):
+@pytest.mark.parametrize('regime, budget', [('scarce2000', 12),
+                                             ('scarce500', 24)])
+def test_the_last_epoch_doubles_the_budget_once(tmp_path, regime, budget):
   def mde(config):  # a longer budget is better, slightly
     return (abs(config.learning_rate - 0.006) + abs(config.epsilon - 0.5)
             - config.epochs / 1000)
 
   run, calls = _fake_run(mde, last_epoch_of=lambda config: config.epochs)
-  tuning = confirm.tune(run, tmp_path, confirm.regime_base('scarce2000'),
-                        'ls', confirm.families('scarce2000')[
+  tuning = confirm.tune(run, tmp_path, confirm.regime_base(regime),
+                        'ls', confirm.families(regime)[
                             'label_smoothing'], log=lambda m: None)
-  assert calls == ['tune-ls.json', 'tune-ls-epochs24.json']
-  assert tuning.choice.config.epochs == 24 and tuning.choice.epoch == 24
+  assert calls == ['tune-ls.json', f'tune-ls-epochs{2 * budget}.json']
+  assert tuning.choice.config.epochs == tuning.choice.epoch == 2 * budget
   assert tuning.on_edge == (('epochs', 'top'),)
   assert confirm.edge_label('ls', 'epochs', 'top') == (
       'tuning incomplete (the budget)')
@@ -293,13 +312,17 @@ def _git(*args: str) -> str:
 
 
 @pytest.mark.skipif(not (ROOT / '.git').exists(), reason='not a git clone')
-def test_the_protocol_entered_git_before_any_confirmation_cell():
-  registered = _git('log', '--format=%H', '--reverse', '-S',
-                    '# Confirmation protocol (issue 29)', '--',
-                    'results/protocol.md').split()
-  assert registered, 'the confirmation protocol is not in git'
+@pytest.mark.parametrize('registration, under', [
+    ('# Confirmation protocol (issue 29)', ''),
+    ('**scarce500 is registered as a secondary regime**', '/scarce500')])
+def test_the_protocol_entered_git_before_any_confirmation_cell(registration,
+                                                               under):
+  registered = _git('log', '--format=%H', '--reverse', '-S', registration,
+                    '--', 'results/protocol.md').split()
+  assert registered, f'{registration} is not in git'
   added = _git('log', '--format=%H', '--diff-filter=A', '--',
-               'results/confirmation/cells', 'results/confirmation/images')
+               f'results/confirmation/cells{under}',
+               f'results/confirmation/images{under}')
   for commit in added.split():
     assert commit != registered[0], commit
     assert subprocess.run(['git', 'merge-base', '--is-ancestor',
@@ -411,6 +434,39 @@ def test_the_secondaries_run_after_every_primary_regime(tmp_path,
     assert matched.epsilon == 0.4251
     assert configs[f'{regime}/final-cross_entropy-s1070'].loss == (
         'cross_entropy')
+
+
+def test_scarce500_runs_after_the_primaries_and_before_the_secondaries(
+    tmp_path, monkeypatch):
+  ran = []
+  monkeypatch.setattr(confirm, 'run_cell', lambda path, config, *args: (
+      ran.append((f'{path.parent.name}/{path.stem}', config)),
+      _fake_cell(path, config))[1])
+  confirm.run_confirmation(None, tmp_path, tmp_path / 'runs',
+                           confirm.REGIMES + confirm.SECONDARY_REGIMES,
+                           '../shared/mnist', log=lambda message: None)
+  names = [name for name, _ in ran]
+  primaries = len(json.loads((ROOT / 'tests' / 'data' /
+                              'confirm_primary_plan.json').read_text()))
+  assert not [n for n in names[:primaries] if n.startswith('scarce500')]
+  finals = [f'final-{family}-s{1000 + 10 * g}'
+            for family in ('label_smoothing', 'smoothed_sord')
+            for g in range(8)]
+  assert names[primaries:primaries + 18] == [
+      f'scarce500/{stem}' for stem in (
+          'tune-label_smoothing', 'tune-smoothed_sord', *finals)]
+  assert [n.split('/')[0] for n in names[primaries + 18:]] == [
+      regime for regime in ('scarce2000', 'noisy40', 'scarce500')
+      for _ in range(17)]
+  configs = dict(ran)
+  tuning = configs['scarce500/tune-smoothed_sord']
+  assert (tuning.train_size, tuning.epochs, tuning.eval_every,
+          tuning.seed, tuning.num_seeds, tuning.score_test) == (
+              500, 24, 4, 100, 3, False)
+  assert tuning.sweep['learning_rate'] == [0.0015, 0.003, 0.006, 0.012]
+  final = configs['scarce500/final-label_smoothing_matched-s1070']
+  assert (final.train_size, final.confirmation_size, final.seed,
+          final.epsilon) == (500, 30_000, 1070, 0.4251)
 
 
 def test_one_primary_regime_runs_no_secondary(tmp_path, monkeypatch):
