@@ -141,6 +141,20 @@ def at_matched_mass(secondary: Sequence[dict[str, Any]]) -> str:
           f"smoothing's is {' and '.join(parts)}.")
 
 
+def secondary_pair(secondary: Sequence[dict[str, Any]], regime: str) -> str:
+  """The README's sentence on the primary pair in a secondary regime, from
+  secondary.csv."""
+  r = _confirmation_row(secondary, regime, 'smoothed_sord', 'label_smoothing')
+  ref = r['reference_value']
+  return (f"In {regime}, smoothed SORD's MDE minus label smoothing's is "
+          f"{r['delta']:+.4f} ({r['challenger_value']:.4f} against "
+          f"{ref:.4f}; 95 % interval {r['ci95_low']:+.4f} to "
+          f"{r['ci95_high']:+.4f}, {_share(r['ci95_low'], ref)} to "
+          f"{_share(r['ci95_high'], ref)}; p "
+          f"{_p(r['p_bootstrap'], r['replicates'])}; "
+          f"detectable {100 * r['detectable_share']:.1f} % at alpha 0.05).")
+
+
 def _share(value: float, reference: float) -> str:
   return f'{100 * value / reference:+.1f} %'
 

@@ -285,6 +285,20 @@ def test_the_advice_over_cross_entropy_reads_its_rows():
       '-0.0450 (-18.0 %, -0.0550 to -0.0350).')
 
 
+def test_the_secondary_regimes_sentence_reads_its_row():
+  row = {'regime': 'scarce500', 'challenger': 'smoothed_sord',
+         'reference': 'label_smoothing', 'challenger_value': 0.21,
+         'reference_value': 0.2, 'delta': 0.01, 'ci95_low': -0.002,
+         'ci95_high': 0.022, 'p_bootstrap': '< 0.0005', 'replicates': 2000,
+         'detectable_share': 0.031, 'split': ''}
+  secondary = [row, {**row, 'split': 'test', 'delta': 9.0},
+               {**row, 'regime': 'scarce2000', 'delta': 8.0}]
+  assert confirm_report.secondary_pair(secondary, 'scarce500') == (
+      "In scarce500, smoothed SORD's MDE minus label smoothing's is +0.0100 "
+      "(0.2100 against 0.2000; 95 % interval -0.0020 to +0.0220, -1.0 % to "
+      "+11.0 %; p < 0.0005; detectable 3.1 % at alpha 0.05).")
+
+
 def test_the_matched_mass_sentence_reads_its_rows():
   secondary = [{'regime': regime, 'challenger': 'smoothed_sord',
                 'reference': 'label_smoothing_matched', 'delta': delta,

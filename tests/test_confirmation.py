@@ -479,3 +479,12 @@ def test_one_primary_regime_runs_no_secondary(tmp_path, monkeypatch):
   assert not [name for name in ran if 'cross_entropy' in name
               or 'matched' in name]
   assert messages[-1].startswith('secondaries: not run')
+
+
+def test_an_unknown_regime_exits_2_naming_the_known_ones(capsys):
+  with pytest.raises(SystemExit) as exit_info:
+    confirm.main(['--data_dir', '../shared/mnist', '--regimes',
+                  'scarce500,scarce9'])
+  assert exit_info.value.code == 2
+  assert ('--regimes: no regime scarce9 (there are scarce2000, noisy40, '
+          'scarce500).') in capsys.readouterr().err
