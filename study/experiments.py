@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import fractions
 import math
 import pathlib
 import time
@@ -76,16 +77,36 @@ def point_config(cell: TuningCell, point: dict) -> Config:
   return dataclasses.replace(cell.config, sweep={}, **point)
 
 
-def choose(cells: Sequence[TuningCell]) -> Choice:
-  """The (point, epoch, decoding) of lowest mean validation MDE."""
-  candidates = [(e[d]['mean_digit_distance'], e['epoch'], d, cell, point)
+def exact_mde(mde: float, cell: TuningCell) -> fractions.Fraction:
+  """A point's mean validation MDE as the ratio it estimates: the digit
+  distances summed over the validation images and the cell's seeds, over
+  their number. The float32 mean of two equal sums can differ in its last
+  bits; as ratios they tie, and the tie rule decides."""
+  count = cell.config.validation_size * len(cell.seeds)
+  return fractions.Fraction(round(mde * count), count)
+
+
+def choose(cells: Sequence[TuningCell], *, exact_ties: bool = True
+           ) -> Choice:
+  """The (point, epoch, decoding) of lowest mean validation MDE; ties go
+  to the earlier epoch, then argmax, then the first cell's and grid's
+  order. ``exact_ties=False`` compares the float means as they are: the
+  study's protocol registered no tie rule, and its committed finals
+  followed that order (one of them, scarce2000's slace[linear], through a
+  tie)."""
+  def key(mde: float, cell: TuningCell) -> fractions.Fraction | float:
+    return exact_mde(mde, cell) if exact_ties else mde
+
+  candidates = [(key(e[d]['mean_digit_distance'], cell), e['epoch'], d,
+                 e[d]['mean_digit_distance'], cell, point)
                 for cell in cells for point in cell.points
                 if not point.diverged
                 for e in point.curve for d in ('argmax', 'bayes')]
   if not candidates:
     raise ValueError('every tuning point diverged: nothing to choose; '
                      f'rates tried: {rates_tried(cells)}')
-  mde, epoch, decoding, cell, point = min(candidates, key=lambda c: c[:3])
+  *_, epoch, decoding, mde, cell, point = min(candidates,
+                                               key=lambda c: c[:3])
   return Choice(point_config(cell, point.hyperparameters), epoch,
                 decoding, mde)
 
@@ -97,7 +118,8 @@ def rates_tried(cells: Sequence[TuningCell]) -> list[float]:
 
 def next_rate(cells: Sequence[TuningCell]) -> float | None:
   """One factor of two past the edge the chosen rate sits on, else None."""
-  rate, tried = choose(cells).config.learning_rate, rates_tried(cells)
+  rate = choose(cells, exact_ties=False).config.learning_rate
+  tried = rates_tried(cells)
   if rate == tried[0]:
     return rate / 2
   if rate == tried[-1]:
@@ -228,8 +250,9 @@ def tune_regime(name: str, grid: Grid, base: Config, study_run: StudyRun,
     if on_edge:
       study_run.log(f'[{name}] {family_name}: the chosen rate is still on an '
                  f'edge after {grid.max_extensions} extensions')
+    choice = choose(cells, exact_ties=False)
     tuned[family_name] = FamilyResult(FAMILIES[family_name].role,
-                                      tuple(cells), choose(cells), on_edge)
+                                      tuple(cells), choice, on_edge)
   study_run.tuned[key] = tuned
   return tuned
 
