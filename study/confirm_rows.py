@@ -331,7 +331,9 @@ def secondary_rows(results_dir: pathlib.Path,
       except (KeyError, FileNotFoundError) as e:
         log(f'{regime} {h.name}: not ready ({e})')
         continue
-      row['verdict'] = 'secondary (uncorrected)'
+      row['verdict'] = ('unstable (not interpreted)'
+                        if row['groups_dropped'] > UNSTABLE_GROUPS
+                        else 'secondary (uncorrected)')
       rows.append(row)
   return rows
 

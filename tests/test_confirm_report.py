@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from study import confirm, confirm_report, confirm_rows
+from study import confirm, confirm_report, confirm_rows, power
 from trainer.resolve import grid_points
 
 
@@ -189,7 +189,11 @@ def test_secondary_pairs_families_and_the_test_split(tmp_path):
       replicates=200)
   np.testing.assert_allclose(
       ce['detectable_share'] / primary_style['detectable_share'],
-      2.8016 / 3.2356, rtol=1e-9)
+      confirm_rows.SECONDARY_DETECT_Z / confirm_rows.DETECT_Z, rtol=1e-9)
+  for z, alpha in ((confirm_rows.SECONDARY_DETECT_Z, 0.05),
+                   (confirm_rows.DETECT_Z, 0.05 / 3)):
+    assert z == pytest.approx(power.detectable_effect(1.0, alpha=alpha),
+                              abs=1e-4)
   assert by_pair['smoothed_sord', 'cross_entropy']['decodings'] == (
       'bayes/argmax')
 
@@ -243,6 +247,17 @@ def test_secondary_pairs_families_and_the_test_split(tmp_path):
   assert (f"| {100 * ce['detectable_share']:.1f} % | 70 x "
           in text.split('## Secondary: other pairs')[1].split('\n## ')[0])
   assert '| noisy40 |' not in text
+
+
+def test_two_groups_dropped_make_a_secondary_row_unstable(tmp_path):
+  finals = _synthetic_scarce2000(tmp_path / 'confirmation')
+  _write_finals(tmp_path / 'confirmation', 'scarce2000',
+                'label_smoothing_matched', finals['label_smoothing_matched'],
+                diverged_group=5)
+  secondary = confirm_rows.secondary_rows(tmp_path, log=lambda m: None,
+                                          replicates=200)
+  assert {(r['n_seeds'], r['groups_dropped'], r['verdict'])
+          for r in secondary} == {(60, 2, 'unstable (not interpreted)')}
 
 
 def test_a_secondary_p_is_bounded_by_its_own_replicates(tmp_path):

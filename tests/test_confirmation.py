@@ -395,7 +395,8 @@ def _fake_cell(path, config, *args):
                                     if k != 'temperature')
                               + abs(hp.get('temperature', 3.0) - 3.0)},
                    'bayes': {'mean_digit_distance': 1.0}}
-                  for e in range(2, 13, 2)]} for hp in grid]}
+                  for e in range(config.eval_every, config.epochs + 1,
+                                 config.eval_every)]} for hp in grid]}
 
 
 def test_the_secondaries_run_after_every_primary_regime(tmp_path,
