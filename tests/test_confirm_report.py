@@ -327,6 +327,10 @@ def test_the_matched_mass_sentence_reads_its_rows():
       "smoothing's is +0.0030 in scarce2000 (95 % interval +0.0020 to "
       "+0.0040, +2.0 % to +4.0 %) and -0.0020 in noisy40 (95 % interval "
       "-0.0030 to -0.0010, -3.0 % to -1.0 %).")
+  assert confirm_report.at_matched_mass(secondary, ['noisy40']) == (
+      "At the same mean off-label mass, smoothed SORD's MDE minus label "
+      "smoothing's is -0.0020 in noisy40 (95 % interval -0.0030 to -0.0010, "
+      "-3.0 % to -1.0 %).")
 
 
 COMMITTED = ROOT / 'results' / 'confirmation' / 'confirmation.csv'
@@ -341,15 +345,23 @@ def test_the_readme_states_the_committed_answer():
   # The advice's sentences, which the README wraps.
   words = ' '.join((ROOT / 'README.md').read_text().split())
   secondary = confirm_report.read_csv(COMMITTED.with_name('secondary.csv'))
-  for advice in (confirm_report.over_cross_entropy(secondary, 'scarce2000'),
-                 confirm_report.over_cross_entropy(secondary, 'noisy40'),
-                 confirm_report.at_matched_mass(secondary)):
+  regimes = confirm.REGIMES + confirm.SECONDARY_REGIMES
+  for advice in (*(confirm_report.over_cross_entropy(secondary, regime)
+                   for regime in regimes),
+                 confirm_report.at_matched_mass(secondary),
+                 *(confirm_report.at_matched_mass(secondary, [regime])
+                   for regime in confirm.SECONDARY_REGIMES),
+                 *(confirm_report.secondary_pair(secondary, regime)
+                   for regime in confirm.SECONDARY_REGIMES)):
     assert advice in words, advice
-  # Each regime's recipe is the confirmation's label smoothing, its command
-  # the one that made its cells.
+  # Each regime's recipe is the family of lowest MDE on the confirmation,
+  # its command the one that made its cells; label smoothing's beside it.
   families = confirm_report.read_csv(COMMITTED.with_name('families.csv'))
-  for row in families:
-    if row['family'] == 'label_smoothing':
+  for regime in regimes:
+    rows = [r for r in families if r['regime'] == regime]
+    recipe = min(rows, key=lambda r: r['mde'])
+    (smoothing,) = [r for r in rows if r['family'] == 'label_smoothing']
+    for row in (recipe, smoothing):
       assert f"`{row['command']}`" in words, row['command']
 
 
