@@ -85,6 +85,7 @@ TERMS = {
 }
 REGIMES = ('scarce2000', 'noisy40')  # the primary regimes
 SECONDARY_REGIMES = ('scarce500',)
+ALL_REGIMES = REGIMES + SECONDARY_REGIMES  # TERMS's keys, primaries first
 
 
 def families(regime: str) -> dict[str, Tuned]:
@@ -378,7 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
       prog='python -m study.confirm', description=__doc__.split('\n\n')[0],
       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
   parser.add_argument('--regimes',
-                      default=','.join(REGIMES + SECONDARY_REGIMES),
+                      default=','.join(ALL_REGIMES),
                       help='comma-separated regimes, in that order (the '
                       'primary ones first; secondary families run once '
                       'every primary regime is listed)')
@@ -396,9 +397,9 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser = build_parser()
   args = parser.parse_args(argv)
   regimes = args.regimes.split(',')
-  if unknown := set(regimes) - set(TERMS):
+  if unknown := set(regimes) - set(ALL_REGIMES):
     parser.error(f'--regimes: no regime {", ".join(sorted(unknown))} '
-                 f'(there are {", ".join(TERMS)}).')
+                 f'(there are {", ".join(ALL_REGIMES)}).')
   dataset = cli.load_mnist(parser, args.data_dir)
   if (digest := split_digest(dataset)) != SPLIT_SHA256:
     parser.error(f'the confirmation split is not the registered one (SHA-256 '

@@ -4,9 +4,9 @@ hypothesis, Δ with its interval over seeds and images, its p-values, Holm and
 verdict; the secondary pairs; each family's choice and scores; the primaries
 on the test split. ``study.confirm_report`` writes them out.
 
-Nothing here trains: the tuning cells give each family's choice (decoding,
-edges) through ``confirm.tune`` reading the cell files, and the finals' int8
-distances give the estimates. A hypothesis whose finals are not all done is
+Nothing here trains: ``study.confirm_cells`` reads back each family's
+choice (decoding, edges) and the finals' int8 distances, which give the
+estimates. A hypothesis whose finals are not all done is
 left out (and said so); a group of seeds that diverged in either family is
 dropped from both.
 """
@@ -14,7 +14,6 @@ dropped from both.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import pathlib
 from collections.abc import Callable, Collection, Sequence
@@ -24,9 +23,14 @@ import numpy as np
 
 from study import confirm, estimates
 from study import rows as study_rows
-from study.cells import migrate_cell
-from study.records import Choice, TuningCell
-from trainer.config import Config
+from study.confirm_cells import (
+  diverged_groups,
+  group_distances,
+  kept_groups,
+  replayed_tunings,
+  test_values,
+)
+from study.records import Choice
 
 ALPHA = 0.05
 REPLICATES, BOOTSTRAP_SEED = 20_000, 0
@@ -58,64 +62,6 @@ HYPOTHESES = (
     Hypothesis('H3', 'scarce2000', 'sord_linear', 'sord_permuted',
                'mean_error_distance', 0.03),
 )
-
-
-def _read_cell(path: pathlib.Path, config: Config) -> TuningCell:
-  """A committed tuning cell (the report never trains)."""
-  if not path.exists():
-    raise FileNotFoundError(path)
-  cell = migrate_cell(json.loads(path.read_text()))
-  if Config(**cell['config']) != dataclasses.replace(config,
-                                                     data_dir=cell['config'][
-                                                         'data_dir']):
-    raise ValueError(f'{path} holds another configuration.')
-  return TuningCell.from_json(cell)
-
-
-def tuned(cells_dir: pathlib.Path, regime: str) -> dict[str, confirm.Tuning]:
-  """Each family's tuning, replayed from its committed cells."""
-  base = confirm.regime_base(regime)
-  out = {name: confirm.tune(_read_cell, cells_dir / regime, base, name,
-                            family, log=lambda message: None)
-         for name, family in confirm.families(regime).items()}
-  if 'sord_linear' in out:
-    linear = out['sord_linear']
-    out['sord_permuted'] = dataclasses.replace(
-        linear, choice=confirm.permuted_twin(linear.choice))
-  for name, family in confirm.secondary_families(regime).items():
-    try:
-      out[name] = confirm.tune(_read_cell, cells_dir / regime, base, name,
-                               family, log=lambda message: None)
-    except FileNotFoundError:
-      continue  # a secondary not run yet
-  out['label_smoothing_matched'] = dataclasses.replace(
-      out['label_smoothing'], choice=confirm.matched_label_smoothing(
-          out['label_smoothing'].choice, out['smoothed_sord'].choice),
-      on_edge=())
-  return out
-
-
-def group_distances(images_dir: pathlib.Path, cells_dir: pathlib.Path,
-                    regime: str, family: str, decoding: str,
-                    ) -> dict[int, np.ndarray | None]:
-  """First seed of each group -> its distances ``[10, N]`` (None: the
-  group diverged); KeyError naming a group not run yet; ValueError if a
-  file holds other seeds."""
-  out: dict[int, np.ndarray | None] = {}
-  for g in range(confirm.FINAL_GROUPS):
-    seed = confirm.FINAL_SEED + g * confirm.GROUP_SIZE
-    stem = f'final-{family}-s{seed}'
-    cell_path = cells_dir / regime / f'{stem}.json'
-    if not cell_path.exists():
-      raise KeyError(f'{regime} {family} seeds {seed}+ not run yet')
-    if 'diverged' in json.loads(cell_path.read_text()):
-      out[seed] = None
-      continue
-    with np.load(images_dir / regime / f'{stem}.npz') as f:
-      if list(f['seeds']) != list(range(seed, seed + confirm.GROUP_SIZE)):
-        raise ValueError(f'{stem}.npz holds seeds {list(f["seeds"])}.')
-      out[seed] = f[decoding].astype(np.int16)
-  return out
 
 
 def _num_den(distances_SxN: np.ndarray,
@@ -174,6 +120,11 @@ def estimate(h: Hypothesis, a_SxN: np.ndarray, b_SxN: np.ndarray,
 
 
 UNSTABLE_GROUPS = 1  # more groups dropped than this: "unstable"
+UNSTABLE = 'unstable (not interpreted)'
+
+
+def is_unstable(row: dict[str, Any]) -> bool:
+  return int(row['groups_dropped']) > UNSTABLE_GROUPS
 
 
 def verdicts(rows: list[dict[str, Any]]) -> None:
@@ -183,8 +134,8 @@ def verdicts(rows: list[dict[str, Any]]) -> None:
               for r in rows]
   for row, p in zip(rows, study_rows.holm(p_values), strict=True):
     row['p_holm'] = p
-    if row['groups_dropped'] > UNSTABLE_GROUPS:
-      row['verdict'] = 'unstable (not interpreted)'
+    if is_unstable(row):
+      row['verdict'] = UNSTABLE
       continue
     band = row['band_share'] * row['reference_value']
     words = []
@@ -211,7 +162,7 @@ def pair_row(h: Hypothesis, tuning: dict[str, confirm.Tuning],
   decoding = _decodings(h, tuning)
   groups = {f: group_distances(root / 'images', root / 'cells', h.regime, f,
                                decoding[f]) for f in decoding}
-  kept = [s for s in _kept(groups) if s not in drop]
+  kept = [s for s in kept_groups(groups) if s not in drop]
   if kept:
     a_SxN, b_SxN = (np.concatenate([groups[f][s] for s in kept])
                     for f in (h.challenger, h.reference))
@@ -229,42 +180,12 @@ def pair_row(h: Hypothesis, tuning: dict[str, confirm.Tuning],
   return row
 
 
-def diverged_groups(cells_dir: pathlib.Path, regime: str) -> set[int]:
-  """The first seeds of the groups that diverged in any final of the
-  regime (the secondary rows drop them from every family, so that a family
-  scores the same seeds in each of its rows)."""
-  return {int(path.stem.rsplit('-s', 1)[1])
-          for path in (cells_dir / regime).glob('final-*-s*.json')
-          if 'diverged' in json.loads(path.read_text())}
-
-
-def _kept(groups: dict[str, dict[int, Any]]) -> list[int]:
-  """The groups that trained in every family (a diverged one is dropped
-  from all)."""
-  first = next(iter(groups.values()))
-  return [s for s in first
-          if all(g[s] is not None for g in groups.values())]
-
-
-def _tunings(cells_dir: pathlib.Path, regimes: Sequence[str]
-             ) -> dict[str, dict[str, confirm.Tuning]]:
-  """Each regime's tunings; a regime whose primary cells are missing is
-  left out."""
-  out = {}
-  for regime in dict.fromkeys(regimes):
-    try:
-      out[regime] = tuned(cells_dir, regime)
-    except FileNotFoundError:
-      continue
-  return out
-
-
 def hypothesis_rows(results_dir: pathlib.Path,
                     log: Callable[[str], object] = print,
                     hypotheses: Sequence[Hypothesis] = HYPOTHESES,
                     replicates: int = REPLICATES) -> list[dict[str, Any]]:
   root = results_dir / 'confirmation'
-  tunings = _tunings(root / 'cells', [h.regime for h in hypotheses])
+  tunings = replayed_tunings(root / 'cells', [h.regime for h in hypotheses])
   rows = []
   for h in hypotheses:
     if h.regime not in tunings:
@@ -318,7 +239,7 @@ def secondary_rows(results_dir: pathlib.Path,
   estimated, with no correction and no verdict, on the groups that trained
   in every final of the regime."""
   root = results_dir / 'confirmation'
-  tunings = _tunings(root / 'cells', list(SECONDARY_PAIRS))
+  tunings = replayed_tunings(root / 'cells', list(SECONDARY_PAIRS))
   rows = []
   for regime, pairs in SECONDARY_PAIRS.items():
     drop = diverged_groups(root / 'cells', regime)
@@ -331,8 +252,7 @@ def secondary_rows(results_dir: pathlib.Path,
       except (KeyError, FileNotFoundError) as e:
         log(f'{regime} {h.name}: not ready ({e})')
         continue
-      row['verdict'] = ('unstable (not interpreted)'
-                        if row['groups_dropped'] > UNSTABLE_GROUPS
+      row['verdict'] = (UNSTABLE if is_unstable(row)
                         else 'secondary (uncorrected)')
       rows.append(row)
   return rows
@@ -362,8 +282,8 @@ def family_rows(results_dir: pathlib.Path,
   groups that trained in every final of the regime."""
   root = results_dir / 'confirmation'
   rows = []
-  for regime, tuning in _tunings(root / 'cells', confirm.REGIMES
-                                    + confirm.SECONDARY_REGIMES).items():
+  for regime, tuning in replayed_tunings(root / 'cells',
+                                         confirm.ALL_REGIMES).items():
     drop = diverged_groups(root / 'cells', regime)
     for family, t in tuning.items():
       decoding = t.choice.decoding
@@ -372,7 +292,7 @@ def family_rows(results_dir: pathlib.Path,
                                  family, decoding)
       except (KeyError, FileNotFoundError):
         continue
-      kept = [s for s in _kept({family: groups}) if s not in drop]
+      kept = [s for s in kept_groups({family: groups}) if s not in drop]
       row: dict[str, Any] = {'regime': regime, 'family': family,
                              **_choice_fields(family, t.choice),
                              'tuning': '; '.join(
@@ -411,26 +331,13 @@ def _levels(d_SxN: np.ndarray, replicates: int) -> dict[str, Any]:
               *_num_den(d_SxN, 'mean_error_distance')).mean())}
 
 
-def test_values(cells_dir: pathlib.Path, regime: str, family: str,
-                decoding: str, metric: str, kept: Sequence[int]
-                ) -> np.ndarray:
-  """Per seed, a metric on the test split from the final cells of the
-  kept groups."""
-  values = []
-  for seed in kept:
-    cell = json.loads((cells_dir / regime /
-                       f'final-{family}-s{seed}.json').read_text())
-    values.extend(cell['test'][decoding][metric]['per_seed'])
-  return np.asarray(values, np.float64)
-
-
 def test_split_rows(results_dir: pathlib.Path, primaries: Sequence[
     dict[str, Any]]) -> list[dict[str, Any]]:
   """The primary hypotheses on the test split (seen by the study), over
   seeds only, on the confirmation's kept groups."""
   cells_dir = results_dir / 'confirmation' / 'cells'
   by_name = {h.name: h for h in HYPOTHESES}
-  tunings = _tunings(cells_dir, [r['regime'] for r in primaries])
+  tunings = replayed_tunings(cells_dir, [r['regime'] for r in primaries])
   rows = []
   for primary in primaries:
     if not primary.get('n_seeds'):
@@ -441,7 +348,8 @@ def test_split_rows(results_dir: pathlib.Path, primaries: Sequence[
                                  cells_dir, h.regime, f, decoding[f])
               for f in decoding}
     a, b = (test_values(cells_dir, h.regime, f, decoding[f], h.metric,
-                        _kept(groups)) for f in (h.challenger, h.reference))
+                        kept_groups(groups))
+            for f in (h.challenger, h.reference))
     mean, half = study_rows.mean_ci(a - b)
     rows.append({'hypothesis': h.name, 'regime': h.regime, 'split': 'test',
                  'n_seeds': a.size, 'challenger_value': float(a.mean()),

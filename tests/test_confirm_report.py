@@ -345,7 +345,7 @@ def test_the_readme_states_the_committed_answer():
   # The advice's sentences, which the README wraps.
   words = ' '.join((ROOT / 'README.md').read_text().split())
   secondary = confirm_report.read_csv(COMMITTED.with_name('secondary.csv'))
-  regimes = confirm.REGIMES + confirm.SECONDARY_REGIMES
+  regimes = confirm.ALL_REGIMES
   for advice in (*(confirm_report.over_cross_entropy(secondary, regime)
                    for regime in regimes),
                  confirm_report.at_matched_mass(secondary),

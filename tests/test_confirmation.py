@@ -206,6 +206,7 @@ def test_the_registered_grids_are_the_protocols():
 def test_scarce500_is_registered_on_the_primary_pairs_terms():
   # protocol.md's change log, entry of 2026-12-03.
   assert confirm.SECONDARY_REGIMES == ('scarce500',)
+  assert tuple(confirm.TERMS) == confirm.ALL_REGIMES
   scarce = confirm.families('scarce500')
   assert list(scarce) == ['label_smoothing', 'smoothed_sord']
   rates = (0.0015, 0.003, 0.006, 0.012)
@@ -444,7 +445,7 @@ def test_scarce500_runs_after_the_primaries_and_before_the_secondaries(
       ran.append((f'{path.parent.name}/{path.stem}', config)),
       _fake_cell(path, config))[1])
   confirm.run_confirmation(None, tmp_path, tmp_path / 'runs',
-                           confirm.REGIMES + confirm.SECONDARY_REGIMES,
+                           confirm.ALL_REGIMES,
                            '../shared/mnist', log=lambda message: None)
   names = [name for name, _ in ran]
   primaries = len(json.loads((ROOT / 'tests' / 'data' /

@@ -1,0 +1,122 @@
+"""The committed confirmation, read back (nothing trains): each family's
+tuning replayed from its cell files through ``confirm.tune``, each final
+group's per-image digit distances (int8) on the confirmation split, the
+groups that diverged, and the finals' per-seed scores on the test split.
+``study.confirm_rows`` turns them into estimates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from study import confirm
+from study.cells import migrate_cell
+from study.records import TuningCell
+from trainer.config import Config
+
+
+def _read_cell(path: pathlib.Path, config: Config) -> TuningCell:
+  """A committed tuning cell (the report never trains)."""
+  if not path.exists():
+    raise FileNotFoundError(path)
+  cell = migrate_cell(json.loads(path.read_text()))
+  if Config(**cell['config']) != dataclasses.replace(config,
+                                                     data_dir=cell['config'][
+                                                         'data_dir']):
+    raise ValueError(f'{path} holds another configuration.')
+  return TuningCell.from_json(cell)
+
+
+def tuned(cells_dir: pathlib.Path, regime: str) -> dict[str, confirm.Tuning]:
+  """Each family's tuning, replayed from its committed cells."""
+  base = confirm.regime_base(regime)
+  out = {name: confirm.tune(_read_cell, cells_dir / regime, base, name,
+                            family, log=lambda message: None)
+         for name, family in confirm.families(regime).items()}
+  if 'sord_linear' in out:
+    linear = out['sord_linear']
+    out['sord_permuted'] = dataclasses.replace(
+        linear, choice=confirm.permuted_twin(linear.choice))
+  for name, family in confirm.secondary_families(regime).items():
+    try:
+      out[name] = confirm.tune(_read_cell, cells_dir / regime, base, name,
+                               family, log=lambda message: None)
+    except FileNotFoundError:
+      continue  # a secondary not run yet
+  out['label_smoothing_matched'] = dataclasses.replace(
+      out['label_smoothing'], choice=confirm.matched_label_smoothing(
+          out['label_smoothing'].choice, out['smoothed_sord'].choice),
+      on_edge=())
+  return out
+
+
+def group_distances(images_dir: pathlib.Path, cells_dir: pathlib.Path,
+                    regime: str, family: str, decoding: str,
+                    ) -> dict[int, np.ndarray | None]:
+  """First seed of each group -> its distances ``[10, N]`` (None: the
+  group diverged); KeyError naming a group not run yet; ValueError if a
+  file holds other seeds."""
+  out: dict[int, np.ndarray | None] = {}
+  for g in range(confirm.FINAL_GROUPS):
+    seed = confirm.FINAL_SEED + g * confirm.GROUP_SIZE
+    stem = f'final-{family}-s{seed}'
+    cell_path = cells_dir / regime / f'{stem}.json'
+    if not cell_path.exists():
+      raise KeyError(f'{regime} {family} seeds {seed}+ not run yet')
+    if 'diverged' in json.loads(cell_path.read_text()):
+      out[seed] = None
+      continue
+    with np.load(images_dir / regime / f'{stem}.npz') as f:
+      if list(f['seeds']) != list(range(seed, seed + confirm.GROUP_SIZE)):
+        raise ValueError(f'{stem}.npz holds seeds {list(f["seeds"])}.')
+      out[seed] = f[decoding].astype(np.int16)
+  return out
+
+
+def diverged_groups(cells_dir: pathlib.Path, regime: str) -> set[int]:
+  """The first seeds of the groups that diverged in any final of the
+  regime (the secondary rows drop them from every family, so that a family
+  scores the same seeds in each of its rows)."""
+  return {int(path.stem.rsplit('-s', 1)[1])
+          for path in (cells_dir / regime).glob('final-*-s*.json')
+          if 'diverged' in json.loads(path.read_text())}
+
+
+def kept_groups(groups: dict[str, dict[int, Any]]) -> list[int]:
+  """The groups that trained in every family (a diverged one is dropped
+  from all)."""
+  first = next(iter(groups.values()))
+  return [s for s in first
+          if all(g[s] is not None for g in groups.values())]
+
+
+def replayed_tunings(cells_dir: pathlib.Path, regimes: Sequence[str]
+             ) -> dict[str, dict[str, confirm.Tuning]]:
+  """Each regime's tunings; a regime whose primary cells are missing is
+  left out."""
+  out = {}
+  for regime in dict.fromkeys(regimes):
+    try:
+      out[regime] = tuned(cells_dir, regime)
+    except FileNotFoundError:
+      continue
+  return out
+
+
+def test_values(cells_dir: pathlib.Path, regime: str, family: str,
+                decoding: str, metric: str, kept: Sequence[int]
+                ) -> np.ndarray:
+  """Per seed, a metric on the test split from the final cells of the
+  kept groups."""
+  values = []
+  for seed in kept:
+    cell = json.loads((cells_dir / regime /
+                       f'final-{family}-s{seed}.json').read_text())
+    values.extend(cell['test'][decoding][metric]['per_seed'])
+  return np.asarray(values, np.float64)
