@@ -42,7 +42,7 @@ from study.cells import (
   slug,
   tuning_curves,
 )
-from study.experiments import choose, final_config
+from study.experiments import choose, final_config, tied_choices
 from study.plan import PERMUTED_ORDER, VALIDATION_SIZE
 from study.records import Choice, FinalCell, TuningCell
 from trainer import cli
@@ -142,6 +142,18 @@ def matched_label_smoothing(label_smoothing: Choice,
   epsilon = round(off_label_mass(smoothed_sord.config) / 0.9, 4)
   return dataclasses.replace(label_smoothing, config=dataclasses.replace(
       label_smoothing.config, epsilon=epsilon))
+
+
+# A registered secondary (protocol.md's change log, 2026-12-07): where label
+# smoothing's tuning ended in an exact tie, its other tied point too.
+TIED_CONTROL_REGIMES = ('scarce500',)
+
+
+def tied_control(label_smoothing: Tuning) -> Choice | None:
+  """Label smoothing at the first tied point the tie rule passed over, or
+  None where its choice had no tie."""
+  choices = tied_choices(label_smoothing.cells)
+  return choices[1] if len(choices) > 1 else None
 
 
 def regime_base(regime: str) -> Config:
@@ -343,34 +355,41 @@ def run_confirmation(dataset: dict[str, Split] | None,
         run_final(cells_root / regime / f'final-{slug(name)}-s{config.seed}'
                   '.json', config)
 
-  def tuned_choices(regime: str, tuned: dict[str, Tuned]
-                    ) -> dict[str, Choice]:
-    choices = {}
+  def tunings(regime: str, tuned: dict[str, Tuned]) -> dict[str, Tuning]:
+    out = {}
     for name, family in tuned.items():
       log(f'[{regime}] tune {name}')
-      tuning = tune(run_tuning, cells_root / regime, regime_base(regime),
-                    name, family, log)
-      for hyper, side in tuning.on_edge:
+      out[name] = tune(run_tuning, cells_root / regime, regime_base(regime),
+                       name, family, log)
+      for hyper, side in out[name].on_edge:
         log(f'[{regime}] {name}: {edge_label(name, hyper, side)}')
-      choices[name] = tuning.choice
-    return choices
+    return out
 
   primary = {}
   for regime in regimes:
-    choices = tuned_choices(regime, families(regime))
+    primary[regime] = tunings(regime, families(regime))
+    choices = {name: t.choice for name, t in primary[regime].items()}
     if 'sord_linear' in choices:
       choices['sord_permuted'] = permuted_twin(choices['sord_linear'])
     run_finals(regime, choices)
-    primary[regime] = choices
   if not set(REGIMES) <= set(regimes):
     log('secondaries: not run; they follow every primary regime\'s finals '
         '(run without --regimes)')
     return
   for regime in regimes:
-    choices = tuned_choices(regime, secondary_families(regime))
+    choices = {name: t.choice for name, t in
+               tunings(regime, secondary_families(regime)).items()}
+    smoothing = primary[regime]['label_smoothing']
     choices['label_smoothing_matched'] = matched_label_smoothing(
-        primary[regime]['label_smoothing'], primary[regime]['smoothed_sord'])
+        smoothing.choice, primary[regime]['smoothed_sord'].choice)
     run_finals(regime, choices)
+  for regime in TIED_CONTROL_REGIMES:
+    if regime not in regimes:
+      continue
+    if (tied := tied_control(primary[regime]['label_smoothing'])) is None:
+      log(f'[{regime}] label smoothing\'s choice had no tie: no tied control')
+      continue
+    run_finals(regime, {'label_smoothing_tied': tied})
 
 
 def build_parser() -> argparse.ArgumentParser:

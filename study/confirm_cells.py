@@ -53,6 +53,10 @@ def tuned(cells_dir: pathlib.Path, regime: str) -> dict[str, confirm.Tuning]:
       out['label_smoothing'], choice=confirm.matched_label_smoothing(
           out['label_smoothing'].choice, out['smoothed_sord'].choice),
       on_edge=())
+  tied = confirm.tied_control(out['label_smoothing'])
+  if regime in confirm.TIED_CONTROL_REGIMES and tied is not None:
+    out['label_smoothing_tied'] = dataclasses.replace(
+        out['label_smoothing'], choice=tied, on_edge=())
   return out
 
 

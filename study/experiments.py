@@ -86,14 +86,10 @@ def exact_mde(mde: float, cell: TuningCell) -> fractions.Fraction:
   return fractions.Fraction(round(mde * count), count)
 
 
-def choose(cells: Sequence[TuningCell], *, exact_ties: bool = True
-           ) -> Choice:
-  """The (point, epoch, decoding) of lowest mean validation MDE; ties go
-  to the earlier epoch, then argmax, then the first cell's and grid's
-  order. ``exact_ties=False`` compares the float means as they are: the
-  study's protocol registered no tie rule, and its committed finals
-  followed that order (one of them, scarce2000's slace[linear], through a
-  tie)."""
+def _ranked(cells: Sequence[TuningCell], exact_ties: bool) -> list[tuple]:
+  """Every evaluated (point, epoch, decoding), best first: lowest mean
+  validation MDE, then the earlier epoch, then argmax, then the first
+  cell's and grid's order."""
   def key(mde: float, cell: TuningCell) -> fractions.Fraction | float:
     return exact_mde(mde, cell) if exact_ties else mde
 
@@ -105,10 +101,32 @@ def choose(cells: Sequence[TuningCell], *, exact_ties: bool = True
   if not candidates:
     raise ValueError('every tuning point diverged: nothing to choose; '
                      f'rates tried: {rates_tried(cells)}')
-  *_, epoch, decoding, mde, cell, point = min(candidates,
-                                               key=lambda c: c[:3])
-  return Choice(point_config(cell, point.hyperparameters), epoch,
-                decoding, mde)
+  return sorted(candidates, key=lambda c: c[:3])
+
+
+def _as_choice(candidate: tuple) -> Choice:
+  *_, epoch, decoding, mde, cell, point = candidate
+  return Choice(point_config(cell, point.hyperparameters), epoch, decoding,
+                mde)
+
+
+def choose(cells: Sequence[TuningCell], *, exact_ties: bool = True
+           ) -> Choice:
+  """The (point, epoch, decoding) of lowest mean validation MDE; ties go
+  to the earlier epoch, then argmax, then the first cell's and grid's
+  order. ``exact_ties=False`` compares the float means as they are: the
+  study's protocol registered no tie rule, and its committed finals
+  followed that order (one of them, scarce2000's slace[linear], through a
+  tie)."""
+  return _as_choice(_ranked(cells, exact_ties)[0])
+
+
+def tied_choices(cells: Sequence[TuningCell]) -> list[Choice]:
+  """Every (point, epoch, decoding) whose validation MDE, as the exact
+  ratio, equals the lowest: :func:`choose`'s choice first, then the ones
+  the tie rule passed over."""
+  ranked = _ranked(cells, exact_ties=True)
+  return [_as_choice(c) for c in ranked if c[0] == ranked[0][0]]
 
 
 def rates_tried(cells: Sequence[TuningCell]) -> list[float]:

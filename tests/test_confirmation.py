@@ -490,3 +490,49 @@ def test_an_unknown_regime_exits_2_naming_the_known_ones(capsys):
   assert exit_info.value.code == 2
   assert ('--regimes: no regime scarce9 (there are scarce2000, noisy40, '
           'scarce500).') in capsys.readouterr().err
+
+
+def test_a_tie_in_scarce500s_label_smoothing_runs_its_tied_control_last(
+    tmp_path, monkeypatch):
+  """The registered tied control (the change log, 2026-12-07): label
+  smoothing at the tied point the rule passed over, after every other
+  cell, on the eight final groups."""
+  ran = []
+
+  def fake_run_cell(path, config, *args):
+    ran.append((f'{path.parent.name}/{path.stem}', config))
+    cell = _fake_cell(path, config)
+    if f'{path.parent.name}/{path.stem}' == 'scarce500/tune-label_smoothing':
+      (tied,) = [p for p in cell['points'] if p['hyperparameters'] == {
+          'learning_rate': 0.003, 'epsilon': 0.9}]
+      tied['curve'][-2]['argmax']['mean_digit_distance'] = 0.1  # epoch 20
+    return cell
+
+  monkeypatch.setattr(confirm, 'run_cell', fake_run_cell)
+  messages = []
+  confirm.run_confirmation(None, tmp_path, tmp_path / 'runs',
+                           confirm.ALL_REGIMES, '../shared/mnist',
+                           log=messages.append)
+  assert [name for name, _ in ran[-8:]] == [
+      f'scarce500/final-label_smoothing_tied-s{1000 + 10 * g}'
+      for g in range(8)]
+  assert not [name for name, _ in ran[:-8] if 'tied' in name]
+  tied = ran[-1][1]
+  smoothing = dict(ran)['scarce500/final-label_smoothing-s1070']
+  assert (tied.learning_rate, tied.epsilon, tied.stop_after) == (0.003, 0.9,
+                                                                 20)
+  assert (smoothing.learning_rate, smoothing.epsilon, smoothing.stop_after
+          ) == (0.006, 0.5, 8)
+  assert dataclasses.replace(tied, learning_rate=0.006, epsilon=0.5,
+                             stop_after=8, eval_every=8) == smoothing
+
+
+def test_without_a_tie_no_tied_control_runs(tmp_path, monkeypatch):
+  ran, messages = [], []
+  monkeypatch.setattr(confirm, 'run_cell', lambda path, config, *args: (
+      ran.append(path.stem), _fake_cell(path, config))[1])
+  confirm.run_confirmation(None, tmp_path, tmp_path / 'runs',
+                           confirm.ALL_REGIMES, None, log=messages.append)
+  assert not [name for name in ran if 'tied' in name]
+  assert messages[-1] == ('[scarce500] label smoothing\'s choice had no tie: '
+                          'no tied control')
