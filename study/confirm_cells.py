@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import pathlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import numpy as np
@@ -124,3 +124,12 @@ def test_values(cells_dir: pathlib.Path, regime: str, family: str,
                        f'final-{family}-s{seed}.json').read_text())
     values.extend(cell['test'][decoding][metric]['per_seed'])
   return np.asarray(values, np.float64)
+
+
+def wall_seconds(cells_dir: pathlib.Path, regime: str,
+                 families: Collection[str]) -> float:
+  """The summed ``wall_s`` of a regime's committed cells (tuning and
+  finals) of ``families``: what they cost on the machine that ran them."""
+  return sum(float(json.loads(path.read_text())['wall_s'])
+             for path in (cells_dir / regime).glob('*.json')
+             if path.stem.split('-')[1] in families)

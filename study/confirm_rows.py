@@ -30,6 +30,7 @@ from study.confirm_cells import (
   replayed_tunings,
   test_values,
 )
+from study.experiments import point_config
 from study.records import Choice
 
 ALPHA = 0.05
@@ -127,13 +128,39 @@ def is_unstable(row: dict[str, Any]) -> bool:
   return int(row['groups_dropped']) > UNSTABLE_GROUPS
 
 
+def holm_with_bounds(p_values: Sequence[float], bounded: Sequence[bool]
+                     ) -> list[tuple[float, bool]]:
+  """Holm-adjusted p-values (same order as given) where some inputs are
+  only upper bounds (a bootstrap p that no replicate reached, given as
+  1 / replicates): each adjusted value, and whether it too is only a
+  bound (the running maximum that sets it came from a bound)."""
+  m = len(p_values)
+  out: list[tuple[float, bool]] = [(math.nan, False)] * m
+  running, running_bound = 0.0, False
+  # At equal values a bound ranks first: its true p is the smaller.
+  order = sorted(range(m), key=lambda i: (p_values[i], not bounded[i]))
+  for rank, i in enumerate(order):
+    value = min(1.0, (m - rank) * p_values[i])
+    if value > running:
+      running, running_bound = value, bounded[i]
+    elif value == running:
+      running_bound = running_bound and bounded[i]
+    out[i] = (running, running_bound)
+  return out
+
+
 def verdicts(rows: list[dict[str, Any]]) -> None:
   """Holm over the rows' bootstrap p-values (an unstable row still counts,
-  at p = 1 where it has none), then each row's verdict."""
-  p_values = [1.0 if math.isnan(r['p_bootstrap']) else r['p_bootstrap']
-              for r in rows]
-  for row, p in zip(rows, study_rows.holm(p_values), strict=True):
-    row['p_holm'] = p
+  at p = 1 where it has none; a p no replicate reached counts as its bound
+  1 / replicates), then each row's verdict. A Holm p that is only a bound
+  is kept as the text '< bound', as it prints."""
+  bounded = [r['p_bootstrap'] == 0 for r in rows]
+  p_values = [1 / r['replicates'] if bound
+              else 1.0 if math.isnan(r['p_bootstrap']) else r['p_bootstrap']
+              for r, bound in zip(rows, bounded, strict=True)]
+  for row, (p, bound) in zip(rows, holm_with_bounds(p_values, bounded),
+                             strict=True):
+    row['p_holm'] = f'< {p:g}' if bound else p
     if is_unstable(row):
       row['verdict'] = UNSTABLE
       continue
@@ -227,34 +254,133 @@ SECONDARY_PAIRS = {
                   ('label_smoothing_matched', 'label_smoothing'),
                   ('label_smoothing', 'cross_entropy'),
                   ('smoothed_sord', 'cross_entropy'),
-                  ('label_smoothing_matched', 'cross_entropy')),
+                  ('label_smoothing_matched', 'cross_entropy'),
+                  # The tied control (the change log, 2026-12-07).
+                  ('smoothed_sord', 'label_smoothing_tied'),
+                  ('label_smoothing_tied', 'label_smoothing')),
 }
+
+
+SECONDARY = 'secondary (uncorrected)'
+
+# Post hoc (the change log, 2026-12-07): H3's mechanism against the
+# distance-blind control, on the mean error distance (argmax, as H3).
+POST_HOC_PAIRS = {'scarce2000': (('sord_linear', 'label_smoothing'),
+                                 ('smoothed_sord', 'label_smoothing'))}
+POST_HOC = 'post hoc (uncorrected)'
 
 
 def secondary_rows(results_dir: pathlib.Path,
                    log: Callable[[str], object] = print,
                    replicates: int = SECONDARY_REPLICATES
                    ) -> list[dict[str, Any]]:
-  """Every secondary pair whose finals are in, as the primaries are
-  estimated, with no correction and no verdict, on the groups that trained
-  in every final of the regime."""
+  """Every secondary pair whose finals are in, then the post hoc ones, as
+  the primaries are estimated, with no correction and no verdict, on the
+  groups that trained in every final of the regime."""
   root = results_dir / 'confirmation'
   tunings = replayed_tunings(root / 'cells', list(SECONDARY_PAIRS))
   rows = []
-  for regime, pairs in SECONDARY_PAIRS.items():
-    drop = diverged_groups(root / 'cells', regime)
-    for challenger, reference in pairs:
-      h = Hypothesis(f'{challenger} - {reference}', regime, challenger,
-                     reference, 'mean_digit_distance', float('nan'))
-      try:
-        row = pair_row(h, tunings[regime], root, replicates, drop,
-                       SECONDARY_DETECT_Z)
-      except (KeyError, FileNotFoundError) as e:
-        log(f'{regime} {h.name}: not ready ({e})')
+  for pairs, metric, label in (
+      (SECONDARY_PAIRS, 'mean_digit_distance', SECONDARY),
+      (POST_HOC_PAIRS, 'mean_error_distance', POST_HOC)):
+    for regime, regime_pairs in pairs.items():
+      drop = diverged_groups(root / 'cells', regime)
+      for challenger, reference in regime_pairs:
+        h = Hypothesis(f'{challenger} - {reference}', regime, challenger,
+                       reference, metric, float('nan'))
+        try:
+          row = pair_row(h, tunings[regime], root, replicates, drop,
+                         SECONDARY_DETECT_Z)
+        except (KeyError, FileNotFoundError) as e:
+          log(f'{regime} {h.name}: not ready ({e})')
+          continue
+        row['verdict'] = UNSTABLE if is_unstable(row) else label
+        rows.append(row)
+  return rows
+
+
+def uniform_error_distance(num_classes: int = 10) -> float:
+  """The mean error distance of a uniformly random wrong digit when every
+  digit is equally likely (330 / 90 for ten): what "no sense of order"
+  scores."""
+  digits = np.arange(num_classes)
+  distance_KxK = np.abs(digits[:, None] - digits[None, :])
+  return float(distance_KxK.sum() / (num_classes * (num_classes - 1)))
+
+
+# Each side of H1 and H2: the tuning sensitivity (post hoc).
+SENSITIVITY_FAMILIES = ('label_smoothing', 'smoothed_sord')
+
+
+def _neighbours(values: Sequence[float], chosen: float) -> list[float]:
+  i = sorted(values).index(chosen)
+  return sorted(values)[max(i - 1, 0):i] + sorted(values)[i + 1:i + 2]
+
+
+def tuning_moves(tuning: confirm.Tuning, grid: Sequence[str]
+                 ) -> list[dict[str, Any]]:
+  """For each value tried next to the choice, the others held at it (the
+  epoch among the evaluated ones; at the chosen decoding and budget): the
+  hyperparameter, chosen value, neighbour, the validation MDE there, its
+  difference from the choice's and that difference's standard error over
+  the tuning seeds (paired: the same seeds train both). NaN where no cell
+  tried that value with the others at the choice (an edge extension varies
+  one hyperparameter)."""
+  choice = tuning.choice
+  # Point -> epoch -> validation MDE per tuning seed.
+  curves: dict[tuple[float, ...], dict[float, np.ndarray]] = {}
+  for cell in tuning.cells:
+    for point in cell.points:
+      config = point_config(cell, point.hyperparameters)
+      if point.diverged or config.epochs != choice.config.epochs:
         continue
-      row['verdict'] = (UNSTABLE if is_unstable(row)
-                        else 'secondary (uncorrected)')
-      rows.append(row)
+      curves[tuple(getattr(config, h) for h in grid)] = {
+          e['epoch']: np.asarray(
+              e['mean_digit_distance_per_seed'][choice.decoding])
+          for e in point.curve}
+  chosen = tuple(getattr(choice.config, h) for h in grid)
+  at_choice = curves[chosen][choice.epoch]
+  not_tried = np.full_like(at_choice, np.nan)
+
+  def move(hyper: str, value: float, neighbour: float,
+           per_seed: np.ndarray) -> dict[str, Any]:
+    diff = per_seed - at_choice
+    return {'hyperparameter': hyper, 'chosen': value, 'neighbour': neighbour,
+            'validation_mde': float(per_seed.mean()),
+            'delta': float(diff.mean()),
+            'delta_se': float(diff.std(ddof=1) / math.sqrt(diff.size))}
+
+  moves = [move('epoch', choice.epoch, e, curves[chosen][e])
+           for e in _neighbours(list(curves[chosen]), choice.epoch)]
+  for i, hyper in enumerate(grid):
+    for value in _neighbours(list({key[i] for key in curves}), chosen[i]):
+      curve = curves.get(chosen[:i] + (value,) + chosen[i + 1:], {})
+      moves.append(move(hyper, chosen[i], value,
+                        curve.get(choice.epoch, not_tried)))
+  return moves
+
+
+def sensitivity_rows(results_dir: pathlib.Path) -> list[dict[str, Any]]:
+  """Post hoc: for each side of H1 and H2, the validation MDE (tuning
+  seeds, the chosen decoding) one value tried away from each chosen
+  hyperparameter (:func:`tuning_moves`), from the committed tuning
+  cells."""
+  root = results_dir / 'confirmation'
+  rows = []
+  for regime, tuning in replayed_tunings(root / 'cells',
+                                         confirm.REGIMES).items():
+    for family in SENSITIVITY_FAMILIES:
+      choice = tuning[family].choice
+      for moved in tuning_moves(tuning[family],
+                                list(confirm.families(regime)[family].grid)):
+        rows.append({'regime': regime, 'family': family, **moved,
+                     'epoch': choice.epoch, 'decoding': choice.decoding,
+                     'chosen_validation_mde': choice.validation_mde,
+                     'delta_share': moved['delta'] / choice.validation_mde,
+                     'delta_se_share': moved['delta_se']
+                     / choice.validation_mde,
+                     'label': POST_HOC,
+                     'command': 'python -m study.confirm_report'})
   return rows
 
 

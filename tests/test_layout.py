@@ -136,9 +136,12 @@ def documented_commands() -> list[tuple[str, str]]:
     command = json.loads(path.read_text()).get('command')
     if command:
       commands.append((path.name, command))
-  return sorted(set(commands))
+  return sorted(set(commands) - QUOTED)
 
 
+# Commands the protocol's append-only log quotes as a line once read (the
+# 2026-12-07 entry, on what 1c825ad changed): history, not instructions.
+QUOTED = {('protocol.md', 'python -m study.confirm')}
 COMMANDS = documented_commands()
 
 
