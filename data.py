@@ -374,6 +374,9 @@ VALIDATION_SEED = 20261129  # one validation split for every run and seed
 # One confirmation split (results/protocol.md), held out from what validation
 # leaves: a larger size holds every image of a smaller one.
 CONFIRMATION_SEED = 20261202
+# The corruptions of the confirmation split's images (--shifted_confirmation)
+# draw from their own seed, so that they differ from the test split's (seed 0).
+CONFIRMATION_SHIFT_SEED = 20261207
 
 
 def held_out_indices(num_images: int, size: int, seed: int, *,

@@ -17,7 +17,7 @@ from conftest import MNIST_DIR, ROOT, learnable_dataset, needs_mnist
 from study import confirm
 from study import plan as study_plan
 from study.records import Choice, TuningCell, TuningPoint
-from trainer.config import Config, ConfigError
+from trainer.config import FIELDS, Config, ConfigError
 from trainer.resolve import resolve
 from trainer.run_data import check_data_sizes, prepare_data
 
@@ -419,7 +419,11 @@ def test_the_secondaries_run_after_every_primary_regime(tmp_path,
   primary = ran[:len(golden)]
   assert [name for name, _ in primary] == [name for name, _ in golden]
   for (name, config), (_, recorded) in zip(primary, golden, strict=True):
-    assert dataclasses.asdict(config) == recorded, name
+    current = dataclasses.asdict(config)
+    assert {k: current[k] for k in recorded} == recorded, name
+    # Fields added since (the shifted sets' flags), at their defaults.
+    assert {k: v for k, v in current.items() if k not in recorded} == {
+        k: FIELDS[k].default for k in current if k not in recorded}, name
   assert ran[len(golden) - 1][0] == 'noisy40/final-smoothed_sord-s1070'
   assert [name for name, _ in ran[len(golden):]] == [
       f'{regime}/{stem}' for regime in confirm.REGIMES for stem in (

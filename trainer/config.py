@@ -20,8 +20,8 @@ import data
 import losses
 
 NUM_CLASSES = data.NUM_CLASSES
-# Test images per corruption for --shifted_test: 12 corruptions x 2 000 images
-# cost about as much to score as the clean test split does twice.
+# Images per corruption for --shifted_test by default: 12 corruptions x 2 000
+# images cost about as much to score as the clean test split does twice.
 SHIFTED_TEST_SIZE = 2000
 
 
@@ -157,8 +157,17 @@ class Config:
                             '--no_test turns it off, for model-selection runs '
                             'that look at validation only')
   shifted_test: bool = _field(
-      False, f'after the last epoch also score the first {SHIFTED_TEST_SIZE} '
-      'test images under each corruption of corruptions.py (MNIST-C style)')
+      False, 'after the last epoch also score the first --shifted_size test '
+      'images under each corruption of corruptions.py (MNIST-C style)')
+  shifted_confirmation: bool = _field(
+      False, 'after the last epoch also score the first --shifted_size '
+      'confirmation images under each corruption, drawn with their own seed '
+      '(data.CONFIRMATION_SHIFT_SEED); needs --confirmation_size; '
+      'predictions.npz keeps every image\'s predictions')
+  shifted_size: int = _field(
+      SHIFTED_TEST_SIZE, 'images per corruption for --shifted_test and '
+      '--shifted_confirmation: the first of each split (all of a smaller '
+      'one)', check=_AT_LEAST_1)
   sweep: dict[str, list] = dataclasses.field(
       default_factory=dict, metadata={
           'help': 'NAME=V1,V2,...: train every point of the grid (the product '

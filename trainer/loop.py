@@ -264,11 +264,11 @@ class Trainer:
                               self.spec.config.batch_size, self.mesh)
 
   def evaluate_all(self, epoch: int) -> dict[str, Evaluation]:
-    """Every evaluation set; the shifted test sets at the end only."""
+    """Every evaluation set; the shifted ones ('<split>[<corruption>]') at
+    the end only."""
     return {name: jax.device_get(self.evaluate(self.params, self.hp_P, *split))
             for name, split in self.eval_sets.items()
-            if not name.startswith('test[')
-            or epoch == last_epoch(self.spec.config)}
+            if '[' not in name or epoch == last_epoch(self.spec.config)}
 
   def train(self, metrics_path: pathlib.Path, writer: bool,
             ) -> tuple[list[float], list[dict], dict[str, Evaluation]]:
@@ -314,25 +314,28 @@ class Trainer:
 def write_predictions(path: pathlib.Path, spec: RunSpec,
                       evaluations: dict[str, Evaluation],
                       eval_sets: dict[str, data.Split]) -> None:
-  """The test split's probabilities and predictions of every model, and the
-  confirmation split's predictions where it was scored."""
+  """The test split's probabilities and predictions of every model; the
+  predictions (int8) of every other scored split but validation: the
+  confirmation split, and each shifted set '<split>[<corruption>]' as
+  '<split>[<corruption>]_argmax' (and _bayes, _labels)."""
   # A plain run keeps its arrays per seed; a sweep's have the point first.
   squeeze = (lambda x: x[0]) if not spec.config.sweep else np.asarray
   test = evaluations['test']
-  confirmation: dict[str, Any] = {}
-  if 'confirmation' in evaluations:
-    scored = evaluations['confirmation']
-    confirmation = {
-        'confirmation_argmax': squeeze(scored.argmax_PxSxN).astype(np.int8),
-        'confirmation_bayes': squeeze(scored.bayes_PxSxN).astype(np.int8),
-        'confirmation_labels': eval_sets['confirmation'].labels}
+  others: dict[str, Any] = {}
+  for name, scored in evaluations.items():
+    if name in ('test', 'validation'):
+      continue
+    others.update({
+        f'{name}_argmax': squeeze(scored.argmax_PxSxN).astype(np.int8),
+        f'{name}_bayes': squeeze(scored.bayes_PxSxN).astype(np.int8),
+        f'{name}_labels': eval_sets[name].labels})
   np.savez_compressed(path, probs=squeeze(test.probs_PxSxNxK),
                       labels=eval_sets['test'].labels,
                       argmax=squeeze(test.argmax_PxSxN),
                       bayes=squeeze(test.bayes_PxSxN),
                       seeds=np.asarray(spec.seeds),
                       points=np.asarray(json.dumps(spec.points)),
-                      **confirmation)
+                      **others)
 
 
 def summary_points(spec: RunSpec, records: list[dict],

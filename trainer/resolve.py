@@ -207,6 +207,20 @@ def _split_constants(
   return constants, inputs_P
 
 
+def _check_shifted(config: Config) -> None:
+  """The shifted sets' flags against the splits they corrupt."""
+  if not config.shifted_confirmation:
+    return
+  if not (config.confirmation_size and config.score_test):
+    raise ConfigError('--shifted_confirmation corrupts the confirmation split: '
+                      'it needs --confirmation_size and the test split scored '
+                      '(not --no_test).')
+  if config.shifted_size > config.confirmation_size:
+    raise ConfigError(f'--shifted_size {config.shifted_size} is more than the '
+                      f'{config.confirmation_size} confirmation images '
+                      '(--confirmation_size).')
+
+
 def resolve(config: Config) -> RunSpec:
   """Checks ``config`` and returns the run it describes; the only validation.
 
@@ -221,6 +235,7 @@ def resolve(config: Config) -> RunSpec:
   if config.stop_after is not None and config.stop_after > config.epochs:
     raise ConfigError(f'--stop_after {config.stop_after} is after the last '
                       f'epoch (--epochs {config.epochs}).')
+  _check_shifted(config)
   sweep = _check_sweep(config)
   points = grid_points(sweep)
   point_configs = [dataclasses.replace(config, **p, sweep={}) for p in points]

@@ -14,7 +14,7 @@ from jax.sharding import Mesh
 import corruptions
 import data
 from trainer import parallel
-from trainer.config import SHIFTED_TEST_SIZE, Config, ConfigError
+from trainer.config import Config, ConfigError
 
 
 class RunData(NamedTuple):
@@ -22,7 +22,8 @@ class RunData(NamedTuple):
   images_NxHxWxC: np.ndarray  # uint8, the training pool
   labels_SxN: np.ndarray      # int32, per seed (label noise differs by seed)
   subset_SxM: np.ndarray      # int32 indices into the pool, per seed
-  # 'validation', 'test', 'confirmation', 'test[<corruption>]'
+  # 'validation', 'test', 'confirmation', 'test[<corruption>]',
+  # 'confirmation[<corruption>]'
   eval_sets: dict[str, data.Split]
   steps_per_epoch: int
 
@@ -98,12 +99,17 @@ def prepare_data(config: Config, dataset: Mapping[str, data.Split],
     eval_sets['test'] = dataset['test']
     if config.confirmation_size:
       eval_sets['confirmation'] = confirmation
-  if config.shifted_test:
-    shifted = data.Split(dataset['test'].images[:SHIFTED_TEST_SIZE],
-                         dataset['test'].labels[:SHIFTED_TEST_SIZE])
+  shifted = {'test': (config.shifted_test, dataset['test'], 0),
+             'confirmation': (config.shifted_confirmation, confirmation,
+                              data.CONFIRMATION_SHIFT_SEED)}
+  for split_name, (wanted, split, seed) in shifted.items():
+    if not wanted:
+      continue
+    images, labels = (split.images[:config.shifted_size],
+                      split.labels[:config.shifted_size])
     for name in corruptions.CORRUPTIONS:
-      eval_sets[f'test[{name}]'] = data.Split(
-          corruptions.corrupt(shifted.images, name), shifted.labels)
+      eval_sets[f'{split_name}[{name}]'] = data.Split(
+          corruptions.corrupt(images, name, seed=seed), labels)
   return RunData(pool.images, labels_SxN, subset_SxM, eval_sets,
                  steps_per_epoch)
 
