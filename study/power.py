@@ -38,6 +38,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+import corruptions
+
 
 class Components(NamedTuple):
   """Variance components of a paired per-image difference; its mean."""
@@ -96,29 +98,56 @@ def detectable_effect(variance: float, *, alpha: float,
                * math.sqrt(variance))
 
 
-def distances_SxN(source: str | pathlib.Path,
-                  decoding: str = 'argmax') -> np.ndarray:
-  """|prediction - label| per seed and image: from a run's workdir (its
-  test predictions, a plain run's arrays per seed) or from a file of int8
-  distances (:func:`save_distances`)."""
+def _shifted(kind: str) -> list[str]:
+  """The test split's shifted sets of a kind of corruption."""
+  if kind not in corruptions.KINDS:
+    raise ValueError(f'no kind {kind!r}; one of '
+                     f'{", ".join(corruptions.KINDS)}.')
+  return [f'test[{name}]' for name in corruptions.KINDS[kind]]
+
+
+def distances_SxN(source: str | pathlib.Path, decoding: str = 'argmax',
+                  kind: str | None = None) -> np.ndarray:
+  """|prediction - label| per seed and image on the test split: from a
+  run's workdir (its predictions, a plain run's arrays per seed) or from a
+  file of int8 distances (:func:`save_distances`). With ``kind`` (of
+  ``corruptions.KINDS``), each image's mean distance over that kind's
+  corruptions of it (the run scored them with ``--shifted_test``)."""
   source = pathlib.Path(source)
+  sets = ['test'] if kind is None else _shifted(kind)
+  kept: list[np.ndarray]
   if source.suffix == '.npz':
     with np.load(source) as f:
-      kept: np.ndarray = f[decoding].astype(np.int16)
-    return kept
-  with np.load(source / 'predictions.npz') as f:
-    distances: np.ndarray = np.abs(f[decoding].astype(np.int16)
-                                   - f['labels'][None, :])
-  return distances
+      kept = [f[_key(s, decoding)].astype(np.int16) for s in sets]
+  else:
+    with np.load(source / 'predictions.npz') as f:
+      kept = [np.abs(f[_key(s, decoding)].astype(np.int16)
+                     - f[_key(s, 'labels')][None, :]) for s in sets]
+  if kind is None:
+    return kept[0]
+  mean: np.ndarray = np.mean(kept, axis=0)
+  return mean
+
+
+def _key(split: str, field: str) -> str:
+  """predictions.npz's name of a split's field: the test split's bare
+  (``argmax``, ``labels``), every other one's prefixed."""
+  return field if split == 'test' else f'{split}_{field}'
 
 
 def save_distances(workdir: str | pathlib.Path,
                    path: str | pathlib.Path) -> None:
-  """A run's per-image test distances, both decodings, as int8."""
+  """A run's per-image distances on the test split and on each of its
+  shifted sets it scored, both decodings, as int8."""
   path = pathlib.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
-  kept: dict[str, Any] = {d: distances_SxN(workdir, d).astype(np.int8)
-                          for d in ('argmax', 'bayes')}
+  with np.load(pathlib.Path(workdir) / 'predictions.npz') as f:
+    sets = ['test', *(name[:-len('_labels')] for name in f.files
+                      if name.startswith('test[') and name.endswith('_labels'))]
+    kept: dict[str, Any] = {
+        _key(s, d): np.abs(f[_key(s, d)].astype(np.int16)
+                           - f[_key(s, 'labels')][None, :]).astype(np.int8)
+        for s in sets for d in ('argmax', 'bayes')}
   np.savez_compressed(path, **kept)
 
 
@@ -161,8 +190,15 @@ def build_parser() -> argparse.ArgumentParser:
                       help='numbers of seeds to tabulate')
   parser.add_argument('--images', default='10000,20000,25000',
                       help='numbers of images to tabulate')
+  parser.add_argument('--kind', default=None,
+                      choices=list(corruptions.KINDS),
+                      help='compare on the test split\'s images under this '
+                      'kind of corruption (each image\'s mean distance over '
+                      'the kind\'s corruptions; the runs used --shifted_test)'
+                      '; default: the clean test split')
   parser.add_argument('--out', default='results/confirmation/power.json',
-                      help='JSON file the pair is added to (by --name)')
+                      help='JSON file the pair is added to (by --name, and '
+                      '--kind as NAME:KIND)')
   parser.add_argument('--keep', default=None,
                       help='folder where the distances read from workdirs '
                       'are kept as int8 files <name>-reference.npz and '
@@ -184,8 +220,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             or (source / 'predictions.npz').is_file()):
       parser.error(f'--pair: {source} is neither a distances file nor a '
                    'workdir with predictions.npz.')
-  reference = distances_SxN(reference_dir)
-  challenger = distances_SxN(challenger_dir)
+  try:
+    reference, challenger = (distances_SxN(source, kind=args.kind)
+                             for source in (reference_dir, challenger_dir))
+  except KeyError as e:
+    parser.error(f'--kind {args.kind}: the pair has no {e} (run it with '
+                 '--shifted_test).')
   if args.keep:
     for role, source in (('reference', reference_dir),
                          ('challenger', challenger_dir)):
@@ -199,21 +239,22 @@ def main(argv: Sequence[str] | None = None) -> int:
   reference_mde = float(reference.mean())
   out = pathlib.Path(args.out)
   result = json.loads(out.read_text()) if out.is_file() else {}
-  result[args.name] = {
-      'pair': [str(reference_dir), str(challenger_dir)],
+  name = args.name if args.kind is None else f'{args.name}:{args.kind}'
+  result[name] = {
+      'pair': [str(reference_dir), str(challenger_dir)], 'kind': args.kind,
       'reference_mde': reference_mde, 'components': c._asdict(),
       'alpha': args.alpha, 'power': 0.8,
       'table': power_table(c, reference_mde, alpha=args.alpha, seeds=seeds,
                            images=images)}
   out.parent.mkdir(parents=True, exist_ok=True)
   out.write_text(json.dumps(result, indent=2) + '\n')
-  print(f'{args.name}: delta {c.mean:+.4f} (reference MDE '
+  print(f'{name}: delta {c.mean:+.4f} (reference MDE '
         f'{reference_mde:.4f}); sd over seeds {math.sqrt(c.var_seed):.4f}, '
         f'over images {math.sqrt(c.var_image):.4f}, residual '
         f'{math.sqrt(c.var_residual):.4f}')
   print('  detectable effect, % of the reference MDE: bootstrap test '
         '(seed variance at its 80 % upper bound), exact model')
-  for row in result[args.name]['table']:
+  for row in result[name]['table']:
     print(f"  {row['seeds']:3d} seeds x {row['images']:6d} images: "
           f"{100 * row['bootstrap']:.1f} "
           f"({100 * row['bootstrap_seed_upper']:.1f}), "

@@ -1,9 +1,12 @@
 """The power analysis's variance components and detectable effects, on
 synthetic differences whose seed, image and residual variances are known."""
 
+import json
+
 import numpy as np
 import pytest
 
+import corruptions
 from study import power
 
 
@@ -42,3 +45,57 @@ def test_the_detectable_effect_is_z_times_the_standard_error():
 def test_one_seed_is_not_enough():
   with pytest.raises(ValueError, match='at least 2 seeds'):
     power.variance_components(np.zeros((1, 10)))
+
+
+def _fake_run(workdir, rng, shifted=True, seeds=3, images=50):
+  """A run's predictions.npz: the test split and, with ``shifted``, each
+  corruption's first ``images`` test images."""
+  labels = rng.integers(0, 10, images)
+  arrays = {'labels': labels, 'argmax': rng.integers(0, 10, (seeds, images)),
+            'bayes': rng.integers(0, 10, (seeds, images))}
+  if shifted:
+    for name in corruptions.CORRUPTIONS:
+      arrays[f'test[{name}]_labels'] = labels
+      for decoding in ('argmax', 'bayes'):
+        arrays[f'test[{name}]_{decoding}'] = rng.integers(
+            0, 10, (seeds, images)).astype(np.int8)
+  workdir.mkdir(parents=True)
+  np.savez_compressed(workdir / 'predictions.npz', **arrays)
+  return arrays
+
+
+def test_a_kind_of_shift_averages_its_corruptions_per_image(tmp_path):
+  arrays = _fake_run(tmp_path / 'run', np.random.default_rng(0))
+  geometric = power.distances_SxN(tmp_path / 'run', kind='geometric')
+  expected = np.mean([np.abs(arrays[f'test[{name}]_argmax'].astype(int)
+                             - arrays['labels'])
+                      for name in corruptions.KINDS['geometric']], axis=0)
+  np.testing.assert_allclose(geometric, expected)
+  # The kept int8 file gives the same, and the clean split as before.
+  power.save_distances(tmp_path / 'run', tmp_path / 'kept.npz')
+  np.testing.assert_allclose(
+      power.distances_SxN(tmp_path / 'kept.npz', kind='geometric'), expected)
+  np.testing.assert_array_equal(
+      power.distances_SxN(tmp_path / 'kept.npz', 'bayes'),
+      np.abs(arrays['bayes'] - arrays['labels']))
+  with pytest.raises(ValueError, match="no kind 'tilt'"):
+    power.distances_SxN(tmp_path / 'run', kind='tilt')
+
+
+def test_the_command_line_names_a_kind_and_needs_its_sets(tmp_path, capsys):
+  rng = np.random.default_rng(1)
+  for name in ('a', 'b'):
+    _fake_run(tmp_path / name, rng)
+  _fake_run(tmp_path / 'clean', rng, shifted=False)
+  out = tmp_path / 'power.json'
+  assert power.main(['--pair', str(tmp_path / 'a'), str(tmp_path / 'b'),
+                     '--name', 'pilot', '--kind', 'blur', '--out', str(out),
+                     '--seeds', '10', '--images', '100']) == 0
+  result = json.loads(out.read_text())
+  assert list(result) == ['pilot:blur'] and result['pilot:blur']['kind'] == (
+      'blur')
+  with pytest.raises(SystemExit) as exit_info:
+    power.main(['--pair', str(tmp_path / 'a'), str(tmp_path / 'clean'),
+                '--name', 'x', '--kind', 'noise', '--out', str(out)])
+  assert exit_info.value.code == 2
+  assert 'run it with --shifted_test' in capsys.readouterr().err
