@@ -2,6 +2,7 @@
 synthetic differences whose seed, image and residual variances are known."""
 
 import json
+import pathlib
 
 import numpy as np
 import pytest
@@ -99,3 +100,26 @@ def test_the_command_line_names_a_kind_and_needs_its_sets(tmp_path, capsys):
                 '--name', 'x', '--kind', 'noise', '--out', str(out)])
   assert exit_info.value.code == 2
   assert 'run it with --shifted_test' in capsys.readouterr().err
+
+
+SHIFT = pathlib.Path(__file__).resolve().parent.parent / 'results' / 'shift'
+
+
+def test_the_shift_pilots_power_recomputes_from_its_kept_files(tmp_path):
+  committed = json.loads((SHIFT / 'power.json').read_text())
+  pair = [str(SHIFT / 'pilot' / f'scarce2000-{role}.npz')
+          for role in ('reference', 'challenger')]
+  out = tmp_path / 'power.json'
+  for name, entry in committed.items():
+    kind = ['--kind', entry['kind']] if entry['kind'] else []
+    designs = {key: sorted({str(row[key]) for row in entry['table']},
+                           key=int) for key in ('seeds', 'images')}
+    assert power.main(['--pair', *pair, '--name', name.split(':')[0], *kind,
+                       '--alpha', str(entry['alpha']), '--seeds',
+                       ','.join(designs['seeds']), '--images',
+                       ','.join(designs['images']), '--out', str(out)]) == 0
+  fresh = json.loads(out.read_text())
+  assert list(fresh) == list(committed)
+  for name, entry in committed.items():
+    assert {k: v for k, v in fresh[name].items() if k != 'pair'} == {
+        k: v for k, v in entry.items() if k != 'pair'}, name
