@@ -15,5 +15,6 @@ and per-image files back; ``confirm_rows`` makes the estimates;
 ``confirm_report`` writes the CSVs and confirmation.md (``python -m
 study.confirm_report``); ``confirm_readme`` makes the README's lines from
 the CSVs; ``estimates`` holds the two-way bootstrap and the sign-flip test;
-``power`` sizes a design from a pilot.
+``power`` sizes a design from a pilot. ``shift`` runs the confirmation
+under shift (``python -m study.shift``).
 """

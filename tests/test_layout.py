@@ -14,7 +14,7 @@ import pytest
 
 from bench import command as bench_command
 from conftest import ROOT
-from study import confirm, confirm_report, experiments, power
+from study import confirm, confirm_report, experiments, power, shift
 from trainer import cli
 from trainer.config import FIELDS, Config
 from trainer.resolve import resolve
@@ -96,7 +96,8 @@ def test_no_import_cycle():
 # Every documented command.
 
 README = (ROOT / 'README.md').read_text()
-COMMAND = (r'python (?:train\.py|-m study(?:\.power|\.confirm(?:_report)?)?|'
+COMMAND = (r'python (?:train\.py|-m study(?:\.power|\.shift|'
+           r'\.confirm(?:_report)?)?|'
            r'-m bench)\b'
            r'[^`|]*')
 # Placeholders in documented templates, and a value that passes for each.
@@ -174,6 +175,7 @@ def test_a_documented_command_passes_its_argument_check(source, command,
       resolve(Config(**{k: v for k, v in vars(args).items() if k in FIELDS}))
   else:
     module = {'study': experiments, 'study.power': power,
+              'study.shift': shift,
               'study.confirm': confirm, 'study.confirm_report': confirm_report,
               'bench': bench_command}[argv[2]]
     parser = module.build_parser()

@@ -1,0 +1,125 @@
+"""The confirmation under shift's engine (study/shift.py), with a fake
+training step: which finals run, in what order, on what terms, and what
+each keeps."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+import corruptions
+from conftest import ROOT
+from study import confirm, shift
+from study.confirm_cells import tuned
+
+
+def _fake_run(path, config, runs_dir, *args):
+  """A final that trained: its per-image predictions in its workdir."""
+  workdir = runs_dir / 'cells' / path.stem
+  workdir.mkdir(parents=True)
+  rng = np.random.default_rng(config.seed)
+  arrays = {'seeds': np.arange(config.seed, config.seed + 10)}
+  for name in shift.KEPT_SETS:
+    n = config.shifted_size if '[' in name else CLEAN
+    labels = rng.integers(0, 10, n)
+    arrays[f'{name}_labels'] = labels
+    for decoding in ('argmax', 'bayes'):
+      arrays[f'{name}_{decoding}'] = rng.integers(0, 10, (10, n)).astype(
+          np.int8)
+  np.savez(workdir / 'predictions.npz', **arrays)
+  return {'config': dataclasses.asdict(config),
+          'seeds': list(range(config.seed, config.seed + 10)),
+          'num_train': 2000, 'wall_s': 1.0}
+
+
+CLEAN = 60  # the fake's clean confirmation images (30 000 in a real run)
+
+
+@pytest.fixture
+def small(monkeypatch):
+  """Fewer shifted images, so that the fake predictions stay small."""
+  monkeypatch.setattr(shift, 'SHIFTED_SIZE', 40)
+
+
+def test_the_primaries_run_first_on_their_confirmed_terms(tmp_path,
+                                                         monkeypatch, small):
+  ran = []
+
+  def fake(path, config, runs_dir, *args):
+    ran.append((path.stem, config))
+    return _fake_run(path, config, runs_dir)
+
+  monkeypatch.setattr(shift, 'run_cell', fake)
+  (tmp_path / 'results').mkdir()
+  (tmp_path / 'results' / 'confirmation').symlink_to(
+      ROOT / 'results' / 'confirmation')
+  shift.run_shift(None, tmp_path / 'results', tmp_path / 'runs',
+                  '../shared/mnist', log=lambda m: None)
+  assert [stem for stem, _ in ran] == [
+      f'final-{family}-s{2000 + 10 * g}'
+      for family in ('label_smoothing', 'smoothed_sord', 'cross_entropy')
+      for g in range(12)]
+  choices = {name: t.choice for name, t in tuned(
+      ROOT / 'results' / 'confirmation' / 'cells', 'scarce2000').items()}
+  for stem, config in ran:
+    family = stem.split('-')[1]
+    (confirmed, *_) = confirm.final_groups(choices[family])
+    # The confirmation's final command but for the seeds and shifted sets.
+    assert dataclasses.replace(
+        config, seed=1000, shifted_test=False, shifted_confirmation=False,
+        shifted_size=2000) == confirmed
+    assert (config.num_seeds, config.shifted_test,
+            config.shifted_confirmation, config.shifted_size) == (
+                10, True, True, 40)
+  # Every final keeps its per-image distances, int8, for every kept set.
+  with np.load(tmp_path / 'results' / 'shift' / 'images' /
+               'final-smoothed_sord-s2110.npz') as f:
+    assert list(f['seeds']) == list(range(2110, 2120))
+    for name in shift.KEPT_SETS:
+      assert f[f'{name}_argmax'].dtype == np.int8
+      assert f[f'{name}_bayes'].shape == (
+          10, 40 if '[' in name else CLEAN)
+
+
+def test_the_kept_distances_are_the_predictions_distances(tmp_path, small):
+  config = shift.shift_groups(tuned(
+      ROOT / 'results' / 'confirmation' / 'cells', 'scarce2000')[
+          'label_smoothing'].choice)[0]
+  _fake_run(tmp_path / 'final-x-s2000.json', config, tmp_path)
+  shift.save_distances(tmp_path / 'cells' / 'final-x-s2000',
+                       tmp_path / 'kept.npz')
+  with np.load(tmp_path / 'cells' / 'final-x-s2000' / 'predictions.npz') as p, \
+      np.load(tmp_path / 'kept.npz') as kept:
+    for name in ('confirmation[rotate]', 'confirmation'):
+      np.testing.assert_array_equal(
+          kept[f'{name}_bayes'],
+          np.abs(p[f'{name}_bayes'].astype(int) - p[f'{name}_labels']))
+
+
+def test_the_kept_sets_are_every_corruption_and_the_clean_split():
+  assert (*(f'confirmation[{c}]'
+                               for c in corruptions.CORRUPTIONS),
+                             'confirmation') == shift.KEPT_SETS
+
+
+def test_a_rerun_skips_what_is_done(tmp_path, monkeypatch, small):
+  calls = []
+
+  def fake(path, config, runs_dir, *args):
+    calls.append(path.stem)
+    if path.exists():
+      return json.loads(path.read_text())
+    cell = _fake_run(path, config, runs_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(cell))
+    return cell
+
+  monkeypatch.setattr(shift, 'run_cell', fake)
+  (tmp_path / 'results').mkdir()
+  (tmp_path / 'results' / 'confirmation').symlink_to(
+      ROOT / 'results' / 'confirmation')
+  for _ in range(2):
+    shift.run_shift(None, tmp_path / 'results', tmp_path / 'runs', None,
+                    log=lambda m: None)
+  assert len(calls) == 72  # the second pass reads every cell back
