@@ -40,7 +40,9 @@ REGIME = 'scarce2000'
 SHIFT_SEED, SHIFT_GROUPS = 2000, 12
 SHIFTED_SIZE = 10_000
 PRIMARY_FAMILIES = ('label_smoothing', 'smoothed_sord')
-SECONDARY_FAMILIES = ('cross_entropy',)
+# Cross-entropy, then label smoothing at smoothed SORD's off-label mass
+# (the confirmation's matched control), in that order.
+SECONDARY_FAMILIES = ('cross_entropy', 'label_smoothing_matched')
 # The sets each final's per-image file keeps: the corrupted confirmation
 # images, then the clean confirmation split.
 KEPT_SETS = (*(f'confirmation[{name}]' for name in corruptions.CORRUPTIONS),

@@ -4,6 +4,7 @@ each keeps."""
 
 import dataclasses
 import json
+import subprocess
 
 import numpy as np
 import pytest
@@ -58,7 +59,8 @@ def test_the_primaries_run_first_on_their_confirmed_terms(tmp_path,
                   '../shared/mnist', log=lambda m: None)
   assert [stem for stem, _ in ran] == [
       f'final-{family}-s{2000 + 10 * g}'
-      for family in ('label_smoothing', 'smoothed_sord', 'cross_entropy')
+      for family in ('label_smoothing', 'smoothed_sord', 'cross_entropy',
+                     'label_smoothing_matched')
       for g in range(12)]
   choices = {name: t.choice for name, t in tuned(
       ROOT / 'results' / 'confirmation' / 'cells', 'scarce2000').items()}
@@ -122,4 +124,41 @@ def test_a_rerun_skips_what_is_done(tmp_path, monkeypatch, small):
   for _ in range(2):
     shift.run_shift(None, tmp_path / 'results', tmp_path / 'runs', None,
                     log=lambda m: None)
-  assert len(calls) == 72  # the second pass reads every cell back
+  assert len(calls) == 96  # the second pass reads every cell back
+
+
+def _git(*args):
+  return subprocess.run(['git', *args], cwd=ROOT, capture_output=True,
+                        text=True, check=True).stdout
+
+
+@pytest.mark.skipif(not (ROOT / '.git').exists(), reason='not a git clone')
+def test_the_shift_protocol_entered_git_before_any_of_its_cells():
+  registered = _git('log', '--format=%H', '--reverse', '-S',
+                    '# Shift protocol (issue 37)', '--',
+                    'results/protocol.md').split()
+  assert registered, 'the shift protocol is not in git'
+  added = _git('log', '--format=%H', '--diff-filter=A', '--',
+               'results/shift/cells', 'results/shift/images').split()
+  for commit in added:
+    assert commit != registered[0], commit
+    assert subprocess.run(['git', 'merge-base', '--is-ancestor',
+                           registered[0], commit], cwd=ROOT).returncode == 0
+
+
+def test_the_shift_pilot_kept_the_test_splits_sets_only():
+  for path in (ROOT / 'results' / 'shift' / 'pilot').glob('*.npz'):
+    with np.load(path) as f:
+      assert f.files and all(name in ('argmax', 'bayes')
+                             or name.startswith('test[') for name in f.files)
+
+
+def test_no_committed_cell_but_the_shifts_scored_a_corrupted_confirmation():
+  scored = []
+  for path in (ROOT / 'results').rglob('*.json'):
+    cell = json.loads(path.read_text())
+    if isinstance(cell, dict) and isinstance(cell.get('config'), dict) and (
+        cell['config'].get('shifted_confirmation')
+        or any(key.startswith('confirmation[') for key in cell)):
+      scored.append(path.relative_to(ROOT / 'results').parts[0])
+  assert set(scored) <= {'shift'}, scored
