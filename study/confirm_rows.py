@@ -72,7 +72,7 @@ def _num_den(distances_SxN: np.ndarray,
   return distances_SxN, (distances_SxN > 0).astype(np.int16)
 
 
-def _attribution(a_SxN: np.ndarray, b_SxN: np.ndarray) -> tuple[float, float]:
+def attribution(a_SxN: np.ndarray, b_SxN: np.ndarray) -> tuple[float, float]:
   """The fewer / closer parts of Δ MDE, as the study splits it per seed."""
   e_a, e_b = (np.mean(x > 0, axis=1) for x in (a_SxN, b_SxN))
   d_a, d_b = (estimates.per_seed(*_num_den(x, 'mean_error_distance'))
@@ -116,7 +116,7 @@ def estimate(h: Hypothesis, a_SxN: np.ndarray, b_SxN: np.ndarray,
       'largest_90_share': max(abs(lo90), abs(hi90)) / reference,
   }
   if h.metric == 'mean_digit_distance':
-    row['fewer_part'], row['closer_part'] = _attribution(a_SxN, b_SxN)
+    row['fewer_part'], row['closer_part'] = attribution(a_SxN, b_SxN)
   return row
 
 

@@ -14,7 +14,14 @@ import pytest
 
 from bench import command as bench_command
 from conftest import ROOT
-from study import confirm, confirm_report, experiments, power, shift
+from study import (
+  confirm,
+  confirm_report,
+  experiments,
+  power,
+  shift,
+  shift_report,
+)
 from trainer import cli
 from trainer.config import FIELDS, Config
 from trainer.resolve import resolve
@@ -96,7 +103,7 @@ def test_no_import_cycle():
 # Every documented command.
 
 README = (ROOT / 'README.md').read_text()
-COMMAND = (r'python (?:train\.py|-m study(?:\.power|\.shift|'
+COMMAND = (r'python (?:train\.py|-m study(?:\.power|\.shift(?:_report)?|'
            r'\.confirm(?:_report)?)?|'
            r'-m bench)\b'
            r'[^`|]*')
@@ -175,7 +182,7 @@ def test_a_documented_command_passes_its_argument_check(source, command,
       resolve(Config(**{k: v for k, v in vars(args).items() if k in FIELDS}))
   else:
     module = {'study': experiments, 'study.power': power,
-              'study.shift': shift,
+              'study.shift': shift, 'study.shift_report': shift_report,
               'study.confirm': confirm, 'study.confirm_report': confirm_report,
               'bench': bench_command}[argv[2]]
     parser = module.build_parser()

@@ -11,7 +11,7 @@ import pytest
 
 import corruptions
 from conftest import ROOT
-from study import confirm, shift
+from study import confirm, shift, shift_rows
 from study.confirm_cells import tuned
 
 
@@ -162,3 +162,77 @@ def test_no_committed_cell_but_the_shifts_scored_a_corrupted_confirmation():
         or any(key.startswith('confirmation[') for key in cell)):
       scored.append(path.relative_to(ROOT / 'results').parts[0])
   assert set(scored) <= {'shift'}, scored
+
+
+def _write_shift_finals(root, family, distances_CxSxN, diverged_group=None):
+  """A family's twelve groups on every corruption: ``distances_CxSxN``
+  (12 corruptions x 120 seeds x N images) as its argmax distances."""
+  for g in range(12):
+    seed = 2000 + 10 * g
+    stem = f'final-{family}-s{seed}'
+    cell = {'config': {}, 'seeds': list(range(seed, seed + 10))}
+    if g == diverged_group:
+      cell['diverged'] = 'loss became nan'
+    (root / 'cells').mkdir(parents=True, exist_ok=True)
+    (root / 'cells' / f'{stem}.json').write_text(json.dumps(cell))
+    if g == diverged_group:
+      continue
+    block = distances_CxSxN[:, 10 * g:10 * g + 10].astype(np.int8)
+    arrays = {f'confirmation[{name}]_{decoding}': block[c]
+              for c, name in enumerate(corruptions.CORRUPTIONS)
+              for decoding in ('argmax', 'bayes')}
+    (root / 'images').mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(root / 'images' / f'{stem}.npz',
+                        seeds=cell['seeds'], **arrays)
+
+
+def test_the_primary_rows_per_kind(tmp_path):
+  rng = np.random.default_rng(0)
+  n = 60
+  reference = (rng.uniform(size=(12, 120, n)) < 0.2) * rng.integers(
+      1, 6, (12, 120, n))
+  # Smoothed SORD: a fifth of label smoothing's mistakes gone under the
+  # geometric corruptions only (indices 3-6), the same elsewhere.
+  challenger = reference.copy()
+  challenger[3:7] = np.where(rng.uniform(size=(4, 120, n)) < 0.2, 0,
+                             reference[3:7])
+  root = tmp_path / 'shift'
+  _write_shift_finals(root, 'label_smoothing', reference)
+  _write_shift_finals(root, 'smoothed_sord', challenger, diverged_group=4)
+  messages = []
+  rows = shift_rows.primary_rows(tmp_path, log=messages.append,
+                                 replicates=300)
+  assert not messages
+  by_kind = {r['kind']: r for r in rows}
+  assert [r['hypothesis'] for r in rows] == ['S1', 'S2', 'S3', 'S4']
+  kept = np.r_[0:40, 50:120]  # group 2040-2049 diverged: dropped from both
+  geometric = by_kind['geometric']
+  assert (geometric['n_seeds'], geometric['n_images'],
+          geometric['groups_dropped']) == (110, n, 1)
+  np.testing.assert_allclose(
+      geometric['delta'], (challenger[3:7] - reference[3:7])[:, kept].mean(),
+      rtol=1e-9)
+  np.testing.assert_allclose(geometric['fewer_part']
+                             + geometric['closer_part'],
+                             geometric['delta'], rtol=1e-9)
+  assert geometric['ci95_high'] < 0 and geometric['verdict'].startswith(
+      'lower')
+  assert geometric['groups_ci95_low'] < geometric['delta'] < geometric[
+      'groups_ci95_high']
+  assert geometric['band_share'] == 0.03 and by_kind['noise'][
+      'band_share'] == 0.065
+  for kind in ('noise', 'blur', 'occlusion/texture'):
+    assert by_kind[kind]['delta'] == 0
+    assert by_kind[kind]['p_holm'] == 1.0
+  # Detected with 80 % power at alpha 0.05 / 4 (Holm's first step).
+  np.testing.assert_allclose(shift_rows.DETECT_Z, 2.4977 + 0.8416, atol=1e-4)
+
+
+def test_a_kind_waits_for_both_families(tmp_path):
+  rng = np.random.default_rng(1)
+  _write_shift_finals(tmp_path / 'shift', 'label_smoothing',
+                      rng.integers(0, 3, (12, 120, 10)))
+  messages = []
+  assert shift_rows.primary_rows(tmp_path, log=messages.append) == []
+  assert len(messages) == 4 and 'smoothed_sord seeds 2000+ not run yet' in (
+      messages[0])

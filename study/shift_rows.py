@@ -1,0 +1,110 @@
+"""The confirmation under shift's primary estimates (results/protocol.md,
+"Shift protocol"), from the committed cells and per-image files of
+``results/shift/``: per kind of corruption (S1-S4), smoothed SORD's MDE
+minus label smoothing's with the confirmation's statistics
+(``confirm_rows.estimate``: two-way interval, p-values, detectable effect),
+Holm over the four and each verdict against the kind's registered band; the
+fewer/closer split over the kind's (corruption, image) pairs; and the
+registered check of a variance between groups, a t-interval over the group
+means. Nothing trains.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+import corruptions
+from study import confirm_rows, power, shift
+from study import rows as study_rows
+
+KINDS = tuple(corruptions.KINDS)
+# The registered equivalence bands: 3 %, or the design's floor where it
+# cannot resolve 3 % (noise, blur).
+BANDS = {'noise': 0.065, 'blur': 0.054, 'geometric': 0.03,
+         'occlusion/texture': 0.03}
+# z_{1 - alpha/2} + z_{0.8} at alpha = 0.05 / 4: effects detected with 80 %.
+DETECT_Z = power.detectable_effect(1.0, alpha=0.05 / len(KINDS))
+HYPOTHESES = tuple(
+    confirm_rows.Hypothesis(f'S{i}', shift.REGIME, 'smoothed_sord',
+                            'label_smoothing', 'mean_digit_distance',
+                            BANDS[kind])
+    for i, kind in enumerate(KINDS, 1))
+
+
+def group_distances(root: pathlib.Path, family: str, decoding: str,
+                    kind: str) -> dict[int, np.ndarray | None]:
+  """First seed of each group -> its distances ``[C, 10, N]`` under the
+  kind's C corruptions (None: the group diverged); KeyError naming a group
+  not run yet."""
+  out: dict[int, np.ndarray | None] = {}
+  for g in range(shift.SHIFT_GROUPS):
+    seed = shift.SHIFT_SEED + g * 10
+    stem = f'final-{family}-s{seed}'
+    cell_path = root / 'cells' / f'{stem}.json'
+    if not cell_path.exists():
+      raise KeyError(f'{family} seeds {seed}+ not run yet')
+    if 'diverged' in json.loads(cell_path.read_text()):
+      out[seed] = None
+      continue
+    with np.load(root / 'images' / f'{stem}.npz') as f:
+      if list(f['seeds']) != list(range(seed, seed + 10)):
+        raise ValueError(f'{stem}.npz holds seeds {list(f["seeds"])}.')
+      out[seed] = np.stack([f[f'confirmation[{name}]_{decoding}']
+                            for name in corruptions.KINDS[kind]]
+                           ).astype(np.int16)
+  return out
+
+
+def _pairs_SxM(distances_CxSxN: np.ndarray) -> np.ndarray:
+  """Each seed's (corruption, image) pairs as one row."""
+  c, s, n = distances_CxSxN.shape
+  return distances_CxSxN.transpose(1, 0, 2).reshape(s, c * n)
+
+
+def kind_row(h: confirm_rows.Hypothesis, kind: str, root: pathlib.Path,
+             replicates: int) -> dict[str, Any]:
+  """A primary's row without its Holm p and verdict."""
+  groups = {f: group_distances(root, f, 'argmax', kind)
+            for f in (h.challenger, h.reference)}
+  kept = confirm_rows.kept_groups(groups)
+  a_CxSxN, b_CxSxN = (np.concatenate([groups[f][s] for s in kept], axis=1)
+                      for f in (h.challenger, h.reference))
+  # Each image's mean distance over the kind's corruptions of it.
+  row = confirm_rows.estimate(h, a_CxSxN.mean(axis=0), b_CxSxN.mean(axis=0),
+                              replicates=replicates, detect_z=DETECT_Z)
+  row['fewer_part'], row['closer_part'] = confirm_rows.attribution(
+      _pairs_SxM(a_CxSxN), _pairs_SxM(b_CxSxN))
+  per_seed = (a_CxSxN.mean(axis=(0, 2)) - b_CxSxN.mean(axis=(0, 2)))
+  group_means = per_seed.reshape(len(kept), 10).mean(axis=1)
+  mean, half = study_rows.mean_ci(group_means)
+  row.update({'kind': kind, 'corruptions': ' '.join(corruptions.KINDS[kind]),
+              'groups_ci95_low': mean - half, 'groups_ci95_high': mean + half,
+              'groups_dropped': shift.SHIFT_GROUPS - len(kept),
+              'decodings': 'argmax/argmax',
+              'command': 'python -m study.shift_report'})
+  return row
+
+
+def primary_rows(results_dir: pathlib.Path,
+                 log: Callable[[str], object] = print,
+                 replicates: int = confirm_rows.REPLICATES
+                 ) -> list[dict[str, Any]]:
+  """S1-S4 once both families' finals are in; Holm over the four."""
+  root = results_dir / 'shift'
+  rows = []
+  for h, kind in zip(HYPOTHESES, KINDS, strict=True):
+    try:
+      rows.append(kind_row(h, kind, root, replicates))
+    except (KeyError, FileNotFoundError) as e:
+      log(f'{h.name} ({kind}): not ready ({e})')
+  if len(rows) == len(HYPOTHESES):
+    confirm_rows.verdicts(rows)
+  else:  # Holm counts every primary hypothesis: none is judged alone.
+    for row in rows:
+      row['p_holm'], row['verdict'] = float('nan'), 'pending (Holm needs all)'
+  return rows
