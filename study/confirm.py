@@ -186,6 +186,18 @@ def split_digest(dataset: dict[str, Split]) -> tuple[str, str]:
           hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest())
 
 
+def load_registered_split(parser: argparse.ArgumentParser,
+                          data_dir: str) -> dict[str, Split]:
+  """MNIST from ``data_dir``; exits 2 through ``parser`` unless its
+  confirmation split is the registered one."""
+  dataset = cli.load_mnist(parser, data_dir)
+  if (digest := split_digest(dataset)) != SPLIT_SHA256:
+    parser.error(f'the confirmation split is not the registered one (SHA-256 '
+                 f'of its indices and images {digest}); see '
+                 'results/protocol.md.')
+  return dataset
+
+
 def tuning_config(base: Config, family: Tuned) -> Config:
   """The joint grid as one sweep on the tuning seeds, validation only."""
   return dataclasses.replace(
@@ -419,11 +431,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   if unknown := set(regimes) - set(ALL_REGIMES):
     parser.error(f'--regimes: no regime {", ".join(sorted(unknown))} '
                  f'(there are {", ".join(ALL_REGIMES)}).')
-  dataset = cli.load_mnist(parser, args.data_dir)
-  if (digest := split_digest(dataset)) != SPLIT_SHA256:
-    parser.error(f'the confirmation split is not the registered one (SHA-256 '
-                 f'of its indices and images {digest}); see '
-                 'results/protocol.md.')
+  dataset = load_registered_split(parser, args.data_dir)
   t0 = time.perf_counter()
   results_dir = pathlib.Path(args.results_dir)
   run_confirmation(dataset, results_dir, pathlib.Path(args.runs_dir), regimes,

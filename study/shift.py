@@ -111,11 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
   parser = build_parser()
   args = parser.parse_args(argv)
-  dataset = cli.load_mnist(parser, args.data_dir)
-  if (digest := confirm.split_digest(dataset)) != confirm.SPLIT_SHA256:
-    parser.error(f'the confirmation split is not the registered one (SHA-256 '
-                 f'of its indices and images {digest}); see '
-                 'results/protocol.md.')
+  dataset = confirm.load_registered_split(parser, args.data_dir)
   t0 = time.perf_counter()
   run_shift(dataset, pathlib.Path(args.results_dir),
             pathlib.Path(args.runs_dir), args.data_dir)
