@@ -16,6 +16,8 @@ and per-image files back; ``confirm_rows`` makes the estimates;
 study.confirm_report``); ``confirm_readme`` makes the README's lines from
 the CSVs; ``estimates`` holds the two-way bootstrap and the sign-flip test;
 ``power`` sizes a design from a pilot. ``shift`` runs the confirmation
-under shift (``python -m study.shift``), ``shift_rows`` estimates it per
-kind of corruption and ``shift_report`` writes it out.
+under shift (``python -m study.shift``), ``shift_rows`` estimates its
+primaries per kind of corruption, ``shift_secondary`` its secondaries,
+``shift_readme`` gives the advice its rules allow and ``shift_report``
+writes it out (``python -m study.shift_report``).
 """

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import pathlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -36,11 +36,16 @@ HYPOTHESES = tuple(
     for i, kind in enumerate(KINDS, 1))
 
 
+def kind_sets(kind: str) -> tuple[str, ...]:
+  """The kept sets of a kind's corruptions of the confirmation images."""
+  return tuple(f'confirmation[{name}]' for name in corruptions.KINDS[kind])
+
+
 def group_distances(root: pathlib.Path, family: str, decoding: str,
-                    kind: str) -> dict[int, np.ndarray | None]:
-  """First seed of each group -> its distances ``[C, 10, N]`` under the
-  kind's C corruptions (None: the group diverged); KeyError naming a group
-  not run yet."""
+                    sets: Sequence[str]) -> dict[int, np.ndarray | None]:
+  """First seed of each group -> its distances ``[C, 10, N]`` on the C
+  ``sets`` (None: the group diverged); KeyError naming a group not run
+  yet."""
   out: dict[int, np.ndarray | None] = {}
   for g in range(shift.SHIFT_GROUPS):
     seed = shift.SHIFT_SEED + g * 10
@@ -54,10 +59,19 @@ def group_distances(root: pathlib.Path, family: str, decoding: str,
     with np.load(root / 'images' / f'{stem}.npz') as f:
       if list(f['seeds']) != list(range(seed, seed + 10)):
         raise ValueError(f'{stem}.npz holds seeds {list(f["seeds"])}.')
-      out[seed] = np.stack([f[f'confirmation[{name}]_{decoding}']
-                            for name in corruptions.KINDS[kind]]
+      out[seed] = np.stack([f[f'{name}_{decoding}'] for name in sets]
                            ).astype(np.int16)
   return out
+
+
+def paired(root: pathlib.Path, sides: Sequence[tuple[str, str]],
+           sets: Sequence[str]) -> tuple[list[int], list[np.ndarray]]:
+  """Each (family, decoding) side's distances ``[C, S, N]`` on ``sets``,
+  over the groups that trained in every side's family, and those groups."""
+  groups = [group_distances(root, family, decoding, sets)
+            for family, decoding in sides]
+  kept = confirm_rows.kept_groups({str(i): g for i, g in enumerate(groups)})
+  return kept, [np.concatenate([g[s] for s in kept], axis=1) for g in groups]
 
 
 def _pairs_SxM(distances_CxSxN: np.ndarray) -> np.ndarray:
@@ -66,27 +80,33 @@ def _pairs_SxM(distances_CxSxN: np.ndarray) -> np.ndarray:
   return distances_CxSxN.transpose(1, 0, 2).reshape(s, c * n)
 
 
+def pair_row(h: confirm_rows.Hypothesis, sides: Sequence[tuple[str, str]],
+             sets: Sequence[str], root: pathlib.Path, replicates: int,
+             detect_z: float) -> dict[str, Any]:
+  """Challenger minus reference (``sides``: each one's family and
+  decoding) on the MDE over ``sets``, an image's MDE the mean over its
+  versions in them; no Holm p or verdict."""
+  kept, (a_CxSxN, b_CxSxN) = paired(root, sides, sets)
+  row = confirm_rows.estimate(h, a_CxSxN.mean(axis=0), b_CxSxN.mean(axis=0),
+                              replicates=replicates, detect_z=detect_z)
+  row['fewer_part'], row['closer_part'] = confirm_rows.attribution(
+      _pairs_SxM(a_CxSxN), _pairs_SxM(b_CxSxN))
+  per_seed = a_CxSxN.mean(axis=(0, 2)) - b_CxSxN.mean(axis=(0, 2))
+  group_means = per_seed.reshape(len(kept), 10).mean(axis=1)
+  mean, half = study_rows.mean_ci(group_means)
+  row.update({'groups_ci95_low': mean - half, 'groups_ci95_high': mean + half,
+              'groups_dropped': shift.SHIFT_GROUPS - len(kept),
+              'decodings': f'{sides[0][1]}/{sides[1][1]}',
+              'command': 'python -m study.shift_report'})
+  return row
+
+
 def kind_row(h: confirm_rows.Hypothesis, kind: str, root: pathlib.Path,
              replicates: int) -> dict[str, Any]:
   """A primary's row without its Holm p and verdict."""
-  groups = {f: group_distances(root, f, 'argmax', kind)
-            for f in (h.challenger, h.reference)}
-  kept = confirm_rows.kept_groups(groups)
-  a_CxSxN, b_CxSxN = (np.concatenate([groups[f][s] for s in kept], axis=1)
-                      for f in (h.challenger, h.reference))
-  # Each image's mean distance over the kind's corruptions of it.
-  row = confirm_rows.estimate(h, a_CxSxN.mean(axis=0), b_CxSxN.mean(axis=0),
-                              replicates=replicates, detect_z=DETECT_Z)
-  row['fewer_part'], row['closer_part'] = confirm_rows.attribution(
-      _pairs_SxM(a_CxSxN), _pairs_SxM(b_CxSxN))
-  per_seed = (a_CxSxN.mean(axis=(0, 2)) - b_CxSxN.mean(axis=(0, 2)))
-  group_means = per_seed.reshape(len(kept), 10).mean(axis=1)
-  mean, half = study_rows.mean_ci(group_means)
-  row.update({'kind': kind, 'corruptions': ' '.join(corruptions.KINDS[kind]),
-              'groups_ci95_low': mean - half, 'groups_ci95_high': mean + half,
-              'groups_dropped': shift.SHIFT_GROUPS - len(kept),
-              'decodings': 'argmax/argmax',
-              'command': 'python -m study.shift_report'})
+  row = pair_row(h, ((h.challenger, 'argmax'), (h.reference, 'argmax')),
+                 kind_sets(kind), root, replicates, DETECT_Z)
+  row.update({'kind': kind, 'corruptions': ' '.join(corruptions.KINDS[kind])})
   return row
 
 

@@ -11,6 +11,7 @@ import pytest
 
 import corruptions
 from conftest import ROOT
+from shift_fixtures import corrupted, write_shift_finals
 from study import confirm, shift, shift_rows
 from study.confirm_cells import tuned
 
@@ -165,25 +166,10 @@ def test_no_committed_cell_but_the_shifts_scored_a_corrupted_confirmation():
 
 
 def _write_shift_finals(root, family, distances_CxSxN, diverged_group=None):
-  """A family's twelve groups on every corruption: ``distances_CxSxN``
-  (12 corruptions x 120 seeds x N images) as its argmax distances."""
-  for g in range(12):
-    seed = 2000 + 10 * g
-    stem = f'final-{family}-s{seed}'
-    cell = {'config': {}, 'seeds': list(range(seed, seed + 10))}
-    if g == diverged_group:
-      cell['diverged'] = 'loss became nan'
-    (root / 'cells').mkdir(parents=True, exist_ok=True)
-    (root / 'cells' / f'{stem}.json').write_text(json.dumps(cell))
-    if g == diverged_group:
-      continue
-    block = distances_CxSxN[:, 10 * g:10 * g + 10].astype(np.int8)
-    arrays = {f'confirmation[{name}]_{decoding}': block[c]
-              for c, name in enumerate(corruptions.CORRUPTIONS)
-              for decoding in ('argmax', 'bayes')}
-    (root / 'images').mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(root / 'images' / f'{stem}.npz',
-                        seeds=cell['seeds'], **arrays)
+  """A family's twelve groups: ``distances_CxSxN`` (12 corruptions x 120
+  seeds x N images) as its distances."""
+  write_shift_finals(root, family, corrupted(distances_CxSxN),
+                     diverged_group)
 
 
 def test_the_primary_rows_per_kind(tmp_path):

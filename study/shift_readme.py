@@ -1,0 +1,110 @@
+"""The shift advice the README and shift.md hold, made from the committed
+CSVs of ``study.shift_report`` by the rules results/protocol.md registered
+before the results ("Shift protocol", "What the README may advise"): per
+kind, the simplest of cross-entropy, label smoothing and smoothed SORD
+within the kind's band of the lowest MDE (each at its registered decoding);
+Bayes decoding only where its 95 % interval against argmax lies below zero.
+A test checks that the README holds these lines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from study.confirm_report import p_text, share
+from study.shift_rows import BANDS, KINDS
+
+# The families the per-kind rule weighs, simplest first.
+SIMPLEST_FIRST = ('cross_entropy', 'label_smoothing', 'smoothed_sord')
+NAMES = {'cross_entropy': 'cross-entropy', 'label_smoothing': 'label smoothing',
+         'smoothed_sord': 'smoothed SORD',
+         'label_smoothing_matched': 'label smoothing at matched mass'}
+
+
+def _difference(pairs: Sequence[dict[str, Any]], kind: str, a: str, b: str
+                ) -> tuple[float, float, float]:
+  """a's MDE minus b's under the kind with its 90 % interval, from the row
+  of the two at their registered decodings, either way round."""
+  for r in pairs:
+    if r['kind'] != kind or r.get('split'):
+      continue
+    if (r['challenger'], r['reference']) == (a, b):
+      return r['delta'], r['ci90_low'], r['ci90_high']
+    if (r['challenger'], r['reference']) == (b, a):
+      return -r['delta'], -r['ci90_high'], -r['ci90_low']
+  raise ValueError(f'{kind}: no row of {a} against {b}; the rule cannot '
+                   'judge it.')
+
+
+def recipe(kind: str, pairs: Sequence[dict[str, Any]],
+           families: Sequence[dict[str, Any]]
+           ) -> tuple[str | None, dict[str, Any],
+                      dict[str, tuple[float, float, float]]]:
+  """The kind's recipe (None: no family but the lowest qualifies), the
+  lowest family's row and each other family's difference from it.
+  ``pairs``: the primaries and secondary (a) rows."""
+  levels = {r['family']: r for r in families
+            if r['kind'] == kind and r['family'] in SIMPLEST_FIRST
+            and r['registered'] in (True, 'True')}
+  missing = set(SIMPLEST_FIRST) - set(levels)
+  if missing:
+    raise ValueError(f'{kind}: no registered MDE of {sorted(missing)}.')
+  lowest = min(levels.values(), key=lambda r: r['mde'])
+  bound = BANDS[kind] * lowest['mde']
+  differences = {f: _difference(pairs, kind, f, lowest['family'])
+                 for f in SIMPLEST_FIRST if f != lowest['family']}
+  qualified = [f for f in SIMPLEST_FIRST if f == lowest['family']
+               or (-bound < differences[f][1] and differences[f][2] < bound)]
+  if qualified == [lowest['family']]:
+    return None, lowest, differences
+  return qualified[0], lowest, differences
+
+
+def kind_recipes(primary: Sequence[dict[str, Any]],
+                 secondary: Sequence[dict[str, Any]],
+                 families: Sequence[dict[str, Any]]) -> list[str]:
+  """One line per kind: its recipe by the registered rule, the lowest MDE
+  and each other family's difference from it (90 % interval)."""
+  pairs = [*primary, *(r for r in secondary if r['label'] == '(a)')]
+  lines = []
+  for kind in KINDS:
+    try:
+      chosen, lowest, differences = recipe(kind, pairs, families)
+    except ValueError as e:
+      lines.append(f'{kind}: pending ({e})')
+      continue
+    m = lowest['mde']
+    others = '; '.join(
+        f'{NAMES[f]} {d:+.4f} ({share(d, m)}, 90 % interval '
+        f'{share(lo, m)} to {share(hi, m)})'
+        for f, (d, lo, hi) in differences.items())
+    head = (f'**{NAMES[chosen]}**' if chosen else
+            '**no recipe** (no other family is within the band of the '
+            'lowest)')
+    lines.append(
+        f"{kind} (band ±{100 * BANDS[kind]:g} %): {head}. Lowest MDE "
+        f"{NAMES[lowest['family']]} {m:.4f} [{lowest['mde_ci95_low']:.4f}, "
+        f"{lowest['mde_ci95_high']:.4f}]; against it: {others}.")
+  return lines
+
+
+def decoding_advice(secondary: Sequence[dict[str, Any]]) -> list[str]:
+  """One line per kind: Bayes decoding minus argmax for each family
+  (secondary (c)), and the decoding advised by the registered rule."""
+  lines = []
+  for kind in KINDS:
+    rows = [r for r in secondary if r['label'] == '(c)' and r['kind'] == kind]
+    if not rows:
+      continue
+    bayes = [r['challenger'] for r in rows if r['ci95_high'] < 0]
+    parts = '; '.join(
+        f"{NAMES[r['challenger']]} {share(r['delta'], r['reference_value'])} "
+        f"(95 % {share(r['ci95_low'], r['reference_value'])} to "
+        f"{share(r['ci95_high'], r['reference_value'])}, p "
+        f"{p_text(r['p_bootstrap'], r['replicates'])})" for r in rows)
+    advice = ('Bayes for ' + ', '.join(NAMES[f] for f in bayes)
+              + ', argmax for the rest' if bayes else 'argmax for every family')
+    lines.append(f'Decoding under {kind}: {advice}. Bayes minus argmax: '
+                 f'{parts}.')
+  return lines

@@ -1,0 +1,218 @@
+"""The confirmation under shift's secondaries (study/shift_secondary.py)
+and the advice its rules give (study/shift_readme.py), on fake finals
+whose differences are known: smoothed SORD drops a fifth of label
+smoothing's mistakes under the geometric corruptions only; cross-entropy
+equals label smoothing under noise at its Bayes decoding and is worse
+everywhere else; label smoothing's Bayes decoding is worse than its
+argmax, cross-entropy's better."""
+
+import functools
+
+import numpy as np
+import pytest
+
+import corruptions
+from conftest import ROOT
+from shift_fixtures import SETS, corrupted, write_shift_finals
+from study import (
+  confirm_rows,
+  shift_readme,
+  shift_report,
+  shift_rows,
+  shift_secondary,
+)
+
+N = 60
+DECODINGS = {'label_smoothing': 'argmax', 'smoothed_sord': 'argmax',
+             'cross_entropy': 'bayes', 'label_smoothing_matched': 'argmax'}
+GEOMETRIC = slice(3, 7)
+NOISE = slice(0, 2)
+
+
+@pytest.fixture(scope='module')
+def few_flips():
+  """The sign-flip p's flips cut (200 000 take about 0.4 s a row)."""
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(confirm_rows, 'SIGN_FLIPS', 2_000)
+    yield
+
+
+@pytest.fixture(scope='module')
+def fake(tmp_path_factory, few_flips):
+  rng = np.random.default_rng(0)
+  ls_CxSxN = (rng.uniform(size=(12, 120, N)) < 0.2) * rng.integers(
+      1, 6, (12, 120, N))
+  ss_CxSxN = ls_CxSxN.copy()
+  ss_CxSxN[GEOMETRIC] = np.where(rng.uniform(size=(4, 120, N)) < 0.2, 0,
+                                 ls_CxSxN[GEOMETRIC])
+  clean_SxN = (rng.uniform(size=(120, 3 * N)) < 0.05) * 2
+  ce_CxSxN = np.where(ls_CxSxN > 0, ls_CxSxN,
+                      (rng.uniform(size=ls_CxSxN.shape) < 0.3) * 3)
+  ce_bayes_CxSxN = np.where(rng.uniform(size=ls_CxSxN.shape) < 0.5,
+                            ls_CxSxN, ce_CxSxN)
+  ce_bayes_CxSxN[NOISE] = ls_CxSxN[NOISE]
+  ce = corrupted(ce_CxSxN, clean_SxN)
+  for name, d in zip(SETS, ce_bayes_CxSxN, strict=False):
+    ce[name, 'bayes'] = d
+  root = tmp_path_factory.mktemp('results')
+  write_shift_finals(root / 'shift', 'label_smoothing',
+                     corrupted(ls_CxSxN, clean_SxN, bayes_shift=1))
+  write_shift_finals(root / 'shift', 'smoothed_sord',
+                     corrupted(ss_CxSxN, clean_SxN), diverged_group=4)
+  write_shift_finals(root / 'shift', 'cross_entropy', ce)
+  write_shift_finals(root / 'shift', 'label_smoothing_matched',
+                     corrupted(ls_CxSxN, clean_SxN))
+  messages = []
+  secondary = shift_secondary.secondary_rows(root, DECODINGS,
+                                             log=messages.append,
+                                             replicates=200)
+  families = shift_secondary.family_rows(root, DECODINGS, replicates=200)
+  primary = shift_rows.primary_rows(root, log=messages.append,
+                                    replicates=200)
+  assert not messages
+  return {'root': root, 'ls': ls_CxSxN, 'ss': ss_CxSxN, 'ce': ce_CxSxN,
+          'ce_bayes': ce_bayes_CxSxN, 'clean': clean_SxN,
+          'secondary': secondary, 'families': families, 'primary': primary}
+
+
+def _rows(fake, label):
+  return {r['kind'] if label != '(b)' else r['corruptions']: r
+          for r in fake['secondary'] if r['label'] == label}
+
+
+KEPT = np.r_[0:40, 50:120]  # smoothed SORD's group 2040-2049 diverged
+
+
+def test_the_secondaries_in_their_registered_order(fake):
+  labels = [r['label'] for r in fake['secondary']]
+  assert labels == ['(a)'] * 8 + ['(f)'] * 4 + ['(b)'] * 12 + ['(c)'] * 16 \
+      + ['(d)', *['(e)'] * 4, *['(g)'] * 4]
+  assert {r['verdict'] for r in fake['secondary']} == {
+      'secondary (uncorrected)'}
+  assert {r['replicates'] for r in fake['secondary'] if 'replicates' in r} \
+      == {200}
+
+
+def test_each_recipe_against_cross_entropy_at_its_registered_decoding(fake):
+  rows = [r for r in fake['secondary'] if r['label'] == '(a)'
+          and r['kind'] == 'blur']
+  ls, ss = rows
+  assert (ls['challenger'], ls['reference'], ls['decodings']) == (
+      'label_smoothing', 'cross_entropy', 'argmax/bayes')
+  np.testing.assert_allclose(
+      ls['delta'], fake['ls'][2].mean() - fake['ce_bayes'][2].mean(),
+      rtol=1e-9)
+  # Smoothed SORD's diverged group leaves its pairs only.
+  assert (ls['groups_dropped'], ss['groups_dropped']) == (0, 1)
+  np.testing.assert_allclose(
+      ss['delta'], (fake['ss'][2] - fake['ce_bayes'][2])[KEPT].mean(),
+      rtol=1e-9)
+
+
+def test_each_corruption_alone_and_the_clean_split(fake):
+  per_corruption = _rows(fake, '(b)')
+  assert list(per_corruption) == list(corruptions.CORRUPTIONS)
+  for c, name in enumerate(corruptions.CORRUPTIONS):
+    np.testing.assert_allclose(
+        per_corruption[name]['delta'],
+        (fake['ss'][c] - fake['ls'][c])[KEPT].mean(), rtol=1e-9, atol=1e-12)
+    assert per_corruption[name]['kind'] in corruptions.KINDS
+  (clean,) = _rows(fake, '(d)').values()
+  assert (clean['delta'], clean['n_images'], clean['n_seeds']) == (
+      0, 3 * N, 110)
+
+
+def test_bayes_against_argmax_per_family(fake):
+  decoding = {(r['challenger'], r['kind']): r for r in fake['secondary']
+              if r['label'] == '(c)'}
+  ce = decoding['cross_entropy', 'geometric']
+  assert ce['decodings'] == 'bayes/argmax' and ce['ci95_high'] < 0
+  np.testing.assert_allclose(
+      ce['delta'], (fake['ce_bayes'][GEOMETRIC]
+                    - fake['ce'][GEOMETRIC]).mean(), rtol=1e-9)
+  assert decoding['label_smoothing', 'noise']['ci95_low'] > 0
+  assert decoding['smoothed_sord', 'noise']['delta'] == 0
+  advice = shift_readme.decoding_advice(fake['secondary'])
+  assert len(advice) == 4
+  assert advice[0].startswith('Decoding under noise: Bayes for '
+                              'cross-entropy, argmax for the rest.')
+
+
+def test_the_test_split_rows_are_seeds_only(fake):
+  row = _rows(fake, '(e)')['geometric']
+  assert row['split'] == 'test' and 'ci95_low' not in row
+  per_seed = (fake['ss'][GEOMETRIC].mean(axis=(0, 2))
+              - fake['ls'][GEOMETRIC].mean(axis=(0, 2)))[KEPT]
+  np.testing.assert_allclose(row['delta'], per_seed.mean(), rtol=1e-6)
+  assert row['seeds_ci95_high'] < 0 and row['n_seeds'] == 110
+
+
+def test_the_interaction_is_shift_minus_clean_on_the_same_images(fake):
+  row = _rows(fake, '(g)')['geometric']
+  increase = {f: fake[f][GEOMETRIC].mean(axis=0) - fake['clean'][:, :N]
+              for f in ('ss', 'ls')}
+  np.testing.assert_allclose(
+      row['delta'], (increase['ss'] - increase['ls'])[KEPT].mean(),
+      rtol=1e-9)
+  primary = {r['kind']: r for r in fake['primary']}
+  np.testing.assert_allclose(row['delta'], primary['geometric']['delta'],
+                             rtol=1e-9)  # the pair ties on clean images
+  assert row['ci95_high'] < 0
+  assert _rows(fake, '(g)')['noise']['delta'] == 0
+
+
+def test_each_familys_level_under_each_kind(fake):
+  levels = {(r['family'], r['kind'], r['decoding']): r
+            for r in fake['families']}
+  assert len(levels) == 4 * 5 * 2
+  geometric = levels['smoothed_sord', 'geometric', 'argmax']
+  np.testing.assert_allclose(geometric['mde'],
+                             fake['ss'][GEOMETRIC][:, KEPT].mean(), rtol=1e-9)
+  assert geometric['mde_ci95_low'] < geometric['mde'] < geometric[
+      'mde_ci95_high']
+  assert geometric['registered'] and not levels[
+      'cross_entropy', 'geometric', 'argmax']['registered']
+  errors = fake['ss'][GEOMETRIC][:, KEPT] > 0
+  np.testing.assert_allclose(geometric['error_rate'], errors.mean())
+  assert levels['label_smoothing', 'clean', 'argmax']['n_images'] == 3 * N
+
+
+def test_the_recipe_per_kind_follows_the_registered_rule(fake):
+  pairs = [*fake['primary'], *(r for r in fake['secondary']
+                               if r['label'] == '(a)')]
+  # Noise: all three equal at their registered decodings: the simplest.
+  assert shift_readme.recipe('noise', pairs, fake['families'])[0] == (
+      'cross_entropy')
+  # Blur: label smoothing and smoothed SORD equal, cross-entropy worse.
+  assert shift_readme.recipe('blur', pairs, fake['families'])[0] == (
+      'label_smoothing')
+  # Geometric: smoothed SORD lowest and nothing else within 3 %.
+  chosen, lowest, differences = shift_readme.recipe(
+      'geometric', pairs, fake['families'])
+  assert chosen is None and lowest['family'] == 'smoothed_sord'
+  assert differences['label_smoothing'][1] > 0.03 * lowest['mde']
+  lines = shift_readme.kind_recipes(fake['primary'], fake['secondary'],
+                                    fake['families'])
+  assert lines[0].startswith('noise (band ±6.5 %): **cross-entropy**.')
+  assert lines[2].startswith('geometric (band ±3 %): **no recipe**')
+  with pytest.raises(ValueError, match='no row of cross_entropy'):
+    shift_readme.recipe('blur', fake['primary'], fake['families'])
+
+
+def test_the_report_writes_its_files(fake, monkeypatch):
+  monkeypatch.setattr(shift_secondary, 'registered_decodings',
+                      lambda results_dir: DECODINGS)
+  monkeypatch.setattr(shift_report, 'registered_decodings',
+                      lambda results_dir: DECODINGS)
+  for name in ('primary_rows', 'secondary_rows', 'family_rows'):
+    monkeypatch.setattr(shift_report, name, functools.partial(
+        getattr(shift_report, name), replicates=200))
+  assert shift_report.main(['--results_dir', str(fake['root'])]) == 0
+  root = fake['root'] / 'shift'
+  text = (root / 'shift.md').read_text()
+  assert '## Secondary (g)' in text and '**no recipe**' in text
+  assert all((root / name).exists() for name in shift_report.CSVS)
+
+
+def test_the_registered_decodings_are_the_confirmations():
+  assert shift_secondary.registered_decodings(ROOT / 'results') == DECODINGS
