@@ -11,49 +11,21 @@ their last bits with another BLAS or CPU, so the CSVs are compared with the
 bootstrap's columns to rtol 1e-3 and confirmation.md is not compared.
 """
 
-import csv
-import math
-import platform
-import sys
-
 import pytest
 
+from committed import (
+  BOOTSTRAP_COLUMNS,
+  EXACT_HERE,
+  mismatches,
+  read,
+  within_float32_noise,
+)
 from conftest import ROOT
 from study import confirm_report, confirm_rows
 
 COMMITTED = ROOT / 'results' / 'confirmation'
 CSVS = ('confirmation.csv', 'secondary.csv', 'families.csv',
         'sensitivity.csv')
-# Columns that come from the bootstrap's replicates (and the Holm p and
-# verdict of the primaries, which read them).
-BOOTSTRAP_COLUMNS = {'ci95_low', 'ci95_high', 'ci90_low', 'ci90_high',
-                     'p_bootstrap', 'p_holm', 'detectable_share',
-                     'largest_90_share', 'mde_ci95_low', 'mde_ci95_high',
-                     'replicates'}
-EXACT_HERE = sys.platform == 'linux' and platform.machine() == 'x86_64'
-
-
-def _read(path):
-  with open(path, newline='') as f:
-    return list(csv.DictReader(f))
-
-
-def _mismatches(committed, fresh, name, close_enough):
-  """Every cell of ``committed`` that ``fresh`` does not reproduce, as
-  (file, row, column, committed, fresh)."""
-  if len(committed) != len(fresh):
-    return [(name, 'rows', len(committed), len(fresh))]
-  out = []
-  for i, (old, new) in enumerate(zip(committed, fresh, strict=True)):
-    if list(old) != list(new):
-      out.append((name, i, 'columns', list(old), list(new)))
-      continue
-    for column, value in old.items():
-      if not close_enough(name, column, value, new[column]):
-        out.append((name, i, column, value, new[column]))
-  return out
-
-
 def _cheap_columns_equal(name, column, committed, fresh):
   if column in BOOTSTRAP_COLUMNS or (name == 'confirmation.csv'
                                      and column == 'verdict'):
@@ -74,29 +46,18 @@ def test_every_committed_row_recomputes_from_the_committed_files(tmp_path):
       'families.csv': confirm_rows.family_rows(results,
                                                replicates=replicates),
       'sensitivity.csv': confirm_rows.sensitivity_rows(results)}
-  mismatches = []
+  found = []
   for name in CSVS:
     confirm_report.write_csv(rows[name], tmp_path / name)
-    mismatches += _mismatches(_read(COMMITTED / name),
-                              _read(tmp_path / name), name,
+    found += mismatches(read(COMMITTED / name),
+                              read(tmp_path / name), name,
                               _cheap_columns_equal)
-  assert not mismatches, mismatches[:10]
+  assert not found, found[:10]
   # The replicates each committed row states are the registered ones.
-  assert {r['replicates'] for r in _read(COMMITTED / 'confirmation.csv')} \
+  assert {r['replicates'] for r in read(COMMITTED / 'confirmation.csv')} \
       == {str(confirm_rows.REPLICATES)}
-  assert {r['replicates'] for r in _read(COMMITTED / 'secondary.csv')} == {
+  assert {r['replicates'] for r in read(COMMITTED / 'secondary.csv')} == {
       str(confirm_rows.SECONDARY_REPLICATES), ''}  # '': the test split's
-
-
-def _within_float32_noise(name, column, committed, fresh):
-  if committed == fresh:
-    return True
-  if column not in BOOTSTRAP_COLUMNS:
-    return False
-  try:
-    return math.isclose(float(committed), float(fresh), rel_tol=1e-3)
-  except ValueError:  # a bound such as '< 5e-05'
-    return False
 
 
 @pytest.mark.slow
@@ -111,8 +72,8 @@ def test_the_report_regenerates_every_committed_file(tmp_path):
       assert (fresh / name).read_bytes() == (COMMITTED / name).read_bytes(), (
           name)
   else:
-    mismatches = []
+    found = []
     for name in CSVS:
-      mismatches += _mismatches(_read(COMMITTED / name), _read(fresh / name),
-                                name, _within_float32_noise)
-    assert not mismatches, mismatches[:10]
+      found += mismatches(read(COMMITTED / name), read(fresh / name),
+                                name, within_float32_noise)
+    assert not found, found[:10]

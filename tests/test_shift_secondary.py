@@ -216,3 +216,18 @@ def test_the_report_writes_its_files(fake, monkeypatch):
 
 def test_the_registered_decodings_are_the_confirmations():
   assert shift_secondary.registered_decodings(ROOT / 'results') == DECODINGS
+
+
+def test_the_readme_lines_read_the_primaries(fake):
+  table = shift_readme.answer_table(fake['primary'])
+  assert len(table) == 6
+  geometric = {r['kind']: r for r in fake['primary']}['geometric']
+  assert table[4].startswith(
+      f"| S3 | geometric (rotate shear scale translate) | "
+      f"{geometric['challenger_value']:.4f} vs "
+      f"{geometric['reference_value']:.4f} | {geometric['delta']:+.4f} (")
+  assert table[4].endswith(f"| ±3 % | {geometric['verdict']} |")
+  headline = shift_readme.headline(fake['primary'])
+  share = 100 * geometric['delta'] / geometric['reference_value']
+  assert f'geometric {share:+.1f} % (95 % ' in headline
+  assert 'noise +0.0 % (95 % +0.0 % to +0.0 %: ' in headline

@@ -1,0 +1,52 @@
+"""Comparing committed result CSVs with fresh ones: every cell a fresh
+computation does not reproduce, with the columns that come from random
+resampling compared only where the replicates are the same."""
+
+import csv
+import math
+import platform
+import sys
+
+# Columns that come from the bootstrap's replicates (and a Holm p and
+# verdict, which read them).
+BOOTSTRAP_COLUMNS = {'ci95_low', 'ci95_high', 'ci90_low', 'ci90_high',
+                     'p_bootstrap', 'p_holm', 'detectable_share',
+                     'largest_90_share', 'mde_ci95_low', 'mde_ci95_high',
+                     'replicates'}
+# The machine kind that wrote the committed files (and CI's): there a fresh
+# report must match them byte for byte.
+EXACT_HERE = sys.platform == 'linux' and platform.machine() == 'x86_64'
+
+
+def read(path):
+  with open(path, newline='') as f:
+    return list(csv.DictReader(f))
+
+
+def mismatches(committed, fresh, name, close_enough):
+  """Every cell of ``committed`` that ``fresh`` does not reproduce, as
+  (file, row, column, committed, fresh)."""
+  if len(committed) != len(fresh):
+    return [(name, 'rows', len(committed), len(fresh))]
+  out = []
+  for i, (old, new) in enumerate(zip(committed, fresh, strict=True)):
+    if list(old) != list(new):
+      out.append((name, i, 'columns', list(old), list(new)))
+      continue
+    for column, value in old.items():
+      if not close_enough(name, column, value, new[column]):
+        out.append((name, i, column, value, new[column]))
+  return out
+
+
+def within_float32_noise(name, column, committed, fresh):
+  """Equal, or a bootstrap column within the float32 sums' last bits (a
+  bound such as '< 5e-05' must be equal)."""
+  if committed == fresh:
+    return True
+  if column not in BOOTSTRAP_COLUMNS:
+    return False
+  try:
+    return math.isclose(float(committed), float(fresh), rel_tol=1e-3)
+  except ValueError:
+    return False

@@ -1,0 +1,93 @@
+"""Every committed number of the confirmation under shift regenerates from
+the committed cells and per-image files, so a hand-edited row fails a test.
+
+Fast lane: every row of shift.csv, shift_secondary.csv and
+shift_families.csv, every column but those from random resampling (the
+bootstrap's and the sign-flip p: recomputed with a handful of replicates and
+not compared), as the CSV prints it. Slow lane: ``python -m
+study.shift_report`` writes every file again, byte for byte on Linux x86_64
+(elsewhere the CSVs to the bootstrap's float32 noise).
+"""
+
+import pytest
+
+from committed import (
+  BOOTSTRAP_COLUMNS,
+  EXACT_HERE,
+  mismatches,
+  read,
+  within_float32_noise,
+)
+from conftest import ROOT
+from study import confirm_rows, shift_readme, shift_report, shift_secondary
+from study.confirm_report import read_csv, write_csv
+from study.shift_rows import primary_rows
+
+COMMITTED = ROOT / 'results' / 'shift'
+RESAMPLED = BOOTSTRAP_COLUMNS | {'p_sign_flip'}
+
+
+def _cheap_columns_equal(name, column, committed, fresh):
+  if column in RESAMPLED or (name == 'shift.csv' and column == 'verdict'):
+    return True
+  return committed == fresh
+
+
+def test_every_committed_row_recomputes_from_the_committed_files(
+    tmp_path, monkeypatch):
+  monkeypatch.setattr(confirm_rows, 'SIGN_FLIPS', 20)
+  results = ROOT / 'results'
+  decodings = shift_secondary.registered_decodings(results)
+  replicates = 20  # the bootstrap's columns are not compared here
+  rows = {
+      'shift.csv': primary_rows(results, log=lambda m: None,
+                                replicates=replicates),
+      'shift_secondary.csv': shift_secondary.secondary_rows(
+          results, decodings, log=lambda m: None, replicates=replicates),
+      'shift_families.csv': shift_secondary.family_rows(
+          results, decodings, replicates=replicates)}
+  found = []
+  for name in shift_report.CSVS:
+    write_csv(rows[name], tmp_path / name)
+    found += mismatches(read(COMMITTED / name), read(tmp_path / name), name,
+                        _cheap_columns_equal)
+  assert not found, found[:10]
+  # The replicates each committed row states are the registered ones.
+  assert {r['replicates'] for r in read(COMMITTED / 'shift.csv')} == {
+      str(confirm_rows.REPLICATES)}
+  assert {r['replicates'] for r in read(COMMITTED / 'shift_secondary.csv')
+          } == {str(shift_secondary.REPLICATES), ''}  # '': the test split's
+
+
+@pytest.mark.slow
+def test_the_report_regenerates_every_committed_file(tmp_path):
+  (tmp_path / 'shift').mkdir()
+  for part in ('cells', 'images'):
+    (tmp_path / 'shift' / part).symlink_to(COMMITTED / part)
+  (tmp_path / 'confirmation').symlink_to(ROOT / 'results' / 'confirmation')
+  assert shift_report.main(['--results_dir', str(tmp_path)]) == 0
+  fresh = tmp_path / 'shift'
+  if EXACT_HERE:
+    for name in (*shift_report.CSVS, 'shift.md'):
+      assert (fresh / name).read_bytes() == (COMMITTED / name).read_bytes(), (
+          name)
+  else:
+    found = []
+    for name in shift_report.CSVS:
+      found += mismatches(read(COMMITTED / name), read(fresh / name), name,
+                          within_float32_noise)
+    assert not found, found[:10]
+
+
+def test_the_readme_states_the_committed_shift_answer():
+  primary, secondary, families = (read_csv(COMMITTED / name)
+                                  for name in shift_report.CSVS)
+  readme = (ROOT / 'README.md').read_text()
+  for line in shift_readme.answer_table(primary):
+    assert line in readme.splitlines(), line
+  # The sentences, which the README wraps.
+  words = ' '.join(readme.split())
+  for sentence in (shift_readme.headline(primary),
+                   *shift_readme.kind_recipes(primary, secondary, families),
+                   *shift_readme.decoding_advice(secondary)):
+    assert sentence in words, sentence
