@@ -4,8 +4,9 @@ protocol"), written out from ``study.shift_rows``' and
 primaries S1-S4), ``shift_secondary.csv`` (the registered secondaries,
 labelled (a)-(g)), ``shift_families.csv`` (each family's MDE under each kind
 and clean, both decodings) and ``shift.md`` (their tables, the advice by the
-registered rules, the cost). ``study.shift_readme`` makes the README's lines
-from them.
+registered rules, the cost), then the whole answer as a picture
+(``results/answer.png``, ``study.answer_figure``). ``study.shift_readme``
+makes the README's lines from them.
 
     python -m study.shift_report
 """
@@ -18,7 +19,7 @@ import pathlib
 from collections.abc import Sequence
 from typing import Any
 
-from study import shift
+from study import answer_figure, shift
 from study.confirm_report import p_text, read_csv, share, write_csv
 from study.shift_readme import decoding_advice, kind_recipes
 from study.shift_rows import KINDS, primary_rows
@@ -214,7 +215,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{row['hypothesis']} {row['kind']}: Δ {row['delta']:+.4f} "
           f"[{row['ci95_low']:+.4f}, {row['ci95_high']:+.4f}] "
           f"({100 * row['delta_share']:+.1f} %): {row['verdict']}")
-  print(f'written: {", ".join(CSVS)} and shift.md in {root}')
+  print(f'written: {", ".join(CSVS)} and shift.md in {root}, and '
+        f'{answer_figure.write(results_dir)}')
   return 0
 
 

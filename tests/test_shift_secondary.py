@@ -7,6 +7,7 @@ everywhere else; label smoothing's Bayes decoding is worse than its
 argmax, cross-entropy's better."""
 
 import functools
+import shutil
 
 import numpy as np
 import pytest
@@ -15,12 +16,14 @@ import corruptions
 from conftest import ROOT
 from shift_fixtures import SETS, corrupted, write_shift_finals
 from study import (
+  answer_figure,
   confirm_rows,
   shift_readme,
   shift_report,
   shift_rows,
   shift_secondary,
 )
+from study.confirm_report import read_csv
 
 N = 60
 DECODINGS = {'label_smoothing': 'argmax', 'smoothed_sord': 'argmax',
@@ -207,8 +210,13 @@ def test_the_report_writes_its_files(fake, monkeypatch):
   for name in ('primary_rows', 'secondary_rows', 'family_rows'):
     monkeypatch.setattr(shift_report, name, functools.partial(
         getattr(shift_report, name), replicates=200))
+  (fake['root'] / 'confirmation').mkdir(exist_ok=True)
+  for name in ('confirmation.csv', 'secondary.csv'):
+    shutil.copy(ROOT / 'results' / 'confirmation' / name,
+                fake['root'] / 'confirmation' / name)
   assert shift_report.main(['--results_dir', str(fake['root'])]) == 0
   root = fake['root'] / 'shift'
+  assert (fake['root'] / 'answer.png').stat().st_size > 10_000
   text = (root / 'shift.md').read_text()
   assert '## Secondary (g)' in text and '**no recipe**' in text
   assert all((root / name).exists() for name in shift_report.CSVS)
@@ -231,3 +239,21 @@ def test_the_readme_lines_read_the_primaries(fake):
   share = 100 * geometric['delta'] / geometric['reference_value']
   assert f'geometric {share:+.1f} % (95 % ' in headline
   assert 'noise +0.0 % (95 % +0.0 % to +0.0 %: ' in headline
+
+
+def test_the_answer_figure_has_a_row_per_hypothesis(fake):
+  confirmation, secondary = (
+      read_csv(ROOT / 'results' / 'confirmation' / name)
+      for name in ('confirmation.csv', 'secondary.csv'))
+  lines = answer_figure.answer_lines(confirmation, secondary,
+                                     fake['primary'], fake['secondary'])
+  assert [line.label.split()[0] for line in lines] == [
+      'H1', 'H2', 'H3', 'S1', 'S2', 'S3', 'S4']
+  assert lines[2].over_ce == {}  # H3 has no cross-entropy pair
+  geometric = lines[5]
+  (row,) = [r for r in fake['secondary'] if r['label'] == '(a)'
+            and r['kind'] == 'geometric' and r['challenger']
+            == 'smoothed_sord']
+  assert geometric.over_ce['smoothed_sord'].share == pytest.approx(
+      row['delta'] / row['reference_value'])
+  assert geometric.band == 0.03 and lines[0].band == 0.04
