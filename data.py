@@ -1,6 +1,7 @@
 """MNIST as numpy arrays: uint8 images [N, 28, 28, 1] and int32 labels [N].
 
 Sources, tried in this order (:func:`load_mnist`):
+
 1. The four standard IDX files (``train-images-idx3-ubyte[.gz]``, ...) in
    ``data_dir`` or, when that is not given, in ``$MNIST_DIR``.
 2. tensorflow-datasets' ``mnist``, read TensorFlow-free with

@@ -813,6 +813,8 @@ def _soft_target_cross_entropy(logits_BxK: jax.Array, labels_B: jax.Array,
   return _finish(loss_B, labels_B, num_classes, where, logits_BxK.dtype)
 
 
+#: The families :func:`soft_label_matrix` builds (dlordinal's six, then a
+#: von Mises family on the circle).
 SOFT_LABEL_FAMILIES = ('exponential', 'binomial', 'poisson', 'beta',
                        'triangular', 'geometric', 'von_mises')
 
@@ -1177,7 +1179,7 @@ def _cloglog_link(z: jax.Array) -> tuple[jax.Array, jax.Array]:
   return log_cdf, log_sf
 
 
-# link name -> z -> (log F(z), log(1 - F(z))).
+#: The CLM head's links: link name -> z -> (log F(z), log(1 - F(z))).
 CLM_LINKS: dict[str, Callable[[jax.Array], tuple[jax.Array, jax.Array]]] = {
     'logit': _logit_link, 'probit': _probit_link, 'cloglog': _cloglog_link}
 
@@ -1731,6 +1733,8 @@ class LossSpec(NamedTuple):
     return next(iter(inspect.signature(self.fn).parameters)) == 'logits'
 
 
+#: The registry: every loss by name, with the function that reads its
+#: outputs as probabilities (:func:`make_loss`, :func:`make_probs`).
 LOSSES: dict[str, LossSpec] = {
     'cross_entropy': LossSpec(cross_entropy),
     'expected_value_mse': LossSpec(expected_value_mse),

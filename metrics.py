@@ -13,6 +13,21 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
+__all__ = [
+  'accuracy',
+  'bayes_decision',
+  'confusion_matrix',
+  'far_error_rate',
+  'far_share_of_errors',
+  'macro_mean_distance',
+  'max_mean_distance',
+  'mean_distance',
+  'mean_error_distance',
+  'off_by_one_accuracy',
+  'quadratic_weighted_kappa',
+  'ranked_probability_score',
+]
+
 
 def _check_preds_labels(preds: ArrayLike, labels: ArrayLike,
                         fn_name: str) -> tuple[jax.Array, jax.Array]:
@@ -122,7 +137,8 @@ def far_share_of_errors(preds: ArrayLike, labels: ArrayLike, *,
 
 
 def off_by_one_accuracy(preds: ArrayLike, labels: ArrayLike) -> jax.Array:
-  """Fraction of predictions within one class of the label: |pred - y| <= 1."""
+  """Fraction of predictions within one class of the label:
+  ``|pred - y| <= 1``."""
   preds_B, labels_B = _check_preds_labels(preds, labels, 'off_by_one_accuracy')
   return jnp.mean(jnp.abs(preds_B - labels_B) <= 1)
 

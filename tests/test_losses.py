@@ -478,11 +478,13 @@ def test_cdw_ce_saturated_wrong_prediction_is_large_but_finite():
 # Property tests.
 
 
-@hypothesis.given(
+PROPERTY_STRATEGIES = dict(
     batch_shape=hnp.array_shapes(min_dims=0, max_dims=2, max_side=4),
     num_classes=st.integers(2, 7),
     seed=st.integers(0, 2**16),
     scale=st.floats(0.0, 50.0))
+
+
 def check_properties(batch_shape, num_classes, seed, scale):
   rng = np.random.default_rng(seed)
   logits = (scale * rng.standard_normal(batch_shape + (num_classes,))).astype(
@@ -520,7 +522,10 @@ def check_properties(batch_shape, num_classes, seed, scale):
 @pytest.mark.parametrize('examples',
                          [2, pytest.param(10, marks=pytest.mark.slow)])
 def test_properties_on_random_shapes(examples):
-  hypothesis.settings(max_examples=examples, deadline=None)(check_properties)()
+  # A fresh wrapper per call: settings may decorate a test only once, and
+  # both counts can run in one process.
+  hypothesis.settings(max_examples=examples, deadline=None)(
+      hypothesis.given(**PROPERTY_STRATEGIES)(check_properties))()
 
 
 def test_coral_probs_clip_inconsistent_ranks():

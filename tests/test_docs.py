@@ -1,0 +1,42 @@
+"""The documentation site (docs/): it builds with warnings as errors, and
+its API reference has an entry for every name in ``losses.__all__`` and
+``metrics.__all__`` (and nothing else of those modules)."""
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+import losses
+import metrics
+from conftest import ROOT
+
+
+@pytest.fixture(scope='module')
+def built(tmp_path_factory):
+  out = tmp_path_factory.mktemp('html')
+  subprocess.run([sys.executable, '-m', 'sphinx', '-W', '--keep-going',
+                  '-q', '-b', 'html', '-d', str(out / '.doctrees'),
+                  str(ROOT / 'docs'), str(out)], check=True)
+  return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('module', [losses, metrics])
+def test_the_api_reference_lists_every_public_name(built, module):
+  name = module.__name__
+  page = (built / 'api' / f'{name}.html').read_text()
+  anchors = set(re.findall(rf'id="{name}\.(\w+)"', page))
+  assert anchors == set(module.__all__)
+
+
+@pytest.mark.slow
+def test_the_flags_page_is_made_from_the_parser(built):
+  from trainer import cli
+  page = (built / 'training.html').read_text()
+  flags = [a.option_strings[0] for a in cli.build_parser()._actions
+           if a.option_strings and a.dest != 'help']
+  assert len(flags) > 30
+  for flag in flags:
+    assert f'<span class="pre">{flag}</span></code></p></td>' in page, flag
