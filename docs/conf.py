@@ -13,7 +13,11 @@ project = 'ordinal-mnist'
 extensions = ['myst_parser', 'sphinx.ext.autodoc', 'sphinx.ext.napoleon',
               'sphinx.ext.mathjax', 'flags']
 source_suffix = {'.md': 'markdown'}
-exclude_patterns = ['_build']
+# The source is the repository, so that links between docs/ and results/
+# resolve both here and on a code host; only these files are read.
+root_doc = 'docs/index'
+include_patterns = ['docs/**', 'results/*.md', 'results/**/*.md']
+exclude_patterns = ['docs/_build']
 myst_enable_extensions = ['dollarmath']
 myst_heading_anchors = 3
 autodoc_member_order = 'bysource'

@@ -50,7 +50,8 @@ def run_loss_table(dataset: dict[str, Split], results_dir: str | pathlib.Path,
                  'mean_digit_distance': scores['mean_digit_distance']['mean'],
                  'far_error_rate': scores['far_error_rate']['mean'],
                  'command': study_rows.command_for(cell.config)})
-  lines = ['One epoch, default configuration (batch 32, peak learning rate '
+  lines = ['# Every loss, one epoch', '',
+           'One epoch, default configuration (batch 32, peak learning rate '
            '3e-3, AdamW, cosine), seed 0, argmax decoding, MNIST test split. '
            '`python -m study --grid losses` makes this table.', '',
            '| loss | test accuracy % | mean digit-distance error | '

@@ -79,15 +79,16 @@ def test_the_report_regenerates_every_committed_file(tmp_path):
     assert not found, found[:10]
 
 
-def test_the_readme_states_the_committed_shift_answer():
+def test_the_readme_and_the_answers_page_state_the_committed_shift_answer():
   primary, secondary, families = (read_csv(COMMITTED / name)
                                   for name in shift_report.CSVS)
-  readme = (ROOT / 'README.md').read_text()
+  readme = ' '.join((ROOT / 'README.md').read_text().split())
+  assert shift_readme.headline(primary) in readme
+  page = (ROOT / 'docs' / 'confirmation.md').read_text()
   for line in shift_readme.answer_table(primary):
-    assert line in readme.splitlines(), line
-  # The sentences, which the README wraps.
-  words = ' '.join(readme.split())
-  for sentence in (shift_readme.headline(primary),
-                   *shift_readme.kind_recipes(primary, secondary, families),
+    assert line in page.splitlines(), line
+  # The sentences, which the page wraps.
+  words = ' '.join(page.split())
+  for sentence in (*shift_readme.kind_recipes(primary, secondary, families),
                    *shift_readme.decoding_advice(secondary)):
     assert sentence in words, sentence

@@ -354,16 +354,18 @@ def test_the_matched_mass_sentence_reads_its_rows():
 COMMITTED = ROOT / 'results' / 'confirmation' / 'confirmation.csv'
 
 
-def test_the_readme_states_the_committed_answer():
+def test_the_readme_and_the_answers_page_state_the_committed_answer():
   primary = confirm_report.read_csv(COMMITTED)
+  secondary = confirm_report.read_csv(COMMITTED.with_name('secondary.csv'))
+  readme = ' '.join((ROOT / 'README.md').read_text().split())
+  assert confirm_readme.front_page(primary, secondary) in readme
+  page = ROOT / 'docs' / 'confirmation.md'
   lines = confirm_readme.readme_answer(primary)
   assert len(lines) > 2
-  readme = (ROOT / 'README.md').read_text().splitlines()
   for line in lines:
-    assert line in readme, line
-  # The advice's sentences, which the README wraps.
-  words = ' '.join((ROOT / 'README.md').read_text().split())
-  secondary = confirm_report.read_csv(COMMITTED.with_name('secondary.csv'))
+    assert line in page.read_text().splitlines(), line
+  # The advice's sentences, which the page wraps.
+  words = ' '.join(page.read_text().split())
   families = confirm_report.read_csv(COMMITTED.with_name('families.csv'))
   sensitivity = confirm_report.read_csv(
       COMMITTED.with_name('sensitivity.csv'))

@@ -17,9 +17,9 @@ from conftest import ROOT
 def built(tmp_path_factory):
   out = tmp_path_factory.mktemp('html')
   subprocess.run([sys.executable, '-m', 'sphinx', '-W', '--keep-going',
-                  '-q', '-b', 'html', '-d', str(out / '.doctrees'),
-                  str(ROOT / 'docs'), str(out)], check=True)
-  return out
+                  '-q', '-b', 'html', '-c', str(ROOT / 'docs'), '-d',
+                  str(out / '.doctrees'), str(ROOT), str(out)], check=True)
+  return out / 'docs'
 
 
 @pytest.mark.slow

@@ -35,7 +35,7 @@ def test_the_root_holds_what_the_readme_lists_and_packages_for_the_rest():
       f'{p.name}/' for p in ROOT.iterdir() if (p / '__init__.py').is_file()}
   assert root == {f'{m}.py' for m in LIBRARY} | {'train.py'} | {
       f'{p}/' for p in PACKAGES}
-  layout = README.split('\nUse a loss')[0]
+  layout = README.split('\n## Layout\n')[1].split('\n## ')[0]
   listed = set(re.findall(r'^- `([a-z_]+(?:\.py|/))`', layout, re.M))
   listed |= set(re.findall(r'the package `([a-z_]+/)`', layout))
   assert listed == root
@@ -131,7 +131,8 @@ def _commands_in(text: str) -> list[str]:
 
 def documented_commands() -> list[tuple[str, str]]:
   commands = [('README.md', c) for c in _commands_in(README)]
-  for path in sorted(ROOT.glob('results/*.md')):
+  for path in sorted([*ROOT.glob('results/**/*.md'),
+                      *ROOT.glob('docs/**/*.md')]):
     commands += [(path.name, c) for c in _commands_in(path.read_text())]
   notebook = json.loads((ROOT / 'notebooks' / 'ordinal_losses.ipynb')
                         .read_text())
