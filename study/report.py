@@ -335,42 +335,44 @@ def write_plots(rows: list[dict],
   import matplotlib
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt
-  from matplotlib import ticker
   results_dir = pathlib.Path(results_dir)
   regimes = main_groups(rows)
   colors = {BASELINE: 'k', CONTROL: 'C0', DISTANCE: 'C3'}
-  fig, axes = plt.subplots(1, len(regimes), figsize=(5 + 4.4 * (len(regimes)
-                                                                - 1), 4.6),
+  # Fewer or closer: each family's Δ MDE against the regime's best control,
+  # split in two stacked bars, one labelled row per family (legible at any
+  # number of families: no labels placed over points).
+  columns = 2
+  panel_rows = math.ceil(len(regimes) / columns)
+  most = max(len(rows_of(rows, regime)) for regime in regimes)
+  fig, axes = plt.subplots(panel_rows, columns,
+                           figsize=(10, panel_rows * (0.6 + 0.17 * most)),
                            squeeze=False)
-  for ax, regime in zip(axes[0], regimes, strict=True):
-    group = rows_of(rows, regime)
-    control = next(r for r in group if r['family'] == r['best_control'])
-    for r in group:
-      ax.plot(100 * r['error_rate'], r['mean_error_distance'], 'o',
-              color=colors[r['role']], ms=4)
-      ax.annotate(r['family'], (100 * r['error_rate'],
-                                r['mean_error_distance']),
-                  fontsize=5.5, xytext=(2, 2), textcoords='offset points')
-    errors = [100 * r['error_rate'] for r in group if r['error_rate'] > 0]
-    if errors and control['error_rate'] > 0:  # none on a toy grid
-      # Zoomed to the families, so that close ones can be told apart.
-      low, high = 0.9 * min(errors), 1.1 * max(errors)
-      # Points on this curve have the best control's MDE (= e x d).
-      e = np.geomspace(low, high, 80)
-      ax.plot(e, 100 * control['mean_digit_distance'] / e, '--', color='C0',
-              lw=0.8)
-      ax.set_xscale('log')
-      ax.set_xlim(low, high)
-      # Plain numbers, a few: log ticks overlap on a narrow range.
-      ax.xaxis.set_major_locator(ticker.MaxNLocator(5))
-      ax.xaxis.set_major_formatter(ticker.ScalarFormatter())
-      ax.xaxis.set_minor_formatter(ticker.NullFormatter())
-      ax.set_ylim(0, 1.25 * max(r['mean_error_distance'] for r in group))
-    ax.set_title(regime)
-    ax.set_xlabel('test error rate (%, log scale)')
-  axes[0][0].set_ylabel('mean digit distance among errors')
-  fig.suptitle('Fewer or closer mistakes?\nblack: CE, blue: controls, red: '
-               'distance-aware; dashed: the best control\'s MDE',
+  for ax, regime in zip(axes.flat, regimes, strict=False):  # spare panels
+    group = sorted((r for r in rows_of(rows, regime)
+                    if r['family'] != r['best_control']),
+                   key=lambda r: r['fewer_part'] + r['closer_part'])
+    ys = np.arange(len(group))
+    fewer = np.array([r['fewer_part'] for r in group])
+    closer = np.array([r['closer_part'] for r in group])
+    # Parts of opposite sign stack away from zero on their own sides.
+    ax.barh(ys, fewer, color='0.6', label='fewer mistakes')
+    ax.barh(ys, closer, left=np.where(np.sign(closer) == np.sign(fewer),
+                                      fewer, 0), color='C3',
+            label='closer mistakes')
+    ax.plot(fewer + closer, ys, 'k|', ms=7, label='Δ MDE')
+    ax.axvline(0, color='k', lw=0.6)
+    ax.set_yticks(ys, [r['family'] for r in group], fontsize=6.5)
+    for label, r in zip(ax.get_yticklabels(), group, strict=True):
+      label.set_color(colors[r['role']])
+    ax.tick_params(axis='x', labelsize=7)
+    control = group[0]['best_control'] if group else ''
+    ax.set_title(f'{regime}: against {control}', fontsize=8.5)
+    ax.set_xlabel('Δ MDE against the best control (test split)', fontsize=7)
+  for ax in list(axes.flat)[len(regimes):]:
+    ax.axis('off')
+  axes.flat[0].legend(fontsize=6.5, loc='lower right', frameon=False)
+  fig.suptitle('Fewer or closer mistakes? Δ MDE = fewer + closer '
+               '(labels: black CE, blue controls, red distance-aware)',
                fontsize=9)
   fig.tight_layout()
   fig.savefig(results_dir / 'study_attribution.png', dpi=110)
