@@ -41,19 +41,35 @@ def kind_sets(kind: str) -> tuple[str, ...]:
   return tuple(f'confirmation[{name}]' for name in corruptions.KINDS[kind])
 
 
+def dropped_groups(root: pathlib.Path, family: str) -> set[int]:
+  """The first seeds of the groups a family's rows leave out: those in
+  which it diverged, and for a primary family those in which either primary
+  family diverged (the registered exclusion rule)."""
+  families = (shift.PRIMARY_FAMILIES if family in shift.PRIMARY_FAMILIES
+              else (family,))
+  dropped = set()
+  for other in families:
+    for g in range(shift.SHIFT_GROUPS):
+      seed = shift.SHIFT_SEED + g * 10
+      path = root / 'cells' / f'final-{other}-s{seed}.json'
+      if path.exists() and 'diverged' in json.loads(path.read_text()):
+        dropped.add(seed)
+  return dropped
+
+
 def group_distances(root: pathlib.Path, family: str, decoding: str,
                     sets: Sequence[str]) -> dict[int, np.ndarray | None]:
   """First seed of each group -> its distances ``[C, 10, N]`` on the C
-  ``sets`` (None: the group diverged); KeyError naming a group not run
-  yet."""
+  ``sets`` (None: the group is dropped, :func:`dropped_groups`); KeyError
+  naming a group not run yet."""
+  dropped = dropped_groups(root, family)
   out: dict[int, np.ndarray | None] = {}
   for g in range(shift.SHIFT_GROUPS):
     seed = shift.SHIFT_SEED + g * 10
     stem = f'final-{family}-s{seed}'
-    cell_path = root / 'cells' / f'{stem}.json'
-    if not cell_path.exists():
+    if not (root / 'cells' / f'{stem}.json').exists():
       raise KeyError(f'{family} seeds {seed}+ not run yet')
-    if 'diverged' in json.loads(cell_path.read_text()):
+    if seed in dropped:
       out[seed] = None
       continue
     with np.load(root / 'images' / f'{stem}.npz') as f:
@@ -64,13 +80,20 @@ def group_distances(root: pathlib.Path, family: str, decoding: str,
   return out
 
 
+class NoGroupKept(ValueError):
+  """Every group was dropped from one side or another: nothing to
+  estimate."""
+
+
 def paired(root: pathlib.Path, sides: Sequence[tuple[str, str]],
            sets: Sequence[str]) -> tuple[list[int], list[np.ndarray]]:
   """Each (family, decoding) side's distances ``[C, S, N]`` on ``sets``,
-  over the groups that trained in every side's family, and those groups."""
+  over the groups that every side's family keeps, and those groups."""
   groups = [group_distances(root, family, decoding, sets)
             for family, decoding in sides]
   kept = confirm_rows.kept_groups({str(i): g for i, g in enumerate(groups)})
+  if not kept:
+    raise NoGroupKept(f'every group of {[f for f, _ in sides]} dropped')
   return kept, [np.concatenate([g[s] for s in kept], axis=1) for g in groups]
 
 
@@ -85,8 +108,17 @@ def pair_row(h: confirm_rows.Hypothesis, sides: Sequence[tuple[str, str]],
              detect_z: float) -> dict[str, Any]:
   """Challenger minus reference (``sides``: each one's family and
   decoding) on the MDE over ``sets``, an image's MDE the mean over its
-  versions in them; no Holm p or verdict."""
-  kept, (a_CxSxN, b_CxSxN) = paired(root, sides, sets)
+  versions in them; no Holm p or verdict. Every group dropped: a row that
+  says so (it counts in Holm at p = 1 and reads "unstable")."""
+  fields = {'decodings': f'{sides[0][1]}/{sides[1][1]}',
+            'command': 'python -m study.shift_report'}
+  try:
+    kept, (a_CxSxN, b_CxSxN) = paired(root, sides, sets)
+  except NoGroupKept:
+    return {'hypothesis': h.name, 'regime': h.regime,
+            'challenger': h.challenger, 'reference': h.reference,
+            'band_share': h.band, 'n_seeds': 0, 'p_bootstrap': float('nan'),
+            'groups_dropped': shift.SHIFT_GROUPS, **fields}
   row = confirm_rows.estimate(h, a_CxSxN.mean(axis=0), b_CxSxN.mean(axis=0),
                               replicates=replicates, detect_z=detect_z)
   row['fewer_part'], row['closer_part'] = confirm_rows.attribution(
@@ -95,9 +127,7 @@ def pair_row(h: confirm_rows.Hypothesis, sides: Sequence[tuple[str, str]],
   group_means = per_seed.reshape(len(kept), 10).mean(axis=1)
   mean, half = study_rows.mean_ci(group_means)
   row.update({'groups_ci95_low': mean - half, 'groups_ci95_high': mean + half,
-              'groups_dropped': shift.SHIFT_GROUPS - len(kept),
-              'decodings': f'{sides[0][1]}/{sides[1][1]}',
-              'command': 'python -m study.shift_report'})
+              'groups_dropped': shift.SHIFT_GROUPS - len(kept), **fields})
   return row
 
 

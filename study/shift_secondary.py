@@ -32,7 +32,14 @@ import corruptions
 from study import confirm_rows, estimates, shift
 from study import rows as study_rows
 from study.confirm_cells import tuned
-from study.shift_rows import KINDS, kind_sets, pair_row, paired
+from study.shift_rows import (
+  KINDS,
+  NoGroupKept,
+  dropped_groups,
+  kind_sets,
+  pair_row,
+  paired,
+)
 
 SECONDARY = confirm_rows.SECONDARY
 REPLICATES = confirm_rows.SECONDARY_REPLICATES
@@ -68,8 +75,13 @@ def _row(name: str, sides: tuple[tuple[str, str], tuple[str, str]],
   h = confirm_rows.Hypothesis(name, shift.REGIME, sides[0][0], sides[1][0],
                               'mean_digit_distance', float('nan'))
   row = pair_row(h, sides, sets, root, replicates, DETECT_Z)
-  row.update({'label': label, **fields, 'verdict': SECONDARY})
+  row.update({'label': label, **fields, 'verdict': _verdict(row)})
   return row
+
+
+def _verdict(row: dict[str, Any]) -> str:
+  return (confirm_rows.UNSTABLE if confirm_rows.is_unstable(row)
+          else SECONDARY)
 
 
 def _interaction_row(kind: str, root: pathlib.Path, replicates: int,
@@ -93,15 +105,16 @@ def _interaction_row(kind: str, root: pathlib.Path, replicates: int,
               'corruptions': ' '.join(corruptions.KINDS[kind]),
               'groups_dropped': shift.SHIFT_GROUPS - len(kept),
               'decodings': f'{decoding}/{decoding}',
-              'command': 'python -m study.shift_report',
-              'verdict': SECONDARY})
+              'command': 'python -m study.shift_report'})
+  row['verdict'] = _verdict(row)
   return row
 
 
 def _test_split_mde(root: pathlib.Path, family: str, decoding: str,
                     kind: str) -> dict[int, np.ndarray | None]:
   """First seed of each group -> its seeds' MDE on the test split's
-  images under the kind (the mean over its corruptions; None: diverged)."""
+  images under the kind (the mean over its corruptions; None: dropped)."""
+  dropped = dropped_groups(root, family)
   out: dict[int, np.ndarray | None] = {}
   for g in range(shift.SHIFT_GROUPS):
     seed = shift.SHIFT_SEED + g * 10
@@ -109,7 +122,7 @@ def _test_split_mde(root: pathlib.Path, family: str, decoding: str,
     if not path.exists():
       raise KeyError(f'{family} seeds {seed}+ not run yet')
     cell = json.loads(path.read_text())
-    out[seed] = None if 'diverged' in cell else np.mean(
+    out[seed] = None if seed in dropped else np.mean(
         [cell[f'test[{name}]'][decoding]['mean_digit_distance']['per_seed']
          for name in corruptions.KINDS[kind]], axis=0)
   return out
@@ -120,23 +133,27 @@ def _test_split_row(kind: str, root: pathlib.Path,
   """(e): the pair on the test split's corrupted images, seeds only."""
   groups = {f: _test_split_mde(root, f, decoding, kind) for f in PAIR}
   kept = confirm_rows.kept_groups(groups)
+  if not kept:
+    raise NoGroupKept(f'every group of {list(PAIR)} dropped')
   a, b = (np.concatenate([groups[f][s] for s in kept]) for f in PAIR)
   mean, half = study_rows.mean_ci(a - b)
-  return {'hypothesis': f'(e) {PAIR[0]} - {PAIR[1]}', 'regime': shift.REGIME,
-          'challenger': PAIR[0], 'reference': PAIR[1],
-          'metric': 'mean_digit_distance', 'n_seeds': a.size,
-          'challenger_value': float(a.mean()),
-          'reference_value': float(b.mean()), 'delta': mean,
-          'delta_share': mean / float(b.mean()),
-          'seeds_ci95_low': mean - half, 'seeds_ci95_high': mean + half,
-          'p_t': study_rows.paired_test(a, b)[1],
-          'p_sign_flip': estimates.sign_flip_p(
-              a - b, flips=confirm_rows.SIGN_FLIPS),
-          'label': '(e)', 'kind': kind, 'split': 'test',
-          'corruptions': ' '.join(corruptions.KINDS[kind]),
-          'groups_dropped': shift.SHIFT_GROUPS - len(kept),
-          'decodings': f'{decoding}/{decoding}',
-          'command': 'python -m study.shift_report', 'verdict': SECONDARY}
+  row = {'hypothesis': f'(e) {PAIR[0]} - {PAIR[1]}', 'regime': shift.REGIME,
+         'challenger': PAIR[0], 'reference': PAIR[1],
+         'metric': 'mean_digit_distance', 'n_seeds': a.size,
+         'challenger_value': float(a.mean()),
+         'reference_value': float(b.mean()), 'delta': mean,
+         'delta_share': mean / float(b.mean()),
+         'seeds_ci95_low': mean - half, 'seeds_ci95_high': mean + half,
+         'p_t': study_rows.paired_test(a, b)[1],
+         'p_sign_flip': estimates.sign_flip_p(
+             a - b, flips=confirm_rows.SIGN_FLIPS),
+         'label': '(e)', 'kind': kind, 'split': 'test',
+         'corruptions': ' '.join(corruptions.KINDS[kind]),
+         'groups_dropped': shift.SHIFT_GROUPS - len(kept),
+         'decodings': f'{decoding}/{decoding}',
+         'command': 'python -m study.shift_report'}
+  row['verdict'] = _verdict(row)
+  return row
 
 
 def _kind_fields(kind: str) -> dict[str, str]:
@@ -180,7 +197,7 @@ def secondary_rows(results_dir: pathlib.Path, decodings: Mapping[str, str],
   for name, make in makers:
     try:
       rows.append(make())
-    except (KeyError, FileNotFoundError) as e:
+    except (KeyError, FileNotFoundError, NoGroupKept) as e:
       log(f'{name}: not ready ({e})')
   return rows
 
@@ -188,18 +205,20 @@ def secondary_rows(results_dir: pathlib.Path, decodings: Mapping[str, str],
 def _level(d_CxSxN: np.ndarray, replicates: int) -> dict[str, Any]:
   """The MDE (an image's the mean over its versions) with its two-way
   interval; the error rate and mean error distance over the (version,
-  image) pairs."""
+  image) pairs, each seed's then their mean."""
   per_image_SxN = d_CxSxN.mean(axis=0)
   zeros, ones = np.zeros_like(per_image_SxN), np.ones_like(per_image_SxN)
   samples = estimates.two_way_bootstrap((per_image_SxN, ones), (zeros, ones),
                                         replicates=replicates,
                                         seed=confirm_rows.BOOTSTRAP_SEED)
   low, high = estimates.percentile_interval(samples, 0.95)
-  errors = d_CxSxN > 0
+  pairs_SxM = d_CxSxN.transpose(1, 0, 2).reshape(d_CxSxN.shape[1], -1)
   return {'n_seeds': int(d_CxSxN.shape[1]), 'n_images': int(d_CxSxN.shape[2]),
           'mde': float(per_image_SxN.mean()), 'mde_ci95_low': low,
-          'mde_ci95_high': high, 'error_rate': float(errors.mean()),
-          'mean_error_distance': float(d_CxSxN.sum() / errors.sum())}
+          'mde_ci95_high': high, 'error_rate': float(np.mean(pairs_SxM > 0)),
+          # The mean over seeds of each seed's ratio, as the confirmation's.
+          'mean_error_distance': float(estimates.per_seed(
+              pairs_SxM, pairs_SxM > 0).mean())}
 
 
 def family_rows(results_dir: pathlib.Path, decodings: Mapping[str, str],
@@ -215,7 +234,7 @@ def family_rows(results_dir: pathlib.Path, decodings: Mapping[str, str],
       for decoding in ('argmax', 'bayes'):
         try:
           kept, (d_CxSxN,) = paired(root, ((family, decoding),), sets)
-        except (KeyError, FileNotFoundError):
+        except (KeyError, FileNotFoundError, NoGroupKept):
           continue
         rows.append({'family': family, 'kind': kind, 'decoding': decoding,
                      'registered': decoding == decodings[family],

@@ -49,6 +49,8 @@ def fake(tmp_path_factory, few_flips):
   ss_CxSxN[GEOMETRIC] = np.where(rng.uniform(size=(4, 120, N)) < 0.2, 0,
                                  ls_CxSxN[GEOMETRIC])
   clean_SxN = (rng.uniform(size=(120, 3 * N)) < 0.05) * 2
+  # Smoothed SORD makes more mistakes on clean images: (d) and (g) see it.
+  ss_clean_SxN = clean_SxN + (rng.uniform(size=clean_SxN.shape) < 0.1)
   ce_CxSxN = np.where(ls_CxSxN > 0, ls_CxSxN,
                       (rng.uniform(size=ls_CxSxN.shape) < 0.3) * 3)
   ce_bayes_CxSxN = np.where(rng.uniform(size=ls_CxSxN.shape) < 0.5,
@@ -61,7 +63,7 @@ def fake(tmp_path_factory, few_flips):
   write_shift_finals(root / 'shift', 'label_smoothing',
                      corrupted(ls_CxSxN, clean_SxN, bayes_shift=1))
   write_shift_finals(root / 'shift', 'smoothed_sord',
-                     corrupted(ss_CxSxN, clean_SxN), diverged_group=4)
+                     corrupted(ss_CxSxN, ss_clean_SxN), diverged_group=4)
   write_shift_finals(root / 'shift', 'cross_entropy', ce)
   write_shift_finals(root / 'shift', 'label_smoothing_matched',
                      corrupted(ls_CxSxN, clean_SxN))
@@ -75,6 +77,7 @@ def fake(tmp_path_factory, few_flips):
   assert not messages
   return {'root': root, 'ls': ls_CxSxN, 'ss': ss_CxSxN, 'ce': ce_CxSxN,
           'ce_bayes': ce_bayes_CxSxN, 'clean': clean_SxN,
+          'ss_clean': ss_clean_SxN,
           'secondary': secondary, 'families': families, 'primary': primary}
 
 
@@ -102,11 +105,12 @@ def test_each_recipe_against_cross_entropy_at_its_registered_decoding(fake):
   ls, ss = rows
   assert (ls['challenger'], ls['reference'], ls['decodings']) == (
       'label_smoothing', 'cross_entropy', 'argmax/bayes')
+  # Smoothed SORD's diverged group leaves every row of both primary
+  # families (the registered exclusion), cross-entropy's own rows keep it.
   np.testing.assert_allclose(
-      ls['delta'], fake['ls'][2].mean() - fake['ce_bayes'][2].mean(),
+      ls['delta'], (fake['ls'][2] - fake['ce_bayes'][2])[KEPT].mean(),
       rtol=1e-9)
-  # Smoothed SORD's diverged group leaves its pairs only.
-  assert (ls['groups_dropped'], ss['groups_dropped']) == (0, 1)
+  assert (ls['groups_dropped'], ss['groups_dropped']) == (1, 1)
   np.testing.assert_allclose(
       ss['delta'], (fake['ss'][2] - fake['ce_bayes'][2])[KEPT].mean(),
       rtol=1e-9)
@@ -121,8 +125,10 @@ def test_each_corruption_alone_and_the_clean_split(fake):
         (fake['ss'][c] - fake['ls'][c])[KEPT].mean(), rtol=1e-9, atol=1e-12)
     assert per_corruption[name]['kind'] in corruptions.KINDS
   (clean,) = _rows(fake, '(d)').values()
-  assert (clean['delta'], clean['n_images'], clean['n_seeds']) == (
-      0, 3 * N, 110)
+  assert (clean['n_images'], clean['n_seeds']) == (3 * N, 110)
+  np.testing.assert_allclose(
+      clean['delta'], (fake['ss_clean'] - fake['clean'])[KEPT].mean(),
+      rtol=1e-9)
 
 
 def test_bayes_against_argmax_per_family(fake):
@@ -130,6 +136,8 @@ def test_bayes_against_argmax_per_family(fake):
               if r['label'] == '(c)'}
   ce = decoding['cross_entropy', 'geometric']
   assert ce['decodings'] == 'bayes/argmax' and ce['ci95_high'] < 0
+  assert ce['groups_dropped'] == 0 and decoding[
+      'label_smoothing', 'geometric']['groups_dropped'] == 1
   np.testing.assert_allclose(
       ce['delta'], (fake['ce_bayes'][GEOMETRIC]
                     - fake['ce'][GEOMETRIC]).mean(), rtol=1e-9)
@@ -152,16 +160,28 @@ def test_the_test_split_rows_are_seeds_only(fake):
 
 def test_the_interaction_is_shift_minus_clean_on_the_same_images(fake):
   row = _rows(fake, '(g)')['geometric']
-  increase = {f: fake[f][GEOMETRIC].mean(axis=0) - fake['clean'][:, :N]
-              for f in ('ss', 'ls')}
+  # The clean images are the first N of the clean split: the corrupted
+  # ones' originals.
+  increase = {f: fake[f][GEOMETRIC].mean(axis=0) - fake[clean][:, :N]
+              for f, clean in (('ss', 'ss_clean'), ('ls', 'clean'))}
+  np.testing.assert_allclose(row['challenger_value'],
+                             increase['ss'][KEPT].mean(), rtol=1e-9)
+  np.testing.assert_allclose(row['reference_value'],
+                             increase['ls'][KEPT].mean(), rtol=1e-9)
   np.testing.assert_allclose(
       row['delta'], (increase['ss'] - increase['ls'])[KEPT].mean(),
       rtol=1e-9)
-  primary = {r['kind']: r for r in fake['primary']}
-  np.testing.assert_allclose(row['delta'], primary['geometric']['delta'],
-                             rtol=1e-9)  # the pair ties on clean images
-  assert row['ci95_high'] < 0
-  assert _rows(fake, '(g)')['noise']['delta'] == 0
+  assert row['ci95_high'] < 0 and 'fewer_part' not in row
+  # Under noise the pair ties: (g) is minus its clean difference there.
+  np.testing.assert_allclose(
+      _rows(fake, '(g)')['noise']['delta'],
+      -(fake['ss_clean'] - fake['clean'])[KEPT, :N].mean(), rtol=1e-9)
+  lines = shift_readme.interaction_lines(fake['secondary'])
+  assert len(lines) == 4
+  for line, r in zip(lines, _rows(fake, '(g)').values(), strict=True):
+    excluded = r['ci95_low'] > 0 or r['ci95_high'] < 0
+    assert ('under shift but not on clean images' in line) == excluded
+  assert 'under shift but not on clean images' in lines[2]
 
 
 def test_each_familys_level_under_each_kind(fake):
@@ -177,7 +197,13 @@ def test_each_familys_level_under_each_kind(fake):
       'cross_entropy', 'geometric', 'argmax']['registered']
   errors = fake['ss'][GEOMETRIC][:, KEPT] > 0
   np.testing.assert_allclose(geometric['error_rate'], errors.mean())
-  assert levels['label_smoothing', 'clean', 'argmax']['n_images'] == 3 * N
+  distances = fake['ss'][GEOMETRIC][:, KEPT]
+  np.testing.assert_allclose(
+      geometric['mean_error_distance'],
+      np.mean(distances.sum(axis=(0, 2)) / errors.sum(axis=(0, 2))))
+  clean = levels['label_smoothing', 'clean', 'argmax']
+  assert (clean['n_images'], clean['n_seeds']) == (3 * N, 110)
+  assert levels['cross_entropy', 'clean', 'bayes']['n_seeds'] == 120
 
 
 def test_the_recipe_per_kind_follows_the_registered_rule(fake):
@@ -257,3 +283,25 @@ def test_the_answer_figure_has_a_row_per_hypothesis(fake):
   assert geometric.over_ce['smoothed_sord'].share == pytest.approx(
       row['delta'] / row['reference_value'])
   assert geometric.band == 0.03 and lines[0].band == 0.04
+
+
+def test_two_dropped_groups_make_every_row_of_the_pair_unstable(tmp_path):
+  rng = np.random.default_rng(3)
+  d = (rng.uniform(size=(12, 120, 8)) < 0.3) * 2
+  clean = (rng.uniform(size=(120, 24)) < 0.3) * 1
+  root = tmp_path / 'shift'
+  for family, diverged in (('label_smoothing', 1), ('smoothed_sord', 7),
+                           ('cross_entropy', None)):
+    write_shift_finals(root, family, corrupted(d, clean), diverged)
+  primary = shift_rows.primary_rows(tmp_path, log=print, replicates=50)
+  assert {r['verdict'] for r in primary} == {confirm_rows.UNSTABLE}
+  assert {r['groups_dropped'] for r in primary} == {2}
+  secondary = shift_secondary.secondary_rows(
+      tmp_path, DECODINGS, log=lambda m: None, replicates=50)
+  by_label = {}
+  for r in secondary:
+    by_label.setdefault(r['label'], set()).add(r['verdict'])
+  assert by_label['(a)'] == by_label['(g)'] == {confirm_rows.UNSTABLE}
+  families = shift_secondary.family_rows(tmp_path, DECODINGS, replicates=50)
+  with pytest.raises(ValueError, match='unstable'):
+    shift_readme.recipe('noise', [*primary, *secondary], families)
