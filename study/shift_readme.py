@@ -168,3 +168,13 @@ def interaction_lines(secondary: Sequence[dict[str, Any]]) -> list[str]:
       lines.append(f"{r['kind']}: the difference under shift is not shown "
                    f'to differ from the one on clean images ({numbers}).')
   return lines
+
+
+def clean_sentence(secondary: Sequence[dict[str, Any]]) -> str:
+  """(d): the same models on the clean confirmation split, the check that
+  the shift models reproduce H1's tie."""
+  (r,) = [r for r in secondary if r['label'] == '(d)']
+  ref = r['reference_value']
+  return ('On the clean confirmation images the same models differ by '
+          f"{share(r['delta'], ref)} (95 % {share(r['ci95_low'], ref)} to "
+          f"{share(r['ci95_high'], ref)}; secondary).")

@@ -126,6 +126,10 @@ def test_each_corruption_alone_and_the_clean_split(fake):
     assert per_corruption[name]['kind'] in corruptions.KINDS
   (clean,) = _rows(fake, '(d)').values()
   assert (clean['n_images'], clean['n_seeds']) == (3 * N, 110)
+  share = 100 * clean['delta'] / clean['reference_value']
+  assert shift_readme.clean_sentence(fake['secondary']).startswith(
+      f'On the clean confirmation images the same models differ by '
+      f'{share:+.1f} % (95 % ')
   np.testing.assert_allclose(
       clean['delta'], (fake['ss_clean'] - fake['clean'])[KEPT].mean(),
       rtol=1e-9)
