@@ -123,7 +123,7 @@ def draw(lines: Sequence[Line], path: pathlib.Path) -> None:
   for ax in (left, right):
     ax.tick_params(axis='x', labelsize=7.5)
     ax.grid(axis='x', lw=0.3, color='0.7')
-  left.set_title('Smoothed SORD minus label smoothing (MDE)', fontsize=9)
+  left.set_title('Each hypothesis: challenger minus reference', fontsize=9)
   right.set_title('What the recipes gain over cross-entropy', fontsize=9)
   fig.tight_layout()
   fig.savefig(path, dpi=120, bbox_inches='tight')

@@ -216,10 +216,10 @@ def matched_epsilon_moves(secondary: Sequence[dict[str, Any]],
 
 def front_page(primary: Sequence[dict[str, Any]],
                secondary: Sequence[dict[str, Any]]) -> str:
-  """The README's answer in two sentences: H1 and H2 with their intervals
-  and verdicts, then what the recipes gain over cross-entropy (a test
-  checks that the README holds it)."""
-  regimes = {'scarce2000': 'With 2 000 training images',
+  """The README's answer in two sentences: H1 and H2 as shares with their
+  intervals and verdicts, then what the recipes gain over cross-entropy (a
+  test checks that the README holds it)."""
+  regimes = {'scarce2000': 'with 2 000 training images',
              'noisy40': 'with 40 % of those labels wrong'}
   parts = []
   for r in primary:
@@ -227,16 +227,16 @@ def front_page(primary: Sequence[dict[str, Any]],
       continue
     ref = r['reference_value']
     parts.append(
-        f"{regimes[r['regime']]}, smoothed SORD's MDE minus label "
-        f"smoothing's is {r['delta']:+.4f} (95 % interval "
-        f"{share(r['ci95_low'], ref)} to {share(r['ci95_high'], ref)} of "
-        f"{ref:.4f}): {r['verdict']}")
+        f"{share(r['delta'], ref)} {regimes[r['regime']]} (95 % "
+        f"{share(r['ci95_low'], ref)} to {share(r['ci95_high'], ref)}: "
+        f"{r['verdict']})")
   gains = []
   for regime in regimes:
     ls, ss = (_confirmation_row(secondary, regime, family, 'cross_entropy')
               for family in ('label_smoothing', 'smoothed_sord'))
     gains.append(f"{share(ls['delta'], ls['reference_value'])} and "
                  f"{share(ss['delta'], ss['reference_value'])} in {regime}")
-  return ('; '.join(parts) + '. Against plain cross-entropy, tuned alike, '
-          'label smoothing and smoothed SORD change the MDE by '
+  return ("Smoothed SORD's MDE differs from label smoothing's by "
+          + ' and '.join(parts) + '. Against plain cross-entropy, tuned '
+          'alike, label smoothing and smoothed SORD change the MDE by '
           + ', '.join(gains) + ' (secondary).')

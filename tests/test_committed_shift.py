@@ -86,15 +86,22 @@ def test_the_readme_and_the_answers_page_state_the_committed_shift_answer():
                                   for name in shift_report.CSVS)
   readme = ' '.join((ROOT / 'README.md').read_text().split())
   assert shift_readme.headline(primary) in readme
-  assert shift_readme.clean_sentence(secondary) in readme
   page = (ROOT / 'docs' / 'confirmation.md').read_text()
   for line in shift_readme.answer_table(primary):
     assert line in page.splitlines(), line
   # The sentences, which the page wraps.
   words = ' '.join(page.split())
   for sentence in (*shift_readme.kind_recipes(primary, secondary, families),
-                   *shift_readme.decoding_advice(secondary)):
+                   *shift_readme.decoding_advice(secondary),
+                   *shift_readme.interaction_lines(secondary),
+                   shift_readme.clean_sentence(secondary)):
     assert sentence in words, sentence
+  # The registered phrase only where the interaction allows it.
+  allowed = sum('under shift but not on clean images' in line
+                for line in shift_readme.interaction_lines(secondary))
+  # (+1: the page's statement of the rule itself.)
+  assert words.count('under shift but not on clean images') == allowed + 1
+  assert 'under shift but not on clean images' not in readme
 
 
 def test_the_committed_verdicts_follow_from_the_committed_intervals():

@@ -267,8 +267,8 @@ def test_the_readme_lines_read_the_primaries(fake):
   assert table[4].endswith(f"| ±3 % | {geometric['verdict']} |")
   headline = shift_readme.headline(fake['primary'])
   share = 100 * geometric['delta'] / geometric['reference_value']
-  assert f'geometric {share:+.1f} % (95 % ' in headline
-  assert 'noise +0.0 % (95 % +0.0 % to +0.0 %: ' in headline
+  assert f'{share:+.1f} % under geometric (95 % ' in headline
+  assert '+0.0 % under noise (95 % +0.0 % to +0.0 %: ' in headline
 
 
 def test_the_answer_figure_has_a_row_per_hypothesis(fake):
