@@ -119,12 +119,12 @@ def draw(lines: Sequence[Line], path: pathlib.Path) -> None:
                    'each recipe at its registered decoding)', fontsize=8)
   for _, name, color in RECIPES:
     right.plot([], [], 'o', color=color, label=name, ms=4)
-  right.legend(fontsize=7.5, loc='lower left', frameon=False)
+  right.legend(fontsize=7.5, loc='upper right', frameon=False)
   for ax in (left, right):
     ax.tick_params(axis='x', labelsize=7.5)
     ax.grid(axis='x', lw=0.3, color='0.7')
   left.set_title('Each hypothesis: challenger minus reference', fontsize=9)
-  right.set_title('What the recipes gain over cross-entropy', fontsize=9)
+  right.set_title("Each recipe's MDE against cross-entropy's", fontsize=9)
   fig.tight_layout()
   fig.savefig(path, dpi=120, bbox_inches='tight')
   plt.close(fig)

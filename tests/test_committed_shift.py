@@ -86,6 +86,7 @@ def test_the_readme_and_the_answers_page_state_the_committed_shift_answer():
                                   for name in shift_report.CSVS)
   readme = ' '.join((ROOT / 'README.md').read_text().split())
   assert shift_readme.headline(primary) in readme
+  assert shift_readme.front_advice(primary, secondary, families) in readme
   page = (ROOT / 'docs' / 'confirmation.md').read_text()
   for line in shift_readme.answer_table(primary):
     assert line in page.splitlines(), line
