@@ -216,4 +216,21 @@ def front_advice(primary: Sequence[dict[str, Any]],
           'by the registered rule the recipe is ' + '; '.join(
               f'{f} under {k}' for k, f in with_recipe.items()))
   return ("Against plain cross-entropy's MDE (secondary), both recipes' is "
-          + ' and '.join(parts) + f'; {rule}.')
+          + ' and '.join(parts) + f'; {rule}; {_decoding_clause(secondary)}.')
+
+
+def _decoding_clause(secondary: Sequence[dict[str, Any]]) -> str:
+  """Which decoding the registered rule advises for each family under
+  shift (secondary (c)), the kinds named where it varies."""
+  by_decoding: dict[str, list[str]] = {}
+  for family in SIMPLEST_FIRST:
+    rows = [r for r in secondary if r['label'] == '(c)'
+            and r['challenger'] == family and r['verdict'] != UNSTABLE]
+    bayes = [r['kind'] for r in rows if r['ci95_high'] < 0]
+    text = ('Bayes' if len(bayes) == len(rows) else 'argmax' if not bayes
+            else f'Bayes under {_kinds_text(bayes)}, else argmax')
+    by_decoding.setdefault(text, []).append(NAMES[family])
+  return 'decode ' + ', '.join(
+      f'{_kinds_text(families)} with {text}'
+      for text, families in by_decoding.items()) + (
+          ' (Bayes minus argmax, secondary)')

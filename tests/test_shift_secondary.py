@@ -228,6 +228,13 @@ def test_the_recipe_per_kind_follows_the_registered_rule(fake):
                                     fake['families'])
   assert lines[0].startswith('noise (band ±6.5 %): **cross-entropy**.')
   assert lines[2].startswith('geometric (band ±3 %): **no recipe**')
+  advice = shift_readme.front_advice(fake['primary'], fake['secondary'],
+                                     fake['families'])
+  assert advice.endswith('decode cross-entropy with Bayes, label smoothing '
+                         'and smoothed SORD with argmax (Bayes minus argmax, '
+                         'secondary).')
+  assert 'by the registered rule the recipe is cross-entropy under noise; '\
+      'label smoothing under blur' in advice
   with pytest.raises(ValueError, match='no row of cross_entropy'):
     shift_readme.recipe('blur', fake['primary'], fake['families'])
 
