@@ -116,6 +116,14 @@ def decoding_advice(secondary: Sequence[dict[str, Any]]) -> list[str]:
   return lines
 
 
+def interval(low: float, high: float, reference: float | None = None) -> str:
+  """An interval, and where a reference is given, as its shares too."""
+  text = f'[{low:+.4f}, {high:+.4f}]'
+  if reference:
+    text += f' ({share(low, reference)} to {share(high, reference)})'
+  return text
+
+
 def answer_table(primary: Sequence[dict[str, Any]]) -> list[str]:
   """The README's table of S1-S4, one line per kind (a test checks that
   the README holds these lines)."""
@@ -127,9 +135,9 @@ def answer_table(primary: Sequence[dict[str, Any]]) -> list[str]:
     lines.append(
         f"| {r['hypothesis']} | {r['kind']} ({r['corruptions']}) | "
         f"{r['challenger_value']:.4f} vs {ref:.4f} | {r['delta']:+.4f} "
-        f"({share(r['delta'], ref)}) | [{r['ci95_low']:+.4f}, "
-        f"{r['ci95_high']:+.4f}] ({share(r['ci95_low'], ref)} to "
-        f"{share(r['ci95_high'], ref)}) | {p_text(r['p_bootstrap'])} "
+        f"({share(r['delta'], ref)}) | "
+        f"{interval(r['ci95_low'], r['ci95_high'], ref)} | "
+        f"{p_text(r['p_bootstrap'])} "
         f"({p_text(r['p_holm'])}) | {100 * r['detectable_share']:.1f} % | "
         f"±{100 * r['band_share']:g} % | {r['verdict']} |")
   return lines

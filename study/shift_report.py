@@ -24,6 +24,7 @@ from study.confirm_report import p_text, read_csv, share, write_csv
 from study.shift_readme import (
   decoding_advice,
   interaction_lines,
+  interval,
   kind_recipes,
 )
 from study.shift_rows import KINDS, primary_rows
@@ -49,13 +50,6 @@ def build_parser() -> argparse.ArgumentParser:
   return parser
 
 
-def _interval(low: float, high: float, reference: float | None = None) -> str:
-  text = f'[{low:+.4f}, {high:+.4f}]'
-  if reference:
-    text += f' ({share(low, reference)} to {share(high, reference)})'
-  return text
-
-
 def _primary_table(primary: Sequence[dict[str, Any]]) -> list[str]:
   lines = ['| | kind | smoothed SORD | label smoothing | Δ (share) | 95 % '
            'over seeds and images | p (Holm) | on these images: seeds-only '
@@ -66,11 +60,11 @@ def _primary_table(primary: Sequence[dict[str, Any]]) -> list[str]:
     lines.append(
         f"| {r['hypothesis']} | {r['kind']} | {r['challenger_value']:.4f} | "
         f"{ref:.4f} | {r['delta']:+.4f} ({share(r['delta'], ref)}) | "
-        f"{_interval(r['ci95_low'], r['ci95_high'], ref)} | "
+        f"{interval(r['ci95_low'], r['ci95_high'], ref)} | "
         f"{p_text(r['p_bootstrap'])} ({p_text(r['p_holm'])}) | "
-        f"{_interval(r['seeds_ci95_low'], r['seeds_ci95_high'])}, "
+        f"{interval(r['seeds_ci95_low'], r['seeds_ci95_high'])}, "
         f"{r['p_t']:.3g}, {r['p_sign_flip']:.3g} | "
-        f"{_interval(r['groups_ci95_low'], r['groups_ci95_high'])} | "
+        f"{interval(r['groups_ci95_low'], r['groups_ci95_high'])} | "
         f"{100 * r['detectable_share']:.1f} % | "
         f"±{100 * r['band_share']:g} % | {r['fewer_part']:+.4f} / "
         f"{r['closer_part']:+.4f} | {r['verdict']} |")
@@ -83,7 +77,7 @@ def _pair_table(rows: Sequence[dict[str, Any]], what: str) -> list[str]:
            'closer | groups dropped |', '|' + '---|' * 9]
   for r in rows:
     ref = r['reference_value']
-    two_way = (_interval(r['ci95_low'], r['ci95_high'])
+    two_way = (interval(r['ci95_low'], r['ci95_high'])
                if 'ci95_low' in r and r['ci95_low'] != '' else 'seeds only')
     p = (p_text(r['p_bootstrap'], REPLICATES)
          if 'p_bootstrap' in r and r['p_bootstrap'] != ''
@@ -95,7 +89,7 @@ def _pair_table(rows: Sequence[dict[str, Any]], what: str) -> list[str]:
         f"| {where} | {r['challenger']} {r['challenger_value']:.4f} | "
         f"{r['reference']} {ref:.4f} | {r['delta']:+.4f} "
         f"({share(r['delta'], ref)}) | {two_way} | {p} | "
-        f"{_interval(r['seeds_ci95_low'], r['seeds_ci95_high'])} | {parts} | "
+        f"{interval(r['seeds_ci95_low'], r['seeds_ci95_high'])} | {parts} | "
         f"{r['groups_dropped']} |")
   return lines
 
