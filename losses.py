@@ -36,9 +36,9 @@ accepted by :func:`validate_distance` (a user's own confusability matrix, say)
 works too.
 
 Bad input is caught at trace time (dtypes, ranks, shapes, hyperparameters)
-with a ``TypeError`` or ``ValueError`` that names the function called and
-the argument. Values are
-checked when they are concrete: labels outside ``[0, K)`` raise, while under
+with a ``TypeError`` or ``ValueError`` whose message names the argument
+(the traceback names the function). Values are checked when they are
+concrete: labels outside ``[0, K)`` raise, while under
 ``jax.jit`` they make that example's loss NaN rather than silently wrong.
 Numeric hyperparameters (weights, temperatures, exponents, concentrations,
 smoothing shares, distance and target matrices) may be traced, so that a
@@ -128,7 +128,7 @@ import functools
 import inspect
 import math
 from collections.abc import Callable
-from typing import Any, NamedTuple, TypeVar, overload
+from typing import Any, NamedTuple, overload
 
 import jax
 import jax.numpy as jnp
@@ -136,56 +136,10 @@ import numpy as np
 import optax
 from jax.typing import ArrayLike, DTypeLike
 
-_F = TypeVar('_F', bound=Callable[..., Any])
-
-
-class _Named(Exception):
-  """A bad-input error already named by the public function called."""
-  unnamed_message: str
-
-
-class _NamedTypeError(_Named, TypeError):
-  pass
-
-
-class _NamedValueError(_Named, ValueError):
-  pass
-
-
-def _named(fn: _F) -> _F:
-  """Makes the bad-input errors raised while ``fn`` runs name ``fn``.
-
-  The checks raise plain ``TypeError``/``ValueError`` messages; the public
-  function the user called prefixes its own name once, so that a loss that
-  calls another public function (say :func:`validate_distance`) still names
-  itself.
-  """
-
-  @functools.wraps(fn)
-  def wrapper(*args: Any, **kwargs: Any) -> Any:
-    try:
-      return fn(*args, **kwargs)
-    except (TypeError, ValueError) as e:
-      if isinstance(e, _Named):
-        message = e.unnamed_message
-      elif type(e) in (TypeError, ValueError):
-        message = str(e)
-      else:
-        raise  # jax's own subclasses carry their own context.
-      if message.startswith(f'{fn.__name__}('):
-        raise  # Python's own call error already names the function.
-      kind = _NamedValueError if isinstance(e, ValueError) else _NamedTypeError
-      named = kind(f'{fn.__name__}: {message}')
-      named.unnamed_message = message
-      raise named from None
-
-  return wrapper  # type: ignore[return-value]  # wraps keeps fn's signature
-
 # ----------------------------------------------------------------------------
 # Distances.
 
 
-@_named
 def linear_distance(num_classes: int, *, power: float = 1.0) -> jax.Array:
   r"""Linear-order distance :math:`C_{ij} = |i - j|^p`.
 
@@ -204,7 +158,6 @@ def linear_distance(num_classes: int, *, power: float = 1.0) -> jax.Array:
   return _class_offsets(num_classes)**power
 
 
-@_named
 def cyclic_distance(num_classes: int, *, power: float = 1.0) -> jax.Array:
   r"""Distance on a circle of ``K`` classes.
 
@@ -229,7 +182,6 @@ def cyclic_distance(num_classes: int, *, power: float = 1.0) -> jax.Array:
   return jnp.minimum(offsets_KxK, num_classes - offsets_KxK)**power
 
 
-@_named
 def validate_distance(matrix: ArrayLike, *, num_classes: int | None = None,
                       name: str = 'distance') -> jax.Array:
   """Checks that ``matrix`` is a valid distance and returns it as a jax array.
@@ -268,7 +220,6 @@ def validate_distance(matrix: ArrayLike, *, num_classes: int | None = None,
 # Softmax losses.
 
 
-@_named
 def cross_entropy(logits: ArrayLike, labels: ArrayLike, *, axis: int = -1,
                   where: ArrayLike | None = None) -> jax.Array:
   r"""Cross-entropy with integer labels: optax's, in this file's signature.
@@ -303,7 +254,6 @@ def _softmax_probs(logits: ArrayLike, *, axis: int = -1) -> jax.Array:
   return jax.nn.softmax(logits_BxK, axis=-1)
 
 
-@_named
 def expected_value_mse(logits: ArrayLike, labels: ArrayLike, *, axis: int = -1,
                        where: ArrayLike | None = None) -> jax.Array:
   r"""Squared error of the expected class index.
@@ -342,7 +292,6 @@ def expected_value_mse(logits: ArrayLike, labels: ArrayLike, *, axis: int = -1,
   return _finish(loss_B, labels_B, num_classes, where, logits_BxK.dtype)
 
 
-@_named
 def circular_mse(logits: ArrayLike, labels: ArrayLike, *, axis: int = -1,
                  where: ArrayLike | None = None) -> jax.Array:
   r"""Squared error of the expected position on the unit circle.
@@ -387,7 +336,6 @@ def circular_mse(logits: ArrayLike, labels: ArrayLike, *, axis: int = -1,
   return _finish(loss_B, labels_B, num_classes, where, logits_BxK.dtype)
 
 
-@_named
 def expected_cost(logits: ArrayLike, labels: ArrayLike, *,
                   distance: ArrayLike, axis: int = -1,
                   where: ArrayLike | None = None) -> jax.Array:
@@ -430,7 +378,6 @@ def expected_cost(logits: ArrayLike, labels: ArrayLike, *,
   return _finish(loss_B, labels_B, num_classes, where, logits_BxK.dtype)
 
 
-@_named
 def soft_label_cross_entropy(logits: ArrayLike, labels: ArrayLike, *,
                              distance: ArrayLike, temperature: ArrayLike = 1.0,
                              epsilon: ArrayLike = 1.0, axis: int = -1,
@@ -484,7 +431,6 @@ def soft_label_cross_entropy(logits: ArrayLike, labels: ArrayLike, *,
                                     num_classes, where)
 
 
-@_named
 def label_smoothing_cross_entropy(logits: ArrayLike, labels: ArrayLike, *,
                                   epsilon: ArrayLike = 0.1, axis: int = -1,
                                   where: ArrayLike | None = None
@@ -527,7 +473,6 @@ def label_smoothing_cross_entropy(logits: ArrayLike, labels: ArrayLike, *,
                                     num_classes, where)
 
 
-@_named
 def squared_emd(logits: ArrayLike, labels: ArrayLike, *, axis: int = -1,
                 where: ArrayLike | None = None) -> jax.Array:
   r"""Squared earth mover's distance on the linear order.
@@ -560,7 +505,6 @@ def squared_emd(logits: ArrayLike, labels: ArrayLike, *, axis: int = -1,
   return _finish(loss_B, labels_B, num_classes, where, logits_BxK.dtype)
 
 
-@_named
 def circular_emd(logits: ArrayLike, labels: ArrayLike, *, axis: int = -1,
                  where: ArrayLike | None = None) -> jax.Array:
   r"""Earth mover's (Wasserstein-1) distance on a circle of ``K`` classes.
@@ -600,7 +544,6 @@ def circular_emd(logits: ArrayLike, labels: ArrayLike, *, axis: int = -1,
   return _finish(loss_B, labels_B, num_classes, where, logits_BxK.dtype)
 
 
-@_named
 def class_distance_weighted_ce(logits: ArrayLike, labels: ArrayLike, *,
                                distance: ArrayLike, power: ArrayLike = 1.0,
                                axis: int = -1,
@@ -652,7 +595,6 @@ def class_distance_weighted_ce(logits: ArrayLike, labels: ArrayLike, *,
 ordinal_log_loss = class_distance_weighted_ce
 
 
-@_named
 def slace_loss(logits: ArrayLike, labels: ArrayLike, *, distance: ArrayLike,
                sharpness: ArrayLike = 1.0, axis: int = -1,
                where: ArrayLike | None = None) -> jax.Array:
@@ -746,7 +688,6 @@ def _masked_log_mass(logits_BxK: jax.Array,
 # Soft-label targets: one matrix of target distributions, one loss.
 
 
-@_named
 def soft_target_cross_entropy(logits: ArrayLike, labels: ArrayLike, *,
                               targets: ArrayLike, axis: int = -1,
                               where: ArrayLike | None = None) -> jax.Array:
@@ -819,7 +760,6 @@ SOFT_LABEL_FAMILIES = ('exponential', 'binomial', 'poisson', 'beta',
                        'triangular', 'geometric', 'von_mises')
 
 
-@_named
 def soft_label_matrix(family: str, num_classes: int,
                       **params: float) -> jax.Array:
   r"""Unimodal target distributions for every label, as a ``[K, K]`` matrix.
@@ -1019,7 +959,6 @@ def _von_mises_soft_labels(k: int, *, kappa: float = 5.0) -> jax.Array:
 # Rank-consistent binary decompositions (T = K - 1 outputs).
 
 
-@_named
 def coral_loss(outputs: ArrayLike, labels: ArrayLike, *, axis: int = -1,
                where: ArrayLike | None = None) -> jax.Array:
   r"""CORAL: K - 1 binary tasks "is the label greater than k?".
@@ -1060,7 +999,6 @@ def coral_loss(outputs: ArrayLike, labels: ArrayLike, *, axis: int = -1,
   return _finish(loss_B, labels_B, num_classes, where, outputs_BxT.dtype)
 
 
-@_named
 def corn_loss(outputs: ArrayLike, labels: ArrayLike, *, axis: int = -1,
               where: ArrayLike | None = None) -> jax.Array:
   r"""CORN: conditional binary tasks "is y > k, given y > k - 1?".
@@ -1103,7 +1041,6 @@ def corn_loss(outputs: ArrayLike, labels: ArrayLike, *, axis: int = -1,
   return _finish(loss_B, labels_B, num_classes, where, outputs_BxT.dtype)
 
 
-@_named
 def coral_probs(outputs: ArrayLike, *, axis: int = -1) -> jax.Array:
   r"""Class probabilities from CORAL's ``K - 1`` task outputs.
 
@@ -1127,7 +1064,6 @@ def coral_probs(outputs: ArrayLike, *, axis: int = -1) -> jax.Array:
   return probs_BxK / jnp.sum(probs_BxK, axis=-1, keepdims=True)
 
 
-@_named
 def corn_probs(outputs: ArrayLike, *, axis: int = -1) -> jax.Array:
   r"""Class probabilities from CORN's ``K - 1`` conditional task outputs.
 
@@ -1184,7 +1120,6 @@ CLM_LINKS: dict[str, Callable[[jax.Array], tuple[jax.Array, jax.Array]]] = {
     'logit': _logit_link, 'probit': _probit_link, 'cloglog': _cloglog_link}
 
 
-@_named
 def clm_probs(outputs: ArrayLike, *, link: str, axis: int = -1) -> jax.Array:
   r"""Class probabilities of a cumulative link model (CLM).
 
@@ -1225,7 +1160,6 @@ def clm_probs(outputs: ArrayLike, *, link: str, axis: int = -1) -> jax.Array:
   return probs_BxK.astype(outputs_BxT.dtype)
 
 
-@_named
 def clm_loss(outputs: ArrayLike, labels: ArrayLike, *, link: str,
              axis: int = -1, where: ArrayLike | None = None) -> jax.Array:
   r"""Negative log-likelihood of a cumulative link model, ``-log p_y``.
@@ -1288,7 +1222,6 @@ def _clm_log_probs(z_BxT: jax.Array, link: str) -> jax.Array:
   return jnp.where(upper_BxK, via_sf_BxK, via_cdf_BxK)
 
 
-@_named
 def binomial_probs(outputs: ArrayLike, *, num_classes: int,
                    axis: int = -1) -> jax.Array:
   r"""Binomial head: ``P(j) = Binomial(j; K - 1, sigmoid(score))``.
@@ -1320,7 +1253,6 @@ def binomial_probs(outputs: ArrayLike, *, num_classes: int,
   return jnp.exp(log_probs_BxK).astype(outputs_Bx1.dtype)
 
 
-@_named
 def binomial_loss(outputs: ArrayLike, labels: ArrayLike, *, num_classes: int,
                   axis: int = -1, where: ArrayLike | None = None) -> jax.Array:
   r"""Negative log-likelihood of the binomial head, ``-log P(y)``.
@@ -1357,7 +1289,6 @@ def _binomial_head_log_probs(score_Bx1: jax.Array,
                            jax.nn.log_sigmoid(-score_Bx1), num_classes)
 
 
-@_named
 def poisson_probs(outputs: ArrayLike, *, num_classes: int,
                   temperature: ArrayLike = 1.0, axis: int = -1) -> jax.Array:
   r"""Poisson head: ``softmax_j(log Poisson(j; softplus(score)) / T)``.
@@ -1394,7 +1325,6 @@ def poisson_probs(outputs: ArrayLike, *, num_classes: int,
   return jnp.exp(log_probs_BxK).astype(outputs_Bx1.dtype)
 
 
-@_named
 def poisson_loss(outputs: ArrayLike, labels: ArrayLike, *, num_classes: int,
                  temperature: ArrayLike = 1.0, axis: int = -1,
                  where: ArrayLike | None = None) -> jax.Array:
@@ -1431,7 +1361,6 @@ def poisson_loss(outputs: ArrayLike, labels: ArrayLike, *, num_classes: int,
 _LOG_TEMPERATURE_RANGE = (-10.0, 10.0)
 
 
-@_named
 def poisson_head_outputs(score: ArrayLike,
                          log_temperature: ArrayLike) -> jax.Array:
   """Packs the outputs of a Poisson head that learns its temperature.
@@ -1459,7 +1388,6 @@ def poisson_head_outputs(score: ArrayLike,
   return jnp.concatenate([score_Bx1, log_temperature_Bx1], axis=-1)
 
 
-@_named
 def poisson_head_probs(outputs: ArrayLike, *, num_classes: int,
                        axis: int = -1) -> jax.Array:
   """:func:`poisson_probs` with the temperature the model learned.
@@ -1483,7 +1411,6 @@ def poisson_head_probs(outputs: ArrayLike, *, num_classes: int,
   return jnp.exp(log_probs_BxK).astype(outputs_Bx2.dtype)
 
 
-@_named
 def poisson_head_loss(outputs: ArrayLike, labels: ArrayLike, *,
                       num_classes: int, axis: int = -1,
                       where: ArrayLike | None = None) -> jax.Array:
@@ -1541,7 +1468,6 @@ def _poisson_head_log_probs(score_Bx1: jax.Array, temperature_Bx1: jax.Array,
       _log_poisson_pmf(rate_Bx1, num_classes) / temperature_Bx1, axis=-1)
 
 
-@_named
 def von_mises_probs(outputs: ArrayLike, *, num_classes: int,
                     kappa: ArrayLike = 1.0, axis: int = -1) -> jax.Array:
   r"""Circular head: class probabilities around a predicted angle.
@@ -1578,7 +1504,6 @@ def von_mises_probs(outputs: ArrayLike, *, num_classes: int,
   return jax.nn.softmax(kappa * cos_BxK, axis=-1).astype(outputs_Bx2.dtype)
 
 
-@_named
 def von_mises_loss(outputs: ArrayLike, labels: ArrayLike, *, num_classes: int,
                    kappa: ArrayLike = 1.0, axis: int = -1,
                    where: ArrayLike | None = None) -> jax.Array:
@@ -1635,7 +1560,6 @@ def _cos_to_classes(outputs_Bx2: jax.Array, num_classes: int) -> jax.Array:
 # Batch-level loss.
 
 
-@_named
 def weighted_kappa_loss(logits: ArrayLike, labels: ArrayLike, *,
                         distance: ArrayLike, stability: float = 1e-10,
                         axis: int = -1,
@@ -1746,7 +1670,6 @@ LOSSES: dict[str, LossSpec] = {
     'squared_emd': LossSpec(squared_emd),
     'circular_emd': LossSpec(circular_emd),
     'class_distance_weighted_ce': LossSpec(class_distance_weighted_ce),
-    'ordinal_log_loss': LossSpec(ordinal_log_loss),
     'slace': LossSpec(slace_loss),
     'coral': LossSpec(coral_loss, coral_probs),
     'corn': LossSpec(corn_loss, corn_probs),
@@ -1758,7 +1681,6 @@ LOSSES: dict[str, LossSpec] = {
 }
 
 
-@_named
 def get_loss(name: str) -> LossSpec:
   """Looks a loss up in :data:`LOSSES` by name, with a helpful error."""
   try:
@@ -1768,7 +1690,6 @@ def get_loss(name: str) -> LossSpec:
                      f'{", ".join(sorted(LOSSES))}.') from None
 
 
-@_named
 def make_loss(name: str, *, ce_weight: ArrayLike | None = None,
               **hyperparams: Any) -> Callable[..., jax.Array]:
   r"""Binds a registered loss to its hyperparameters, optionally mixed with CE.
@@ -1834,7 +1755,6 @@ def make_loss(name: str, *, ce_weight: ArrayLike | None = None,
   return mixed_fn
 
 
-@_named
 def make_probs(name: str,
                **hyperparams: Any) -> Callable[..., jax.Array]:
   """Binds a registered loss's ``probs`` to its hyperparameters.

@@ -29,16 +29,16 @@ __all__ = [
 ]
 
 
-def _check_preds_labels(preds: ArrayLike, labels: ArrayLike,
-                        fn_name: str) -> tuple[jax.Array, jax.Array]:
+def _check_preds_labels(preds: ArrayLike,
+                        labels: ArrayLike) -> tuple[jax.Array, jax.Array]:
   preds_B, labels_B = jnp.asarray(preds), jnp.asarray(labels)
   for name, value_B in (('preds', preds_B), ('labels', labels_B)):
     if not jnp.issubdtype(value_B.dtype, jnp.integer):
-      raise TypeError(f'{fn_name}: {name} must be integer class indices, got '
+      raise TypeError(f'{name} must be integer class indices, got '
                       f'{value_B.dtype}; decode probabilities first (argmax or '
                       'bayes_decision).')
   if preds_B.shape != labels_B.shape:
-    raise ValueError(f'{fn_name}: preds and labels must have the same shape, '
+    raise ValueError('preds and labels must have the same shape, '
                      f'got {preds_B.shape} and {labels_B.shape}.')
   return preds_B, labels_B
 
@@ -65,7 +65,7 @@ def bayes_decision(probs: ArrayLike, *, distance: ArrayLike) -> jax.Array:
 
 def accuracy(preds: ArrayLike, labels: ArrayLike) -> jax.Array:
   """Fraction of exact predictions."""
-  preds_B, labels_B = _check_preds_labels(preds, labels, 'accuracy')
+  preds_B, labels_B = _check_preds_labels(preds, labels)
   return jnp.mean(preds_B == labels_B)
 
 
@@ -76,7 +76,7 @@ def mean_distance(preds: ArrayLike, labels: ArrayLike, *,
   With ``linear_distance(10)`` this is the mean digit-distance error (mean
   absolute error of the digit); with ``cyclic_distance(10)`` the cyclic error.
   """
-  preds_B, labels_B = _check_preds_labels(preds, labels, 'mean_distance')
+  preds_B, labels_B = _check_preds_labels(preds, labels)
   return jnp.mean(jnp.asarray(distance)[labels_B, preds_B])
 
 
@@ -90,7 +90,7 @@ def far_error_rate(preds: ArrayLike, labels: ArrayLike, *,
   >>> float(far_error_rate(jnp.array([3, 4, 7, 0]), jnp.array([3, 3, 3, 3])))
   0.5
   """
-  preds_B, labels_B = _check_preds_labels(preds, labels, 'far_error_rate')
+  preds_B, labels_B = _check_preds_labels(preds, labels)
   return jnp.mean(jnp.abs(preds_B - labels_B) >= min_distance)
 
 
@@ -114,7 +114,7 @@ def mean_error_distance(preds: ArrayLike, labels: ArrayLike, *,
   ...     preds, labels, distance=jnp.abs(digits[:, None] - digits[None, :])))
   2.6666667461395264
   """
-  preds_B, labels_B = _check_preds_labels(preds, labels, 'mean_error_distance')
+  preds_B, labels_B = _check_preds_labels(preds, labels)
   wrong_B = preds_B != labels_B
   cost_B = jnp.asarray(distance)[labels_B, preds_B]
   return jnp.sum(jnp.where(wrong_B, cost_B, 0)) / jnp.maximum(
@@ -131,7 +131,7 @@ def far_share_of_errors(preds: ArrayLike, labels: ArrayLike, *,
   >>> float(far_share_of_errors(preds, labels))
   0.6666666865348816
   """
-  preds_B, labels_B = _check_preds_labels(preds, labels, 'far_share_of_errors')
+  preds_B, labels_B = _check_preds_labels(preds, labels)
   off_B = jnp.abs(preds_B - labels_B)
   return jnp.sum(off_B >= min_distance) / jnp.maximum(jnp.sum(off_B > 0), 1)
 
@@ -139,7 +139,7 @@ def far_share_of_errors(preds: ArrayLike, labels: ArrayLike, *,
 def off_by_one_accuracy(preds: ArrayLike, labels: ArrayLike) -> jax.Array:
   """Fraction of predictions within one class of the label:
   ``|pred - y| <= 1``."""
-  preds_B, labels_B = _check_preds_labels(preds, labels, 'off_by_one_accuracy')
+  preds_B, labels_B = _check_preds_labels(preds, labels)
   return jnp.mean(jnp.abs(preds_B - labels_B) <= 1)
 
 
@@ -150,7 +150,7 @@ def confusion_matrix(preds: ArrayLike, labels: ArrayLike, *,
   Returns:
     An int32 matrix of shape ``[num_classes, num_classes]``.
   """
-  preds_B, labels_B = _check_preds_labels(preds, labels, 'confusion_matrix')
+  preds_B, labels_B = _check_preds_labels(preds, labels)
   pairs_B = labels_B * num_classes + preds_B
   return jnp.bincount(pairs_B, length=num_classes * num_classes).reshape(
       num_classes, num_classes).astype(jnp.int32)
@@ -176,7 +176,7 @@ def macro_mean_distance(preds: ArrayLike, labels: ArrayLike, *,
   Classes absent from ``labels`` are left out of the average (they have no
   error to measure), rather than counted as 0 or NaN.
   """
-  preds_B, labels_B = _check_preds_labels(preds, labels, 'macro_mean_distance')
+  preds_B, labels_B = _check_preds_labels(preds, labels)
   per_class_K, present_K = _per_class_mean_distance(preds_B, labels_B, distance)
   return jnp.sum(jnp.where(present_K, per_class_K, 0.0)) / jnp.sum(present_K)
 
@@ -184,7 +184,7 @@ def macro_mean_distance(preds: ArrayLike, labels: ArrayLike, *,
 def max_mean_distance(preds: ArrayLike, labels: ArrayLike, *,
                       distance: ArrayLike) -> jax.Array:
   """MMAE: the largest per-class mean cost over the classes present."""
-  preds_B, labels_B = _check_preds_labels(preds, labels, 'max_mean_distance')
+  preds_B, labels_B = _check_preds_labels(preds, labels)
   per_class_K, present_K = _per_class_mean_distance(preds_B, labels_B, distance)
   return jnp.max(jnp.where(present_K, per_class_K, -jnp.inf))
 
@@ -210,8 +210,7 @@ def quadratic_weighted_kappa(preds: ArrayLike, labels: ArrayLike, *,
   Returns:
     A scalar in ``[-1, 1]``.
   """
-  preds_B, labels_B = _check_preds_labels(preds, labels,
-                                          'quadratic_weighted_kappa')
+  preds_B, labels_B = _check_preds_labels(preds, labels)
   if weights is None:
     k_K = jnp.arange(num_classes, dtype=jnp.float32)
     weights = (k_K[:, None] - k_K[None, :])**2

@@ -120,7 +120,7 @@ def test_ranked_probability_score():
 
 @pytest.mark.parametrize('preds, labels, error, match', [
     (np.zeros(3, np.float32), np.zeros(3, np.int32), TypeError,
-     'mean_distance: preds must be integer'),
+     '^preds must be integer'),
     (np.zeros(3, np.int32), np.zeros(3, np.float32), TypeError,
      'labels must be integer'),
     (np.zeros(3, np.int32), np.zeros(4, np.int32), ValueError, 'same shape'),

@@ -97,3 +97,14 @@ def test_a_workdir_saved_with_old_names_resumes(fake_dir, tmp_path):
   assert summary['epochs_completed'] == 2
   assert summary['config']['sharpness'] == 2.0
   assert 'alpha' not in summary['config']
+
+
+def test_the_committed_ordinal_log_loss_cell_loads_as_its_one_registry_name():
+  # ordinal_log_loss left the registry on 2026-12-07 (one name per
+  # function); its one-epoch cell stays on record and loads as CDW-CE.
+  cell = cells.migrate_cell(json.loads(
+      (RESULTS / 'losses' / 'ordinal_log_loss.json').read_text()))
+  config = Config(**cell['config'])
+  assert config.loss == 'class_distance_weighted_ce'
+  resolve(config)
+

@@ -222,6 +222,8 @@ def a_file(tmp_path):
 @pytest.mark.parametrize('make_flags, flag', [
     (lambda t: ['--loss', 'hinge'], '--loss'),
     (lambda t: ['--loss', 'binomial'], 'binomial was renamed binomial_head'),
+    (lambda t: ['--loss', 'ordinal_log_loss'],
+     'same function as class_distance_weighted_ce'),
     (lambda t: ['--ce_weight', '-1'], '--ce_weight'),
     (lambda t: ['--ce_weight', 'nan'], '--ce_weight'),
     (lambda t: ['--loss', 'corn', '--ce_weight', '1'], '--ce_weight'),

@@ -182,10 +182,12 @@ FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 # 2026-12-02, when each loss name and hyperparameter got one meaning.
 RENAMED_LOSSES = {'binomial': 'binomial_head', 'poisson': 'poisson_head',
                   'von_mises': 'von_mises_head'}
+# A second registry name of one function until 2026-12-07: the module keeps
+# the name, the registry (and so a configuration) one name per function.
+ALIASED_LOSSES = {'ordinal_log_loss': 'class_distance_weighted_ce'}
 _OLD_SOFT_LABEL_FIELD = {'exponential': 'temperature', 'von_mises': 'kappa',
                          'geometric': 'alpha', 'triangular': 'alpha'}
-_OLD_ALPHA = {'class_distance_weighted_ce': 'power',
-              'ordinal_log_loss': 'power', 'slace': 'sharpness'}
+_OLD_ALPHA = {'class_distance_weighted_ce': 'power', 'slace': 'sharpness'}
 
 
 def renamed_fields(saved: dict[str, Any]) -> dict[str, str]:
@@ -202,7 +204,7 @@ def renamed_fields(saved: dict[str, Any]) -> dict[str, str]:
 def migrate(saved: dict[str, Any]) -> dict[str, Any]:
   """A saved configuration's fields under today's names.
 
-  Renamed losses get their new names; ``alpha`` becomes ``power``,
+  Renamed and aliased losses get today's names; ``alpha`` becomes ``power``,
   ``sharpness`` or ``soft_label_param``, and a soft-label family's
   ``temperature`` or ``kappa`` becomes ``soft_label_param``, in the fields
   and in the ``sweep``; an unset ``alpha`` is dropped. A configuration
@@ -210,8 +212,9 @@ def migrate(saved: dict[str, Any]) -> dict[str, Any]:
   saved ``temperature: null`` beside a set ``soft_label_param`` stays so.
   """
   migrated = dict(saved)
-  if migrated.get('loss') in RENAMED_LOSSES:
-    migrated['loss'] = RENAMED_LOSSES[migrated['loss']]
+  if 'loss' in migrated:
+    loss = migrated['loss']
+    migrated['loss'] = RENAMED_LOSSES.get(loss, ALIASED_LOSSES.get(loss, loss))
   renames = renamed_fields(migrated)
   for old, new in renames.items():
     if migrated.get(old) is not None:
@@ -242,9 +245,13 @@ def check_field(name: str, value: Any) -> None:
   if meta['choices'] is not None:
     allowed = meta['choices']()
     if value not in allowed:
-      renamed = (f' ({value} was renamed {RENAMED_LOSSES[value]} on '
-                 '2026-12-02)' if name == 'loss' and value in RENAMED_LOSSES
-                 else '')
+      renamed = ''
+      if name == 'loss' and value in RENAMED_LOSSES:
+        renamed = (f' ({value} was renamed {RENAMED_LOSSES[value]} on '
+                   '2026-12-02)')
+      elif name == 'loss' and value in ALIASED_LOSSES:
+        renamed = (f' ({value} is the same function as '
+                   f'{ALIASED_LOSSES[value]}: use that name)')
       raise ConfigError(f'--{name} must be one of '
                         f'{", ".join(map(str, allowed))}; got {value!r}'
                         f'{renamed}.')
