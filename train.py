@@ -6,10 +6,11 @@
         --sweep learning_rate=0.0015,0.003 --sweep temperature=0.5,1 \\
         --validation_size 5000 --no_test
 
-A thin entry point over ``trainer.loop.train_and_evaluate`` (also
-``train.train_and_evaluate``, as in Flax's examples). The configuration is
-resolved once (``trainer.resolve``: every check, then a ``trainer.spec.RunSpec``
-of plain data); each epoch is one compiled program (every step and the
+A thin entry point over ``trainer.loop.train_and_evaluate(config, workdir)``
+(also ``train.train_and_evaluate``, as in Flax's examples). The configuration
+is resolved (``trainer.resolve``: every check, then a ``trainer.spec.RunSpec``
+of plain data), by the flags' check before the data load and again by the
+run; each epoch is one compiled program (every step and the
 optimizer inside one ``lax.scan``, ``trainer.programs``, with the loss and
 optimizer of ``trainer.point``), vmapped over ``--num_seeds``
 models and over the points of ``--sweep``. After every evaluated epoch the
@@ -19,7 +20,8 @@ and an orbax checkpoint is written; ``--resume`` continues a killed run and
 reaches the same final numbers. Around it, in the package ``trainer``:
 ``loop`` (the epochs, divergence, what a run writes), ``cli`` (the flags),
 ``run_data`` (splits and batches), ``progress`` (what is shown), ``runfiles``
-(the run's files), ``parallel`` (devices and processes).
+(what a run writes), ``devices`` (where the arrays go), ``parallel`` (several
+processes).
 """
 
 from __future__ import annotations
@@ -70,8 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if jax.process_count() > 1 and args.workdir is None:
       parser.error('a multi-process run needs --workdir (the same folder for '
                    'every process).')
-  spec, workdir = cli.config_from_args(args, parser, argv)
-  config = spec.config
+  config, workdir = cli.config_from_args(args, parser, argv)
   dataset = cli.load_mnist(parser, config.data_dir,
                            tfds_data_dir=config.tfds_data_dir,
                            no_download=args.no_download)
@@ -87,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f'workdir: {workdir}  (compiling the epoch program...)',
           file=sys.stderr, flush=True)
   try:
-    summary = train_and_evaluate(spec, workdir, resume=args.resume,
+    summary = train_and_evaluate(config, workdir, resume=args.resume,
                                  quiet=quiet, dataset=dataset)
   except ConfigError as e:  # the data flags and --epochs of a --resume
     parser.error(str(e))

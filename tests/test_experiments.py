@@ -387,7 +387,7 @@ def test_row_command_reproduces_the_row(tiny_study, tmp_path):
   args = shlex.split(row['command'])[2:]
   parser = build_parser()
   argv = args + ['--workdir', str(tmp_path / 'w')]
-  config = config_from_args(parser.parse_args(argv), parser, argv)[0].config
+  config = config_from_args(parser.parse_args(argv), parser, argv)[0]
   family = study['scarce'].families[row['family']]
   saved = family.finals[0].config
   assert config == dataclasses.replace(
@@ -422,7 +422,7 @@ def test_command_for_turns_on_off_fields_into_flags():
   assert {'--clean_validation', '--shifted_test', '--no_test'} <= set(args)
   parser = build_parser()
   argv = args[2:] + ['--workdir', 'w']
-  parsed = config_from_args(parser.parse_args(argv), parser, argv)[0].config
+  parsed = config_from_args(parser.parse_args(argv), parser, argv)[0]
   assert parsed == dataclasses.replace(config, data_dir='../shared/mnist')
 
 

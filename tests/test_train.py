@@ -28,8 +28,8 @@ from conftest import (
   run_config,
 )
 from model import CPU_CHUNK_SIZE, head_for
+from trainer import loop, programs, progress
 from trainer import point as run_point
-from trainer import programs, progress
 from trainer.cli import build_parser
 from trainer.config import FIELDS, SWEEPABLE, Config, ConfigError
 from trainer.point import make_optimizer
@@ -557,7 +557,7 @@ def test_resolve_returns_frozen_data_with_every_field_set():
   np.testing.assert_array_equal(kwargs['distance'], spec.distance_PxKxK[0])
 
 
-def test_a_cli_run_resolves_its_config_once_fresh_and_on_resume(
+def test_a_cli_run_checks_its_config_before_the_data_and_runs_that_config(
     fake_dir, tmp_path, monkeypatch):
   import trainer.resolve
   calls = []
@@ -572,7 +572,27 @@ def test_a_cli_run_resolves_its_config_once_fresh_and_on_resume(
       monkeypatch.setattr(module, 'resolve', counted)
   common = ['--data_dir', str(fake_dir), '--workdir', str(tmp_path / 'run'),
             '--quiet', '--epochs', '2']
+  # The flags' check resolves before the data load; train_and_evaluate(
+  # config, workdir) resolves the same configuration (about 5 ms).
   assert train.main(common + ['--stop_after', '1']) == 0
-  assert len(calls) == 1
+  assert len(calls) == 2 and calls[0] == calls[1]
+  assert calls[0].stop_after == 1
   assert train.main(common + ['--resume']) == 0
-  assert len(calls) == 2 and calls[1].stop_after is None
+  assert len(calls) == 4 and calls[2] == calls[3]
+  assert calls[2].stop_after is None
+
+
+def test_evaluation_is_compiled_ahead_once_per_shape_of_set():
+  # What compile_s counts besides the epoch: the shifted sets share the test
+  # split's program, a set of another shape gets its own.
+  evaluate = jax.jit(lambda params, hp, x, y: x.sum() + y.sum() + params
+                     + hp['a'])
+  sets = {'test': (np.zeros((4, 2), np.float32), np.zeros(4, np.int32)),
+          'test[blur]': (np.ones((4, 2), np.float32), np.ones(4, np.int32)),
+          'validation': (np.zeros((3, 2), np.float32), np.zeros(3, np.int32))}
+  hp = {'a': np.float32(1)}
+  compiled = loop.compile_evaluations(evaluate, np.float32(0), hp, sets)
+  assert compiled['test[blur]'] is compiled['test']
+  assert compiled['validation'] is not compiled['test']
+  assert float(compiled['test[blur]'](np.float32(0), hp,
+                                      *sets['test[blur]'])) == 13.0

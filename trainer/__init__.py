@@ -9,6 +9,7 @@ spec inside the programs. ``cli``: the flags
 made from the fields, ``--resume`` rules. ``programs``: the compiled epoch
 and evaluation. ``run_data``: the validation split, each seed's subset and
 label noise, each epoch's batches. ``progress``: the progress bar and the
-per-epoch line. ``parallel``: devices and several processes. ``runfiles``:
-metrics lines, summaries, atomic writes, checkpoints.
+per-epoch line. ``devices``: the mesh and where the arrays go. ``parallel``:
+several processes (flags, start-up, agreement). ``runfiles``: what a run
+writes (metrics lines, summary, predictions), atomic writes, checkpoints.
 """

@@ -26,7 +26,6 @@ from trainer.config import (
   migrate,
 )
 from trainer.resolve import resolve
-from trainer.spec import RunSpec
 
 # Flags that may differ on --resume without changing the run.
 RESUMABLE_CHANGES = ('epochs', 'stop_after', 'data_dir', 'tfds_data_dir')
@@ -156,8 +155,9 @@ def given_flags(argv: Iterable[str]) -> set[str]:
 
 def config_from_args(args: argparse.Namespace,
                      parser: argparse.ArgumentParser,
-                     argv: Iterable[str]) -> tuple[RunSpec, pathlib.Path]:
-  """Checks the flags; returns the resolved run and the workdir to use.
+                     argv: Iterable[str]) -> tuple[Config, pathlib.Path]:
+  """Checks the flags (``resolve``'s every check, before the data load);
+  returns the configuration and the workdir to use.
 
   With ``--resume`` the saved configuration is used; ``--epochs``,
   ``--stop_after`` (and the data location) given on the command line replace
@@ -194,7 +194,7 @@ def config_from_args(args: argparse.Namespace,
   else:
     config = Config(**{k: v for k, v in vars(args).items() if k in FIELDS})
   try:
-    spec = resolve(config)
+    resolve(config)
   except ConfigError as e:
     fail(str(e))
   if not args.resume:
@@ -208,7 +208,7 @@ def config_from_args(args: argparse.Namespace,
     existing = existing.parent
   if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
     fail(f'--workdir {workdir}: {existing} is not a writable folder.')
-  return spec, workdir
+  return config, workdir
 
 
 def load_mnist(parser: argparse.ArgumentParser, data_dir: str | None = None,

@@ -2,8 +2,7 @@
 every point x seed of a run and writes its workdir; the :class:`Trainer`
 holds the compiled programs and the models' state from the first epoch or the
 last checkpoint; a NaN or Inf loss stops a plain run naming the step
-(:func:`check_finite`); the metrics lines, summary and predictions are the
-run's outputs.
+(:func:`check_finite`); ``runfiles`` writes what the run leaves.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ import orbax.checkpoint as ocp
 from jax.sharding import Mesh
 
 import data
-from trainer import parallel
+from trainer import devices, parallel
 from trainer import progress as progress_lib
 from trainer.config import Config, ConfigError, config_json
 from trainer.programs import Evaluation, build_programs
@@ -31,9 +30,10 @@ from trainer.resolve import resolve
 from trainer.run_data import RunData, batches_on_devices, prepare_data
 from trainer.runfiles import (
   checkpoint_manager,
-  mean_std,
+  epoch_records,
   read_metrics_lines,
-  summarize_scores,
+  summary_points,
+  write_predictions,
   write_text_atomic,
 )
 from trainer.spec import RunSpec
@@ -86,37 +86,7 @@ def is_eval_epoch(config: Config, epoch: int) -> bool:
   return epoch % config.eval_every == 0 or epoch == last_epoch(config)
 
 
-def epoch_records(epoch: int, loss_PxSxE: np.ndarray,
-                  evaluations: dict[str, Evaluation], times: dict,
-                  diverged: dict[int, str]) -> list[dict]:
-  """One metrics line per point; a diverged point's line says so instead of
-  scoring its NaN parameters."""
-  records = []
-  for p, loss_SxE in enumerate(loss_PxSxE):
-    if p in diverged:
-      records.append({'epoch': epoch, 'point': p, 'diverged': diverged[p],
-                      **times})
-      continue
-    per_seed = loss_SxE.mean(axis=1)
-    records.append({
-        'epoch': epoch, 'point': p,
-        'train_loss': {'per_seed': per_seed.tolist(), **mean_std(per_seed)},
-        **{name: summarize_scores(jax.tree.map(lambda x, p=p: x[p],
-                                               ev.scores))
-           for name, ev in evaluations.items()},
-        **times})
-  return records
-
-
-def _summary_final(record: dict) -> dict | None:
-  """A metrics line less its bookkeeping; None for a diverged point."""
-  if 'diverged' in record:
-    return None
-  return {name: value for name, value in record.items()
-          if name not in ('epoch', 'point', 'train_s', 'epoch_s')}
-
-
-def train_and_evaluate(config: Config | RunSpec,
+def train_and_evaluate(config: Config,
                        workdir: str | os.PathLike[str], *,
                        resume: bool = False, quiet: bool = True,
                        dataset: dict[str, data.Split] | None = None,
@@ -124,8 +94,7 @@ def train_and_evaluate(config: Config | RunSpec,
   """Trains every point x seed of ``config`` and writes it all to ``workdir``.
 
   Args:
-    config: the run's configuration (checked by ``resolve.resolve``), or
-      the run it resolved to (the CLI's, checked before the data load).
+    config: the run's configuration (checked by ``resolve.resolve``).
     workdir: output folder: config.json, metrics.jsonl, summary.json,
       predictions.npz and checkpoints/.
     resume: continue from the latest checkpoint in ``workdir``.
@@ -147,8 +116,7 @@ def train_and_evaluate(config: Config | RunSpec,
       for a plain run, once every point has diverged for a sweep.
   """
   t_start = time.perf_counter()
-  spec = config if isinstance(config, RunSpec) else resolve(config)
-  config = spec.config
+  spec = resolve(config)
   workdir = pathlib.Path(workdir)
   dataset = dataset or data.load_mnist(config.data_dir,
                                        tfds_data_dir=config.tfds_data_dir)
@@ -193,6 +161,21 @@ def train_and_evaluate(config: Config | RunSpec,
   return summary
 
 
+def compile_evaluations(evaluate: jax.stages.Wrapped, params_PxS: Any,
+                        hp_P: dict[str, jax.Array], eval_sets: dict[str, Any],
+                        ) -> dict[str, jax.stages.Compiled]:
+  """The evaluation compiled for each set; the shifted sets, of the test
+  split's shape, share the test split's program."""
+  by_shape: dict[tuple, jax.stages.Compiled] = {}
+  compiled = {}
+  for name, split in eval_sets.items():
+    shape = tuple((x.shape, x.dtype) for x in split)
+    if shape not in by_shape:
+      by_shape[shape] = evaluate.lower(params_PxS, hp_P, *split).compile()
+    compiled[name] = by_shape[shape]
+  return compiled
+
+
 def check_resumable(config: Config, metrics_path: pathlib.Path,
                     resume: bool) -> None:
   """ConfigError if a resumed run would end before the epochs it completed."""
@@ -212,15 +195,16 @@ class Trainer:
   mesh: Mesh | None
   params: Any
   opt_state: Any
-  train_epoch: jax.stages.Compiled
-  evaluate: jax.stages.Wrapped
+  compiled_epoch: jax.stages.Compiled
+  # Each evaluation set's program (sets of one shape share one).
+  compiled_evaluate: dict[str, jax.stages.Compiled]
   eval_sets: dict[str, Any]
   hp_P: dict[str, jax.Array]
   manager: ocp.CheckpointManager
   start_epoch: int
   kept_lines: list[str]   # metrics lines of the epochs already done
   first_batches: tuple[jax.Array, jax.Array]
-  compile_s: float
+  compile_s: float  # the epoch's and every evaluation's
   diverged: dict[int, str]
   progress: progress_lib.StepProgress | None
 
@@ -228,15 +212,15 @@ class Trainer:
   def start(cls, spec: RunSpec, run_data: RunData, workdir: pathlib.Path,
             resume: bool, progress: progress_lib.StepProgress | None,
             ) -> Trainer:
-    mesh = parallel.data_mesh()
+    mesh = devices.data_mesh()
     params, opt_state, train_epoch, evaluate = build_programs(
         spec, run_data.steps_per_epoch, mesh, on_step=progress)
     # Evaluation sets, hyperparameters and the first state on every device;
     # the training images travel as each epoch's batches.
-    eval_sets = {name: parallel.replicate(tuple(split), mesh)
+    eval_sets = {name: devices.replicate(tuple(split), mesh)
                  for name, split in run_data.eval_sets.items()}
-    hp_P = parallel.replicate(spec.inputs_P, mesh)
-    params, opt_state = parallel.replicate((params, opt_state), mesh)
+    hp_P = devices.replicate(spec.inputs_P, mesh)
+    params, opt_state = devices.replicate((params, opt_state), mesh)
     manager = checkpoint_manager(workdir)
     start_epoch = 0
     if resume and manager.latest_step() is not None:
@@ -248,14 +232,15 @@ class Trainer:
     first_batches = batches_on_devices(run_data, spec.seeds, start_epoch + 1,
                                        spec.config.batch_size, mesh)
     t0 = time.perf_counter()
-    compiled = train_epoch.lower(params, opt_state, hp_P,
-                                 *first_batches).compile()
+    compiled_epoch = train_epoch.lower(params, opt_state, hp_P,
+                                       *first_batches).compile()
+    compiled_evaluate = compile_evaluations(evaluate, params, hp_P, eval_sets)
     compile_s = time.perf_counter() - t0
     records = [json.loads(line) for line in kept_lines[-spec.num_points:]]
     diverged = {r['point']: r['diverged'] for r in records if 'diverged' in r}
-    return cls(spec, run_data, mesh, params, opt_state, compiled, evaluate,
-               eval_sets, hp_P, manager, start_epoch, kept_lines,
-               first_batches, compile_s, diverged, progress)
+    return cls(spec, run_data, mesh, params, opt_state, compiled_epoch,
+               compiled_evaluate, eval_sets, hp_P, manager, start_epoch,
+               kept_lines, first_batches, compile_s, diverged, progress)
 
   def batches(self, epoch: int) -> tuple[jax.Array, jax.Array]:
     if epoch == self.start_epoch + 1:
@@ -266,7 +251,8 @@ class Trainer:
   def evaluate_all(self, epoch: int) -> dict[str, Evaluation]:
     """Every evaluation set; the shifted ones ('<split>[<corruption>]') at
     the end only."""
-    return {name: jax.device_get(self.evaluate(self.params, self.hp_P, *split))
+    return {name: jax.device_get(self.compiled_evaluate[name](
+                self.params, self.hp_P, *split))
             for name, split in self.eval_sets.items()
             if '[' not in name or epoch == last_epoch(self.spec.config)}
 
@@ -283,7 +269,7 @@ class Trainer:
       t0 = time.perf_counter()
       if self.progress is not None:
         self.progress.start_epoch(epoch)
-      self.params, self.opt_state, loss_PxSxE = self.train_epoch(
+      self.params, self.opt_state, loss_PxSxE = self.compiled_epoch(
           self.params, self.opt_state, self.hp_P, *self.batches(epoch))
       loss_PxSxE = np.asarray(loss_PxSxE)
       train_s = time.perf_counter() - t0
@@ -309,44 +295,3 @@ class Trainer:
     if evaluations is None:  # Resumed a finished run: nothing left to train.
       evaluations = self.evaluate_all(last_epoch(config))
     return epoch_times, records, evaluations
-
-
-def write_predictions(path: pathlib.Path, spec: RunSpec,
-                      evaluations: dict[str, Evaluation],
-                      eval_sets: dict[str, data.Split]) -> None:
-  """The test split's probabilities and predictions of every model; the
-  predictions (int8) of every other scored split but validation: the
-  confirmation split, and each shifted set '<split>[<corruption>]' as
-  '<split>[<corruption>]_argmax' (and _bayes, _labels)."""
-  # A plain run keeps its arrays per seed; a sweep's have the point first.
-  squeeze = (lambda x: x[0]) if not spec.config.sweep else np.asarray
-  test = evaluations['test']
-  others: dict[str, Any] = {}
-  for name, scored in evaluations.items():
-    if name in ('test', 'validation'):
-      continue
-    others.update({
-        f'{name}_argmax': squeeze(scored.argmax_PxSxN).astype(np.int8),
-        f'{name}_bayes': squeeze(scored.bayes_PxSxN).astype(np.int8),
-        f'{name}_labels': eval_sets[name].labels})
-  np.savez_compressed(path, probs=squeeze(test.probs_PxSxNxK),
-                      labels=eval_sets['test'].labels,
-                      argmax=squeeze(test.argmax_PxSxN),
-                      bayes=squeeze(test.bayes_PxSxN),
-                      seeds=np.asarray(spec.seeds),
-                      points=np.asarray(json.dumps(spec.points)),
-                      **others)
-
-
-def summary_points(spec: RunSpec, records: list[dict],
-                   diverged: dict[int, str]) -> dict[str, Any]:
-  """summary.json's ``points`` (and a plain run's ``final``)."""
-  points = [{'hyperparameters': point, 'final': _summary_final(record),
-             'distance_matrix': distance_KxK.tolist(),
-             **({'diverged': diverged[p]} if p in diverged else {})}
-            for p, (point, record, distance_KxK) in enumerate(zip(
-                spec.points, records, spec.distance_PxKxK, strict=True))]
-  if spec.config.sweep:
-    return {'points': points}
-  return {'final': points[0]['final'],
-          'distance_matrix': points[0]['distance_matrix'], 'points': points}

@@ -1,11 +1,8 @@
-"""Data parallelism over every device, in one process or several.
-
-One process: a 1-D mesh over its devices (or none on a single device). Several
-processes (``jax.distributed``; on CPU they talk through gloo): the same mesh
-then spans every process's devices; parameters and optimizer state are
-replicated, each process feeds only its own rows of every batch, and all of
-them run the same compiled programs. Two processes on one machine stand in for
-two hosts in the tests.
+"""Several processes (``jax.distributed``; on CPU they talk through gloo):
+their flags, start-up, agreement and failure. Where the arrays go is
+``devices``: the mesh then spans every process's devices, each process feeds
+only its own rows of every batch, and all of them run the same compiled
+programs. Two processes on one machine stand in for two hosts in the tests.
 """
 
 from __future__ import annotations
@@ -13,7 +10,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
-import itertools
 import json
 import os
 import pathlib
@@ -22,14 +18,11 @@ import socket
 import sys
 import time
 import traceback
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NoReturn, cast
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import jax
 import numpy as np
 from jax.experimental import multihost_utils
-from jax.sharding import Mesh, NamedSharding
-from jax.sharding import PartitionSpec as P
 
 if TYPE_CHECKING:  # annotations only: at run time, no project module
   import data
@@ -38,13 +31,6 @@ if TYPE_CHECKING:  # annotations only: at run time, no project module
 
 class DistributedError(RuntimeError):
   """The processes of a multi-process run cannot work together."""
-
-
-def data_mesh() -> Mesh | None:
-  """A 1-D mesh over every device of every process, or None on one device."""
-  if jax.device_count() == 1:
-    return None
-  return Mesh(np.asarray(jax.devices()), ('data',))
 
 
 def is_primary() -> bool:
@@ -194,45 +180,3 @@ def check_agreement(config: Config, workdir: pathlib.Path, resume: bool,
           f'the processes disagree on their {what}: process(es) '
           f'{", ".join(map(str, differ))} differ from process 0. Start every '
           'process with the same flags and the same MNIST files.')
-
-
-def replicate(tree: Any, mesh: Mesh | None) -> Any:
-  """Host values (the same on every process) as arrays on every device."""
-  if mesh is None:
-    return jax.device_put(tree)
-  sharding = NamedSharding(mesh, P())
-
-  def put(x: Any) -> jax.Array:
-    x = np.asarray(x)
-    return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
-
-  return jax.tree.map(put, tree)
-
-
-def shard_batches(
-    make_rows: Callable[[slice], tuple[np.ndarray, np.ndarray]],
-    shape_SxExB: tuple[int, int, int], mesh: Mesh | None,
-) -> tuple[jax.Array, jax.Array]:
-  """An epoch's batches split over the mesh's devices along the batch axis.
-
-  ``make_rows(rows)`` returns images ``[S, E, B', ...]`` and labels
-  ``[S, E, B']`` for the slice ``rows`` of every batch: each process makes
-  only the rows its own devices hold (``make_array_from_process_local_data``).
-  """
-  if mesh is None:
-    on_device: tuple[jax.Array, jax.Array] = jax.device_put(
-        make_rows(slice(None)))
-    return on_device
-  sharding = NamedSharding(mesh, P(None, None, 'data'))
-  batch = shape_SxExB[2]
-  # Every device holds a tuple of slices (the Mapping's None never occurs).
-  spans = sorted(cast(tuple[slice, ...], index)[2].indices(batch)[:2]
-                 for index in
-                 sharding.addressable_devices_indices_map(shape_SxExB).values())
-  if any(a[1] != b[0] for a, b in itertools.pairwise(spans)):
-    raise DistributedError(f'this process holds rows {spans} of each batch, '
-                           'not one contiguous slice.')
-  images, labels = make_rows(slice(spans[0][0], spans[-1][1]))
-  return (jax.make_array_from_process_local_data(
-              sharding, images, shape_SxExB + images.shape[3:]),
-          jax.make_array_from_process_local_data(sharding, labels, shape_SxExB))

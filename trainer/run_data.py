@@ -13,7 +13,7 @@ from jax.sharding import Mesh
 
 import corruptions
 import data
-from trainer import parallel
+from trainer import devices
 from trainer.config import Config, ConfigError
 
 
@@ -147,5 +147,5 @@ def batches_on_devices(run_data: RunData, seeds: Sequence[int], epoch: int,
   def rows_of_every_batch(rows: slice) -> tuple[np.ndarray, np.ndarray]:
     return epoch_batches(run_data, seeds, epoch, batch_size, rows)
 
-  return parallel.shard_batches(rows_of_every_batch,
-                                (len(seeds), steps, batch_size), mesh)
+  return devices.shard_batches(rows_of_every_batch,
+                               (len(seeds), steps, batch_size), mesh)

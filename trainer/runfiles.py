@@ -1,4 +1,5 @@
-"""A run's files: metrics lines, summaries, atomic writes and checkpoints."""
+"""A run's files: its metrics lines, summary and predictions, atomic writes
+and checkpoints."""
 
 from __future__ import annotations
 
@@ -6,11 +7,17 @@ import json
 import os
 import pathlib
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import jax
 import numpy as np
 import orbax.checkpoint as ocp
 from numpy.typing import ArrayLike
+
+if TYPE_CHECKING:  # annotations only
+  import data
+  from trainer.programs import Evaluation
+  from trainer.spec import RunSpec
 
 
 def mean_std(values: ArrayLike) -> dict[str, float]:
@@ -55,3 +62,74 @@ def write_text_atomic(path: pathlib.Path, text: str) -> None:
     f.flush()
     os.fsync(f.fileno())
   os.replace(tmp, path)
+
+
+def epoch_records(epoch: int, loss_PxSxE: np.ndarray,
+                  evaluations: dict[str, Evaluation], times: dict,
+                  diverged: dict[int, str]) -> list[dict]:
+  """One metrics line per point; a diverged point's line says so instead of
+  scoring its NaN parameters."""
+  records = []
+  for p, loss_SxE in enumerate(loss_PxSxE):
+    if p in diverged:
+      records.append({'epoch': epoch, 'point': p, 'diverged': diverged[p],
+                      **times})
+      continue
+    per_seed = loss_SxE.mean(axis=1)
+    records.append({
+        'epoch': epoch, 'point': p,
+        'train_loss': {'per_seed': per_seed.tolist(), **mean_std(per_seed)},
+        **{name: summarize_scores(jax.tree.map(lambda x, p=p: x[p],
+                                               ev.scores))
+           for name, ev in evaluations.items()},
+        **times})
+  return records
+
+
+def _summary_final(record: dict) -> dict | None:
+  """A metrics line less its bookkeeping; None for a diverged point."""
+  if 'diverged' in record:
+    return None
+  return {name: value for name, value in record.items()
+          if name not in ('epoch', 'point', 'train_s', 'epoch_s')}
+
+
+def write_predictions(path: pathlib.Path, spec: RunSpec,
+                      evaluations: dict[str, Evaluation],
+                      eval_sets: dict[str, data.Split]) -> None:
+  """The test split's probabilities and predictions of every model; the
+  predictions (int8) of every other scored split but validation: the
+  confirmation split, and each shifted set '<split>[<corruption>]' as
+  '<split>[<corruption>]_argmax' (and _bayes, _labels)."""
+  # A plain run keeps its arrays per seed; a sweep's have the point first.
+  squeeze = (lambda x: x[0]) if not spec.config.sweep else np.asarray
+  test = evaluations['test']
+  others: dict[str, Any] = {}
+  for name, scored in evaluations.items():
+    if name in ('test', 'validation'):
+      continue
+    others.update({
+        f'{name}_argmax': squeeze(scored.argmax_PxSxN).astype(np.int8),
+        f'{name}_bayes': squeeze(scored.bayes_PxSxN).astype(np.int8),
+        f'{name}_labels': eval_sets[name].labels})
+  np.savez_compressed(path, probs=squeeze(test.probs_PxSxNxK),
+                      labels=eval_sets['test'].labels,
+                      argmax=squeeze(test.argmax_PxSxN),
+                      bayes=squeeze(test.bayes_PxSxN),
+                      seeds=np.asarray(spec.seeds),
+                      points=np.asarray(json.dumps(spec.points)),
+                      **others)
+
+
+def summary_points(spec: RunSpec, records: list[dict],
+                   diverged: dict[int, str]) -> dict[str, Any]:
+  """summary.json's ``points`` (and a plain run's ``final``)."""
+  points = [{'hyperparameters': point, 'final': _summary_final(record),
+             'distance_matrix': distance_KxK.tolist(),
+             **({'diverged': diverged[p]} if p in diverged else {})}
+            for p, (point, record, distance_KxK) in enumerate(zip(
+                spec.points, records, spec.distance_PxKxK, strict=True))]
+  if spec.config.sweep:
+    return {'points': points}
+  return {'final': points[0]['final'],
+          'distance_matrix': points[0]['distance_matrix'], 'points': points}
