@@ -24,7 +24,6 @@ import hashlib
 import pathlib
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import numpy as np
 
@@ -34,6 +33,7 @@ from data import (
   Split,
   held_out_indices,
 )
+from study import tuning
 from study.cells import (
   diverged_final,
   diverged_points,
@@ -42,9 +42,10 @@ from study.cells import (
   slug,
   tuning_curves,
 )
-from study.experiments import choose, final_config, tied_choices
+from study.experiments import final_config
 from study.plan import PERMUTED_ORDER, VALIDATION_SIZE
 from study.records import Choice, FinalCell, TuningCell
+from study.tuning import EdgeRule, Tuning, tied_choices
 from trainer import cli
 from trainer.config import Config
 
@@ -206,40 +207,10 @@ def tuning_config(base: Config, family: Tuned) -> Config:
                                for name, values in family.grid.items()})
 
 
-def _edges(tried: list[float]) -> tuple[float, ...]:
-  return (tried[0], tried[-1]) if len(tried) > 1 else ()
-
-
-def extension(chosen: float, tried: list[float], times: int,
-              top: tuple[float, ...] = ()) -> float | None:
-  """The value an edge rule adds, or None: not on an edge, or the edge's
-  extensions used up (``times`` already added on that side). The bottom
-  edge halves; the top doubles, or takes the next of ``top`` (a bounded
-  hyperparameter's registered values)."""
-  if chosen not in _edges(tried) or times >= MAX_EXTENSIONS:
-    return None
-  if chosen == tried[0]:
-    return chosen / 2
-  if not top:
-    return chosen * 2
-  higher = [v for v in top if v > chosen]
-  return higher[0] if higher else None
-
-
-def values_tried(cells: Sequence[TuningCell], name: str) -> list[float]:
-  return sorted({point.hyperparameters.get(name, getattr(cell.config, name))
-                 for cell in cells for point in cell.points})
-
-
-@dataclasses.dataclass(frozen=True)
-class Tuning:
-  """A family's tuning cells and choice, and what still sits on an edge of
-  the values tried once the rules are spent: (hyperparameter, 'top' or
-  'bottom'), and ('epochs', 'top') where 2B won at its last epoch;
-  :func:`edge_label` words each as the protocol registers."""
-  cells: tuple[TuningCell, ...]
-  choice: Choice
-  on_edge: tuple[tuple[str, str], ...]
+# The confirmation's edge rule: every tuned hyperparameter extends by one
+# point, at most K per side; a choice at the budget's last epoch doubles it
+# once; exact ties.
+EDGES = EdgeRule(per_side=MAX_EXTENSIONS, double_budget=True)
 
 
 def edge_label(family: str, hyper: str, side: str) -> str:
@@ -255,57 +226,13 @@ def edge_label(family: str, hyper: str, side: str) -> str:
   return f'tuning incomplete ({what})'
 
 
-def _side(value: float, tried: list[float]) -> str | None:
-  if value not in _edges(tried):
-    return None
-  return 'top' if value == tried[-1] else 'bottom'
-
-
 def tune(run: Callable[[pathlib.Path, Config], TuningCell],
          cells_dir: pathlib.Path, base: Config, name: str, family: Tuned,
          log: Callable[[str], object]) -> Tuning:
   """The registered grid, then the edge rules until none fires; the
   budget B is ``base.epochs``."""
-  budget = base.epochs
-  cells = [run(cells_dir / f'tune-{slug(name)}.json',
-               tuning_config(base, family))]
-  added = {(hyper, side): 0 for hyper in family.grid for side in (0, 1)}
-  while True:
-    choice = choose(cells)
-    fired = False
-    for hyper in family.grid:
-      chosen, tried = getattr(choice.config, hyper), values_tried(cells, hyper)
-      side = int(chosen == tried[-1])
-      value = extension(chosen, tried, added[hyper, side],
-                        family.top.get(hyper, ()))
-      if value is None:
-        continue
-      log(f'  {name}: {hyper} {chosen:g} on an edge; adds {value:g}')
-      added[hyper, side] += 1
-      extended: dict[str, Any] = {hyper: value}
-      cells.append(run(cells_dir / f'tune-{slug(name)}-{hyper}{value:g}.json',
-                       dataclasses.replace(choice.config, **extended,
-                                           seed=TUNE_SEED,
-                                           num_seeds=TUNE_SEEDS,
-                                           score_test=False)))
-      fired = True
-      break
-    if not fired:
-      break
-  if choice.epoch == choice.config.epochs == budget:
-    log(f'  {name}: chose the last epoch of {budget}; reruns it over '
-        f'{2 * budget}')
-    cells.append(run(cells_dir / f'tune-{slug(name)}-epochs{2 * budget}.json',
-                     dataclasses.replace(choice.config, epochs=2 * budget,
-                                         seed=TUNE_SEED, num_seeds=TUNE_SEEDS,
-                                         score_test=False)))
-    choice = choose(cells)
-  on_edge = [(h, edge) for h in family.grid
-             if (edge := _side(getattr(choice.config, h),
-                               values_tried(cells, h))) is not None]
-  if choice.epoch == choice.config.epochs == 2 * budget:
-    on_edge.append(('epochs', 'top'))
-  return Tuning(tuple(cells), choice, tuple(on_edge))
+  return tuning.tune(run, cells_dir, name, tuning_config(base, family), EDGES,
+                     log, tops=family.top)
 
 
 def final_groups(choice: Choice) -> list[Config]:

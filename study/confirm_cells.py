@@ -18,6 +18,7 @@ import numpy as np
 from study import confirm
 from study.cells import migrate_cell
 from study.records import TuningCell
+from study.tuning import Tuning
 from trainer.config import Config
 
 
@@ -33,7 +34,7 @@ def _read_cell(path: pathlib.Path, config: Config) -> TuningCell:
   return TuningCell.from_json(cell)
 
 
-def tuned(cells_dir: pathlib.Path, regime: str) -> dict[str, confirm.Tuning]:
+def tuned(cells_dir: pathlib.Path, regime: str) -> dict[str, Tuning]:
   """Each family's tuning, replayed from its committed cells."""
   base = confirm.regime_base(regime)
   out = {name: confirm.tune(_read_cell, cells_dir / regime, base, name,
@@ -101,7 +102,7 @@ def kept_groups(groups: dict[str, dict[int, Any]]) -> list[int]:
 
 
 def replayed_tunings(cells_dir: pathlib.Path, regimes: Sequence[str]
-             ) -> dict[str, dict[str, confirm.Tuning]]:
+             ) -> dict[str, dict[str, Tuning]]:
   """Each regime's tunings; a regime whose primary cells are missing is
   left out."""
   out = {}

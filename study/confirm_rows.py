@@ -30,8 +30,8 @@ from study.confirm_cells import (
   replayed_tunings,
   test_values,
 )
-from study.experiments import point_config
 from study.records import Choice
+from study.tuning import Tuning, point_config
 
 ALPHA = 0.05
 REPLICATES, BOOTSTRAP_SEED = 20_000, 0
@@ -173,13 +173,13 @@ def verdicts(rows: list[dict[str, Any]]) -> None:
     row['verdict'] = ' and '.join(words) or 'not resolved'
 
 
-def _decodings(h: Hypothesis, tuning: dict[str, confirm.Tuning]
+def _decodings(h: Hypothesis, tuning: dict[str, Tuning]
                ) -> dict[str, str]:
   return {f: 'argmax' if h.metric == 'mean_error_distance'
           else tuning[f].choice.decoding for f in (h.challenger, h.reference)}
 
 
-def pair_row(h: Hypothesis, tuning: dict[str, confirm.Tuning],
+def pair_row(h: Hypothesis, tuning: dict[str, Tuning],
              root: pathlib.Path, replicates: int,
              drop: Collection[int] = (),
              detect_z: float = DETECT_Z) -> dict[str, Any]:
@@ -317,7 +317,7 @@ def _neighbours(values: Sequence[float], chosen: float) -> list[float]:
   return sorted(values)[max(i - 1, 0):i] + sorted(values)[i + 1:i + 2]
 
 
-def tuning_moves(tuning: confirm.Tuning, grid: Sequence[str]
+def tuning_moves(tuning: Tuning, grid: Sequence[str]
                  ) -> list[dict[str, Any]]:
   """For each value tried next to the choice, the others held at it (the
   epoch among the evaluated ones; at the chosen decoding and budget): the

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import fractions
 import math
 import pathlib
 import time
@@ -40,6 +39,7 @@ import numpy.typing as npt
 from data import Split
 from study import report as study_report
 from study import rows as study_rows
+from study import tuning
 from study.cells import (
   diverged_final,
   diverged_points,
@@ -70,79 +70,17 @@ from trainer import cli
 from trainer.config import Config
 
 # ----------------------------------------------------------------------------
-# Choices, on validation only.
+# Tuning (``study.tuning``, on validation only) and the finals.
 
 
-def point_config(cell: TuningCell, point: dict) -> Config:
-  return dataclasses.replace(cell.config, sweep={}, **point)
-
-
-def exact_mde(mde: float, cell: TuningCell) -> fractions.Fraction:
-  """A point's mean validation MDE as the ratio it estimates: the digit
-  distances summed over the validation images and the cell's seeds, over
-  their number. The float32 mean of two equal sums can differ in its last
-  bits; as ratios they tie, and the tie rule decides."""
-  count = cell.config.validation_size * len(cell.seeds)
-  return fractions.Fraction(round(mde * count), count)
-
-
-def _ranked(cells: Sequence[TuningCell], exact_ties: bool) -> list[tuple]:
-  """Every evaluated (point, epoch, decoding), best first: lowest mean
-  validation MDE, then the earlier epoch, then argmax, then the first
-  cell's and grid's order."""
-  def key(mde: float, cell: TuningCell) -> fractions.Fraction | float:
-    return exact_mde(mde, cell) if exact_ties else mde
-
-  candidates = [(key(e[d]['mean_digit_distance'], cell), e['epoch'], d,
-                 e[d]['mean_digit_distance'], cell, point)
-                for cell in cells for point in cell.points
-                if not point.diverged
-                for e in point.curve for d in ('argmax', 'bayes')]
-  if not candidates:
-    raise ValueError('every tuning point diverged: nothing to choose; '
-                     f'rates tried: {rates_tried(cells)}')
-  return sorted(candidates, key=lambda c: c[:3])
-
-
-def _as_choice(candidate: tuple) -> Choice:
-  *_, epoch, decoding, mde, cell, point = candidate
-  return Choice(point_config(cell, point.hyperparameters), epoch, decoding,
-                mde)
-
-
-def choose(cells: Sequence[TuningCell], *, exact_ties: bool = True
-           ) -> Choice:
-  """The (point, epoch, decoding) of lowest mean validation MDE; ties go
-  to the earlier epoch, then argmax, then the first cell's and grid's
-  order. ``exact_ties=False`` compares the float means as they are: the
-  study's protocol registered no tie rule, and its committed finals
-  followed that order (one of them, scarce2000's slace[linear], through a
-  tie)."""
-  return _as_choice(_ranked(cells, exact_ties)[0])
-
-
-def tied_choices(cells: Sequence[TuningCell]) -> list[Choice]:
-  """Every (point, epoch, decoding) whose validation MDE, as the exact
-  ratio, equals the lowest: :func:`choose`'s choice first, then the ones
-  the tie rule passed over."""
-  ranked = _ranked(cells, exact_ties=True)
-  return [_as_choice(c) for c in ranked if c[0] == ranked[0][0]]
-
-
-def rates_tried(cells: Sequence[TuningCell]) -> list[float]:
-  return sorted({point_config(c, p.hyperparameters).learning_rate
-                 for c in cells for p in c.points})
-
-
-def next_rate(cells: Sequence[TuningCell]) -> float | None:
-  """One factor of two past the edge the chosen rate sits on, else None."""
-  rate = choose(cells, exact_ties=False).config.learning_rate
-  tried = rates_tried(cells)
-  if rate == tried[0]:
-    return rate / 2
-  if rate == tried[-1]:
-    return rate * 2
-  return None
+def edge_rule(grid: Grid) -> tuning.EdgeRule:
+  """The study's edge rule: a chosen learning rate on an edge of the rates
+  tried adds a slab (every value of the family's own hyperparameter) one
+  factor of two out, at most ``grid.max_extensions`` in all; the float
+  means compared as they are (no tie rule was registered)."""
+  return tuning.EdgeRule(hyperparameters=('learning_rate',), slab=True,
+                         in_all=grid.max_extensions, exact_ties=False,
+                         cell_names={'learning_rate': 'lr'})
 
 
 def tuning_config(base: Config, family: Family,
@@ -222,23 +160,6 @@ class StudyRun:
                                         diverged_final))
 
 
-def tune_family(cells_dir: pathlib.Path, base: Config, name: str,
-                family: Family, grid: Grid,
-                study_run: StudyRun) -> list[TuningCell]:
-  """The family's tuning cells: the rate grid, then any edge extensions."""
-  cells = [study_run.tuning_cell(
-      cells_dir / f'tune-{slug(name)}.json',
-      tuning_config(base, family, grid.learning_rates))]
-  for _ in range(grid.max_extensions):
-    rate = next_rate(cells)
-    if rate is None:
-      break
-    cells.append(study_run.tuning_cell(
-        cells_dir / f'tune-{slug(name)}-lr{rate:g}.json',
-        tuning_config(base, family, [rate])))
-  return cells
-
-
 def tune_regime(name: str, grid: Grid, base: Config, study_run: StudyRun,
                 families: list[str]) -> dict[str, FamilyResult]:
   """Every family's tuning cells and choice in regime ``name``, once per
@@ -262,15 +183,16 @@ def tune_regime(name: str, grid: Grid, base: Config, study_run: StudyRun,
     if regime.own_from is not None:
       family = fixed_own(family,
                          chosen_in_own_from[family_name].choice.config)
-    cells = tune_family(study_run.cells_dir / name, base, family_name, family,
-                        grid, study_run)
-    on_edge = next_rate(cells) is not None
-    if on_edge:
+    tuned_family = tuning.tune(
+        study_run.tuning_cell, study_run.cells_dir / name, family_name,
+        tuning_config(base, family, grid.learning_rates), edge_rule(grid),
+        study_run.log)
+    if tuned_family.on_edge:
       study_run.log(f'[{name}] {family_name}: the chosen rate is still on an '
-                 f'edge after {grid.max_extensions} extensions')
-    choice = choose(cells, exact_ties=False)
-    tuned[family_name] = FamilyResult(FAMILIES[family_name].role,
-                                      tuple(cells), choice, on_edge)
+                    f'edge after {grid.max_extensions} extensions')
+    tuned[family_name] = FamilyResult(
+        FAMILIES[family_name].role, tuned_family.cells, tuned_family.choice,
+        bool(tuned_family.on_edge))
   study_run.tuned[key] = tuned
   return tuned
 

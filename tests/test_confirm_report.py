@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from study import confirm, confirm_readme, confirm_report, confirm_rows, power
+from study import (
+  confirm,
+  confirm_readme,
+  confirm_report,
+  confirm_rows,
+  power,
+  tuning,
+)
 from study.records import Choice, TuningCell, TuningPoint
 from trainer.resolve import grid_points
 
@@ -484,10 +491,10 @@ def test_a_value_tried_only_elsewhere_is_not_tried_at_the_choice():
                          1.0, (point({}, 0.05),))
   # Seed 102 scores the grid's lr 0.003, ε 0.5 0.03 worse than the others.
   grid.points[1].curve[1]['mean_digit_distance_per_seed']['argmax'][2] += 0.03
-  tuning = confirm.Tuning((grid, extension),
-                          Choice(chosen, 8, 'argmax', 0.05), ())
+  tuned = tuning.Tuning((grid, extension), Choice(chosen, 8, 'argmax', 0.05),
+                        ())
   moves = {(m['hyperparameter'], m['neighbour']): m for m in
-           confirm_rows.tuning_moves(tuning, ['learning_rate', 'epsilon'])}
+           confirm_rows.tuning_moves(tuned, ['learning_rate', 'epsilon'])}
   assert set(moves) == {('epoch', 6), ('epoch', 10),
                         ('learning_rate', 0.003), ('epsilon', 0.3)}
   np.testing.assert_allclose(moves['learning_rate', 0.003]['validation_mde'],

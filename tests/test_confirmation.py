@@ -14,7 +14,7 @@ import data
 import losses
 import train
 from conftest import MNIST_DIR, ROOT, learnable_dataset, needs_mnist
-from study import confirm
+from study import confirm, tuning
 from study import plan as study_plan
 from study.records import Choice, TuningCell, TuningPoint
 from trainer.config import FIELDS, Config, ConfigError
@@ -222,16 +222,19 @@ def test_scarce500_is_registered_on_the_primary_pairs_terms():
 
 
 def test_edge_rules():
-  assert confirm.extension(0.012, [0.003, 0.006, 0.012], 0) == 0.024
-  assert confirm.extension(1.5, [1.5, 3, 6], 2) == 0.75
-  assert confirm.extension(1.5, [1.5, 3, 6], 3) is None
-  assert confirm.extension(0.006, [0.003, 0.006, 0.012], 0) is None
+  assert tuning.extension(0.012, [0.003, 0.006, 0.012], 0, limit=3) == 0.024
+  assert tuning.extension(1.5, [1.5, 3, 6], 2, limit=3) == 0.75
+  assert tuning.extension(1.5, [1.5, 3, 6], 3, limit=3) is None
+  assert tuning.extension(0.006, [0.003, 0.006, 0.012], 0, limit=3) is None
   # A bounded hyperparameter's top takes its registered values in turn.
   top = (0.95, 0.975)
-  assert confirm.extension(0.9, [0.1, 0.5, 0.9], 0, top) == 0.95
-  assert confirm.extension(0.95, [0.1, 0.9, 0.95], 1, top) == 0.975
-  assert confirm.extension(0.975, [0.1, 0.95, 0.975], 2, top) is None
-  assert confirm.extension(0.1, [0.1, 0.5, 0.9], 0, top) == 0.05
+  assert tuning.extension(0.9, [0.1, 0.5, 0.9], 0, top, limit=3) == 0.95
+  assert tuning.extension(0.95, [0.1, 0.9, 0.95], 1, top, limit=3) == 0.975
+  assert tuning.extension(0.975, [0.1, 0.95, 0.975], 2, top, limit=3) is None
+  assert tuning.extension(0.1, [0.1, 0.5, 0.9], 0, top, limit=3) == 0.05
+  # One value tried has no edge.
+  assert tuning.extension(0.1, [0.1], 0) is None
+  assert confirm.EDGES.per_side == confirm.MAX_EXTENSIONS == 3
 
 
 def test_tuning_extends_until_no_edge_then_labels_what_is_left(tmp_path):

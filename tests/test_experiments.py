@@ -16,7 +16,7 @@ import corruptions
 import losses
 import train
 from conftest import ROOT, learnable_dataset
-from study import cells, experiments, loss_table
+from study import cells, experiments, loss_table, tuning
 from study import plan as study_plan
 from study import report as study_report
 from study import rows as study_rows
@@ -101,7 +101,7 @@ def test_choices_are_made_on_validation_only(tiny_study):
   for result in study.values():
     for family in result.families.values():
       choice = family.choice
-      assert choice == experiments.choose(family.tuning, exact_ties=False)
+      assert choice == tuning.choose(family.tuning, exact_ties=False)
       # Tuning never looked at the test split; finals use fresh seeds.
       for cell in family.tuning:
         assert not cell.config.score_test
@@ -209,21 +209,33 @@ def _cell(rates, mde_of_rate, epochs=(1, 2), diverged=()):
       for r in rates))
 
 
+def next_rate(cells):
+  """The study's next extension cell's rate, or None."""
+  rule = experiments.edge_rule(study_plan.GRIDS['full'])
+  step = tuning.next_extension(cells, rule, cells[0].config)
+  return None if step is None else step[2]
+
+
 def test_choose_and_the_edge_rule():
   cells = [_cell([1e-3, 2e-3, 4e-3], lambda r: abs(np.log2(r / 4e-3)))]
-  choice = experiments.choose(cells)
+  choice = tuning.choose(cells)
   assert (choice.config.learning_rate, choice.epoch, choice.decoding,
           choice.validation_mde) == (4e-3, 1, 'argmax', 1.0)
   assert choice.config.sweep == {}
-  assert experiments.next_rate(cells) == 8e-3       # on the upper edge
+  assert next_rate(cells) == 8e-3       # on the upper edge
   cells.append(_cell([8e-3], lambda r: 5.0))
-  assert experiments.next_rate(cells) is None       # now inside
+  assert next_rate(cells) is None       # now inside
   cells = [_cell([1e-3, 2e-3], lambda r: r)]
-  assert experiments.next_rate(cells) == 5e-4       # on the lower edge
+  assert next_rate(cells) == 5e-4       # on the lower edge
   # A point that diverged is never chosen, but its rate was tried.
   cells = [_cell([1e-3, 2e-3, 4e-3], lambda r: r, diverged=[1e-3])]
-  assert experiments.choose(cells).config.learning_rate == 2e-3
-  assert experiments.next_rate(cells) is None
+  assert tuning.choose(cells).config.learning_rate == 2e-3
+  assert next_rate(cells) is None
+  # The study's limit is in all, not per side.
+  rule = experiments.edge_rule(study_plan.GRIDS['full'])
+  cells = [_cell([1e-3, 2e-3], lambda r: r)]
+  assert tuning.next_extension(cells, rule, cells[0].config, {
+      ('learning_rate', 'top'): 6}) is None
 
 
 def test_equal_distance_sums_tie_and_the_earlier_epoch_wins():
@@ -240,17 +252,17 @@ def test_equal_distance_sums_tie_and_the_earlier_epoch_wins():
                     [100, 101, 102], 500, 1.0,
                     (point(0.003, 20, 0.1715333263),
                      point(0.006, 16, 0.1715333313)))
-  assert experiments.exact_mde(0.1715333263, cell) == Fraction(2573, 15000)
-  assert experiments.exact_mde(0.1715333313, cell) == Fraction(2573, 15000)
-  choice = experiments.choose([cell])
+  assert tuning.exact_mde(0.1715333263, cell) == Fraction(2573, 15000)
+  assert tuning.exact_mde(0.1715333313, cell) == Fraction(2573, 15000)
+  choice = tuning.choose([cell])
   assert (choice.config.learning_rate, choice.epoch) == (0.006, 16)
   assert choice.validation_mde == 0.1715333313
   # The study's order: the float means as they are.
-  assert experiments.choose([cell], exact_ties=False).epoch == 20
+  assert tuning.choose([cell], exact_ties=False).epoch == 20
   # One distance more is not a tie.
   cell = dataclasses.replace(cell, points=(
       point(0.003, 20, 2573 / 15000), point(0.006, 16, 2574 / 15000)))
-  assert experiments.choose([cell]).epoch == 20
+  assert tuning.choose([cell]).epoch == 20
 
 
 def test_best_distance_aware_family_by_mean_rank():
@@ -287,9 +299,9 @@ def test_a_tuning_cell_whose_points_all_diverge_is_kept(tmp_path):
   # Its rate counts as tried: 1e-3 is no longer the lowest.
   diverged = TuningCell.from_json(
       dict(cell, config=dict(cell['config'], learning_rate=5e-4)))
-  assert experiments.rates_tried([ok, diverged])[0] == 5e-4
-  assert experiments.choose([ok, diverged]).config.learning_rate == 1e-3
-  assert experiments.next_rate([ok, diverged]) is None
+  assert tuning.values_tried([ok, diverged], 'learning_rate')[0] == 5e-4
+  assert tuning.choose([ok, diverged]).config.learning_rate == 1e-3
+  assert next_rate([ok, diverged]) is None
 
 
 def test_more_seeds_when_within_two_standard_errors():
@@ -362,7 +374,9 @@ def test_rerun_skips_every_finished_cell(tiny_study):
   study = experiments.run_study('tiny', dataset, root / 'results',
                                 root / 'runs', base=Config(),
                                 log=log.append)
-  assert not [line for line in log if line.startswith('  ')]  # nothing trained
+  # Nothing trained: run_cell logs '  <regime>/<cell>: <seconds>s' per run.
+  assert not [line for line in log if re.fullmatch(r'  \S+/\S+: \d+s', line)]
+  assert [line for line in log if line.endswith('on an edge; adds 0.012')]
   again = study_rows.study_rows(study)
   assert json.dumps(again) == json.dumps(rows)
 
