@@ -1,11 +1,13 @@
 """The study's cells: one ``train_and_evaluate`` run each, remembered as a
 small JSON file, so that a rerun skips every finished one.
 
-:func:`run_cell` trains a configuration unless its file holds the result;
+:func:`run_cell` trains a configuration unless its file holds the result
+(:func:`read_cell`, the one path that reads a cell back, also the reports');
 the ``make_cell`` functions say what a finished run keeps (a tuning cell's
 validation curves, a final's scores) and the ``on_diverged`` ones what a run
 whose every point diverged keeps. :func:`migrate_cell` reads cells written
-under old names.
+under old names; :func:`save_distances` keeps a final's per-image digit
+distances.
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ import json
 import pathlib
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
 
 from data import Split
 from trainer import loop
@@ -41,13 +46,7 @@ def run_cell(path: pathlib.Path, config: Config,
   resumes from its last checkpoint.
   """
   if path.exists():
-    cell = migrate_cell(json.loads(path.read_text()))
-    # Config(**saved) fills fields added since the cell was written with
-    # their defaults, which is what the cell ran with.
-    if Config(**cell['config']) != config:
-      raise ValueError(f'{path} holds another configuration; remove it or '
-                       'choose another --results_dir.')
-    return cell
+    return read_cell(path, config)
   workdir = pathlib.Path(runs_dir) / path.relative_to(
       path.parents[1]).with_suffix('')
   resume = (workdir / 'config.json').exists()
@@ -74,6 +73,22 @@ def run_cell(path: pathlib.Path, config: Config,
   path.parent.mkdir(parents=True, exist_ok=True)
   write_text_atomic(path, json.dumps(cell) + '\n')
   log(f'  {path.parent.name}/{path.stem}: {cell["wall_s"]:.0f}s')
+  return cell
+
+
+def read_cell(path: pathlib.Path, config: Config) -> dict:
+  """A finished cell as :func:`run_cell` returns it, read only: migrated,
+  and checked to hold ``config`` (where the data were read from aside).
+  FileNotFoundError where it is not there; ValueError where it holds
+  another configuration."""
+  cell = migrate_cell(json.loads(path.read_text()))
+  # Config(**saved) fills fields added since the cell was written with
+  # their defaults, which is what the cell ran with.
+  saved = Config(**cell['config'])
+  if saved != dataclasses.replace(config, data_dir=saved.data_dir,
+                                  tfds_data_dir=saved.tfds_data_dir):
+    raise ValueError(f'{path} holds another configuration; remove it or '
+                     'choose another --results_dir.')
   return cell
 
 
@@ -127,3 +142,36 @@ def diverged_final(config: Config, message: str) -> dict:
 def final_scores(summary: dict, workdir: pathlib.Path) -> dict:
   del workdir
   return {k: v for k, v in summary['final'].items() if k != 'train_loss'}
+
+
+def prediction_key(split: str, field: str) -> str:
+  """predictions.npz's name of a split's field: the test split's bare
+  (``argmax``, ``labels``), every other one's prefixed."""
+  return field if split == 'test' else f'{split}_{field}'
+
+
+def save_distances(workdir: str | pathlib.Path, path: str | pathlib.Path,
+                   sets: Sequence[str] | None, *, bare: str | None,
+                   seeds: bool) -> None:
+  """A final's per-image digit distances, per seed and decoding, as int8.
+
+  ``sets``: the scored sets kept (None: the test split and each shifted
+  set of it the run scored); ``bare``: the one set whose arrays are kept as
+  ``argmax`` and ``bayes``, every other one's as ``<set>_argmax``; ``seeds``:
+  keep the run's seeds too (first).
+  """
+  path = pathlib.Path(path)
+  with np.load(pathlib.Path(workdir) / 'predictions.npz') as f:
+    if sets is None:
+      sets = ['test', *(name[:-len('_labels')] for name in f.files
+                        if name.startswith('test[')
+                        and name.endswith('_labels'))]
+    kept: dict[str, Any] = {'seeds': f['seeds']} if seeds else {}
+    for name in sets:
+      labels_N = f[prediction_key(name, 'labels')]
+      for decoding in ('argmax', 'bayes'):
+        key = decoding if name == bare else f'{name}_{decoding}'
+        kept[key] = np.abs(f[prediction_key(name, decoding)].astype(np.int16)
+                           - labels_N[None, :]).astype(np.int8)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  np.savez_compressed(path, **kept)

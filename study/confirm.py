@@ -39,6 +39,7 @@ from study.cells import (
   diverged_points,
   final_scores,
   run_cell,
+  save_distances,
   slug,
   tuning_curves,
 )
@@ -250,19 +251,6 @@ def permuted_twin(choice: Choice) -> Choice:
       choice.config, distance=PERMUTED_ORDER, decode_distance='linear'))
 
 
-def save_distances(workdir: pathlib.Path, path: pathlib.Path) -> None:
-  """A final's per-image digit distances on the confirmation split, per
-  seed and decoding, as int8."""
-  with np.load(workdir / 'predictions.npz') as f:
-    labels = f['confirmation_labels']
-    distances = {d: np.abs(f[f'confirmation_{d}'].astype(np.int16)
-                           - labels).astype(np.int8)
-                 for d in ('argmax', 'bayes')}
-    seeds = f['seeds']
-  path.parent.mkdir(parents=True, exist_ok=True)
-  np.savez_compressed(path, seeds=seeds, **distances)
-
-
 def run_confirmation(dataset: dict[str, Split] | None,
                      results_dir: pathlib.Path, runs_dir: pathlib.Path,
                      regimes: Sequence[str], data_dir: str | None,
@@ -283,7 +271,8 @@ def run_confirmation(dataset: dict[str, Split] | None,
     distances = images_dir / path.parent.name / path.name.replace(
         '.json', '.npz')
     if cell.diverged is None and not distances.exists():
-      save_distances(workdir, distances)
+      save_distances(workdir, distances, ['confirmation'],
+                     bare='confirmation', seeds=True)
     return cell
 
   def run_finals(regime: str, choices: dict[str, Choice]) -> None:

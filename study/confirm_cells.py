@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from study import confirm
-from study.cells import migrate_cell
+from study.cells import read_cell
 from study.records import TuningCell
 from study.tuning import Tuning
 from trainer.config import Config
@@ -24,14 +24,7 @@ from trainer.config import Config
 
 def _read_cell(path: pathlib.Path, config: Config) -> TuningCell:
   """A committed tuning cell (the report never trains)."""
-  if not path.exists():
-    raise FileNotFoundError(path)
-  cell = migrate_cell(json.loads(path.read_text()))
-  if Config(**cell['config']) != dataclasses.replace(config,
-                                                     data_dir=cell['config'][
-                                                         'data_dir']):
-    raise ValueError(f'{path} holds another configuration.')
-  return TuningCell.from_json(cell)
+  return TuningCell.from_json(read_cell(path, config))
 
 
 def tuned(cells_dir: pathlib.Path, regime: str) -> dict[str, Tuning]:

@@ -33,12 +33,13 @@ import json
 import math
 import pathlib
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
 import corruptions
+from study.cells import prediction_key, save_distances
 
 
 class Components(NamedTuple):
@@ -118,37 +119,15 @@ def distances_SxN(source: str | pathlib.Path, decoding: str = 'argmax',
   kept: list[np.ndarray]
   if source.suffix == '.npz':
     with np.load(source) as f:
-      kept = [f[_key(s, decoding)].astype(np.int16) for s in sets]
+      kept = [f[prediction_key(s, decoding)].astype(np.int16) for s in sets]
   else:
     with np.load(source / 'predictions.npz') as f:
-      kept = [np.abs(f[_key(s, decoding)].astype(np.int16)
-                     - f[_key(s, 'labels')][None, :]) for s in sets]
+      kept = [np.abs(f[prediction_key(s, decoding)].astype(np.int16)
+                     - f[prediction_key(s, 'labels')][None, :]) for s in sets]
   if kind is None:
     return kept[0]
   mean: np.ndarray = np.mean(kept, axis=0)
   return mean
-
-
-def _key(split: str, field: str) -> str:
-  """predictions.npz's name of a split's field: the test split's bare
-  (``argmax``, ``labels``), every other one's prefixed."""
-  return field if split == 'test' else f'{split}_{field}'
-
-
-def save_distances(workdir: str | pathlib.Path,
-                   path: str | pathlib.Path) -> None:
-  """A run's per-image distances on the test split and on each of its
-  shifted sets it scored, both decodings, as int8."""
-  path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  with np.load(pathlib.Path(workdir) / 'predictions.npz') as f:
-    sets = ['test', *(name[:-len('_labels')] for name in f.files
-                      if name.startswith('test[') and name.endswith('_labels'))]
-    kept: dict[str, Any] = {
-        _key(s, d): np.abs(f[_key(s, d)].astype(np.int16)
-                           - f[_key(s, 'labels')][None, :]).astype(np.int8)
-        for s in sets for d in ('argmax', 'bayes')}
-  np.savez_compressed(path, **kept)
 
 
 def power_table(c: Components, reference_mde: float, *, alpha: float,
@@ -231,7 +210,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                          ('challenger', challenger_dir)):
       if source.suffix != '.npz':
         save_distances(source, pathlib.Path(args.keep)
-                       / f'{args.name}-{role}.npz')
+                       / f'{args.name}-{role}.npz', None, bare='test',
+                       seeds=False)
   if reference.shape != challenger.shape:
     parser.error(f'--pair: {reference.shape} and {challenger.shape} '
                  'predictions differ in seeds or images.')

@@ -24,12 +24,16 @@ import pathlib
 import time
 from collections.abc import Callable, Sequence
 
-import numpy as np
-
 import corruptions
 from data import Split
 from study import confirm
-from study.cells import diverged_final, final_scores, run_cell, slug
+from study.cells import (
+  diverged_final,
+  final_scores,
+  run_cell,
+  save_distances,
+  slug,
+)
 from study.confirm_cells import tuned
 from study.experiments import final_config
 from study.records import Choice, FinalCell
@@ -58,20 +62,6 @@ def shift_groups(choice: Choice) -> list[Config]:
       shifted_size=SHIFTED_SIZE) for g in range(SHIFT_GROUPS)]
 
 
-def save_distances(workdir: pathlib.Path, path: pathlib.Path) -> None:
-  """A final's per-image digit distances on every kept set, per seed and
-  decoding, as int8 (``<set>_argmax``, ``<set>_bayes``)."""
-  with np.load(workdir / 'predictions.npz') as f:
-    distances = {
-        f'{name}_{decoding}': np.abs(
-            f[f'{name}_{decoding}'].astype(np.int16)
-            - f[f'{name}_labels']).astype(np.int8)
-        for name in KEPT_SETS for decoding in ('argmax', 'bayes')}
-    seeds = f['seeds']
-  path.parent.mkdir(parents=True, exist_ok=True)
-  np.savez_compressed(path, seeds=seeds, **distances)
-
-
 def run_shift(dataset: dict[str, Split] | None, results_dir: pathlib.Path,
               runs_dir: pathlib.Path, data_dir: str | None,
               log: Callable[[str], object] = print) -> None:
@@ -89,7 +79,8 @@ def run_shift(dataset: dict[str, Split] | None, results_dir: pathlib.Path,
                                           log, final_scores, diverged_final))
       distances = root / 'images' / path.name.replace('.json', '.npz')
       if cell.diverged is None and not distances.exists():
-        save_distances(runs_dir / 'cells' / path.stem, distances)
+        save_distances(runs_dir / 'cells' / path.stem, distances, KEPT_SETS,
+                       bare=None, seeds=True)
 
 
 def build_parser() -> argparse.ArgumentParser:

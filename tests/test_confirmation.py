@@ -14,7 +14,7 @@ import data
 import losses
 import train
 from conftest import MNIST_DIR, ROOT, learnable_dataset, needs_mnist
-from study import confirm, tuning
+from study import cells, confirm, tuning
 from study import plan as study_plan
 from study.records import Choice, TuningCell, TuningPoint
 from trainer.config import FIELDS, Config, ConfigError
@@ -543,3 +543,25 @@ def test_without_a_tie_no_tied_control_runs(tmp_path, monkeypatch):
   assert not [name for name in ran if 'tied' in name]
   assert messages[-1] == ('[scarce500] label smoothing\'s choice had no tie: '
                           'no tied control')
+
+
+def test_a_finals_per_image_file_keeps_the_committed_format(tmp_path):
+  # The committed confirmation files: seeds, then the confirmation split's
+  # distances as bare 'argmax' and 'bayes' (int8), per seed and image.
+  rng = np.random.default_rng(0)
+  labels = rng.integers(0, 10, 7)
+  preds = {d: rng.integers(0, 10, (2, 7)).astype(np.int8)
+           for d in ('argmax', 'bayes')}
+  (tmp_path / 'run').mkdir()
+  np.savez_compressed(tmp_path / 'run' / 'predictions.npz',
+                      seeds=np.array([1000, 1001]), confirmation_labels=labels,
+                      **{f'confirmation_{d}': p for d, p in preds.items()})
+  cells.save_distances(tmp_path / 'run', tmp_path / 'kept.npz',
+                       ['confirmation'], bare='confirmation', seeds=True)
+  with np.load(tmp_path / 'kept.npz') as kept:
+    assert kept.files == ['seeds', 'argmax', 'bayes']
+    assert list(kept['seeds']) == [1000, 1001]
+    for decoding, pred in preds.items():
+      assert kept[decoding].dtype == np.int8
+      np.testing.assert_array_equal(kept[decoding],
+                                    np.abs(pred.astype(int) - labels))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import corruptions
-from study import power
+from study import cells, power
 
 
 def _simulate(rng, seeds, images, sd_seed=0.01, sd_image=0.2, sd_residual=0.5,
@@ -73,7 +73,8 @@ def test_a_kind_of_shift_averages_its_corruptions_per_image(tmp_path):
                       for name in corruptions.KINDS['geometric']], axis=0)
   np.testing.assert_allclose(geometric, expected)
   # The kept int8 file gives the same, and the clean split as before.
-  power.save_distances(tmp_path / 'run', tmp_path / 'kept.npz')
+  cells.save_distances(tmp_path / 'run', tmp_path / 'kept.npz', None,
+                       bare='test', seeds=False)
   np.testing.assert_allclose(
       power.distances_SxN(tmp_path / 'kept.npz', kind='geometric'), expected)
   np.testing.assert_array_equal(

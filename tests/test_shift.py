@@ -12,7 +12,7 @@ import pytest
 import corruptions
 from conftest import ROOT
 from shift_fixtures import corrupted, write_shift_finals
-from study import confirm, shift, shift_rows
+from study import cells, confirm, shift, shift_rows
 from study.confirm_cells import tuned
 
 
@@ -90,8 +90,9 @@ def test_the_kept_distances_are_the_predictions_distances(tmp_path, small):
       ROOT / 'results' / 'confirmation' / 'cells', 'scarce2000')[
           'label_smoothing'].choice)[0]
   _fake_run(tmp_path / 'final-x-s2000.json', config, tmp_path)
-  shift.save_distances(tmp_path / 'cells' / 'final-x-s2000',
-                       tmp_path / 'kept.npz')
+  cells.save_distances(tmp_path / 'cells' / 'final-x-s2000',
+                       tmp_path / 'kept.npz', shift.KEPT_SETS, bare=None,
+                       seeds=True)
   with np.load(tmp_path / 'cells' / 'final-x-s2000' / 'predictions.npz') as p, \
       np.load(tmp_path / 'kept.npz') as kept:
     for name in ('confirmation[rotate]', 'confirmation'):
