@@ -1,7 +1,8 @@
-"""``python -m study``: the loss study behind results/study.md."""
+"""``python -m study [COMMAND] [FLAGS]``: every protocol and report
+(``study.commands``); without a command, the screening study."""
 
 import sys
 
-from study.experiments import main
+from study.commands import main
 
 sys.exit(main())

@@ -6,7 +6,7 @@ on the test split. ``study.confirm_report`` writes them out.
 
 Nothing here trains: ``study.confirm_cells`` reads back each family's
 choice (decoding, edges) and the finals' int8 distances, which give the
-estimates. A hypothesis whose finals are not all done is
+stats. A hypothesis whose finals are not all done is
 left out (and said so); a group of seeds that diverged in either family is
 dropped from both.
 """
@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from study import confirm, estimates
+from study import confirm, stats
 from study import rows as study_rows
 from study.confirm_cells import (
   diverged_groups,
@@ -73,12 +73,12 @@ def _num_den(distances_SxN: np.ndarray,
 
 
 def attribution(a_SxN: np.ndarray, b_SxN: np.ndarray) -> tuple[float, float]:
-  """The fewer / closer parts of Δ MDE, as the study splits it per seed."""
+  """The fewer / closer parts of Δ MDE, split per seed
+  (:func:`study.stats.fewer_closer`)."""
   e_a, e_b = (np.mean(x > 0, axis=1) for x in (a_SxN, b_SxN))
-  d_a, d_b = (estimates.per_seed(*_num_den(x, 'mean_error_distance'))
+  d_a, d_b = (stats.per_seed(*_num_den(x, 'mean_error_distance'))
               for x in (a_SxN, b_SxN))
-  return (float(np.mean((e_a - e_b) * (d_a + d_b) / 2)),
-          float(np.mean((d_a - d_b) * (e_a + e_b) / 2)))
+  return stats.fewer_closer(e_a, e_b, d_a, d_b)
 
 
 def estimate(h: Hypothesis, a_SxN: np.ndarray, b_SxN: np.ndarray,
@@ -87,16 +87,16 @@ def estimate(h: Hypothesis, a_SxN: np.ndarray, b_SxN: np.ndarray,
   """Every number of a hypothesis's row but its Holm p and verdict."""
   num_a, den_a = _num_den(a_SxN, h.metric)
   num_b, den_b = _num_den(b_SxN, h.metric)
-  per_a, per_b = (estimates.per_seed(num_a, den_a),
-                  estimates.per_seed(num_b, den_b))
+  per_a, per_b = (stats.per_seed(num_a, den_a),
+                  stats.per_seed(num_b, den_b))
   diff_S = per_a - per_b
-  samples = estimates.two_way_bootstrap((num_a, den_a), (num_b, den_b),
+  samples = stats.two_way_bootstrap((num_a, den_a), (num_b, den_b),
                                         replicates=replicates,
                                         seed=BOOTSTRAP_SEED)
   reference = float(per_b.mean())
-  lo95, hi95 = estimates.percentile_interval(samples, 0.95)
-  lo90, hi90 = estimates.percentile_interval(samples, 0.90)
-  seeds_mean, seeds_half = study_rows.mean_ci(diff_S)
+  lo95, hi95 = stats.percentile_interval(samples, 0.95)
+  lo90, hi90 = stats.percentile_interval(samples, 0.90)
+  seeds_mean, seeds_half = stats.mean_ci(diff_S)
   row = {
       'hypothesis': h.name, 'regime': h.regime, 'challenger': h.challenger,
       'reference': h.reference, 'metric': h.metric,
@@ -106,11 +106,11 @@ def estimate(h: Hypothesis, a_SxN: np.ndarray, b_SxN: np.ndarray,
       'delta': float(diff_S.mean()), 'delta_share': float(diff_S.mean())
       / reference,
       'ci95_low': lo95, 'ci95_high': hi95, 'ci90_low': lo90,
-      'ci90_high': hi90, 'p_bootstrap': estimates.bootstrap_p(samples),
+      'ci90_high': hi90, 'p_bootstrap': stats.bootstrap_p(samples),
       'seeds_ci95_low': seeds_mean - seeds_half,
       'seeds_ci95_high': seeds_mean + seeds_half,
-      'p_t': study_rows.paired_test(per_a, per_b)[1],
-      'p_sign_flip': estimates.sign_flip_p(diff_S, flips=SIGN_FLIPS),
+      'p_t': stats.paired_test(per_a, per_b)[1],
+      'p_sign_flip': stats.sign_flip_p(diff_S, flips=SIGN_FLIPS),
       'detectable_share': detect_z * float(samples.std()) / reference,
       'band_share': h.band,
       'largest_90_share': max(abs(lo90), abs(hi90)) / reference,
@@ -128,27 +128,6 @@ def is_unstable(row: dict[str, Any]) -> bool:
   return int(row['groups_dropped']) > UNSTABLE_GROUPS
 
 
-def holm_with_bounds(p_values: Sequence[float], bounded: Sequence[bool]
-                     ) -> list[tuple[float, bool]]:
-  """Holm-adjusted p-values (same order as given) where some inputs are
-  only upper bounds (a bootstrap p that no replicate reached, given as
-  1 / replicates): each adjusted value, and whether it too is only a
-  bound (the running maximum that sets it came from a bound)."""
-  m = len(p_values)
-  out: list[tuple[float, bool]] = [(math.nan, False)] * m
-  running, running_bound = 0.0, False
-  # At equal values a bound ranks first: its true p is the smaller.
-  order = sorted(range(m), key=lambda i: (p_values[i], not bounded[i]))
-  for rank, i in enumerate(order):
-    value = min(1.0, (m - rank) * p_values[i])
-    if value > running:
-      running, running_bound = value, bounded[i]
-    elif value == running:
-      running_bound = running_bound and bounded[i]
-    out[i] = (running, running_bound)
-  return out
-
-
 def verdicts(rows: list[dict[str, Any]]) -> None:
   """Holm over the rows' bootstrap p-values (an unstable row still counts,
   at p = 1 where it has none; a p no replicate reached counts as its bound
@@ -158,7 +137,7 @@ def verdicts(rows: list[dict[str, Any]]) -> None:
   p_values = [1 / r['replicates'] if bound
               else 1.0 if math.isnan(r['p_bootstrap']) else r['p_bootstrap']
               for r, bound in zip(rows, bounded, strict=True)]
-  for row, (p, bound) in zip(rows, holm_with_bounds(p_values, bounded),
+  for row, (p, bound) in zip(rows, stats.holm_with_bounds(p_values, bounded),
                              strict=True):
     row['p_holm'] = f'< {p:g}' if bound else p
     if is_unstable(row):
@@ -434,7 +413,7 @@ def family_rows(results_dir: pathlib.Path,
         row.update(_levels(d_SxN, replicates))
         test = test_values(root / 'cells', regime, family, decoding,
                            'mean_digit_distance', kept)
-        row['test_mde'], half = study_rows.mean_ci(test)
+        row['test_mde'], half = stats.mean_ci(test)
         row['test_mde_ci95_half'] = half
       rows.append(row)
   return rows
@@ -445,15 +424,15 @@ def _levels(d_SxN: np.ndarray, replicates: int) -> dict[str, Any]:
   and mean error distance."""
   zeros = np.zeros_like(d_SxN)
   ones = np.ones_like(d_SxN)
-  samples = estimates.two_way_bootstrap((d_SxN, ones), (zeros, ones),
+  samples = stats.two_way_bootstrap((d_SxN, ones), (zeros, ones),
                                         replicates=replicates,
                                         seed=BOOTSTRAP_SEED)
-  low, high = estimates.percentile_interval(samples, 0.95)
+  low, high = stats.percentile_interval(samples, 0.95)
   return {'n_seeds': int(d_SxN.shape[0]), 'n_images': int(d_SxN.shape[1]),
           'mde': float(d_SxN.mean()), 'mde_ci95_low': low,
           'mde_ci95_high': high,
           'error_rate': float(np.mean(d_SxN > 0)),
-          'mean_error_distance': float(estimates.per_seed(
+          'mean_error_distance': float(stats.per_seed(
               *_num_den(d_SxN, 'mean_error_distance')).mean())}
 
 
@@ -476,14 +455,14 @@ def test_split_rows(results_dir: pathlib.Path, primaries: Sequence[
     a, b = (test_values(cells_dir, h.regime, f, decoding[f], h.metric,
                         kept_groups(groups))
             for f in (h.challenger, h.reference))
-    mean, half = study_rows.mean_ci(a - b)
+    mean, half = stats.mean_ci(a - b)
     rows.append({'hypothesis': h.name, 'regime': h.regime, 'split': 'test',
                  'n_seeds': a.size, 'challenger_value': float(a.mean()),
                  'reference_value': float(b.mean()), 'delta': mean,
                  'delta_share': mean / float(b.mean()),
                  'seeds_ci95_low': mean - half,
                  'seeds_ci95_high': mean + half,
-                 'p_t': study_rows.paired_test(a, b)[1],
-                 'p_sign_flip': estimates.sign_flip_p(a - b,
+                 'p_t': stats.paired_test(a, b)[1],
+                 'p_sign_flip': stats.sign_flip_p(a - b,
                                                       flips=SIGN_FLIPS)})
   return rows

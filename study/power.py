@@ -16,7 +16,7 @@ has variance components ``var_seed``, ``var_image`` and ``var_residual``
 (:func:`variance_components`, the ANOVA estimators), and the mean of
 ``delta`` over S seeds and N images has variance
 ``var_seed / S + var_image / N + var_residual / (S N)``
-(:func:`variance_of_mean`); the two-way bootstrap of ``estimates.py``, which
+(:func:`variance_of_mean`); the two-way bootstrap of ``stats.py``, which
 resamples seeds and images independently, spreads as if the residual term
 were three times as large (``residual_factor=3``), and so sizes the test it
 makes. :func:`detectable_effect` turns a variance into the smallest
@@ -33,44 +33,15 @@ import json
 import math
 import pathlib
 from collections.abc import Sequence
-from typing import NamedTuple
 
 import numpy as np
-import numpy.typing as npt
 
 import corruptions
+from study import stats
 from study.cells import prediction_key, save_distances
 
 
-class Components(NamedTuple):
-  """Variance components of a paired per-image difference; its mean."""
-  mean: float
-  var_seed: float
-  var_image: float
-  var_residual: float
-  num_seeds: int
-  num_images: int
-
-
-def variance_components(delta_SxN: npt.ArrayLike) -> Components:
-  """ANOVA estimates of the seed, image and residual variances of
-  ``delta_SxN`` (negative estimates clipped to 0)."""
-  delta = np.asarray(delta_SxN, np.float64)
-  s, n = delta.shape
-  if s < 2 or n < 2:
-    raise ValueError(f'need at least 2 seeds and 2 images, got {s} x {n}.')
-  grand = delta.mean()
-  seed_means, image_means = delta.mean(axis=1), delta.mean(axis=0)
-  ms_seed = n * np.sum((seed_means - grand) ** 2) / (s - 1)
-  ms_image = s * np.sum((image_means - grand) ** 2) / (n - 1)
-  residual = delta - seed_means[:, None] - image_means[None, :] + grand
-  ms_residual = np.sum(residual ** 2) / ((s - 1) * (n - 1))
-  return Components(float(grand), max(0.0, (ms_seed - ms_residual) / n),
-                    max(0.0, (ms_image - ms_residual) / s),
-                    float(ms_residual), s, n)
-
-
-def variance_of_mean(c: Components, num_seeds: int, num_images: int, *,
+def variance_of_mean(c: stats.Components, num_seeds: int, num_images: int, *,
                      residual_factor: float = 1.0,
                      seed_factor: float = 1.0) -> float:
   """The variance of the mean difference over new seeds and images; with
@@ -130,7 +101,7 @@ def distances_SxN(source: str | pathlib.Path, decoding: str = 'argmax',
   return mean
 
 
-def power_table(c: Components, reference_mde: float, *, alpha: float,
+def power_table(c: stats.Components, reference_mde: float, *, alpha: float,
                 seeds: Sequence[int], images: Sequence[int]) -> list[dict]:
   """For every (seeds, images) design, the effect the two-way bootstrap
   test detects, as a share of ``reference_mde``: with the seed variance as
@@ -215,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   if reference.shape != challenger.shape:
     parser.error(f'--pair: {reference.shape} and {challenger.shape} '
                  'predictions differ in seeds or images.')
-  c = variance_components(challenger - reference)
+  c = stats.variance_components(challenger - reference)
   reference_mde = float(reference.mean())
   out = pathlib.Path(args.out)
   result = json.loads(out.read_text()) if out.is_file() else {}

@@ -18,9 +18,9 @@ from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 import numpy as np
-import numpy.typing as npt
 
 import corruptions
+from study import stats
 from study.plan import Regime
 from study.records import FamilyResult, RegimeResult
 from trainer.cli import flag_of
@@ -33,46 +33,7 @@ METRICS = ('accuracy', 'mean_digit_distance', 'error_rate',
 
 
 # ----------------------------------------------------------------------------
-# Statistics.
-
-
-def t_quantile(df: int, q: float = 0.975) -> float:
-  import scipy.stats
-  return float(scipy.stats.t.ppf(q, df))
-
-
-def mean_ci(values: npt.ArrayLike) -> tuple[float, float]:
-  """Mean and half-width of the 95 % t confidence interval (0 for one value)."""
-  values = np.asarray(values, np.float64)
-  if values.size < 2:
-    return float(values.mean()), 0.0
-  half = (t_quantile(values.size - 1) * values.std(ddof=1)
-          / math.sqrt(values.size))
-  return float(values.mean()), float(half)
-
-
-def paired_test(values: npt.ArrayLike, baseline: npt.ArrayLike
-                ) -> tuple[float, float]:
-  """Mean paired difference and two-sided p-value (paired t-test)."""
-  import scipy.stats
-  diff = np.asarray(values, np.float64) - np.asarray(baseline, np.float64)
-  if diff.size < 2:
-    return float(diff.mean()), float('nan')
-  if np.all(diff == 0):
-    return 0.0, 1.0
-  p_value = scipy.stats.ttest_rel(values, baseline).pvalue
-  return float(diff.mean()), float(p_value)
-
-
-def holm(p_values: list[float]) -> list[float]:
-  """Holm-Bonferroni adjusted p-values (same order as given)."""
-  order = np.argsort(p_values)
-  adjusted = np.empty(len(p_values))
-  running = 0.0
-  for rank, i in enumerate(order):
-    running = max(running, min(1.0, (len(p_values) - rank) * p_values[i]))
-    adjusted[i] = running
-  return adjusted.tolist()
+# The Pareto front.
 
 
 def pareto_front(points: np.ndarray) -> np.ndarray:
@@ -135,21 +96,17 @@ def paired(a: dict[int, float], b: dict[int, float]
 def attribution(family: FamilyResult, reference: FamilyResult,
                 splits: list[str]
                 ) -> tuple[float, float]:
-  """Mean parts of MDE_f - MDE_r from fewer and from closer mistakes.
-
-  Per seed and split, with e the error rate and d the mean distance among
-  errors, ``e_f d_f - e_r d_r = (e_f - e_r)(d_f + d_r)/2 +
-  (d_f - d_r)(e_f + e_r)/2`` exactly: the first term is fewer mistakes, the
-  second closer ones.
-  """
+  """Mean parts of MDE_f - MDE_r from fewer and from closer mistakes
+  (:func:`study.stats.fewer_closer`), per split, averaged over the splits."""
   fewer, closer = [], []
   for split in splits:
     e_f, e_r = paired(_values(family, split, 'error_rate'),
                       _values(reference, split, 'error_rate'))
     d_f, d_r = paired(_values(family, split, 'mean_error_distance'),
                       _values(reference, split, 'mean_error_distance'))
-    fewer.append(np.mean((e_f - e_r) * (d_f + d_r) / 2))
-    closer.append(np.mean((d_f - d_r) * (e_f + e_r) / 2))
+    parts = stats.fewer_closer(e_f, e_r, d_f, d_r)
+    fewer.append(parts[0])
+    closer.append(parts[1])
   return float(np.mean(fewer)), float(np.mean(closer))
 
 
@@ -209,7 +166,7 @@ def _compare(row: dict, prefix: str, family: FamilyResult,
   for metric in metrics:
     ours, theirs = paired(values(family, splits, metric),
                           values(reference, splits, metric))
-    row[f'{metric}_{prefix}'], row[f'{metric}_{prefix}_p'] = paired_test(
+    row[f'{metric}_{prefix}'], row[f'{metric}_{prefix}_p'] = stats.paired_test(
         ours, theirs)
 
 
@@ -235,7 +192,7 @@ def _row(group: str, splits: list[str], family_name: str,
          'seeds': ';'.join(map(str, seeds)), 'n_seeds': len(seeds),
          'validation_mean_digit_distance': family.choice.validation_mde}
   for metric in METRICS:
-    row[metric], row[f'{metric}_ci95'] = mean_ci(
+    row[metric], row[f'{metric}_ci95'] = stats.mean_ci(
         list(values(family, splits, metric).values()))
   control = result.families[result.best_control]
   _compare(row, 'vs_control', family, control, splits, VS_CONTROL)
@@ -258,7 +215,7 @@ def _correct(rows: list[dict], tests: _Tests, suffix: str) -> None:
     # A test that could not run (one seed: NaN) stays NaN, uncounted.
     tested = [r for r in rows if r['family'] != reference(r)
               and not math.isnan(r[f'{test}_p'])]
-    for r, p in zip(tested, holm([r[f'{test}_p'] for r in tested]),
+    for r, p in zip(tested, stats.holm([r[f'{test}_p'] for r in tested]),
                     strict=True):
       r[f'{test}_p_{suffix}'] = p
     for r in rows:

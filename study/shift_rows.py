@@ -19,8 +19,7 @@ from typing import Any
 import numpy as np
 
 import corruptions
-from study import confirm_rows, power, shift
-from study import rows as study_rows
+from study import confirm_rows, power, shift, stats
 
 KINDS = tuple(corruptions.KINDS)
 # The registered equivalence bands: 3 %, or the design's floor where it
@@ -125,7 +124,7 @@ def pair_row(h: confirm_rows.Hypothesis, sides: Sequence[tuple[str, str]],
       _pairs_SxM(a_CxSxN), _pairs_SxM(b_CxSxN))
   per_seed = a_CxSxN.mean(axis=(0, 2)) - b_CxSxN.mean(axis=(0, 2))
   group_means = per_seed.reshape(len(kept), 10).mean(axis=1)
-  mean, half = study_rows.mean_ci(group_means)
+  mean, half = stats.mean_ci(group_means)
   row.update({'groups_ci95_low': mean - half, 'groups_ci95_high': mean + half,
               'groups_dropped': shift.SHIFT_GROUPS - len(kept), **fields})
   return row

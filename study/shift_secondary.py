@@ -29,8 +29,7 @@ from typing import Any
 import numpy as np
 
 import corruptions
-from study import confirm_rows, estimates, shift
-from study import rows as study_rows
+from study import confirm_rows, shift, stats
 from study.confirm_cells import tuned
 from study.shift_rows import (
   KINDS,
@@ -136,7 +135,7 @@ def _test_split_row(kind: str, root: pathlib.Path,
   if not kept:
     raise NoGroupKept(f'every group of {list(PAIR)} dropped')
   a, b = (np.concatenate([groups[f][s] for s in kept]) for f in PAIR)
-  mean, half = study_rows.mean_ci(a - b)
+  mean, half = stats.mean_ci(a - b)
   row = {'hypothesis': f'(e) {PAIR[0]} - {PAIR[1]}', 'regime': shift.REGIME,
          'challenger': PAIR[0], 'reference': PAIR[1],
          'metric': 'mean_digit_distance', 'n_seeds': a.size,
@@ -144,8 +143,8 @@ def _test_split_row(kind: str, root: pathlib.Path,
          'reference_value': float(b.mean()), 'delta': mean,
          'delta_share': mean / float(b.mean()),
          'seeds_ci95_low': mean - half, 'seeds_ci95_high': mean + half,
-         'p_t': study_rows.paired_test(a, b)[1],
-         'p_sign_flip': estimates.sign_flip_p(
+         'p_t': stats.paired_test(a, b)[1],
+         'p_sign_flip': stats.sign_flip_p(
              a - b, flips=confirm_rows.SIGN_FLIPS),
          'label': '(e)', 'kind': kind, 'split': 'test',
          'corruptions': ' '.join(corruptions.KINDS[kind]),
@@ -208,16 +207,16 @@ def _level(d_CxSxN: np.ndarray, replicates: int) -> dict[str, Any]:
   image) pairs, each seed's then their mean."""
   per_image_SxN = d_CxSxN.mean(axis=0)
   zeros, ones = np.zeros_like(per_image_SxN), np.ones_like(per_image_SxN)
-  samples = estimates.two_way_bootstrap((per_image_SxN, ones), (zeros, ones),
+  samples = stats.two_way_bootstrap((per_image_SxN, ones), (zeros, ones),
                                         replicates=replicates,
                                         seed=confirm_rows.BOOTSTRAP_SEED)
-  low, high = estimates.percentile_interval(samples, 0.95)
+  low, high = stats.percentile_interval(samples, 0.95)
   pairs_SxM = d_CxSxN.transpose(1, 0, 2).reshape(d_CxSxN.shape[1], -1)
   return {'n_seeds': int(d_CxSxN.shape[1]), 'n_images': int(d_CxSxN.shape[2]),
           'mde': float(per_image_SxN.mean()), 'mde_ci95_low': low,
           'mde_ci95_high': high, 'error_rate': float(np.mean(pairs_SxM > 0)),
           # The mean over seeds of each seed's ratio, as the confirmation's.
-          'mean_error_distance': float(estimates.per_seed(
+          'mean_error_distance': float(stats.per_seed(
               pairs_SxM, pairs_SxM > 0).mean())}
 
 

@@ -14,6 +14,7 @@ from study import (
   confirm_report,
   confirm_rows,
   power,
+  stats,
   tuning,
 )
 from study.records import Choice, TuningCell, TuningPoint
@@ -408,23 +409,23 @@ def test_the_readme_and_the_answers_page_state_the_committed_answer():
 
 def test_holm_keeps_a_bound_a_bound():
   # p < 1e-4 (no replicate reached), then two exact p-values.
-  assert confirm_rows.holm_with_bounds([1e-4, 0.01, 0.3],
+  assert stats.holm_with_bounds([1e-4, 0.01, 0.3],
                                        [True, False, False]) == [
       (pytest.approx(3e-4), True), (pytest.approx(0.02), False),
       (pytest.approx(0.3), False)]
   # An exact p that sets the running maximum ends the bound.
-  assert confirm_rows.holm_with_bounds([0.01, 0.025], [True, False]) == [
+  assert stats.holm_with_bounds([0.01, 0.025], [True, False]) == [
       (pytest.approx(0.02), True), (pytest.approx(0.025), False)]
-  assert confirm_rows.holm_with_bounds([0.01, 0.015], [True, False]) == [
+  assert stats.holm_with_bounds([0.01, 0.015], [True, False]) == [
       (pytest.approx(0.02), True), (pytest.approx(0.02), True)]
   # Tied with a bound, the exact value is the adjusted one.
-  assert confirm_rows.holm_with_bounds([0.01, 0.02], [True, False])[1] == (
+  assert stats.holm_with_bounds([0.01, 0.02], [True, False])[1] == (
       pytest.approx(0.02), False)
   # At equal values the bound ranks first (its true p is smaller), in
   # either order given: both adjusted values are then only bounds.
   for p_values, bounded in (([0.01, 0.01], [False, True]),
                             ([0.01, 0.01], [True, False])):
-    assert confirm_rows.holm_with_bounds(p_values, bounded) == [
+    assert stats.holm_with_bounds(p_values, bounded) == [
         (pytest.approx(0.02), True)] * 2
 
 

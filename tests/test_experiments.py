@@ -16,7 +16,7 @@ import corruptions
 import losses
 import train
 from conftest import ROOT, learnable_dataset
-from study import cells, experiments, loss_table, tuning
+from study import cells, experiments, loss_table, stats, tuning
 from study import plan as study_plan
 from study import report as study_report
 from study import rows as study_rows
@@ -356,12 +356,12 @@ def test_holm_within_a_regime_and_across_regimes(tiny_study):
     group = [r for r in study_rows.rows_of(rows, regime)
              if r['family'] != r['best_control']]
     np.testing.assert_allclose([r[f'{test}_p_holm'] for r in group],
-                               study_rows.holm([r[f'{test}_p']
+                               stats.holm([r[f'{test}_p']
                                                   for r in group]))
   across = [r for r in rows if r['regime'] in ('scarce', 'clean', 'shifted')
             and r['family'] != r['best_control']]
   np.testing.assert_allclose([r[f'{test}_p_holm_all'] for r in across],
-                             study_rows.holm([r[f'{test}_p']
+                             stats.holm([r[f'{test}_p']
                                                 for r in across]))
   assert all(np.isnan(r[f'{test}_p_holm_all']) for r in rows
              if r['regime'].startswith('shifted:'))
@@ -458,15 +458,15 @@ def test_group_names_parse_back_to_what_groups_wrote():
 
 
 def test_statistics():
-  mean, half = study_rows.mean_ci([1.0, 2.0, 3.0])
+  mean, half = stats.mean_ci([1.0, 2.0, 3.0])
   assert mean == 2.0
   np.testing.assert_allclose(half, 4.302652729911275 / np.sqrt(3), rtol=1e-9)
-  diff, p = study_rows.paired_test([1.0, 2.0, 3.5], [1.0, 1.5, 2.0])
+  diff, p = stats.paired_test([1.0, 2.0, 3.5], [1.0, 1.5, 2.0])
   np.testing.assert_allclose(diff, 2 / 3)
   assert 0 < p < 1
-  assert np.isnan(study_rows.paired_test([1.0], [0.5])[1])  # one seed
-  assert study_rows.paired_test([1.0, 2.0], [0.5, 1.5])[1] == 0.0
-  np.testing.assert_allclose(study_rows.holm([0.01, 0.04, 0.03, 0.5]),
+  assert np.isnan(stats.paired_test([1.0], [0.5])[1])  # one seed
+  assert stats.paired_test([1.0, 2.0], [0.5, 1.5])[1] == 0.0
+  np.testing.assert_allclose(stats.holm([0.01, 0.04, 0.03, 0.5]),
                              [0.04, 0.09, 0.09, 0.5])
   points = np.array([[99.0, 0.03], [98.0, 0.02], [97.0, 0.05], [99.0, 0.04]])
   np.testing.assert_array_equal(study_rows.pareto_front(points),

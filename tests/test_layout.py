@@ -3,6 +3,7 @@ command's argument check (nothing trained)."""
 
 import ast
 import csv
+import importlib
 import json
 import pathlib
 import re
@@ -14,10 +15,10 @@ import pytest
 
 from bench import command as bench_command
 from conftest import ROOT
+from study import commands as study_commands
 from study import (
   confirm,
   confirm_report,
-  experiments,
   power,
   shift,
   shift_report,
@@ -108,7 +109,8 @@ COMMAND = (r'python (?:train\.py|-m study(?:\.power|\.shift(?:_report)?|'
            r'-m bench)\b'
            r'[^`|]*')
 # Placeholders in documented templates, and a value that passes for each.
-PLACEHOLDERS = {'B': '32', 'LR': '0.003', '...': ''}
+PLACEHOLDERS = {'B': '32', 'LR': '0.003', '...': '', '[COMMAND]': '',
+                '[FLAGS]': ''}
 
 
 def _command(text: str) -> str:
@@ -182,12 +184,15 @@ def test_a_documented_command_passes_its_argument_check(source, command,
     if not args.resume:  # a resume's configuration is the saved one
       resolve(Config(**{k: v for k, v in vars(args).items() if k in FIELDS}))
   else:
-    module = {'study': experiments, 'study.power': power,
-              'study.shift': shift, 'study.shift_report': shift_report,
-              'study.confirm': confirm, 'study.confirm_report': confirm_report,
-              'bench': bench_command}[argv[2]]
-    parser = module.build_parser()
-    parser.parse_args(argv[3:])
+    flags = argv[3:]
+    if argv[2] == 'study':
+      _, module, flags = study_commands.split(flags)
+    else:
+      module = {'study.power': power, 'study.shift': shift,
+                'study.shift_report': shift_report, 'study.confirm': confirm,
+                'study.confirm_report': confirm_report,
+                'bench': bench_command}[argv[2]]
+    module.build_parser().parse_args(flags)
 
 
 @pytest.mark.slow
@@ -198,3 +203,22 @@ def test_every_entry_point_starts_from_the_root(entry):
                           capture_output=True, text=True, timeout=120)
   assert result.returncode == 0, result.stderr
   assert result.stdout.startswith('usage: ')
+
+
+@pytest.mark.parametrize('package', PACKAGES)
+def test_the_package_docstring_and_the_layout_page_list_its_modules(package):
+  # Every module of the folder, and nothing else, in its package docstring
+  # (``name``) and on the layout page (`name.py`).
+  folder = ROOT / package
+  modules = {path.stem for path in folder.glob('*.py')
+             if not path.stem.startswith('__')}
+  docstring = importlib.import_module(package).__doc__
+  listed = set(re.findall(r'``([a-z_]+)``', docstring))
+  assert modules <= listed, sorted(modules - listed)
+  bullets = (ROOT / 'docs' / 'layout.md').read_text().split('\n- `')
+  (section,) = [b for b in bullets
+                if b.startswith(f'{package}/`') or f'`{package}/`' in b]
+  named = set(re.findall(r'`([a-z_]+)\.py`', section))
+  root_modules = {path.stem for path in ROOT.glob('*.py')}
+  assert modules <= named, sorted(modules - named)
+  assert not named - modules - root_modules, sorted(named - modules)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import corruptions
-from study import cells, power
+from study import cells, power, stats
 
 
 def _simulate(rng, seeds, images, sd_seed=0.01, sd_image=0.2, sd_residual=0.5,
@@ -19,7 +19,7 @@ def _simulate(rng, seeds, images, sd_seed=0.01, sd_image=0.2, sd_residual=0.5,
 
 
 def test_the_components_recover_known_variances():
-  c = power.variance_components(_simulate(np.random.default_rng(0), 200,
+  c = stats.variance_components(_simulate(np.random.default_rng(0), 200,
                                           4000))
   np.testing.assert_allclose([c.var_seed, c.var_image, c.var_residual],
                              [0.01**2, 0.2**2, 0.5**2], rtol=0.25)
@@ -32,7 +32,7 @@ def test_the_variance_of_the_mean_is_that_of_repeated_studies():
   rng = np.random.default_rng(1)
   means = [_simulate(rng, 10, 500).mean() for _ in range(400)]
   predicted = power.variance_of_mean(
-      power.variance_components(_simulate(rng, 100, 2000)), 10, 500)
+      stats.variance_components(_simulate(rng, 100, 2000)), 10, 500)
   np.testing.assert_allclose(np.var(means, ddof=1), predicted, rtol=0.2)
 
 
@@ -45,7 +45,7 @@ def test_the_detectable_effect_is_z_times_the_standard_error():
 
 def test_one_seed_is_not_enough():
   with pytest.raises(ValueError, match='at least 2 seeds'):
-    power.variance_components(np.zeros((1, 10)))
+    stats.variance_components(np.zeros((1, 10)))
 
 
 def _fake_run(workdir, rng, shifted=True, seeds=3, images=50):

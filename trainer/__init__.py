@@ -3,8 +3,8 @@
 ``loop``: ``train_and_evaluate``, the epochs of a run, divergence and what
 a run writes.
 ``config``: a run's configuration as plain data, each field with its help.
-``resolve``: the one validation, a config into a ``spec.RunSpec`` (plain
-data). ``point``: a point's loss, probabilities and optimizer, built from the
+``resolve``: the one validation, a config into a run spec; ``spec``: the
+``RunSpec``, plain data. ``point``: a point's loss, probabilities and optimizer, built from the
 spec inside the programs. ``cli``: the flags
 made from the fields, ``--resume`` rules. ``programs``: the compiled epoch
 and evaluation. ``run_data``: the validation split, each seed's subset and

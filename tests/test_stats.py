@@ -4,7 +4,7 @@ variances are known."""
 import numpy as np
 import pytest
 
-from study import estimates, power
+from study import power, stats
 
 
 def _differences(rng, seeds, images, sd_seed, sd_image, sd_residual):
@@ -22,7 +22,7 @@ def test_the_two_way_bootstrap_spread_matches_the_known_variance(sd_seed,
   delta = _differences(rng, s, n, sd_seed, sd_image, 0.05)
   base = rng.uniform(0, 1, (s, n))
   ones = np.ones((s, n))
-  samples = estimates.two_way_bootstrap((base + delta, ones), (base, ones),
+  samples = stats.two_way_bootstrap((base + delta, ones), (base, ones),
                                         replicates=2000, seed=1)
   np.testing.assert_allclose(samples.mean(), delta.mean(), atol=0.2 * (
       samples.std()))
@@ -40,7 +40,7 @@ def test_the_interval_covers_the_truth_at_about_its_level():
   for trial in range(60):
     delta = 0.01 + _differences(rng, 10, 400, 0.01, 0.2, 0.1)
     ones = np.ones_like(delta)
-    lo, hi = estimates.percentile_interval(estimates.two_way_bootstrap(
+    lo, hi = stats.percentile_interval(stats.two_way_bootstrap(
         (delta, ones), (np.zeros_like(delta), ones), replicates=400,
         seed=trial))
     covered += lo <= 0.01 <= hi
@@ -49,23 +49,23 @@ def test_the_interval_covers_the_truth_at_about_its_level():
 
 def test_ratio_values_per_seed():
   num = np.array([[2, 0, 3, 0], [1, 1, 0, 0]])
-  np.testing.assert_allclose(estimates.per_seed(num, num > 0), [2.5, 1.0])
-  np.testing.assert_allclose(estimates.per_seed(num, np.ones_like(num)),
+  np.testing.assert_allclose(stats.per_seed(num, num > 0), [2.5, 1.0])
+  np.testing.assert_allclose(stats.per_seed(num, np.ones_like(num)),
                              [1.25, 0.5])
 
 
 def test_p_values():
-  assert estimates.bootstrap_p(np.array([0.1, 0.2, 0.3, -0.1])) == 0.5
-  assert estimates.bootstrap_p(np.array([0.1, 0.2])) == 0.0
+  assert stats.bootstrap_p(np.array([0.1, 0.2, 0.3, -0.1])) == 0.5
+  assert stats.bootstrap_p(np.array([0.1, 0.2])) == 0.0
   # Ten positive differences: 2 of 1024 sign patterns are as extreme.
-  p = estimates.sign_flip_p(np.arange(1, 11), flips=200_000, seed=0)
+  p = stats.sign_flip_p(np.arange(1, 11), flips=200_000, seed=0)
   np.testing.assert_allclose(p, 2 / 1024, rtol=0.15)
-  assert estimates.sign_flip_p(np.array([1.0, -1.0, 1.0, -1.0])) == 1.0
+  assert stats.sign_flip_p(np.array([1.0, -1.0, 1.0, -1.0])) == 1.0
 
 
 def test_shapes_must_agree():
   with pytest.raises(ValueError, match='seeds x images'):
-    estimates.two_way_bootstrap((np.ones((2, 3)), np.ones((2, 3))),
+    stats.two_way_bootstrap((np.ones((2, 3)), np.ones((2, 3))),
                                 (np.ones((2, 4)), np.ones((2, 4))))
 
 
@@ -73,8 +73,8 @@ def test_the_bootstrap_and_the_power_analysis_agree():
   rng = np.random.default_rng(3)
   delta = _differences(rng, 30, 2000, 0.01, 0.2, 0.3)
   ones = np.ones_like(delta)
-  c = power.variance_components(delta)
-  samples = estimates.two_way_bootstrap((delta, ones), (0 * delta, ones),
+  c = stats.variance_components(delta)
+  samples = stats.two_way_bootstrap((delta, ones), (0 * delta, ones),
                                         replicates=1000)
   np.testing.assert_allclose(samples.var(), power.variance_of_mean(
       c, 30, 2000), rtol=0.35)
