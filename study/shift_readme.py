@@ -188,6 +188,23 @@ def clean_sentence(secondary: Sequence[dict[str, Any]]) -> str:
           f"{share(r['ci95_high'], ref)}; secondary).")
 
 
+def matched_sentence(secondary: Sequence[dict[str, Any]]) -> str:
+  """(f): smoothed SORD against label smoothing at its off-label mass per
+  kind, the control that separates the distance from the amount of
+  smoothing; what S1-S4 alone cannot credit."""
+  rows = [r for r in secondary if r['label'] == '(f)'
+          and r['verdict'] != UNSTABLE]
+  if not rows:
+    return ('The registered control at matched mass, secondary (f), is '
+            'not in yet.')
+  parts = [f"{share(r['delta'], r['reference_value'])} under {r['kind']} "
+           f"(95 % {share(r['ci95_low'], r['reference_value'])} to "
+           f"{share(r['ci95_high'], r['reference_value'])})" for r in rows]
+  return ("Against label smoothing's choice with its ε set to smoothed "
+          "SORD's off-label mass (not retuned; secondary (f)), smoothed "
+          "SORD's MDE differs by " + ', '.join(parts) + '.')
+
+
 def _kinds_text(kinds: Sequence[str]) -> str:
   return (', '.join(kinds[:-1]) + ' and ' + kinds[-1] if len(kinds) > 1
           else kinds[0])

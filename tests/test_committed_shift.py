@@ -87,6 +87,7 @@ def test_the_readme_and_the_answers_page_state_the_committed_shift_answer():
   readme = ' '.join((ROOT / 'README.md').read_text().split())
   assert shift_readme.headline(primary) in readme
   assert shift_readme.front_advice(primary, secondary, families) in readme
+  assert shift_readme.matched_sentence(secondary) in readme
   page = (ROOT / 'docs' / 'confirmation.md').read_text()
   for line in shift_readme.answer_table(primary):
     assert line in page.splitlines(), line
@@ -95,7 +96,8 @@ def test_the_readme_and_the_answers_page_state_the_committed_shift_answer():
   for sentence in (*shift_readme.kind_recipes(primary, secondary, families),
                    *shift_readme.decoding_advice(secondary),
                    *shift_readme.interaction_lines(secondary),
-                   shift_readme.clean_sentence(secondary)):
+                   shift_readme.clean_sentence(secondary),
+                   shift_readme.matched_sentence(secondary)):
     assert sentence in words, sentence
   # The registered phrase only where the interaction allows it.
   allowed = sum('under shift but not on clean images' in line

@@ -316,3 +316,19 @@ def test_two_dropped_groups_make_every_row_of_the_pair_unstable(tmp_path):
   families = shift_secondary.family_rows(tmp_path, DECODINGS, replicates=50)
   with pytest.raises(ValueError, match='unstable'):
     shift_readme.recipe('noise', [*primary, *secondary], families)
+
+
+def test_the_matched_mass_sentence_reads_the_f_rows():
+  def row(kind, delta, low, high, verdict='lower'):
+    return {'label': '(f)', 'kind': kind, 'delta': delta,
+            'reference_value': 0.5, 'ci95_low': low, 'ci95_high': high,
+            'verdict': verdict}
+
+  assert shift_readme.matched_sentence([]) == (
+      'The registered control at matched mass, secondary (f), is not in yet.')
+  sentence = shift_readme.matched_sentence([
+      row('noise', -0.05, -0.06, -0.04),
+      row('blur', 0.01, -0.01, 0.03, confirm_rows.UNSTABLE)])
+  assert sentence.endswith('differs by -10.0 % under noise (95 % -12.0 % '
+                           'to -8.0 %).')
+  assert 'blur' not in sentence
