@@ -124,6 +124,9 @@ def test_matches_numpy_reference_under_jit(name, batch_shape):
                              atol=2e-5)
 
 
+# Slow lane: the fast lane's goldens (test_loss_golden) hold every head's
+# value and gradient at 1e-6; finite differences re-derive them.
+@pytest.mark.slow
 @pytest.mark.parametrize('name', sorted(CASES))
 def test_gradients_match_finite_differences(name):
   fn, _, num_outputs, sort = CASES[name]
@@ -172,6 +175,9 @@ def assert_finite_value_and_gradient(fn, outputs):
   assert np.all(np.isfinite(np.asarray(grad, np.float32)))
 
 
+# Slow lane (one compile per head and dtype); the softmax losses' own
+# extreme-logits test stays in the fast lane.
+@pytest.mark.slow
 @pytest.mark.parametrize('name', sorted(CASES))
 @pytest.mark.parametrize('dtype', [jnp.float32, BFLOAT16_SLOW])
 def test_finite_value_and_gradient_at_extreme_outputs(name, dtype):

@@ -71,6 +71,7 @@ def test_the_shifted_flags_are_checked_against_their_splits():
   assert len(sets['test[rotate]'].labels) == 32
 
 
+@pytest.mark.slow
 def test_every_shifted_image_keeps_its_predictions(tmp_path):
   dataset = learnable_dataset(num_train=320, num_test=32)
   config = Config(confirmation_size=64, validation_size=32, train_size=128,
