@@ -13,6 +13,7 @@ distances.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import pathlib
 import shutil
@@ -90,6 +91,20 @@ def read_cell(path: pathlib.Path, config: Config) -> dict:
     raise ValueError(f'{path} holds another configuration; remove it or '
                      'choose another --results_dir.')
   return cell
+
+
+def diverged(path: pathlib.Path) -> bool:
+  """Whether a final cell's run diverged."""
+  stat = path.stat()
+  return _diverged_version(path, stat.st_mtime_ns, stat.st_size)
+
+
+# A final cell holds every split's per-seed scores (the shift's: 140 kB);
+# the reports ask each one many times, so each version is parsed once.
+@functools.lru_cache(maxsize=4096)
+def _diverged_version(path: pathlib.Path, mtime_ns: int, size: int) -> bool:
+  del mtime_ns, size  # the cache key: a rewritten cell is read again
+  return 'diverged' in json.loads(path.read_text())
 
 
 def migrate_cell(cell: dict) -> dict:

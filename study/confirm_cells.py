@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from study import confirm
-from study.cells import read_cell
+from study.cells import diverged, read_cell
 from study.records import TuningCell
 from study.tuning import Tuning
 from trainer.config import Config
@@ -67,7 +67,7 @@ def group_distances(images_dir: pathlib.Path, cells_dir: pathlib.Path,
     cell_path = cells_dir / regime / f'{stem}.json'
     if not cell_path.exists():
       raise KeyError(f'{regime} {family} seeds {seed}+ not run yet')
-    if 'diverged' in json.loads(cell_path.read_text()):
+    if diverged(cell_path):
       out[seed] = None
       continue
     with np.load(images_dir / regime / f'{stem}.npz') as f:
@@ -83,7 +83,7 @@ def diverged_groups(cells_dir: pathlib.Path, regime: str) -> set[int]:
   scores the same seeds in each of its rows)."""
   return {int(path.stem.rsplit('-s', 1)[1])
           for path in (cells_dir / regime).glob('final-*-s*.json')
-          if 'diverged' in json.loads(path.read_text())}
+          if diverged(path)}
 
 
 def kept_groups(groups: dict[str, dict[int, Any]]) -> list[int]:

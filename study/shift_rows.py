@@ -11,7 +11,6 @@ means. Nothing trains.
 
 from __future__ import annotations
 
-import json
 import pathlib
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -20,6 +19,7 @@ import numpy as np
 
 import corruptions
 from study import confirm_rows, power, shift, stats
+from study.cells import diverged
 
 KINDS = tuple(corruptions.KINDS)
 # The registered equivalence bands: 3 %, or the design's floor where it
@@ -51,7 +51,7 @@ def dropped_groups(root: pathlib.Path, family: str) -> set[int]:
     for g in range(shift.SHIFT_GROUPS):
       seed = shift.SHIFT_SEED + g * 10
       path = root / 'cells' / f'final-{other}-s{seed}.json'
-      if path.exists() and 'diverged' in json.loads(path.read_text()):
+      if path.exists() and diverged(path):
         dropped.add(seed)
   return dropped
 
