@@ -6,6 +6,7 @@ study.
 
 Shared by every protocol: ``tuning`` the choice on validation, the tie rule
 and the edge rule as data (``EdgeRule``), and the loop that runs them;
+``finals`` a choice on fresh seeds, as one program or in groups;
 ``cells`` runs, reads back and remembers one cell and keeps a final's
 per-image distances; ``records`` types the cells and choices; ``stats`` the
 statistics (t-intervals, paired tests, Holm, the fewer/closer split,

@@ -33,7 +33,7 @@ from data import (
   Split,
   held_out_indices,
 )
-from study import tuning
+from study import finals, tuning
 from study.cells import (
   diverged_final,
   diverged_points,
@@ -43,7 +43,6 @@ from study.cells import (
   slug,
   tuning_curves,
 )
-from study.experiments import final_config
 from study.plan import PERMUTED_ORDER, VALIDATION_SIZE
 from study.records import Choice, FinalCell, TuningCell
 from study.tuning import EdgeRule, Tuning, tied_choices
@@ -238,10 +237,10 @@ def tune(run: Callable[[pathlib.Path, Config], TuningCell],
 
 def final_groups(choice: Choice) -> list[Config]:
   """The chosen point on seeds 1000-1079, eight programs of ten."""
-  return [dataclasses.replace(
-      final_config(choice, seed=FINAL_SEED + g * GROUP_SIZE,
-                   num_seeds=GROUP_SIZE, shifted=False),
-      confirmation_size=CONFIRMATION_SIZE) for g in range(FINAL_GROUPS)]
+  return finals.final_groups(
+      choice, first_seed=FINAL_SEED, groups=FINAL_GROUPS,
+      group_size=GROUP_SIZE, shifted=False,
+      confirmation_size=CONFIRMATION_SIZE)
 
 
 def permuted_twin(choice: Choice) -> Choice:

@@ -48,6 +48,7 @@ from study.cells import (
   slug,
   tuning_curves,
 )
+from study.finals import final_config
 from study.loss_table import run_loss_table
 from study.plan import (
   CONTROL,
@@ -60,7 +61,6 @@ from study.plan import (
   Grid,
 )
 from study.records import (
-  Choice,
   FamilyResult,
   FinalCell,
   RegimeResult,
@@ -103,16 +103,6 @@ def fixed_own(family: Family, chosen: Config) -> Family:
   return dataclasses.replace(
       family, overrides={**family.overrides, name: getattr(chosen, name)},
       own=None)
-
-
-def final_config(choice: Choice, *, seed: int, num_seeds: int,
-                 shifted: bool) -> Config:
-  """The chosen point on fresh seeds, trained up to the chosen epoch."""
-  config = choice.config
-  return dataclasses.replace(
-      config, seed=seed, num_seeds=num_seeds, score_test=True,
-      shifted_test=shifted, eval_every=choice.epoch,
-      stop_after=None if choice.epoch == config.epochs else choice.epoch)
 
 
 def needs_more_seeds(values: npt.ArrayLike, reference: npt.ArrayLike

@@ -35,7 +35,7 @@ from study.cells import (
   slug,
 )
 from study.confirm_cells import tuned
-from study.experiments import final_config
+from study.finals import final_groups
 from study.records import Choice, FinalCell
 from trainer import cli
 from trainer.config import Config
@@ -55,11 +55,10 @@ KEPT_SETS = (*(f'confirmation[{name}]' for name in corruptions.CORRUPTIONS),
 
 def shift_groups(choice: Choice) -> list[Config]:
   """A confirmed choice on the shift's seeds, twelve programs of ten."""
-  return [dataclasses.replace(
-      final_config(choice, seed=SHIFT_SEED + g * confirm.GROUP_SIZE,
-                   num_seeds=confirm.GROUP_SIZE, shifted=True),
-      confirmation_size=confirm.CONFIRMATION_SIZE, shifted_confirmation=True,
-      shifted_size=SHIFTED_SIZE) for g in range(SHIFT_GROUPS)]
+  return final_groups(choice, first_seed=SHIFT_SEED, groups=SHIFT_GROUPS,
+                      group_size=confirm.GROUP_SIZE, shifted=True,
+                      confirmation_size=confirm.CONFIRMATION_SIZE,
+                      shifted_confirmation=True, shifted_size=SHIFTED_SIZE)
 
 
 def run_shift(dataset: dict[str, Split] | None, results_dir: pathlib.Path,
