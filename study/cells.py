@@ -2,7 +2,8 @@
 small JSON file, so that a rerun skips every finished one.
 
 :func:`run_cell` trains a configuration unless its file holds the result
-(:func:`read_cell`, the one path that reads a cell back, also the reports');
+(:func:`read_cell`, which checks a cell against the configuration it must
+hold: the run's, and the reports' replay of the tuning);
 the ``make_cell`` functions say what a finished run keeps (a tuning cell's
 validation curves, a final's scores) and the ``on_diverged`` ones what a run
 whose every point diverged keeps. :func:`migrate_cell` reads cells written
@@ -77,17 +78,21 @@ def run_cell(path: pathlib.Path, config: Config,
   return cell
 
 
-def read_cell(path: pathlib.Path, config: Config) -> dict:
+def read_cell(path: pathlib.Path, config: Config, *,
+              any_data_location: bool = False) -> dict:
   """A finished cell as :func:`run_cell` returns it, read only: migrated,
-  and checked to hold ``config`` (where the data were read from aside).
-  FileNotFoundError where it is not there; ValueError where it holds
-  another configuration."""
+  and checked to hold ``config``; with ``any_data_location``, where the
+  data were read from aside (a report replaying committed cells, whose
+  split is checked by its digest). FileNotFoundError where it is not
+  there; ValueError where it holds another configuration."""
   cell = migrate_cell(json.loads(path.read_text()))
   # Config(**saved) fills fields added since the cell was written with
   # their defaults, which is what the cell ran with.
   saved = Config(**cell['config'])
-  if saved != dataclasses.replace(config, data_dir=saved.data_dir,
-                                  tfds_data_dir=saved.tfds_data_dir):
+  if any_data_location:
+    config = dataclasses.replace(config, data_dir=saved.data_dir,
+                                 tfds_data_dir=saved.tfds_data_dir)
+  if saved != config:
     raise ValueError(f'{path} holds another configuration; remove it or '
                      'choose another --results_dir.')
   return cell

@@ -24,7 +24,8 @@ from trainer.config import Config
 
 def _read_cell(path: pathlib.Path, config: Config) -> TuningCell:
   """A committed tuning cell (the report never trains)."""
-  return TuningCell.from_json(read_cell(path, config))
+  return TuningCell.from_json(read_cell(path, config,
+                                        any_data_location=True))
 
 
 def tuned(cells_dir: pathlib.Path, regime: str) -> dict[str, Tuning]:

@@ -201,8 +201,8 @@ def matched_sentence(secondary: Sequence[dict[str, Any]]) -> str:
            f"(95 % {share(r['ci95_low'], r['reference_value'])} to "
            f"{share(r['ci95_high'], r['reference_value'])})" for r in rows]
   return ("Against label smoothing's choice with its ε set to smoothed "
-          "SORD's off-label mass (not retuned; secondary (f)), smoothed "
-          "SORD's MDE differs by " + ', '.join(parts) + '.')
+          "SORD's off-label mass (not retuned; secondary (f), uncorrected), "
+          "smoothed SORD's MDE differs by " + ', '.join(parts) + '.')
 
 
 def _kinds_text(kinds: Sequence[str]) -> str:

@@ -91,7 +91,8 @@ def values_tried(cells: Sequence[TuningCell], name: str) -> list[float]:
 
 def edge_side(value: float, tried: Sequence[float]) -> str | None:
   """'bottom' or 'top' where ``value`` is an edge of two or more values
-  tried, else None."""
+  tried, else None: one value tried has no edge (no registered grid tries
+  one; the screening study's first rule would have halved it)."""
   if len(tried) < 2 or value not in (tried[0], tried[-1]):
     return None
   return 'top' if value == tried[-1] else 'bottom'

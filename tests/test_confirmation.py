@@ -234,7 +234,7 @@ def test_edge_rules():
   assert tuning.extension(0.1, [0.1, 0.5, 0.9], 0, top, limit=3) == 0.05
   # One value tried has no edge.
   assert tuning.extension(0.1, [0.1], 0) is None
-  assert confirm.EDGES.per_side == confirm.MAX_EXTENSIONS == 3
+  assert confirm.EDGES.per_side == 3 and confirm.EDGES.double_budget
 
 
 def test_tuning_extends_until_no_edge_then_labels_what_is_left(tmp_path):

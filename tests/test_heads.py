@@ -175,8 +175,9 @@ def assert_finite_value_and_gradient(fn, outputs):
   assert np.all(np.isfinite(np.asarray(grad, np.float32)))
 
 
-# Slow lane (one compile per head and dtype); the softmax losses' own
-# extreme-logits test stays in the fast lane.
+# Slow lane (one compile per head and dtype); the fast lane keeps every
+# registered probability function's value and gradient at extreme outputs
+# (below) and the softmax losses' extreme logits.
 @pytest.mark.slow
 @pytest.mark.parametrize('name', sorted(CASES))
 @pytest.mark.parametrize('dtype', [jnp.float32, BFLOAT16_SLOW])

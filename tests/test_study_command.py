@@ -46,10 +46,11 @@ def test_an_unknown_command_exits_2_naming_the_commands(capsys):
           ) in capsys.readouterr().err
 
 
-def test_a_command_and_its_module_entry_point_share_one_parser():
-  name, module, flags = commands.split(['confirmation', '--regimes',
-                                        'scarce2000', '--data_dir', 'x'])
-  from study import confirm
-  assert (name, module, flags) == ('confirmation', confirm,
-                                   ['--regimes', 'scarce2000', '--data_dir',
-                                    'x'])
+def test_a_command_runs_its_modules_own_argument_check(capsys):
+  # The confirmation's own check of --regimes, before any data are read.
+  with pytest.raises(SystemExit) as info:
+    commands.main(['confirmation', '--regimes', 'scarce9', '--data_dir',
+                   'nowhere'])
+  assert info.value.code == 2
+  assert ('python -m study.confirm: error: --regimes: no regime scarce9'
+          in capsys.readouterr().err)

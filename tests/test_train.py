@@ -523,8 +523,9 @@ def test_a_run_of_one_step_takes_the_peak_rate(tmp_path):
 def test_a_run_compiles_its_epoch_once_and_its_evaluation_once_per_split(
     tiny, tmp_path):
   # Counted exactly, not timed: three epochs reuse one compiled epoch, and
-  # the evaluation compiles once for the validation split's shape and once
-  # for the test split's.
+  # the evaluation compiles once for the validation split's shape, once for
+  # the test split's and once for the 12 shifted sets' (one shape), ahead of
+  # the first epoch; the shifted sets' predictions land in predictions.npz.
   compiles = collections.Counter()
 
   def count(event, duration, **kwargs):
@@ -534,12 +535,16 @@ def test_a_run_compiles_its_epoch_once_and_its_evaluation_once_per_split(
 
   jax.monitoring.register_event_duration_secs_listener(count)
   try:
-    train.train_and_evaluate(run_config(epochs=3, validation_size=64),
+    train.train_and_evaluate(run_config(epochs=3, validation_size=64,
+                                        shifted_test=True, shifted_size=16),
                              tmp_path, dataset=tiny)
   finally:
     jax.monitoring.unregister_event_duration_listener(count)
   assert compiles['jit(train_epoch)'] == 1
-  assert compiles['jit(evaluate)'] == 2
+  assert compiles['jit(evaluate)'] == 3
+  with np.load(tmp_path / 'predictions.npz') as f:
+    assert f['test[rotate]_argmax'].shape == (1, 16)  # seeds x images
+    assert f['test[rotate]_argmax'].dtype == np.int8
 
 
 def test_resolve_returns_frozen_data_with_every_field_set():

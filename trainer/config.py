@@ -75,8 +75,9 @@ class Config:
       None, 'soft_label_cross_entropy temperature (default 1.0)',
       check=_POSITIVE, sweep=True)
   power: float | None = _field(
-      None, 'exponent on the costs of class_distance_weighted_ce and '
-      "ordinal_log_loss (the papers' alpha; default 1.0)", check=_POSITIVE,
+      None, 'exponent on the costs of class_distance_weighted_ce (also '
+      "published as the ordinal log loss; the papers' alpha; default 1.0)",
+      check=_POSITIVE,
       sweep=True)
   sharpness: float | None = _field(
       None, "sharpness of slace's weights softmax(-SHARPNESS * distance) (the "
