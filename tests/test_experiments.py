@@ -562,3 +562,22 @@ def test_decoding_under_shift_reads_both_decodings_of_the_first_final():
       '| label_smoothing | argmax (chosen) | 99.00 % | 0.0300 | 70.00 % | '
       '0.8000 |',
       '| label_smoothing | bayes | 97.00 % | 0.0500 | 45.00 % | 1.3000 |']
+
+
+def test_a_cell_is_reused_only_for_its_own_data_unless_a_report_replays_it(
+    tmp_path):
+  config = Config(data_dir='../shared/mnist', validation_size=64)
+  path = tmp_path / 'study' / 'r' / 'tune-x.json'
+  path.parent.mkdir(parents=True)
+  path.write_text(json.dumps({'config': dataclasses.asdict(config),
+                              'seeds': [0], 'num_train': 1, 'wall_s': 1.0,
+                              'points': []}))
+  assert cells.read_cell(path, config)['seeds'] == [0]
+  elsewhere = dataclasses.replace(config, data_dir='/other/mnist')
+  with pytest.raises(ValueError, match='holds another configuration'):
+    cells.read_cell(path, elsewhere)
+  assert cells.read_cell(path, elsewhere, any_data_location=True)['seeds'] == [
+      0]
+  with pytest.raises(ValueError, match='holds another configuration'):
+    cells.read_cell(path, dataclasses.replace(config, validation_size=32),
+                    any_data_location=True)
