@@ -68,6 +68,13 @@ def over_cross_entropy(secondary: Sequence[dict[str, Any]], regime: str
           f"{ss['ci95_low']:+.4f} to {ss['ci95_high']:+.4f}).")
 
 
+def _interval(r: dict[str, Any]) -> str:
+  """A row's 95 % interval, as values and as shares of its reference."""
+  ref = r['reference_value']
+  return (f"95 % interval {r['ci95_low']:+.4f} to {r['ci95_high']:+.4f}, "
+          f"{share(r['ci95_low'], ref)} to {share(r['ci95_high'], ref)}")
+
+
 def at_matched_mass(secondary: Sequence[dict[str, Any]],
                     regimes: Sequence[str] = confirm.REGIMES) -> str:
   """The README's sentence on the primary pair at matched off-label mass
@@ -76,11 +83,7 @@ def at_matched_mass(secondary: Sequence[dict[str, Any]],
   for regime in regimes:
     r = _confirmation_row(secondary, regime, 'smoothed_sord',
                           'label_smoothing_matched')
-    ref = r['reference_value']
-    parts.append(f"{r['delta']:+.4f} in {regime} (95 % interval "
-                 f"{r['ci95_low']:+.4f} to {r['ci95_high']:+.4f}, "
-                 f"{share(r['ci95_low'], ref)} to "
-                 f"{share(r['ci95_high'], ref)})")
+    parts.append(f"{r['delta']:+.4f} in {regime} ({_interval(r)})")
   return ("At the same mean off-label mass, smoothed SORD's MDE minus label "
           f"smoothing's is {' and '.join(parts)}.")
 
@@ -92,9 +95,7 @@ def secondary_pair(secondary: Sequence[dict[str, Any]], regime: str) -> str:
   ref = r['reference_value']
   return (f"In {regime}, smoothed SORD's MDE minus label smoothing's is "
           f"{r['delta']:+.4f} ({r['challenger_value']:.4f} against "
-          f"{ref:.4f}; 95 % interval {r['ci95_low']:+.4f} to "
-          f"{r['ci95_high']:+.4f}, {share(r['ci95_low'], ref)} to "
-          f"{share(r['ci95_high'], ref)}; p "
+          f"{ref:.4f}; {_interval(r)}; p "
           f"{p_text(r['p_bootstrap'], r['replicates'])}; "
           f"detectable {100 * r['detectable_share']:.1f} % at alpha 0.05).")
 
@@ -188,10 +189,8 @@ def tied_control(secondary: Sequence[dict[str, Any]],
   return (f"At the other tied point (ε {tied['epsilon']:g}, learning rate "
           f"{tied['learning_rate']:g}, epoch {tied['epoch']} of "
           f"{tied['budget']}), label smoothing scores {ref:.4f}, and smoothed "
-          f"SORD's MDE minus it is {pair['delta']:+.4f} (95 % interval "
-          f"{pair['ci95_low']:+.4f} to {pair['ci95_high']:+.4f}, "
-          f"{share(pair['ci95_low'], ref)} to {share(pair['ci95_high'], ref)}"
-          f"; p {p_text(pair['p_bootstrap'], pair['replicates'])}).")
+          f"SORD's MDE minus it is {pair['delta']:+.4f} ({_interval(pair)}; "
+          f"p {p_text(pair['p_bootstrap'], pair['replicates'])}).")
 
 
 def matched_epsilon_moves(secondary: Sequence[dict[str, Any]],
