@@ -154,9 +154,10 @@ class Tuning:
 def next_extension(cells: Sequence[TuningCell], rule: EdgeRule,
                    first: Config, added: Mapping[tuple[str, str], int] = {},
                    tops: Mapping[str, Sequence[float]] = {},
-                   ) -> tuple[str, str, float] | None:
+                   ) -> tuple[str, str, float, Choice] | None:
   """(hyperparameter, side, value) of the next cell the rule adds, the first
-  hyperparameter in order whose rule fires; None once none does."""
+  hyperparameter in order whose rule fires, and the choice it extends;
+  None once none does."""
   if rule.in_all is not None and sum(added.values()) >= rule.in_all:
     return None
   choice = choose(cells, exact_ties=rule.exact_ties)
@@ -166,7 +167,7 @@ def next_extension(cells: Sequence[TuningCell], rule: EdgeRule,
     value = extension(chosen, tried, added.get((hyper, side), 0) if side
                       else 0, tops.get(hyper, ()), limit=rule.per_side)
     if side is not None and value is not None:
-      return hyper, side, value
+      return hyper, side, value, choice
   return None
 
 
@@ -182,8 +183,7 @@ def tune(run: Callable[[pathlib.Path, Config], TuningCell],
   cells = [run(cells_dir / f'tune-{slug(name)}.json', first)]
   added: collections.Counter[tuple[str, str]] = collections.Counter()
   while (step := next_extension(cells, rule, first, added, tops)) is not None:
-    hyper, side, value = step
-    choice = choose(cells, exact_ties=rule.exact_ties)
+    hyper, side, value, choice = step
     log(f'  {name}: {hyper} {getattr(choice.config, hyper):g} on an edge; '
         f'adds {value:g}')
     added[hyper, side] += 1
