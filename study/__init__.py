@@ -4,28 +4,34 @@
 ``results/protocol.md`` and its report; without a command, the screening
 study.
 
-Shared by every protocol: ``tuning`` the choice on validation, the tie rule
-and the edge rule as data (``EdgeRule``), and the loop that runs them;
-``finals`` a choice on fresh seeds, as one program or in groups;
-``cells`` runs, reads back and remembers one cell and keeps a final's
-per-image distances; ``records`` types the cells and choices; ``stats`` the
-statistics (t-intervals, paired tests, Holm, the fewer/closer split,
-variance components, the two-way bootstrap, the sign-flip test).
+Shared by every protocol: ``engine`` a protocol as frozen data (``Protocol``:
+regimes, families, tuning seeds, edge rule, ``Finals``), the cell store that
+trains or, read only, replays (``Store``), and the tuning and finals of any
+protocol; ``tuning`` the choice on validation, the tie rule and the edge rule
+as data (``EdgeRule``), and the loop that runs them; ``finals`` a choice on
+fresh seeds, as one program or in groups; ``cells`` runs, reads back and
+remembers one cell and keeps a final's per-image distances; ``records`` types
+the cells and choices; ``stats`` the statistics (t-intervals, paired tests,
+Holm, the fewer/closer split, variance components, the two-way bootstrap, the
+sign-flip test).
 
 The screening study: ``plan`` holds what it runs as plain data (families,
-regimes, grids, seeds); ``experiments`` runs it (tuning through ``tuning``,
-finals, more seeds where close) and is its command line; ``loss_table`` the
-one-epoch table of every loss; ``rows`` turns finished cells into rows with
-intervals, paired tests and Holm; ``report`` writes the verdicts, tables and
-plots.
+regimes, grids, seeds); ``experiments`` makes it a ``Protocol``, runs it
+through the engine with what only it derives (the best-of family, fixed own
+hyperparameters, more seeds where close) and is its command line;
+``loss_table`` the one-epoch table of every loss; ``rows`` turns finished
+cells into rows with intervals, paired tests and Holm; ``report`` writes the
+verdicts, tables and plots.
 
-The confirmation: ``confirm`` runs it (``python -m study confirmation``);
-``confirm_cells`` reads its committed cells and per-image files back;
-``confirm_rows`` makes the estimates; ``confirm_report`` writes the CSVs and
-confirmation.md; ``confirm_readme`` makes the README's lines from the CSVs;
-``power`` sizes a design from a pilot. The confirmation under shift:
-``shift`` runs it, ``shift_rows`` estimates its primaries per kind of
-corruption, ``shift_secondary`` its secondaries, ``shift_readme`` gives the
-advice its rules allow, ``shift_report`` writes it out and
-``answer_figure`` draws the README's figure.
+The confirmation: ``confirm`` holds it as a ``Protocol`` and runs it with its
+derived families (``python -m study confirmation``); ``confirm_cells`` reads
+its committed cells and per-image files back; ``confirm_rows`` makes the
+estimates; ``confirm_report`` writes the CSVs and confirmation.md;
+``confirm_readme`` makes the README's lines from the CSVs; ``power`` sizes a
+design from a pilot. The confirmation under shift: ``shift`` holds it (a
+``Protocol`` that replays the confirmation's choices) and runs it,
+``shift_rows`` estimates its primaries per kind of corruption,
+``shift_secondary`` its secondaries, ``shift_readme`` gives the advice its
+rules allow, ``shift_report`` writes it out and ``answer_figure`` draws the
+README's figure.
 """

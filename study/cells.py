@@ -35,6 +35,14 @@ def slug(name: str) -> str:
   return ''.join(c if c.isalnum() or c in '.-_' else '_' for c in name)
 
 
+def workdir_of(path: pathlib.Path, runs_dir: str | pathlib.Path
+               ) -> pathlib.Path:
+  """A cell's run folder: its file's place below its folder's parent,
+  under ``runs_dir``, without the suffix."""
+  return pathlib.Path(runs_dir) / path.relative_to(
+      path.parents[1]).with_suffix('')
+
+
 def run_cell(path: pathlib.Path, config: Config,
              runs_dir: str | pathlib.Path, dataset: dict[str, Split] | None,
              log: Callable[[str], object],
@@ -49,8 +57,7 @@ def run_cell(path: pathlib.Path, config: Config,
   """
   if path.exists():
     return read_cell(path, config)
-  workdir = pathlib.Path(runs_dir) / path.relative_to(
-      path.parents[1]).with_suffix('')
+  workdir = workdir_of(path, runs_dir)
   resume = (workdir / 'config.json').exists()
   if resume and Config(**migrate(json.loads(
       (workdir / 'config.json').read_text()))) != config:

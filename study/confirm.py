@@ -23,7 +23,7 @@ import dataclasses
 import hashlib
 import pathlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -33,18 +33,10 @@ from data import (
   Split,
   held_out_indices,
 )
-from study import finals, tuning
-from study.cells import (
-  diverged_final,
-  diverged_points,
-  final_scores,
-  run_cell,
-  save_distances,
-  slug,
-  tuning_curves,
-)
+from study import engine
+from study.engine import Finals, Protocol, Store, Tuned
 from study.plan import PERMUTED_ORDER, VALIDATION_SIZE
-from study.records import Choice, FinalCell, TuningCell
+from study.records import Choice
 from study.tuning import EdgeRule, Tuning, tied_choices
 from trainer import cli
 from trainer.config import Config
@@ -54,16 +46,6 @@ TUNE_SEED, TUNE_SEEDS = 100, 3
 FINAL_SEED, FINAL_GROUPS, GROUP_SIZE = 1000, 8, 10
 MAX_EXTENSIONS = 3          # per hyperparameter (K)
 EPSILONS = (0.1, 0.3, 0.5, 0.7, 0.9)
-
-
-@dataclasses.dataclass(frozen=True)
-class Tuned:
-  """A family of the confirmation: its Config overrides, the registered
-  grid of each hyperparameter it tunes (learning rate first), and for a
-  bounded one the values its top edge adds in turn (else it doubles)."""
-  overrides: dict
-  grid: dict[str, tuple[float, ...]]
-  top: dict[str, tuple[float, ...]] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,6 +69,9 @@ TERMS = {
 REGIMES = ('scarce2000', 'noisy40')  # the primary regimes
 SECONDARY_REGIMES = ('scarce500',)
 ALL_REGIMES = REGIMES + SECONDARY_REGIMES  # TERMS's keys, primaries first
+# A family's role: the primary families run in every regime first; the
+# secondary ones once every primary regime's finals are done.
+PRIMARY, SECONDARY = 'primary', 'secondary'
 
 
 def families(regime: str) -> dict[str, Tuned]:
@@ -97,16 +82,17 @@ def families(regime: str) -> dict[str, Tuned]:
       'label_smoothing': Tuned(
           {'loss': 'label_smoothing_cross_entropy'},
           {'learning_rate': rates, 'epsilon': EPSILONS},
-          {'epsilon': (0.95, 0.975)}),
+          {'epsilon': (0.95, 0.975)}, PRIMARY),
       # At ε = 1 smoothed SORD is plain SORD.
       'smoothed_sord': Tuned(
           {'loss': 'soft_label_cross_entropy'},
           {'learning_rate': rates, 'epsilon': EPSILONS,
-           'temperature': (1.5, 3.0, 6.0)}, {'epsilon': (1.0,)}),
+           'temperature': (1.5, 3.0, 6.0)}, {'epsilon': (1.0,)}, PRIMARY),
   }
   if regime == 'scarce2000':
     out['sord_linear'] = Tuned({'loss': 'soft_label_cross_entropy'}, {
-        'learning_rate': rates, 'temperature': (0.5, 1.0, 2.0)})
+        'learning_rate': rates, 'temperature': (0.5, 1.0, 2.0)},
+        role=PRIMARY)
   return out
 
 
@@ -115,7 +101,8 @@ def secondary_families(regime: str) -> dict[str, Tuned]:
   change log, second entry): plain cross-entropy, the "over cross-entropy"
   of the README's advice."""
   return {'cross_entropy': Tuned({'loss': 'cross_entropy'},
-                                 {'learning_rate': TERMS[regime].rates})}
+                                 {'learning_rate': TERMS[regime].rates},
+                                 role=SECONDARY)}
 
 
 def off_label_mass(config: Config) -> float:
@@ -199,18 +186,23 @@ def load_registered_split(parser: argparse.ArgumentParser,
   return dataset
 
 
-def tuning_config(base: Config, family: Tuned) -> Config:
-  """The joint grid as one sweep on the tuning seeds, validation only."""
-  return dataclasses.replace(
-      base, **family.overrides, seed=TUNE_SEED, num_seeds=TUNE_SEEDS,
-      score_test=False, sweep={name: list(values)
-                               for name, values in family.grid.items()})
-
-
 # The confirmation's edge rule: every tuned hyperparameter extends by one
 # point, at most K per side; a choice at the budget's last epoch doubles it
 # once; exact ties.
 EDGES = EdgeRule(per_side=MAX_EXTENSIONS, double_budget=True)
+
+CONFIRMATION = Protocol(
+    cells='confirmation/cells', images='confirmation/images',
+    regimes={regime: regime_base(regime) for regime in ALL_REGIMES},
+    families={regime: {**families(regime), **secondary_families(regime)}
+              for regime in ALL_REGIMES},
+    tune_seed=TUNE_SEED, tune_seeds=TUNE_SEEDS, edges=EDGES,
+    primary_regimes=REGIMES,
+    # The chosen point on seeds 1000-1079, eight programs of ten, each
+    # keeping its distances on the confirmation split.
+    finals=Finals(FINAL_SEED, FINAL_GROUPS, GROUP_SIZE,
+                  fields={'confirmation_size': CONFIRMATION_SIZE},
+                  kept_sets=('confirmation',), bare='confirmation'))
 
 
 def edge_label(family: str, hyper: str, side: str) -> str:
@@ -226,23 +218,6 @@ def edge_label(family: str, hyper: str, side: str) -> str:
   return f'tuning incomplete ({what})'
 
 
-def tune(run: Callable[[pathlib.Path, Config], TuningCell],
-         cells_dir: pathlib.Path, base: Config, name: str, family: Tuned,
-         log: Callable[[str], object]) -> Tuning:
-  """The registered grid, then the edge rules until none fires; the
-  budget B is ``base.epochs``."""
-  return tuning.tune(run, cells_dir, name, tuning_config(base, family), EDGES,
-                     log, tops=family.top)
-
-
-def final_groups(choice: Choice) -> list[Config]:
-  """The chosen point on seeds 1000-1079, eight programs of ten."""
-  return finals.final_groups(
-      choice, first_seed=FINAL_SEED, groups=FINAL_GROUPS,
-      group_size=GROUP_SIZE, shifted=False,
-      confirmation_size=CONFIRMATION_SIZE)
-
-
 def permuted_twin(choice: Choice) -> Choice:
   """SORD over the permuted digit order, otherwise SORD[linear]'s choice
   (its Bayes decoding keeps the linear cost the MDE measures)."""
@@ -250,62 +225,42 @@ def permuted_twin(choice: Choice) -> Choice:
       choice.config, distance=PERMUTED_ORDER, decode_distance='linear'))
 
 
-def run_confirmation(dataset: dict[str, Split] | None,
-                     results_dir: pathlib.Path, runs_dir: pathlib.Path,
-                     regimes: Sequence[str], data_dir: str | None,
-                     log: Callable[[str], object] = print) -> None:
-  cells_root = results_dir / 'confirmation' / 'cells'
-  images_dir = results_dir / 'confirmation' / 'images'
+def run_confirmation(protocol: Protocol, store: Store,
+                     regimes: Sequence[str]) -> None:
+  """The primary families of each regime (tuning, then finals), then,
+  where every primary regime ran, the secondary ones and the derived
+  controls."""
+  log = store.log
 
-  def run_tuning(path: pathlib.Path, config: Config) -> TuningCell:
-    return TuningCell.from_json(run_cell(
-        path, dataclasses.replace(config, data_dir=data_dir), runs_dir,
-        dataset, log, tuning_curves, diverged_points))
-
-  def run_final(path: pathlib.Path, config: Config) -> FinalCell:
-    config = dataclasses.replace(config, data_dir=data_dir)
-    workdir = runs_dir / path.relative_to(path.parents[1]).with_suffix('')
-    cell = FinalCell.from_json(run_cell(path, config, runs_dir, dataset, log,
-                                        final_scores, diverged_final))
-    distances = images_dir / path.parent.name / path.name.replace(
-        '.json', '.npz')
-    if cell.diverged is None and not distances.exists():
-      save_distances(workdir, distances, ['confirmation'],
-                     bare='confirmation', seeds=True)
-    return cell
-
-  def run_finals(regime: str, choices: dict[str, Choice]) -> None:
-    for name, choice in choices.items():
-      for config in final_groups(choice):
-        log(f'[{regime}] final {name} seeds {config.seed}-'
-            f'{config.seed + config.num_seeds - 1}')
-        run_final(cells_root / regime / f'final-{slug(name)}-s{config.seed}'
-                  '.json', config)
-
-  def tunings(regime: str, tuned: dict[str, Tuned]) -> dict[str, Tuning]:
+  def tunings(regime: str, role: str) -> dict[str, Tuning]:
     out = {}
-    for name, family in tuned.items():
+    for name, family in protocol.families[regime].items():
+      if family.role != role:
+        continue
       log(f'[{regime}] tune {name}')
-      out[name] = tune(run_tuning, cells_root / regime, regime_base(regime),
-                       name, family, log)
+      out[name] = engine.tune(store, protocol, regime, name, family)
       for hyper, side in out[name].on_edge:
         log(f'[{regime}] {name}: {edge_label(name, hyper, side)}')
     return out
 
+  def run_finals(regime: str, choices: dict[str, Choice]) -> None:
+    for name, choice in choices.items():
+      engine.run_finals(store, protocol.finals, regime, name, choice)
+
   primary = {}
   for regime in regimes:
-    primary[regime] = tunings(regime, families(regime))
+    primary[regime] = tunings(regime, PRIMARY)
     choices = {name: t.choice for name, t in primary[regime].items()}
     if 'sord_linear' in choices:
       choices['sord_permuted'] = permuted_twin(choices['sord_linear'])
     run_finals(regime, choices)
-  if not set(REGIMES) <= set(regimes):
+  if not set(protocol.primary_regimes) <= set(regimes):
     log('secondaries: not run; they follow every primary regime\'s finals '
         '(run without --regimes)')
     return
   for regime in regimes:
     choices = {name: t.choice for name, t in
-               tunings(regime, secondary_families(regime)).items()}
+               tunings(regime, SECONDARY).items()}
     smoothing = primary[regime]['label_smoothing']
     choices['label_smoothing_matched'] = matched_label_smoothing(
         smoothing.choice, primary[regime]['smoothed_sord'].choice)
@@ -349,8 +304,9 @@ def main(argv: Sequence[str] | None = None) -> int:
   dataset = load_registered_split(parser, args.data_dir)
   t0 = time.perf_counter()
   results_dir = pathlib.Path(args.results_dir)
-  run_confirmation(dataset, results_dir, pathlib.Path(args.runs_dir), regimes,
-                   args.data_dir)
+  run_confirmation(CONFIRMATION, CONFIRMATION.store(
+      results_dir, runs_dir=pathlib.Path(args.runs_dir), dataset=dataset,
+      data_dir=args.data_dir), regimes)
   print(f'confirmation: {time.perf_counter() - t0:.0f}s; the answer: '
         f'python -m study.confirm_report --results_dir {results_dir}')
   return 0

@@ -1,7 +1,7 @@
-"""The committed confirmation, read back (nothing trains): each family's
-tuning replayed from its cell files through ``confirm.tune``, each final
-group's per-image digit distances (int8) on the confirmation split, the
-groups that diverged, and the finals' per-seed scores on the test split.
+"""The committed confirmation, read back (nothing trains): each family's tuning
+replayed from its cell files through the engine's read-only store, each final
+group's per-image digit distances (int8) on the confirmation split, the groups
+that diverged, and the finals' per-seed scores on the test split.
 ``study.confirm_rows`` turns them into estimates.
 """
 
@@ -15,35 +15,31 @@ from typing import Any
 
 import numpy as np
 
-from study import confirm
-from study.cells import diverged, read_cell
-from study.records import TuningCell
+from study import confirm, engine
+from study.cells import diverged
+from study.engine import Protocol, Store
 from study.tuning import Tuning
-from trainer.config import Config
 
 
-def _read_cell(path: pathlib.Path, config: Config) -> TuningCell:
-  """A committed tuning cell (the report never trains)."""
-  return TuningCell.from_json(read_cell(path, config,
-                                        any_data_location=True))
-
-
-def tuned(cells_dir: pathlib.Path, regime: str) -> dict[str, Tuning]:
-  """Each family's tuning, replayed from its committed cells."""
-  base = confirm.regime_base(regime)
-  out = {name: confirm.tune(_read_cell, cells_dir / regime, base, name,
-                            family, log=lambda message: None)
-         for name, family in confirm.families(regime).items()}
+def tuned(cells_dir: pathlib.Path, regime: str,
+          protocol: Protocol = confirm.CONFIRMATION) -> dict[str, Tuning]:
+  """Each family's tuning, replayed from its committed cells (a secondary
+  not run yet is left out), and the families derived from the choices."""
+  store = Store(cells_dir, read_only=True, log=lambda message: None)
+  families = protocol.families[regime]
+  out = {name: engine.tune(store, protocol, regime, name, family)
+         for name, family in families.items()
+         if family.role == confirm.PRIMARY}
   if 'sord_linear' in out:
     linear = out['sord_linear']
     out['sord_permuted'] = dataclasses.replace(
         linear, choice=confirm.permuted_twin(linear.choice))
-  for name, family in confirm.secondary_families(regime).items():
-    try:
-      out[name] = confirm.tune(_read_cell, cells_dir / regime, base, name,
-                               family, log=lambda message: None)
-    except FileNotFoundError:
-      continue  # a secondary not run yet
+  for name, family in families.items():
+    if family.role == confirm.SECONDARY:
+      try:
+        out[name] = engine.tune(store, protocol, regime, name, family)
+      except FileNotFoundError:
+        continue  # not run yet
   out['label_smoothing_matched'] = dataclasses.replace(
       out['label_smoothing'], choice=confirm.matched_label_smoothing(
           out['label_smoothing'].choice, out['smoothed_sord'].choice),

@@ -407,7 +407,7 @@ def family_rows(results_dir: pathlib.Path,
                              - len(kept)}
       # The first group's command; the others differ only in --seed.
       row['command'] = study_rows.command_for(
-          confirm.final_groups(t.choice)[0])
+          confirm.CONFIRMATION.finals.configs(t.choice)[0])
       if kept:
         d_SxN = np.concatenate([groups[s] for s in kept])
         row.update(_levels(d_SxN, replicates))

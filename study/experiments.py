@@ -37,18 +37,10 @@ import numpy as np
 import numpy.typing as npt
 
 from data import Split
+from study import engine, tuning
 from study import report as study_report
 from study import rows as study_rows
-from study import tuning
-from study.cells import (
-  diverged_final,
-  diverged_points,
-  final_scores,
-  run_cell,
-  slug,
-  tuning_curves,
-)
-from study.finals import final_config
+from study.engine import Finals, Protocol, Store, Tuned
 from study.loss_table import run_loss_table
 from study.plan import (
   CONTROL,
@@ -60,12 +52,7 @@ from study.plan import (
   Family,
   Grid,
 )
-from study.records import (
-  FamilyResult,
-  FinalCell,
-  RegimeResult,
-  TuningCell,
-)
+from study.records import FamilyResult, RegimeResult
 from trainer import cli
 from trainer.config import Config
 
@@ -83,16 +70,11 @@ def edge_rule(grid: Grid) -> tuning.EdgeRule:
                          cell_names={'learning_rate': 'lr'})
 
 
-def tuning_config(base: Config, family: Family,
-                  rates: Sequence[float]) -> Config:
-  sweep = {'learning_rate': list(rates)} if len(rates) > 1 else {}
-  if family.own:
-    name, values = family.own
-    sweep[name] = list(values)
-  return dataclasses.replace(
-      base, **family.overrides, sweep=sweep, seed=TUNE_SEED,
-      num_seeds=TUNE_SEEDS, score_test=False,
-      learning_rate=rates[0] if len(rates) == 1 else base.learning_rate)
+def tuned_grid(family: Family, rates: Sequence[float]) -> Tuned:
+  """A family's grid: the learning rates x its own two values."""
+  own = dict([family.own]) if family.own else {}
+  return Tuned(family.overrides, {'learning_rate': tuple(rates), **own},
+               role=family.role)
 
 
 def fixed_own(family: Family, chosen: Config) -> Family:
@@ -103,6 +85,25 @@ def fixed_own(family: Family, chosen: Config) -> Family:
   return dataclasses.replace(
       family, overrides={**family.overrides, name: getattr(chosen, name)},
       own=None)
+
+
+def protocol(grid: Grid, base: Config) -> Protocol:
+  """The screening study on ``grid`` as a protocol: each regime's data and
+  budget on ``base``, its families' grids (a regime whose own values come
+  from another regime tunes its families through :func:`fixed_own`), seeds
+  100-101, the edge rule, and finals on seeds 0-4, then 5-9 where close."""
+  return Protocol(
+      cells='study', regimes={name: dataclasses.replace(
+          base, validation_size=grid.validation_size,
+          train_size=regime.train_size, label_noise=regime.label_noise,
+          clean_validation=regime.clean_validation, epochs=regime.epochs,
+          eval_every=regime.eval_every)
+                              for name, regime in grid.regimes.items()},
+      families={name: {f: tuned_grid(FAMILIES[f], grid.learning_rates)
+                       for f in regime.families}
+                for name, regime in grid.regimes.items()},
+      tune_seed=TUNE_SEED, tune_seeds=TUNE_SEEDS, edges=edge_rule(grid),
+      finals=Finals(0, 2, grid.final_seeds, suffixes=('', '-more')))
 
 
 def needs_more_seeds(values: npt.ArrayLike, reference: npt.ArrayLike
@@ -131,55 +132,41 @@ def close_to_control(families: dict[str, FamilyResult],
 
 @dataclasses.dataclass
 class StudyRun:
-  """One run of the study: where its cells go, how a cell runs
-  (``run(path, config, make_cell, on_diverged)``, a :func:`run_cell` bound to
-  the data and the runs folder), its log, and each regime's tuning once done
-  (keyed by regime and families: other regimes reuse it)."""
-  cells_dir: pathlib.Path
-  run: Callable[..., dict]
-  log: Callable[[str], object]
+  """One run of the study: its protocol, its cell store, and each regime's
+  tuning once done (keyed by regime and families: other regimes reuse
+  it)."""
+  grid: Grid
+  protocol: Protocol
+  store: Store
   tuned: dict[tuple[str, tuple[str, ...]], dict[str, FamilyResult]] = (
       dataclasses.field(default_factory=dict))
 
-  def tuning_cell(self, path: pathlib.Path, config: Config) -> TuningCell:
-    return TuningCell.from_json(self.run(path, config, tuning_curves,
-                                         diverged_points))
 
-  def final_cell(self, path: pathlib.Path, config: Config) -> FinalCell:
-    return FinalCell.from_json(self.run(path, config, final_scores,
-                                        diverged_final))
-
-
-def tune_regime(name: str, grid: Grid, base: Config, study_run: StudyRun,
+def tune_regime(name: str, study_run: StudyRun,
                 families: list[str]) -> dict[str, FamilyResult]:
   """Every family's tuning cells and choice in regime ``name``, once per
   study run: other regimes reuse them (plus_best_of, own_from)."""
   key = (name, tuple(families))
   if key in study_run.tuned:
     return study_run.tuned[key]
+  grid, log = study_run.grid, study_run.store.log
   regime = grid.regimes[name]
   chosen_in_own_from = {} if regime.own_from is None else tune_regime(
-      regime.own_from, grid, base, study_run,
+      regime.own_from, study_run,
       list(grid.regimes[regime.own_from].families))
-  base = dataclasses.replace(
-      base, validation_size=grid.validation_size,
-      train_size=regime.train_size, label_noise=regime.label_noise,
-      clean_validation=regime.clean_validation,
-      epochs=regime.epochs, eval_every=regime.eval_every)
   tuned = {}
   for i, family_name in enumerate(families):
-    study_run.log(f'[{name}] tune {family_name} ({i + 1}/{len(families)})')
+    log(f'[{name}] tune {family_name} ({i + 1}/{len(families)})')
     family = FAMILIES[family_name]
     if regime.own_from is not None:
       family = fixed_own(family,
                          chosen_in_own_from[family_name].choice.config)
-    tuned_family = tuning.tune(
-        study_run.tuning_cell, study_run.cells_dir / name, family_name,
-        tuning_config(base, family, grid.learning_rates), edge_rule(grid),
-        study_run.log)
+    tuned_family = engine.tune(study_run.store, study_run.protocol, name,
+                               family_name,
+                               tuned_grid(family, grid.learning_rates))
     if tuned_family.on_edge:
-      study_run.log(f'[{name}] {family_name}: the chosen rate is still on an '
-                    f'edge after {grid.max_extensions} extensions')
+      log(f'[{name}] {family_name}: the chosen rate is still on an '
+          f'edge after {grid.max_extensions} extensions')
     tuned[family_name] = FamilyResult(
         FAMILIES[family_name].role, tuned_family.cells, tuned_family.choice,
         bool(tuned_family.on_edge))
@@ -201,27 +188,25 @@ def best_distance_aware(tuned_regimes: list[dict[str, FamilyResult]]) -> str:
   return min(everywhere, key=lambda f: (np.mean(ranks[f]), f))
 
 
-def run_regime(name: str, grid: Grid, base: Config,
-               study_run: StudyRun) -> RegimeResult:
+def run_regime(name: str, study_run: StudyRun) -> RegimeResult:
   """Tunes every family of the regime, then runs the finals."""
-  regime = grid.regimes[name]
-  cells_dir, log = study_run.cells_dir / name, study_run.log
+  grid, store = study_run.grid, study_run.store
+  regime, log = grid.regimes[name], store.log
+  finals = dataclasses.replace(study_run.protocol.finals,
+                               shifted=regime.shifted)
   names = list(regime.families)
   if regime.plus_best_of:
     best = best_distance_aware([
-        tune_regime(other, grid, base, study_run,
-                    list(grid.regimes[other].families))
+        tune_regime(other, study_run, list(grid.regimes[other].families))
         for other in regime.plus_best_of])
     log(f'[{name}] best distance-aware family of '
         f'{", ".join(regime.plus_best_of)} on validation: {best}')
     names += [best] * (best not in names)
-  tuned = tune_regime(name, grid, base, study_run, names)
-  families = {
-      family_name: dataclasses.replace(family, finals=(study_run.final_cell(
-          cells_dir / f'final-{slug(family_name)}.json',
-          final_config(family.choice, seed=0, num_seeds=grid.final_seeds,
-                       shifted=regime.shifted)),))
-      for family_name, family in tuned.items()}
+  tuned = tune_regime(name, study_run, names)
+  families = {family_name: dataclasses.replace(family, finals=tuple(
+      engine.run_finals(store, finals, name, family_name, family.choice,
+                        groups=[0])))
+              for family_name, family in tuned.items()}
   diverged = {f: family.finals[0].diverged for f, family in families.items()
               if family.finals[0].diverged is not None}
   if diverged:
@@ -240,11 +225,8 @@ def run_regime(name: str, grid: Grid, base: Config,
   for family_name in close + [best_control] * bool(close):
     family = scored[family_name]
     scored[family_name] = dataclasses.replace(family, finals=(
-        *family.finals, study_run.final_cell(
-            cells_dir / f'final-{slug(family_name)}-more.json',
-            final_config(family.choice, seed=grid.final_seeds,
-                         num_seeds=grid.final_seeds,
-                         shifted=regime.shifted))))
+        *family.finals, *engine.run_finals(store, finals, name, family_name,
+                                           family.choice, groups=[1])))
   return RegimeResult(regime, scored, best_control, diverged)
 
 
@@ -255,18 +237,12 @@ def run_study(grid_name: str, dataset: dict[str, Split] | None,
               ) -> dict[str, RegimeResult]:
   """Runs the regimes of a grid; returns everything the report needs."""
   grid = GRIDS[grid_name]
-  cells_dir = pathlib.Path(results_dir) / 'study'
-
-  def run(path: pathlib.Path, config: Config,
-          make_cell: Callable[[dict, pathlib.Path], dict],
-          on_diverged: Callable[[Config, str], dict] | None = None) -> dict:
-    return run_cell(path, config, runs_dir, dataset, log, make_cell,
-                    on_diverged)
-
-  study_run = StudyRun(cells_dir, run, log)
-  names = regimes or list(grid.regimes)
-  return {name: run_regime(name, grid, base, study_run)
-          for name in names}
+  study_protocol = protocol(grid, base)
+  study_run = StudyRun(grid, study_protocol, study_protocol.store(
+      results_dir, runs_dir=pathlib.Path(runs_dir), dataset=dataset,
+      log=log))
+  return {name: run_regime(name, study_run)
+          for name in regimes or list(grid.regimes)}
 
 
 # ----------------------------------------------------------------------------

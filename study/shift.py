@@ -22,23 +22,14 @@ import argparse
 import dataclasses
 import pathlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import corruptions
-from data import Split
-from study import confirm
-from study.cells import (
-  diverged_final,
-  final_scores,
-  run_cell,
-  save_distances,
-  slug,
-)
+from study import confirm, engine
 from study.confirm_cells import tuned
-from study.finals import final_groups
-from study.records import Choice, FinalCell
+from study.engine import Protocol, Store
+from study.records import Choice
 from trainer import cli
-from trainer.config import Config
 
 REGIME = 'scarce2000'
 SHIFT_SEED, SHIFT_GROUPS = 2000, 12
@@ -53,33 +44,30 @@ KEPT_SETS = (*(f'confirmation[{name}]' for name in corruptions.CORRUPTIONS),
              'confirmation')
 
 
-def shift_groups(choice: Choice) -> list[Config]:
-  """A confirmed choice on the shift's seeds, twelve programs of ten."""
-  return final_groups(choice, first_seed=SHIFT_SEED, groups=SHIFT_GROUPS,
-                      group_size=confirm.GROUP_SIZE, shifted=True,
-                      confirmation_size=confirm.CONFIRMATION_SIZE,
-                      shifted_confirmation=True, shifted_size=SHIFTED_SIZE)
+SHIFT = Protocol(
+    cells='shift/cells', images='shift/images',
+    # The confirmation's finals on the shift's seeds, twelve programs of
+    # ten, with the shifted sets; each keeps every kept set's distances.
+    finals=dataclasses.replace(
+        confirm.CONFIRMATION.finals, first_seed=SHIFT_SEED,
+        groups=SHIFT_GROUPS, shifted=True,
+        fields={**confirm.CONFIRMATION.finals.fields,
+                'shifted_confirmation': True, 'shifted_size': SHIFTED_SIZE},
+        kept_sets=KEPT_SETS, bare=None))
 
 
-def run_shift(dataset: dict[str, Split] | None, results_dir: pathlib.Path,
-              runs_dir: pathlib.Path, data_dir: str | None,
-              log: Callable[[str], object] = print) -> None:
-  """The primary families' finals, then the secondary ones'."""
-  choices = {name: t.choice for name, t in tuned(
-      results_dir / 'confirmation' / 'cells', REGIME).items()}
-  root = results_dir / 'shift'
+def run_shift(protocol: Protocol, store: Store,
+              choices: dict[str, Choice]) -> None:
+  """The primary families' finals, then the secondary ones', of the
+  choices replayed from the confirmation's cells (:func:`confirmed`)."""
   for family in (*PRIMARY_FAMILIES, *SECONDARY_FAMILIES):
-    for config in shift_groups(choices[family]):
-      log(f'[shift] {family} seeds {config.seed}-'
-          f'{config.seed + config.num_seeds - 1}')
-      path = root / 'cells' / f'final-{slug(family)}-s{config.seed}.json'
-      config = dataclasses.replace(config, data_dir=data_dir)
-      cell = FinalCell.from_json(run_cell(path, config, runs_dir, dataset,
-                                          log, final_scores, diverged_final))
-      distances = root / 'images' / path.name.replace('.json', '.npz')
-      if cell.diverged is None and not distances.exists():
-        save_distances(runs_dir / 'cells' / path.stem, distances, KEPT_SETS,
-                       bare=None, seeds=True)
+    engine.run_finals(store, protocol.finals, None, family, choices[family])
+
+
+def confirmed(results_dir: pathlib.Path) -> dict[str, Choice]:
+  """scarce2000's choices, replayed from the confirmation's cells."""
+  return {name: t.choice for name, t in tuned(
+      results_dir / 'confirmation' / 'cells', REGIME).items()}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -103,8 +91,10 @@ def main(argv: Sequence[str] | None = None) -> int:
   args = parser.parse_args(argv)
   dataset = confirm.load_registered_split(parser, args.data_dir)
   t0 = time.perf_counter()
-  run_shift(dataset, pathlib.Path(args.results_dir),
-            pathlib.Path(args.runs_dir), args.data_dir)
+  results_dir = pathlib.Path(args.results_dir)
+  run_shift(SHIFT, SHIFT.store(results_dir, runs_dir=pathlib.Path(
+      args.runs_dir), dataset=dataset, data_dir=args.data_dir),
+            confirmed(results_dir))
   print(f'shift: {time.perf_counter() - t0:.0f}s')
   return 0
 

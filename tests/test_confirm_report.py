@@ -34,7 +34,7 @@ def _evaluation(epoch, argmax, bayes):
 def _write_tuning(cells_dir, regime, name, family, best, bayes=False):
   """The family's grid cell, its best point at ``best`` (inside the grid)
   and epoch 8, with argmax decoding (or Bayes)."""
-  config = confirm.tuning_config(confirm.regime_base(regime), family)
+  config = confirm.CONFIRMATION.tuning_config(regime, family)
   points = []
   for hp in grid_points(config.sweep):
     mde = sum(abs(np.log2(v / best[k])) for k, v in hp.items()) / 10 + 0.1
@@ -475,9 +475,8 @@ def test_the_tuning_sensitivity_reads_the_neighbours(tmp_path):
 def test_a_value_tried_only_elsewhere_is_not_tried_at_the_choice():
   """An edge extension varies one hyperparameter: at the extended learning
   rate no other ε was tried."""
-  base = confirm.tuning_config(confirm.regime_base('scarce2000'),
-                               confirm.families('scarce2000')[
-                                   'label_smoothing'])
+  base = confirm.CONFIRMATION.tuning_config(
+      'scarce2000', confirm.families('scarce2000')['label_smoothing'])
 
   def point(hp, mde):
     return TuningPoint(hyperparameters=hp, diverged=None, curve=[

@@ -14,7 +14,7 @@ import data
 import losses
 import train
 from conftest import MNIST_DIR, ROOT, learnable_dataset, needs_mnist
-from study import cells, confirm, tuning
+from study import cells, confirm, engine, tuning
 from study import plan as study_plan
 from study.records import Choice, TuningCell, TuningPoint
 from trainer.config import FIELDS, Config, ConfigError
@@ -159,6 +159,15 @@ def _tuning_cell(config, points_mde, last_epoch=12):
       for hp, mde in points_mde))
 
 
+def _tune(run, cells_dir, regime, name):
+  """A confirmation family's tuning through the engine's loop, each cell
+  from ``run``."""
+  family = confirm.families(regime)[name]
+  return tuning.tune(run, cells_dir, name,
+                     confirm.CONFIRMATION.tuning_config(regime, family),
+                     confirm.EDGES, lambda m: None, tops=family.top)
+
+
 def _fake_run(mde_of, last_epoch_of=lambda config: 8):
   """A stand-in for running a tuning cell: the MDE of a point is
   ``mde_of(point_config)``."""
@@ -198,7 +207,8 @@ def test_the_registered_grids_are_the_protocols():
   assert (base.confirmation_size, base.validation_size, base.train_size,
           base.label_noise, base.clean_validation) == (30_000, 5000, 2000,
                                                         0.4, True)
-  tuning = confirm.tuning_config(base, noisy['label_smoothing'])
+  tuning = confirm.CONFIRMATION.tuning_config('noisy40',
+                                              noisy['label_smoothing'])
   assert (tuning.seed, tuning.num_seeds, tuning.score_test) == (100, 3, False)
   assert resolve(tuning).num_points == 15
 
@@ -245,9 +255,7 @@ def test_tuning_extends_until_no_edge_then_labels_what_is_left(tmp_path):
             + abs(config.epsilon - 0.99))
 
   run, calls = _fake_run(mde)
-  family = confirm.families('scarce2000')['label_smoothing']
-  tuning = confirm.tune(run, tmp_path, confirm.regime_base('scarce2000'),
-                        'label_smoothing', family, log=lambda m: None)
+  tuning = _tune(run, tmp_path, 'scarce2000', 'label_smoothing')
   assert tuning.choice.config.learning_rate == 0.192
   assert tuning.choice.config.epsilon == 0.975
   assert set(tuning.on_edge) == {('learning_rate', 'top'), ('epsilon', 'top')}
@@ -268,10 +276,8 @@ def test_a_choice_inside_the_grid_adds_nothing(tmp_path):
     return abs(config.learning_rate - 0.006) + abs(config.epsilon - 0.5)
 
   run, calls = _fake_run(mde)
-  tuning = confirm.tune(run, tmp_path, confirm.regime_base('scarce2000'),
-                        'ls', confirm.families('scarce2000')[
-                            'label_smoothing'], log=lambda m: None)
-  assert calls == ['tune-ls.json'] and tuning.on_edge == ()
+  tuning = _tune(run, tmp_path, 'scarce2000', 'label_smoothing')
+  assert calls == ['tune-label_smoothing.json'] and tuning.on_edge == ()
   assert (tuning.choice.config.learning_rate, tuning.choice.config.epsilon,
           tuning.choice.epoch) == (0.006, 0.5, 8)
 
@@ -284,10 +290,9 @@ def test_the_last_epoch_doubles_the_budget_once(tmp_path, regime, budget):
             - config.epochs / 1000)
 
   run, calls = _fake_run(mde, last_epoch_of=lambda config: config.epochs)
-  tuning = confirm.tune(run, tmp_path, confirm.regime_base(regime),
-                        'ls', confirm.families(regime)[
-                            'label_smoothing'], log=lambda m: None)
-  assert calls == ['tune-ls.json', f'tune-ls-epochs{2 * budget}.json']
+  tuning = _tune(run, tmp_path, regime, 'label_smoothing')
+  assert calls == ['tune-label_smoothing.json',
+                   f'tune-label_smoothing-epochs{2 * budget}.json']
   assert tuning.choice.config.epochs == tuning.choice.epoch == 2 * budget
   assert tuning.on_edge == (('epochs', 'top'),)
   assert confirm.edge_label('ls', 'epochs', 'top') == (
@@ -299,7 +304,7 @@ def test_finals_run_in_four_registered_groups_and_the_twin_differs_in_order():
                                       loss='soft_label_cross_entropy',
                                       temperature=1.0, learning_rate=0.006),
                   10, 'bayes', 0.05)
-  groups = confirm.final_groups(choice)
+  groups = confirm.CONFIRMATION.finals.configs(choice)
   assert [(c.seed, c.num_seeds) for c in groups] == [
       (1000 + 10 * g, 10) for g in range(8)]
   assert all(c.confirmation_size == 30_000 and c.score_test
@@ -356,7 +361,8 @@ def test_the_secondary_families_and_the_matched_mass():
         'cross_entropy': confirm.Tuned(
             {'loss': 'cross_entropy'},
             {'learning_rate': confirm.families(regime)[
-                'label_smoothing'].grid['learning_rate']})}
+                'label_smoothing'].grid['learning_rate']},
+            role=confirm.SECONDARY)}
   sord = Config(loss='soft_label_cross_entropy', epsilon=0.5, temperature=3.0)
   targets_KxK = 0.5 * np.eye(10) + 0.5 * np.asarray(
       losses.soft_label_matrix('exponential', 10, tau=3.0))
@@ -378,6 +384,12 @@ def test_the_secondary_families_and_the_matched_mass():
                              atol=1e-4)
   with pytest.raises(ValueError, match='no off-label mass'):
     confirm.off_label_mass(dataclasses.replace(sord, distance='cyclic'))
+
+
+def _run_confirmation(tmp_path, regimes, data_dir, log):
+  confirm.run_confirmation(confirm.CONFIRMATION, confirm.CONFIRMATION.store(
+      tmp_path, runs_dir=tmp_path / 'runs', data_dir=data_dir, log=log),
+                           regimes)
 
 
 def _fake_cell(path, config, *args):
@@ -411,10 +423,9 @@ def test_the_secondaries_run_after_every_primary_regime(tmp_path,
     ran.append((f'{path.parent.name}/{path.stem}', config))
     return _fake_cell(path, config)
 
-  monkeypatch.setattr(confirm, 'run_cell', fake_run_cell)
-  confirm.run_confirmation(None, tmp_path, tmp_path / 'runs',
-                           confirm.REGIMES, '../shared/mnist',
-                           log=lambda message: None)
+  monkeypatch.setattr(engine, 'run_cell', fake_run_cell)
+  _run_confirmation(tmp_path, confirm.REGIMES, '../shared/mnist',
+                    log=lambda message: None)
   # The primaries: the cells and configurations the registered engine ran
   # (recorded from confirm.py at d70ec6b, under the same fake cells).
   golden = json.loads((ROOT / 'tests' / 'data' /
@@ -448,12 +459,11 @@ def test_the_secondaries_run_after_every_primary_regime(tmp_path,
 def test_scarce500_runs_after_the_primaries_and_before_the_secondaries(
     tmp_path, monkeypatch):
   ran = []
-  monkeypatch.setattr(confirm, 'run_cell', lambda path, config, *args: (
+  monkeypatch.setattr(engine, 'run_cell', lambda path, config, *args: (
       ran.append((f'{path.parent.name}/{path.stem}', config)),
       _fake_cell(path, config))[1])
-  confirm.run_confirmation(None, tmp_path, tmp_path / 'runs',
-                           confirm.ALL_REGIMES,
-                           '../shared/mnist', log=lambda message: None)
+  _run_confirmation(tmp_path, confirm.ALL_REGIMES,
+                    '../shared/mnist', log=lambda message: None)
   names = [name for name, _ in ran]
   primaries = len(json.loads((ROOT / 'tests' / 'data' /
                               'confirm_primary_plan.json').read_text()))
@@ -480,10 +490,9 @@ def test_scarce500_runs_after_the_primaries_and_before_the_secondaries(
 
 def test_one_primary_regime_runs_no_secondary(tmp_path, monkeypatch):
   ran, messages = [], []
-  monkeypatch.setattr(confirm, 'run_cell', lambda path, config, *args: (
+  monkeypatch.setattr(engine, 'run_cell', lambda path, config, *args: (
       ran.append(path.stem), _fake_cell(path, config))[1])
-  confirm.run_confirmation(None, tmp_path, tmp_path / 'runs',
-                           ['scarce2000'], None, log=messages.append)
+  _run_confirmation(tmp_path, ['scarce2000'], None, log=messages.append)
   assert ran[-1] == 'final-sord_permuted-s1070'
   assert not [name for name in ran if 'cross_entropy' in name
               or 'matched' in name]
@@ -515,11 +524,10 @@ def test_a_tie_in_scarce500s_label_smoothing_runs_its_tied_control_last(
       tied['curve'][-2]['argmax']['mean_digit_distance'] = 0.1  # epoch 20
     return cell
 
-  monkeypatch.setattr(confirm, 'run_cell', fake_run_cell)
+  monkeypatch.setattr(engine, 'run_cell', fake_run_cell)
   messages = []
-  confirm.run_confirmation(None, tmp_path, tmp_path / 'runs',
-                           confirm.ALL_REGIMES, '../shared/mnist',
-                           log=messages.append)
+  _run_confirmation(tmp_path, confirm.ALL_REGIMES, '../shared/mnist',
+                    log=messages.append)
   assert [name for name, _ in ran[-8:]] == [
       f'scarce500/final-label_smoothing_tied-s{1000 + 10 * g}'
       for g in range(8)]
@@ -536,10 +544,9 @@ def test_a_tie_in_scarce500s_label_smoothing_runs_its_tied_control_last(
 
 def test_without_a_tie_no_tied_control_runs(tmp_path, monkeypatch):
   ran, messages = [], []
-  monkeypatch.setattr(confirm, 'run_cell', lambda path, config, *args: (
+  monkeypatch.setattr(engine, 'run_cell', lambda path, config, *args: (
       ran.append(path.stem), _fake_cell(path, config))[1])
-  confirm.run_confirmation(None, tmp_path, tmp_path / 'runs',
-                           confirm.ALL_REGIMES, None, log=messages.append)
+  _run_confirmation(tmp_path, confirm.ALL_REGIMES, None, log=messages.append)
   assert not [name for name in ran if 'tied' in name]
   assert messages[-1] == ('[scarce500] label smoothing\'s choice had no tie: '
                           'no tied control')

@@ -16,7 +16,7 @@ import corruptions
 import losses
 import train
 from conftest import ROOT, learnable_dataset
-from study import cells, experiments, loss_table, stats, tuning
+from study import cells, engine, experiments, loss_table, stats, tuning
 from study import plan as study_plan
 from study import report as study_report
 from study import rows as study_rows
@@ -492,7 +492,10 @@ def test_every_registered_loss_is_in_the_study_or_the_committed_loss_table():
   base = Config(validation_size=5000, train_size=500)
   for family in study_plan.FAMILIES.values():
     for rates in ([1.5e-3, 3e-3], [6e-3]):
-      assert resolve(experiments.tuning_config(base, family, rates)
+      tuned = experiments.tuned_grid(family, rates)
+      protocol = engine.Protocol('study', engine.Finals(0, 1, 1),
+                                 regimes={'r': base}, tune_seeds=2)
+      assert resolve(protocol.tuning_config('r', tuned)
                      ).num_points == len(rates) * (2 if family.own else 1)
   roles = [f.role for f in study_plan.FAMILIES.values()]
   assert roles.count(study_plan.CONTROL) == 3

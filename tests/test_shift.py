@@ -12,7 +12,7 @@ import pytest
 import corruptions
 from conftest import ROOT
 from shift_fixtures import corrupted, write_shift_finals
-from study import cells, confirm, shift, shift_rows
+from study import cells, confirm, engine, shift, shift_rows
 from study.confirm_cells import tuned
 
 
@@ -40,8 +40,20 @@ CLEAN = 60  # the fake's clean confirmation images (30 000 in a real run)
 
 @pytest.fixture
 def small(monkeypatch):
-  """Fewer shifted images, so that the fake predictions stay small."""
-  monkeypatch.setattr(shift, 'SHIFTED_SIZE', 40)
+  """The shift with fewer shifted images, so that the fake predictions stay
+  small."""
+  finals = shift.SHIFT.finals
+  small = dataclasses.replace(shift.SHIFT, finals=dataclasses.replace(
+      finals, fields={**finals.fields, 'shifted_size': 40}))
+  monkeypatch.setattr(shift, 'SHIFT', small)
+  return small
+
+
+def _run_shift(protocol, tmp_path, data_dir):
+  results = tmp_path / 'results'
+  shift.run_shift(protocol, protocol.store(
+      results, runs_dir=tmp_path / 'runs', data_dir=data_dir,
+      log=lambda m: None), shift.confirmed(results))
 
 
 def test_the_primaries_run_first_on_their_confirmed_terms(tmp_path,
@@ -52,12 +64,11 @@ def test_the_primaries_run_first_on_their_confirmed_terms(tmp_path,
     ran.append((path.stem, config))
     return _fake_run(path, config, runs_dir)
 
-  monkeypatch.setattr(shift, 'run_cell', fake)
+  monkeypatch.setattr(engine, 'run_cell', fake)
   (tmp_path / 'results').mkdir()
   (tmp_path / 'results' / 'confirmation').symlink_to(
       ROOT / 'results' / 'confirmation')
-  shift.run_shift(None, tmp_path / 'results', tmp_path / 'runs',
-                  '../shared/mnist', log=lambda m: None)
+  _run_shift(small, tmp_path, '../shared/mnist')
   assert [stem for stem, _ in ran] == [
       f'final-{family}-s{2000 + 10 * g}'
       for family in ('label_smoothing', 'smoothed_sord', 'cross_entropy',
@@ -67,7 +78,7 @@ def test_the_primaries_run_first_on_their_confirmed_terms(tmp_path,
       ROOT / 'results' / 'confirmation' / 'cells', 'scarce2000').items()}
   for stem, config in ran:
     family = stem.split('-')[1]
-    (confirmed, *_) = confirm.final_groups(choices[family])
+    (confirmed, *_) = confirm.CONFIRMATION.finals.configs(choices[family])
     # The confirmation's final command but for the seeds and shifted sets.
     assert dataclasses.replace(
         config, seed=1000, shifted_test=False, shifted_confirmation=False,
@@ -86,7 +97,7 @@ def test_the_primaries_run_first_on_their_confirmed_terms(tmp_path,
 
 
 def test_the_kept_distances_are_the_predictions_distances(tmp_path, small):
-  config = shift.shift_groups(tuned(
+  config = small.finals.configs(tuned(
       ROOT / 'results' / 'confirmation' / 'cells', 'scarce2000')[
           'label_smoothing'].choice)[0]
   _fake_run(tmp_path / 'final-x-s2000.json', config, tmp_path)
@@ -119,13 +130,12 @@ def test_a_rerun_skips_what_is_done(tmp_path, monkeypatch, small):
     path.write_text(json.dumps(cell))
     return cell
 
-  monkeypatch.setattr(shift, 'run_cell', fake)
+  monkeypatch.setattr(engine, 'run_cell', fake)
   (tmp_path / 'results').mkdir()
   (tmp_path / 'results' / 'confirmation').symlink_to(
       ROOT / 'results' / 'confirmation')
   for _ in range(2):
-    shift.run_shift(None, tmp_path / 'results', tmp_path / 'runs', None,
-                    log=lambda m: None)
+    _run_shift(small, tmp_path, None)
   assert len(calls) == 96  # the second pass reads every cell back
 
 

@@ -1,0 +1,135 @@
+"""Every protocol through the one engine, trained for real on a tiny
+synthetic dataset: the confirmation and the shift on tiny terms (the
+screening study's tiny grid is ``test_experiments.tiny_study``), then the
+report's path: the same cells replayed by a read-only store."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+import corruptions
+from conftest import learnable_dataset
+from study import confirm, engine, shift
+from study.confirm_cells import tuned
+from study.engine import Tuned
+from study.tuning import EdgeRule
+from trainer.config import Config
+
+RATES = (3e-3, 6e-3)
+GROUP = 2           # seeds per final group
+CONFIRMATION = 100  # confirmation images
+
+
+def _tiny_confirmation() -> engine.Protocol:
+  """The confirmation's protocol on tiny terms: one primary regime, two
+  values per grid, one tuning seed, one extension per side, one final
+  group of two seeds."""
+  base = Config(confirmation_size=CONFIRMATION, validation_size=64,
+                train_size=96, epochs=2, eval_every=1, batch_size=32)
+  sord = {'loss': 'soft_label_cross_entropy'}
+  return dataclasses.replace(
+      confirm.CONFIRMATION, regimes={'scarce': base}, families={'scarce': {
+          'label_smoothing': Tuned(
+              {'loss': 'label_smoothing_cross_entropy'},
+              {'learning_rate': RATES, 'epsilon': (0.1, 0.5)},
+              {'epsilon': (0.95,)}, confirm.PRIMARY),
+          'smoothed_sord': Tuned(
+              sord, {'learning_rate': RATES, 'epsilon': (0.1, 0.5),
+                     'temperature': (3.0,)}, {'epsilon': (1.0,)},
+              confirm.PRIMARY),
+          'sord_linear': Tuned(sord, {'learning_rate': RATES,
+                                      'temperature': (1.0,)},
+                               role=confirm.PRIMARY),
+          'cross_entropy': Tuned({'loss': 'cross_entropy'},
+                                 {'learning_rate': RATES},
+                                 role=confirm.SECONDARY)}},
+      tune_seeds=1, edges=EdgeRule(per_side=1, double_budget=True),
+      primary_regimes=('scarce',),
+      finals=dataclasses.replace(
+          confirm.CONFIRMATION.finals, groups=1, group_size=GROUP,
+          fields={'confirmation_size': CONFIRMATION}))
+
+
+@pytest.fixture(scope='module')
+def tiny_protocols(tmp_path_factory):
+  root = tmp_path_factory.mktemp('protocols')
+  dataset = learnable_dataset(num_train=400, num_test=64)
+  protocol = _tiny_confirmation()
+  log = []
+  confirm.run_confirmation(protocol, protocol.store(
+      root / 'results', runs_dir=root / 'runs', dataset=dataset,
+      log=log.append), ['scarce'])
+  choices = {name: t.choice for name, t in tuned(
+      root / 'results' / 'confirmation' / 'cells', 'scarce',
+      protocol).items()}
+  finals = shift.SHIFT.finals
+  tiny_shift = dataclasses.replace(shift.SHIFT, finals=dataclasses.replace(
+      finals, groups=1, group_size=GROUP,
+      fields={**finals.fields, 'confirmation_size': CONFIRMATION,
+              'shifted_size': 40}))
+  shift.run_shift(tiny_shift, tiny_shift.store(
+      root / 'results', runs_dir=root / 'runs', dataset=dataset,
+      log=log.append), choices)
+  return root, protocol, tiny_shift, choices, log
+
+
+@pytest.mark.slow
+def test_the_tiny_confirmation_runs_every_family_and_keeps_its_files(
+    tiny_protocols):
+  root, _, _, choices, _ = tiny_protocols
+  cells = root / 'results' / 'confirmation' / 'cells' / 'scarce'
+  families = ('label_smoothing', 'smoothed_sord', 'sord_linear',
+              'sord_permuted', 'cross_entropy', 'label_smoothing_matched')
+  assert sorted(p.stem for p in cells.glob('final-*.json')) == sorted(
+      f'final-{family}-s1000' for family in families)
+  assert set(choices) == set(families)
+  for family in families:
+    with np.load(root / 'results' / 'confirmation' / 'images' / 'scarce' /
+                 f'final-{family}-s1000.npz') as f:
+      assert list(f['seeds']) == [1000, 1001]
+      assert f['argmax'].shape == f['bayes'].shape == (GROUP, CONFIRMATION)
+      assert f['argmax'].dtype == np.int8
+  # Tuned on validation only, the finals scored once on the test split.
+  for path in cells.glob('tune-*.json'):
+    assert '"score_test": false' in path.read_text()
+  assert choices['sord_permuted'].config.distance == (
+      confirm.permuted_twin(choices['sord_linear']).config.distance)
+
+
+@pytest.mark.slow
+def test_the_tiny_shift_replays_the_choices_on_corrupted_images(
+    tiny_protocols):
+  root, _, tiny_shift, choices, _ = tiny_protocols
+  images = root / 'results' / 'shift' / 'images'
+  assert sorted(p.stem for p in images.glob('*.npz')) == sorted(
+      f'final-{family}-s2000' for family in (*shift.PRIMARY_FAMILIES,
+                                             *shift.SECONDARY_FAMILIES))
+  with np.load(images / 'final-smoothed_sord-s2000.npz') as f:
+    for name in corruptions.CORRUPTIONS:
+      assert f[f'confirmation[{name}]_bayes'].shape == (GROUP, 40)
+    assert f['confirmation_argmax'].shape == (GROUP, CONFIRMATION)
+  (config,) = tiny_shift.finals.configs(choices['smoothed_sord'])
+  cell = engine.Store(root / 'results' / 'shift' / 'cells',
+                      read_only=True).final_cell(
+      root / 'results' / 'shift' / 'cells' / 'final-smoothed_sord-s2000.json',
+      config, tiny_shift.finals)
+  assert cell.seeds == [2000, 2001] and cell.diverged is None
+
+
+@pytest.mark.slow
+def test_the_read_only_store_replays_what_the_run_chose(tiny_protocols):
+  """The report's path and the run's are one: replaying the cells chooses
+  what the run chose, and a cell not there is an error, not a run."""
+  root, protocol, _, choices, _ = tiny_protocols
+  store = protocol.store(root / 'results', read_only=True)
+  for name, family in protocol.families['scarce'].items():
+    replayed = engine.tune(store, protocol, 'scarce', name, family)
+    assert replayed.choice == choices[name]
+  family = protocol.families['scarce']['label_smoothing']
+  with pytest.raises(FileNotFoundError):
+    engine.tune(engine.Store(root / 'nothing', read_only=True), protocol,
+                'scarce', 'label_smoothing', family)
+  with pytest.raises(ValueError, match='holds another configuration'):
+    engine.tune(store, dataclasses.replace(protocol, tune_seeds=2), 'scarce',
+                'label_smoothing', family)
