@@ -9,10 +9,16 @@ and the others the protocol names) stay: each word runs the same ``main``.
 
 from __future__ import annotations
 
+import argparse
 import importlib
+import pathlib
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from types import ModuleType
+
+from data import Split
+from trainer import cli
 
 # Command -> (its module, what it does).
 COMMANDS = {
@@ -66,3 +72,59 @@ def main(argv: Sequence[str] | None = None) -> int:
   _, module, flags = split(argv)
   result: int = module.main(flags)
   return result
+
+
+# ----------------------------------------------------------------------------
+# What the protocols' and reports' command lines share.
+
+
+def report_parser(prog: str, doc: str, results_help: str
+                  ) -> argparse.ArgumentParser:
+  """A report's command line: the results folder it reads and writes."""
+  parser = argparse.ArgumentParser(
+      prog=prog, description=doc.split('\n\n')[0],
+      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+  parser.add_argument('--results_dir', default='results', help=results_help)
+  return parser
+
+
+def run_report(parser: argparse.ArgumentParser, argv: Sequence[str] | None,
+               write: Callable[[pathlib.Path], list[str]]) -> int:
+  """Parses ``argv`` and writes a report from its results folder
+  (``write(results_dir)``, which returns what to say)."""
+  args = parser.parse_args(argv)
+  print('\n'.join(write(pathlib.Path(args.results_dir))))
+  return 0
+
+
+def protocol_parser(prog: str, doc: str, *, runs_dir: str,
+                    results_help: str) -> cli.Parser:
+  """A registered protocol's command line: the MNIST folder (required: its
+  split is registered by the images' positions in the IDX files), the
+  results folder and the runs folder."""
+  parser = cli.Parser(
+      prog=prog, description=doc.split('\n\n')[0],
+      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+  parser.add_argument('--data_dir', required=True,
+                      help='folder with the four MNIST IDX files (the split '
+                      'is registered by the images\' positions in them)')
+  parser.add_argument('--results_dir', default='results', help=results_help)
+  parser.add_argument('--runs_dir', default=runs_dir,
+                      help='where runs (checkpoints, predictions) go')
+  return parser
+
+
+def run_protocol(
+    parser: cli.Parser, argv: Sequence[str] | None, name: str, report: str,
+    load: Callable[[cli.Parser, str], dict[str, Split]],
+    run: Callable[[argparse.Namespace, dict[str, Split]], None]) -> int:
+  """Parses ``argv``, loads MNIST through ``load(parser, data_dir)`` (the
+  registered split's check), runs ``run(args, dataset)`` and says how long
+  it took and which command reports it."""
+  args = parser.parse_args(argv)
+  dataset = load(parser, args.data_dir)
+  t0 = time.perf_counter()
+  run(args, dataset)
+  print(f'{name}: {time.perf_counter() - t0:.0f}s; the answer: python -m '
+        f'study {report} --results_dir {pathlib.Path(args.results_dir)}')
+  return 0

@@ -22,7 +22,6 @@ import argparse
 import dataclasses
 import hashlib
 import pathlib
-import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -33,7 +32,7 @@ from data import (
   Split,
   held_out_indices,
 )
-from study import engine
+from study import commands, engine
 from study.engine import Finals, Protocol, Store, Tuned
 from study.plan import PERMUTED_ORDER, VALIDATION_SIZE
 from study.records import Choice
@@ -274,42 +273,37 @@ def run_confirmation(protocol: Protocol, store: Store,
     run_finals(regime, {'label_smoothing_tied': tied})
 
 
+def _regimes(text: str) -> list[str]:
+  regimes = text.split(',')
+  if unknown := set(regimes) - set(ALL_REGIMES):
+    raise argparse.ArgumentTypeError(
+        f'no regime {", ".join(sorted(unknown))} (there are '
+        f'{", ".join(ALL_REGIMES)}).')
+  return regimes
+
+
 def build_parser() -> argparse.ArgumentParser:
   """The command line's flags (its own argument check)."""
-  parser = cli.Parser(
-      prog='python -m study.confirm', description=__doc__.split('\n\n')[0],
-      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-  parser.add_argument('--regimes',
+  parser = commands.protocol_parser(
+      'python -m study.confirm', __doc__, runs_dir='runs/confirmation',
+      results_help='where confirmation/ (cells, per-image files) goes')
+  parser.add_argument('--regimes', type=_regimes,
                       default=','.join(ALL_REGIMES),
                       help='comma-separated regimes, in that order (the '
                       'primary ones first; secondary families run once '
                       'every primary regime is listed)')
-  parser.add_argument('--data_dir', required=True,
-                      help='folder with the four MNIST IDX files (the split '
-                      'is registered by the images\' positions in them)')
-  parser.add_argument('--results_dir', default='results',
-                      help='where confirmation/ (cells, per-image files) goes')
-  parser.add_argument('--runs_dir', default='runs/confirmation',
-                      help='where runs (checkpoints, predictions) go')
   return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-  parser = build_parser()
-  args = parser.parse_args(argv)
-  regimes = args.regimes.split(',')
-  if unknown := set(regimes) - set(ALL_REGIMES):
-    parser.error(f'--regimes: no regime {", ".join(sorted(unknown))} '
-                 f'(there are {", ".join(ALL_REGIMES)}).')
-  dataset = load_registered_split(parser, args.data_dir)
-  t0 = time.perf_counter()
-  results_dir = pathlib.Path(args.results_dir)
-  run_confirmation(CONFIRMATION, CONFIRMATION.store(
-      results_dir, runs_dir=pathlib.Path(args.runs_dir), dataset=dataset,
-      data_dir=args.data_dir), regimes)
-  print(f'confirmation: {time.perf_counter() - t0:.0f}s; the answer: '
-        f'python -m study.confirm_report --results_dir {results_dir}')
-  return 0
+  def run(args: argparse.Namespace, dataset: dict[str, Split]) -> None:
+    run_confirmation(CONFIRMATION, CONFIRMATION.store(
+        args.results_dir, runs_dir=pathlib.Path(args.runs_dir),
+        dataset=dataset, data_dir=args.data_dir), args.regimes)
+
+  return commands.run_protocol(build_parser(), argv, 'confirmation',
+                               'confirmation_report', load_registered_split,
+                               run)
 
 
 if __name__ == '__main__':

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from study import confirm
-from study.confirm_report import BANDS, p_text, share
+from study.confirm_report import BANDS, estimate_cells, p_text, share
 from study.confirm_rows import uniform_error_distance
 
 
@@ -30,12 +30,7 @@ def readme_answer(primary: Sequence[dict[str, Any]]) -> list[str]:
     lines.append(
         f"| {r['hypothesis']} | {r['regime']} | {metric}: {r['challenger']} "
         f"{r['challenger_value']:.4f} vs {r['reference']} "
-        f"{r['reference_value']:.4f} | {r['delta']:+.4f} "
-        f"({share(r['delta'], r['reference_value'])}) | "
-        f"[{r['ci95_low']:+.4f}, {r['ci95_high']:+.4f}] "
-        f"({share(r['ci95_low'], r['reference_value'])} to "
-        f"{share(r['ci95_high'], r['reference_value'])}) | "
-        f"{p_text(r['p_bootstrap'])} ({p_text(r['p_holm'])}) | "
+        f"{r['reference_value']:.4f} | {estimate_cells(r)} | "
         f"{100 * r['detectable_share']:.1f} % | {r['verdict']} |")
   return lines
 
@@ -75,6 +70,11 @@ def _interval(r: dict[str, Any]) -> str:
           f"{share(r['ci95_low'], ref)} to {share(r['ci95_high'], ref)}")
 
 
+def _interval_and_p(r: dict[str, Any]) -> str:
+  """A secondary row's 95 % interval and bootstrap p."""
+  return f"{_interval(r)}; p {p_text(r['p_bootstrap'], r['replicates'])}"
+
+
 def at_matched_mass(secondary: Sequence[dict[str, Any]],
                     regimes: Sequence[str] = confirm.REGIMES) -> str:
   """The README's sentence on the primary pair at matched off-label mass
@@ -95,8 +95,7 @@ def secondary_pair(secondary: Sequence[dict[str, Any]], regime: str) -> str:
   ref = r['reference_value']
   return (f"In {regime}, smoothed SORD's MDE minus label smoothing's is "
           f"{r['delta']:+.4f} ({r['challenger_value']:.4f} against "
-          f"{ref:.4f}; {_interval(r)}; p "
-          f"{p_text(r['p_bootstrap'], r['replicates'])}; "
+          f"{ref:.4f}; {_interval_and_p(r)}; "
           f"detectable {100 * r['detectable_share']:.1f} % at alpha 0.05).")
 
 
@@ -189,8 +188,8 @@ def tied_control(secondary: Sequence[dict[str, Any]],
   return (f"At the other tied point (ε {tied['epsilon']:g}, learning rate "
           f"{tied['learning_rate']:g}, epoch {tied['epoch']} of "
           f"{tied['budget']}), label smoothing scores {ref:.4f}, and smoothed "
-          f"SORD's MDE minus it is {pair['delta']:+.4f} ({_interval(pair)}; "
-          f"p {p_text(pair['p_bootstrap'], pair['replicates'])}).")
+          f"SORD's MDE minus it is {pair['delta']:+.4f} "
+          f"({_interval_and_p(pair)}).")
 
 
 def matched_epsilon_moves(secondary: Sequence[dict[str, Any]],

@@ -19,7 +19,7 @@ import pathlib
 from collections.abc import Sequence
 from typing import Any
 
-from study import confirm
+from study import commands, confirm
 from study.confirm_cells import wall_seconds
 from study.confirm_rows import (
   HYPOTHESES,
@@ -56,13 +56,9 @@ def write_csv(rows: list[dict[str, Any]], path: pathlib.Path) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
   """The command line's flags (its own argument check)."""
-  parser = argparse.ArgumentParser(
-      prog='python -m study.confirm_report',
-      description=__doc__.split('\n\n')[0],
-      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-  parser.add_argument('--results_dir', default='results',
-                      help='the folder holding confirmation/ (cells, images)')
-  return parser
+  return commands.report_parser(
+      'python -m study.confirm_report', __doc__,
+      'the folder holding confirmation/ (cells, images)')
 
 
 def read_csv(path: pathlib.Path) -> list[dict[str, Any]]:
@@ -94,6 +90,34 @@ def p_text(value: float | str, replicates: int = REPLICATES) -> str:
   if math.isnan(value):
     return 'pending'
   return f'< {1 / replicates:g}' if value == 0 else f'{value:.3g}'
+
+
+def interval(low: float, high: float, reference: float | None = None) -> str:
+  """An interval, and where a reference is given, as its shares too."""
+  text = f'[{low:+.4f}, {high:+.4f}]'
+  if reference:
+    text += f' ({share(low, reference)} to {share(high, reference)})'
+  return text
+
+
+def estimate_cells(r: dict[str, Any]) -> str:
+  """A primary row's table cells: Δ with its share of the reference, the
+  95 % interval over seeds and images with its shares, p (Holm)."""
+  ref = r['reference_value']
+  return (f"{r['delta']:+.4f} ({share(r['delta'], ref)}) | "
+          f"{interval(r['ci95_low'], r['ci95_high'], ref)} | "
+          f"{p_text(r['p_bootstrap'])} ({p_text(r['p_holm'])})")
+
+
+def summary_line(row: dict[str, Any], where: str) -> str:
+  """A primary row in one line (a report's last words): the hypothesis,
+  ``row[where]``, Δ, its 95 % interval and share, the verdict."""
+  head = f"{row['hypothesis']} {row[where]}"
+  if 'delta' not in row:
+    return f"{head}: {row['verdict']}"
+  return (f"{head}: Δ {row['delta']:+.4f} "
+          f"[{row['ci95_low']:+.4f}, {row['ci95_high']:+.4f}] "
+          f"({100 * row['delta_share']:+.1f} %): {row['verdict']}")
 
 
 # Each primary MDE hypothesis's registered equivalence band, by regime.
@@ -330,14 +354,13 @@ def _maybe(value: float | None) -> str:
   return '' if value is None else f'{value:g}'
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-  args = build_parser().parse_args(argv)
-  results_dir = pathlib.Path(args.results_dir)
+def write_report(results_dir: pathlib.Path) -> list[str]:
+  """The CSVs and confirmation.md from the committed cells; returns each
+  primary's line and what was written."""
   root = results_dir / 'confirmation'
   rows = hypothesis_rows(results_dir)
   if not rows:
-    print('no hypothesis has all its finals yet')
-    return 0
+    return ['no hypothesis has all its finals yet']
   secondary = secondary_rows(results_dir)
   test_rows = test_split_rows(results_dir, rows)
   families = family_rows(results_dir)
@@ -349,16 +372,13 @@ def main(argv: Sequence[str] | None = None) -> int:
   (root / 'confirmation.md').write_text(
       markdown(rows, secondary, test_rows, families, sensitivity,
                cost_rows(root / 'cells')))
-  for row in rows:
-    if 'delta' not in row:
-      print(f"{row['hypothesis']} {row['regime']}: {row['verdict']}")
-      continue
-    print(f"{row['hypothesis']} {row['regime']}: Δ {row['delta']:+.4f} "
-          f"[{row['ci95_low']:+.4f}, {row['ci95_high']:+.4f}] "
-          f"({100 * row['delta_share']:+.1f} %): {row['verdict']}")
-  print(f'written: {root}/confirmation.csv, secondary.csv, families.csv, '
-        'sensitivity.csv, confirmation.md')
-  return 0
+  return [*(summary_line(row, 'regime') for row in rows),
+          f'written: {root}/confirmation.csv, secondary.csv, families.csv, '
+          'sensitivity.csv, confirmation.md']
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  return commands.run_report(build_parser(), argv, write_report)
 
 
 if __name__ == '__main__':

@@ -21,15 +21,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import pathlib
-import time
 from collections.abc import Sequence
 
 import corruptions
-from study import confirm, engine
+from data import Split
+from study import commands, confirm, engine
 from study.confirm_cells import tuned
 from study.engine import Protocol, Store
 from study.records import Choice
-from trainer import cli
 
 REGIME = 'scarce2000'
 SHIFT_SEED, SHIFT_GROUPS = 2000, 12
@@ -72,31 +71,22 @@ def confirmed(results_dir: pathlib.Path) -> dict[str, Choice]:
 
 def build_parser() -> argparse.ArgumentParser:
   """The command line's flags (its own argument check)."""
-  parser = cli.Parser(
-      prog='python -m study.shift', description=__doc__.split('\n\n')[0],
-      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-  parser.add_argument('--data_dir', required=True,
-                      help='folder with the four MNIST IDX files (the split '
-                      'is registered by the images\' positions in them)')
-  parser.add_argument('--results_dir', default='results',
-                      help='where confirmation/ (the choices) is read and '
-                      'shift/ (cells, per-image files) goes')
-  parser.add_argument('--runs_dir', default='runs/shift',
-                      help='where runs (checkpoints, predictions) go')
-  return parser
+  return commands.protocol_parser(
+      'python -m study.shift', __doc__, runs_dir='runs/shift',
+      results_help='where confirmation/ (the choices) is read and shift/ '
+      '(cells, per-image files) goes')
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-  parser = build_parser()
-  args = parser.parse_args(argv)
-  dataset = confirm.load_registered_split(parser, args.data_dir)
-  t0 = time.perf_counter()
-  results_dir = pathlib.Path(args.results_dir)
-  run_shift(SHIFT, SHIFT.store(results_dir, runs_dir=pathlib.Path(
-      args.runs_dir), dataset=dataset, data_dir=args.data_dir),
-            confirmed(results_dir))
-  print(f'shift: {time.perf_counter() - t0:.0f}s')
-  return 0
+  def run(args: argparse.Namespace, dataset: dict[str, Split]) -> None:
+    results_dir = pathlib.Path(args.results_dir)
+    run_shift(SHIFT, SHIFT.store(results_dir, runs_dir=pathlib.Path(
+        args.runs_dir), dataset=dataset, data_dir=args.data_dir),
+              confirmed(results_dir))
+
+  return commands.run_protocol(build_parser(), argv, 'shift',
+                               'shift_report', confirm.load_registered_split,
+                               run)
 
 
 if __name__ == '__main__':

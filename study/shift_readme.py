@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from study.confirm_report import p_text, share
+from study.confirm_report import estimate_cells, p_text, share
 from study.confirm_rows import UNSTABLE
 from study.shift_rows import BANDS, KINDS
 
@@ -116,14 +116,6 @@ def decoding_advice(secondary: Sequence[dict[str, Any]]) -> list[str]:
   return lines
 
 
-def interval(low: float, high: float, reference: float | None = None) -> str:
-  """An interval, and where a reference is given, as its shares too."""
-  text = f'[{low:+.4f}, {high:+.4f}]'
-  if reference:
-    text += f' ({share(low, reference)} to {share(high, reference)})'
-  return text
-
-
 def answer_table(primary: Sequence[dict[str, Any]]) -> list[str]:
   """The README's table of S1-S4, one line per kind (a test checks that
   the README holds these lines)."""
@@ -131,14 +123,10 @@ def answer_table(primary: Sequence[dict[str, Any]]) -> list[str]:
            '(share) | 95 % interval over seeds and images | p (Holm) | '
            'detectable | band | verdict |', '|' + '---|' * 9]
   for r in primary:
-    ref = r['reference_value']
     lines.append(
         f"| {r['hypothesis']} | {r['kind']} ({r['corruptions']}) | "
-        f"{r['challenger_value']:.4f} vs {ref:.4f} | {r['delta']:+.4f} "
-        f"({share(r['delta'], ref)}) | "
-        f"{interval(r['ci95_low'], r['ci95_high'], ref)} | "
-        f"{p_text(r['p_bootstrap'])} "
-        f"({p_text(r['p_holm'])}) | {100 * r['detectable_share']:.1f} % | "
+        f"{r['challenger_value']:.4f} vs {r['reference_value']:.4f} | "
+        f"{estimate_cells(r)} | {100 * r['detectable_share']:.1f} % | "
         f"±{100 * r['band_share']:g} % | {r['verdict']} |")
   return lines
 

@@ -19,14 +19,17 @@ import pathlib
 from collections.abc import Sequence
 from typing import Any
 
-from study import answer_figure, shift
-from study.confirm_report import p_text, read_csv, share, write_csv
-from study.shift_readme import (
-  decoding_advice,
-  interaction_lines,
+from study import answer_figure, commands, shift
+from study.confirm_report import (
+  estimate_cells,
   interval,
-  kind_recipes,
+  p_text,
+  read_csv,
+  share,
+  summary_line,
+  write_csv,
 )
+from study.shift_readme import decoding_advice, interaction_lines, kind_recipes
 from study.shift_rows import KINDS, primary_rows
 from study.shift_secondary import (
   REPLICATES,
@@ -40,14 +43,9 @@ CSVS = ('shift.csv', 'shift_secondary.csv', 'shift_families.csv')
 
 def build_parser() -> argparse.ArgumentParser:
   """The command line's flags (its own argument check)."""
-  parser = argparse.ArgumentParser(
-      prog='python -m study.shift_report',
-      description=__doc__.split('\n\n')[0],
-      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-  parser.add_argument('--results_dir', default='results',
-                      help='the folder holding shift/ (cells, images) and '
-                      'confirmation/ (the choices)')
-  return parser
+  return commands.report_parser(
+      'python -m study.shift_report', __doc__, 'the folder holding shift/ '
+      '(cells, images) and confirmation/ (the choices)')
 
 
 def _primary_table(primary: Sequence[dict[str, Any]]) -> list[str]:
@@ -56,12 +54,9 @@ def _primary_table(primary: Sequence[dict[str, Any]]) -> list[str]:
            '95 %, p t, p sign-flip | t over the group means | detectable '
            '| band | fewer / closer | verdict |', '|' + '---|' * 13]
   for r in primary:
-    ref = r['reference_value']
     lines.append(
         f"| {r['hypothesis']} | {r['kind']} | {r['challenger_value']:.4f} | "
-        f"{ref:.4f} | {r['delta']:+.4f} ({share(r['delta'], ref)}) | "
-        f"{interval(r['ci95_low'], r['ci95_high'], ref)} | "
-        f"{p_text(r['p_bootstrap'])} ({p_text(r['p_holm'])}) | "
+        f"{r['reference_value']:.4f} | {estimate_cells(r)} | "
         f"{interval(r['seeds_ci95_low'], r['seeds_ci95_high'])}, "
         f"{r['p_t']:.3g}, {r['p_sign_flip']:.3g} | "
         f"{interval(r['groups_ci95_low'], r['groups_ci95_high'])} | "
@@ -219,14 +214,13 @@ def markdown(primary: Sequence[dict[str, Any]],
   return '\n'.join(lines) + '\n'
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-  args = build_parser().parse_args(argv)
-  results_dir = pathlib.Path(args.results_dir)
+def write_report(results_dir: pathlib.Path) -> list[str]:
+  """The CSVs, shift.md and the answer figure from the committed cells;
+  returns each primary's line and what was written."""
   root = results_dir / 'shift'
   primary = primary_rows(results_dir)
   if not primary:
-    print('no kind has both primary families\' finals yet')
-    return 0
+    return ['no kind has both primary families\' finals yet']
   decodings = registered_decodings(results_dir)
   secondary = secondary_rows(results_dir, decodings)
   families = family_rows(results_dir, decodings)
@@ -236,13 +230,13 @@ def main(argv: Sequence[str] | None = None) -> int:
   primary, secondary, families = (read_csv(root / name) for name in CSVS)
   (root / 'shift.md').write_text(markdown(primary, secondary, families,
                                           root / 'cells'))
-  for row in primary:
-    print(f"{row['hypothesis']} {row['kind']}: Δ {row['delta']:+.4f} "
-          f"[{row['ci95_low']:+.4f}, {row['ci95_high']:+.4f}] "
-          f"({100 * row['delta_share']:+.1f} %): {row['verdict']}")
-  print(f'written: {", ".join(CSVS)} and shift.md in {root}, and '
-        f'{answer_figure.write(results_dir)}')
-  return 0
+  return [*(summary_line(row, 'kind') for row in primary),
+          f'written: {", ".join(CSVS)} and shift.md in {root}, and '
+          f'{answer_figure.write(results_dir)}']
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  return commands.run_report(build_parser(), argv, write_report)
 
 
 if __name__ == '__main__':

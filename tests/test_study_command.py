@@ -52,5 +52,5 @@ def test_a_command_runs_its_modules_own_argument_check(capsys):
     commands.main(['confirmation', '--regimes', 'scarce9', '--data_dir',
                    'nowhere'])
   assert info.value.code == 2
-  assert ('python -m study.confirm: error: --regimes: no regime scarce9'
-          in capsys.readouterr().err)
+  assert ('python -m study.confirm: error: argument --regimes: no regime '
+          'scarce9' in capsys.readouterr().err)
