@@ -17,7 +17,8 @@ import numpy as np
 
 from study import confirm, engine
 from study.cells import diverged
-from study.engine import Protocol, Store
+from study.engine import Finals, Protocol, Store
+from study.records import Choice, FinalCell
 from study.tuning import Tuning
 
 
@@ -104,17 +105,25 @@ def replayed_tunings(cells_dir: pathlib.Path, regimes: Sequence[str]
   return out
 
 
-def test_values(cells_dir: pathlib.Path, regime: str, family: str,
-                decoding: str, metric: str, kept: Sequence[int]
-                ) -> np.ndarray:
+def final_cells(cells_dir: pathlib.Path, regime: str | None, family: str,
+                choice: Choice, finals: Finals = confirm.CONFIRMATION.finals
+                ) -> dict[int, FinalCell]:
+  """First seed -> each final group's cell, read back through the
+  engine's read-only store: checked to hold ``choice``'s final
+  configuration (FileNotFoundError for a group not run yet). ``regime``:
+  the cells' folder under ``cells_dir`` (None: ``cells_dir`` itself)."""
+  store = Store(cells_dir, read_only=True, log=lambda message: None)
+  return {cell.config.seed: cell for cell in engine.run_finals(
+      store, finals, regime, family, choice)}
+
+
+def test_values(cells: dict[int, FinalCell], decoding: str, metric: str,
+                kept: Sequence[int]) -> np.ndarray:
   """Per seed, a metric on the test split from the final cells of the
   kept groups."""
-  values = []
-  for seed in kept:
-    cell = json.loads((cells_dir / regime /
-                       f'final-{family}-s{seed}.json').read_text())
-    values.extend(cell['test'][decoding][metric]['per_seed'])
-  return np.asarray(values, np.float64)
+  return np.asarray([value for seed in kept for value in
+                     cells[seed].scores['test'][decoding][metric][
+                         'per_seed']], np.float64)
 
 
 def wall_seconds(cells_dir: pathlib.Path, regime: str,

@@ -25,6 +25,7 @@ from study import confirm, stats
 from study import rows as study_rows
 from study.confirm_cells import (
   diverged_groups,
+  final_cells,
   group_distances,
   kept_groups,
   replayed_tunings,
@@ -411,7 +412,8 @@ def family_rows(results_dir: pathlib.Path,
       if kept:
         d_SxN = np.concatenate([groups[s] for s in kept])
         row.update(_levels(d_SxN, replicates))
-        test = test_values(root / 'cells', regime, family, decoding,
+        test = test_values(final_cells(root / 'cells', regime, family,
+                                       t.choice), decoding,
                            'mean_digit_distance', kept)
         row['test_mde'], half = stats.mean_ci(test)
         row['test_mde_ci95_half'] = half
@@ -452,8 +454,9 @@ def test_split_rows(results_dir: pathlib.Path, primaries: Sequence[
     groups = {f: group_distances(results_dir / 'confirmation' / 'images',
                                  cells_dir, h.regime, f, decoding[f])
               for f in decoding}
-    a, b = (test_values(cells_dir, h.regime, f, decoding[f], h.metric,
-                        kept_groups(groups))
+    a, b = (test_values(final_cells(cells_dir, h.regime, f,
+                                    tunings[h.regime][f].choice),
+                        decoding[f], h.metric, kept_groups(groups))
             for f in (h.challenger, h.reference))
     mean, half = stats.mean_ci(a - b)
     rows.append({'hypothesis': h.name, 'regime': h.regime, 'split': 'test',

@@ -20,7 +20,6 @@ A family or group not run yet leaves its rows out (and says so).
 
 from __future__ import annotations
 
-import json
 import pathlib
 from collections.abc import Callable, Mapping
 from functools import partial
@@ -30,7 +29,8 @@ import numpy as np
 
 import corruptions
 from study import confirm_rows, shift, stats
-from study.confirm_cells import tuned
+from study.confirm_cells import final_cells, tuned
+from study.records import Choice
 from study.shift_rows import (
   KINDS,
   NoGroupKept,
@@ -109,28 +109,26 @@ def _interaction_row(kind: str, root: pathlib.Path, replicates: int,
   return row
 
 
-def _test_split_mde(root: pathlib.Path, family: str, decoding: str,
-                    kind: str) -> dict[int, np.ndarray | None]:
+def _test_split_mde(root: pathlib.Path, family: str, choice: Choice,
+                    decoding: str, kind: str) -> dict[int, np.ndarray | None]:
   """First seed of each group -> its seeds' MDE on the test split's
-  images under the kind (the mean over its corruptions; None: dropped)."""
+  images under the kind (the mean over its corruptions; None: dropped),
+  from the cells read back against ``choice``'s finals."""
   dropped = dropped_groups(root, family)
-  out: dict[int, np.ndarray | None] = {}
-  for g in range(shift.SHIFT_GROUPS):
-    seed = shift.SHIFT_SEED + g * 10
-    path = root / 'cells' / f'final-{family}-s{seed}.json'
-    if not path.exists():
-      raise KeyError(f'{family} seeds {seed}+ not run yet')
-    cell = json.loads(path.read_text())
-    out[seed] = None if seed in dropped else np.mean(
-        [cell[f'test[{name}]'][decoding]['mean_digit_distance']['per_seed']
-         for name in corruptions.KINDS[kind]], axis=0)
-  return out
+  cells = final_cells(root / 'cells', None, family, choice,
+                      shift.SHIFT.finals)
+  return {seed: None if seed in dropped else np.mean(
+      [cell.scores[f'test[{name}]'][decoding]['mean_digit_distance'][
+          'per_seed'] for name in corruptions.KINDS[kind]], axis=0)
+          for seed, cell in cells.items()}
 
 
 def _test_split_row(kind: str, root: pathlib.Path,
                     decoding: str = 'argmax') -> dict[str, Any]:
   """(e): the pair on the test split's corrupted images, seeds only."""
-  groups = {f: _test_split_mde(root, f, decoding, kind) for f in PAIR}
+  choices = shift.confirmed(root.parent)
+  groups = {f: _test_split_mde(root, f, choices[f], decoding, kind)
+            for f in PAIR}
   kept = confirm_rows.kept_groups(groups)
   if not kept:
     raise NoGroupKept(f'every group of {list(PAIR)} dropped')

@@ -2,24 +2,36 @@
 its estimates: a family's twelve groups of ten seeds as cells and int8
 per-image files, as ``study.shift`` writes them."""
 
+import dataclasses
+import functools
 import json
 
 import numpy as np
 
 import corruptions
+from conftest import ROOT
+from study import shift
 
 SETS = (*(f'confirmation[{name}]' for name in corruptions.CORRUPTIONS),
         'confirmation')
 
 
+@functools.cache
+def _configs(family):
+  """The family's shift finals as the committed confirmation chose it."""
+  return shift.SHIFT.finals.configs(shift.confirmed(ROOT / 'results')[family])
+
+
 def write_shift_finals(root, family, distances, diverged_group=None):
   """``distances``: (set, decoding) -> seeds x images (120 x N) for each
   of ``SETS`` and decoding; a cell's test-split MDE per corruption is
-  its corrupted confirmation images' (the tests need some value)."""
+  its corrupted confirmation images' (the tests need some value). Each
+  cell holds its registered configuration (the committed choices')."""
   for g in range(12):
     seed = 2000 + 10 * g
     stem = f'final-{family}-s{seed}'
-    cell = {'config': {}, 'seeds': list(range(seed, seed + 10)),
+    cell = {'config': dataclasses.asdict(_configs(family)[g]),
+            'seeds': list(range(seed, seed + 10)), 'num_train': 2000,
             'wall_s': 100.0}
     if g == diverged_group:
       cell['diverged'] = 'loss became nan'

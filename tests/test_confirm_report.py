@@ -10,6 +10,7 @@ import pytest
 from conftest import ROOT
 from study import (
   confirm,
+  confirm_cells,
   confirm_readme,
   confirm_report,
   confirm_rows,
@@ -50,10 +51,16 @@ def _write_tuning(cells_dir, regime, name, family, best, bayes=False):
 
 def _write_finals(root, regime, name, distances_SxN, diverged_group=None,
                   bayes_SxN=None):
+  """The family's final groups, each cell holding the final configuration
+  of its choice (replayed from the tuning cells written before)."""
+  choice = confirm_cells.tuned(root / 'cells', regime)[name].choice
+  configs = confirm.CONFIRMATION.finals.configs(choice)
   for g in range(confirm.FINAL_GROUPS):
     seed = confirm.FINAL_SEED + 10 * g
     stem = f'final-{name}-s{seed}'
-    cell = {'config': {}, 'seeds': list(range(seed, seed + 10))}
+    cell = {'config': dataclasses.asdict(configs[g]),
+            'seeds': list(range(seed, seed + 10)), 'num_train': 2000,
+            'wall_s': 1.0}
     blocks = {'argmax': distances_SxN[10 * g:10 * g + 10],
               'bayes': (distances_SxN if bayes_SxN is None
                         else bayes_SxN)[10 * g:10 * g + 10]}
@@ -270,6 +277,23 @@ def test_secondary_pairs_families_and_the_test_split(tmp_path):
   assert (f"| {100 * ce['detectable_share']:.1f} % | 70 x "
           in text.split('## Secondary: other pairs')[1].split('\n## ')[0])
   assert '| noisy40 |' not in text
+
+
+def test_a_final_cell_of_another_configuration_is_refused(tmp_path):
+  _synthetic_scarce2000(tmp_path / 'confirmation')
+  cells_dir = tmp_path / 'confirmation' / 'cells'
+  path = cells_dir / 'scarce2000' / 'final-label_smoothing-s1030.json'
+  cell = json.loads(path.read_text())
+  cell['config']['epsilon'] = 0.6
+  path.write_text(json.dumps(cell))
+  choice = confirm_cells.tuned(cells_dir, 'scarce2000')[
+      'label_smoothing'].choice
+  with pytest.raises(ValueError, match=r'final-label_smoothing-s1030\.json '
+                     'holds another configuration'):
+    confirm_cells.final_cells(cells_dir, 'scarce2000', 'label_smoothing',
+                              choice)
+  with pytest.raises(ValueError, match='holds another configuration'):
+    confirm_rows.family_rows(tmp_path, replicates=200)
 
 
 def test_two_groups_dropped_make_a_secondary_row_unstable(tmp_path):
