@@ -26,7 +26,8 @@ verdicts, tables and plots.
 The confirmation: ``confirm`` holds it as a ``Protocol`` and runs it with its
 derived families (``python -m study confirmation``); ``confirm_cells`` reads
 its committed cells and per-image files back; ``confirm_rows`` makes the
-estimates; ``confirm_report`` writes the CSVs and confirmation.md;
+estimates of the pairs; ``confirm_families`` each family's rows and the
+tuning's sensitivity; ``confirm_report`` writes the CSVs and confirmation.md;
 ``confirm_readme`` makes the README's lines from the CSVs; ``power`` sizes a
 design from a pilot. The confirmation under shift: ``shift`` holds it (a
 ``Protocol`` that replays the confirmation's choices) and runs it,

@@ -21,15 +21,14 @@ from typing import Any
 
 from study import commands, confirm
 from study.confirm_cells import wall_seconds
+from study.confirm_families import family_rows, sensitivity_rows
 from study.confirm_rows import (
   HYPOTHESES,
   POST_HOC,
   REPLICATES,
   SECONDARY_REPLICATES,
-  family_rows,
   hypothesis_rows,
   secondary_rows,
-  sensitivity_rows,
   test_split_rows,
   uniform_error_distance,
 )

@@ -21,7 +21,7 @@ from committed import (
   within_float32_noise,
 )
 from conftest import ROOT
-from study import confirm_report, confirm_rows
+from study import confirm_families, confirm_report, confirm_rows
 
 COMMITTED = ROOT / 'results' / 'confirmation'
 CSVS = ('confirmation.csv', 'secondary.csv', 'families.csv',
@@ -43,9 +43,9 @@ def test_every_committed_row_recomputes_from_the_committed_files(tmp_path):
       'secondary.csv': confirm_rows.secondary_rows(
           results, log=lambda m: None, replicates=replicates)
       + confirm_rows.test_split_rows(results, primary),
-      'families.csv': confirm_rows.family_rows(results,
+      'families.csv': confirm_families.family_rows(results,
                                                replicates=replicates),
-      'sensitivity.csv': confirm_rows.sensitivity_rows(results)}
+      'sensitivity.csv': confirm_families.sensitivity_rows(results)}
   found = []
   for name in CSVS:
     confirm_report.write_csv(rows[name], tmp_path / name)

@@ -11,6 +11,7 @@ from conftest import ROOT
 from study import (
   confirm,
   confirm_cells,
+  confirm_families,
   confirm_readme,
   confirm_report,
   confirm_rows,
@@ -225,7 +226,7 @@ def test_secondary_pairs_families_and_the_test_split(tmp_path):
   assert by_pair['smoothed_sord', 'cross_entropy']['decodings'] == (
       'bayes/argmax')
 
-  families = {r['family']: r for r in confirm_rows.family_rows(
+  families = {r['family']: r for r in confirm_families.family_rows(
       tmp_path, replicates=200)}
   assert set(families) == set(finals)
   smoothing = families['label_smoothing']
@@ -267,7 +268,7 @@ def test_secondary_pairs_families_and_the_test_split(tmp_path):
                              np.mean(challenger - reference), rtol=1e-9)
   assert test_rows[1]['delta'] == 0  # the same synthetic distances
 
-  sensitivity = confirm_rows.sensitivity_rows(tmp_path)
+  sensitivity = confirm_families.sensitivity_rows(tmp_path)
   text = confirm_report.markdown(primaries, secondary, test_rows,
                                  list(families.values()), sensitivity,
                                  [('primaries', 3600.0)])
@@ -293,7 +294,7 @@ def test_a_final_cell_of_another_configuration_is_refused(tmp_path):
     confirm_cells.final_cells(cells_dir, 'scarce2000', 'label_smoothing',
                               choice)
   with pytest.raises(ValueError, match='holds another configuration'):
-    confirm_rows.family_rows(tmp_path, replicates=200)
+    confirm_families.family_rows(tmp_path, replicates=200)
 
 
 def test_two_groups_dropped_make_a_secondary_row_unstable(tmp_path):
@@ -473,7 +474,7 @@ def test_uniformly_random_mistakes():
 
 def test_the_tuning_sensitivity_reads_the_neighbours(tmp_path):
   _synthetic_scarce2000(tmp_path / 'confirmation')
-  rows = confirm_rows.sensitivity_rows(tmp_path)
+  rows = confirm_families.sensitivity_rows(tmp_path)
   moves = {(r['family'], r['hyperparameter'], r['neighbour']): r
            for r in rows}
   # label smoothing: chosen lr 0.006, ε 0.5, epoch 8 (argmax); the fake
@@ -518,7 +519,7 @@ def test_a_value_tried_only_elsewhere_is_not_tried_at_the_choice():
   tuned = tuning.Tuning((grid, extension), Choice(chosen, 8, 'argmax', 0.05),
                         ())
   moves = {(m['hyperparameter'], m['neighbour']): m for m in
-           confirm_rows.tuning_moves(tuned, ['learning_rate', 'epsilon'])}
+           confirm_families.tuning_moves(tuned, ['learning_rate', 'epsilon'])}
   assert set(moves) == {('epoch', 6), ('epoch', 10),
                         ('learning_rate', 0.003), ('epsilon', 0.3)}
   np.testing.assert_allclose(moves['learning_rate', 0.003]['validation_mde'],
