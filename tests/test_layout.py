@@ -27,7 +27,7 @@ from trainer import cli
 from trainer.config import FIELDS, Config
 from trainer.resolve import resolve
 
-LIBRARY = {'losses', 'metrics', 'model', 'data', 'corruptions'}
+LIBRARY = {'losses', 'metrics', 'conformal', 'model', 'data', 'corruptions'}
 PACKAGES = ('trainer', 'study', 'bench')
 
 
