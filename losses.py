@@ -72,7 +72,8 @@ Contents, by section:
   :func:`clm_loss`, :func:`binomial_probs`, :func:`binomial_loss`,
   :func:`poisson_probs`, :func:`poisson_loss`, :func:`poisson_head_outputs`,
   :func:`poisson_head_probs`, :func:`poisson_head_loss`,
-  :func:`von_mises_probs`, :func:`von_mises_loss`.
+  :func:`von_mises_probs`, :func:`von_mises_loss`, :func:`copoc_probs`,
+  :func:`copoc_loss`.
 - Batch-level loss: :func:`weighted_kappa_loss`.
 - Registry: :class:`LossSpec`, :data:`LOSSES`, :func:`get_loss`,
   :func:`make_loss`, :func:`make_probs`. (Which model head each loss needs
@@ -94,6 +95,8 @@ __all__ = [
     'class_distance_weighted_ce',
     'clm_loss',
     'clm_probs',
+    'copoc_loss',
+    'copoc_probs',
     'coral_loss',
     'coral_probs',
     'corn_loss',
@@ -1289,6 +1292,71 @@ def _binomial_head_log_probs(score_Bx1: jax.Array,
                            jax.nn.log_sigmoid(-score_Bx1), num_classes)
 
 
+def copoc_probs(outputs: ArrayLike, *, axis: int = -1) -> jax.Array:
+  r"""COPOC head (Dey, Merugu & Kaveri, NeurIPS 2023): unimodal probabilities
+  from K unconstrained outputs.
+
+  .. math::
+    v_1 = \eta_1,\quad v_k = |\eta_k|\ (k > 1), \qquad
+    r_k = \sum_{j \le k} v_j, \qquad p = \mathrm{softmax}(-|r|)
+
+  The partial sums ``r`` never fall, so ``-|r|`` rises while ``r < 0`` and
+  falls after: every output is unimodal, so every set of classes above a
+  probability threshold is an interval (the paper's conformal sets).
+  dlordinal's ``COPOC`` layer with its default transforms, then a softmax.
+
+  Args:
+    outputs: ``eta``, shape ``[..., K]``.
+    axis: the class axis of ``outputs``.
+
+  Returns:
+    Probabilities of shape ``[..., K]`` (class axis last).
+
+  >>> [round(float(p), 4) for p in copoc_probs(jnp.array([-1., 1., 1.]))]
+  [0.2119, 0.5761, 0.2119]
+
+  References:
+    Dey, Merugu & Kaveri, "Conformal Prediction Sets for Ordinal
+    Classification", NeurIPS 2023.
+  """
+  outputs_BxK, _, _ = _check_inputs(outputs, axis=axis)
+  dtype = _compute_dtype(outputs_BxK.dtype)
+  return jax.nn.softmax(_copoc_logits(outputs_BxK.astype(dtype)),
+                        axis=-1).astype(outputs_BxK.dtype)
+
+
+def copoc_loss(outputs: ArrayLike, labels: ArrayLike, *, axis: int = -1,
+               where: ArrayLike | None = None) -> jax.Array:
+  r"""Negative log-likelihood of the COPOC head, ``-log P(y)``.
+
+  See :func:`copoc_probs`.
+
+  Args:
+    outputs: ``eta``, shape ``[..., K]``.
+    labels: integer classes in ``[0, K)``, shape ``[...]``.
+    axis: the class axis of ``outputs``.
+    where: optional boolean mask of shape ``[...]``; masked examples give 0.
+
+  Returns:
+    Per-example losses, shape ``[...]``.
+
+  >>> round(float(copoc_loss(jnp.array([-1., 1., 1.]), jnp.array(2))), 4)
+  1.5514
+  """
+  outputs_BxK, labels_B, num_classes = _check_inputs(
+      outputs, labels, axis=axis, where=where)
+  dtype = _compute_dtype(outputs_BxK.dtype)
+  log_probs_BxK = jax.nn.log_softmax(
+      _copoc_logits(outputs_BxK.astype(dtype)), axis=-1)
+  return _nll(log_probs_BxK, labels_B, num_classes, where, outputs_BxK.dtype)
+
+
+def _copoc_logits(eta_BxK: jax.Array) -> jax.Array:
+  steps_BxK = jnp.concatenate([eta_BxK[..., :1], jnp.abs(eta_BxK[..., 1:])],
+                              axis=-1)
+  return -jnp.abs(jnp.cumsum(steps_BxK, axis=-1))
+
+
 def poisson_probs(outputs: ArrayLike, *, num_classes: int,
                   temperature: ArrayLike = 1.0, axis: int = -1) -> jax.Array:
   r"""Poisson head: ``softmax_j(log Poisson(j; softplus(score)) / T)``.
@@ -1675,6 +1743,7 @@ LOSSES: dict[str, LossSpec] = {
     'corn': LossSpec(corn_loss, corn_probs),
     'clm': LossSpec(clm_loss, clm_probs),
     'binomial_head': LossSpec(binomial_loss, binomial_probs),
+    'copoc_head': LossSpec(copoc_loss, copoc_probs),
     'poisson_head': LossSpec(poisson_head_loss, poisson_head_probs),
     'von_mises_head': LossSpec(von_mises_loss, von_mises_probs),
     'weighted_kappa': LossSpec(weighted_kappa_loss),

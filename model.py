@@ -60,6 +60,8 @@ _HEADS = {
     'binomial_head': Head('dense', lambda num_classes: 1),
     'poisson_head': Head('poisson', lambda num_classes: 2),
     'von_mises_head': Head('dense', lambda num_classes: 2),
+    # K unconstrained outputs made unimodal by the loss (losses.copoc_probs).
+    'copoc_head': Head('dense', lambda num_classes: num_classes),
 }
 
 

@@ -475,8 +475,10 @@ def test_statistics():
 
 # Registered losses that are no study family (results/protocol.md lists the
 # 20): the loss table's one epoch is all they get.
+# copoc_head was registered after the study (issue 40): in the loss table.
 NOT_IN_THE_STUDY = {'coral', 'squared_emd', 'circular_emd', 'circular_mse',
-                    'class_distance_weighted_ce', 'weighted_kappa'}
+                    'class_distance_weighted_ce', 'weighted_kappa',
+                    'copoc_head'}
 
 
 def test_every_registered_loss_is_in_the_study_or_the_committed_loss_table():

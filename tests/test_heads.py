@@ -62,6 +62,12 @@ def ref_von_mises_loss(o, y, k=K, kappa=1.0):
   return 1 - np.exp(kappa * (np.cos(angle - 2 * np.pi * y / k) - 1))
 
 
+def ref_copoc_probs(eta):
+  """Dey et al.'s construction, step by step."""
+  v = np.concatenate([eta[:1], np.abs(eta[1:])])
+  return np_softmax(-np.abs(np.cumsum(v)))
+
+
 def nll(probs_fn):
   return lambda z, y: -np.log(probs_fn(z)[y])
 
@@ -85,6 +91,7 @@ CASES = {
     'poisson_head': (functools.partial(losses.poisson_head_loss,
                                        num_classes=K),
                      nll(ref_poisson_head_probs), 2, False),
+    'copoc': (losses.copoc_loss, nll(ref_copoc_probs), K, False),
     'von_mises': (functools.partial(losses.von_mises_loss, num_classes=K),
                   ref_von_mises_loss, 2, False),
     'von_mises_kappa4': (
@@ -285,6 +292,20 @@ def test_binomial_head_equals_dlordinal():
   score = np.asarray(case['score'], np.float32)[:, None]
   np.testing.assert_allclose(losses.binomial_probs(score, num_classes=K),
                              case['probs'], atol=1e-5)
+
+
+def test_copoc_head_equals_dlordinal_and_is_unimodal():
+  (case,) = REFERENCE['copoc']
+  eta = np.asarray(case['outputs'], np.float32)
+  probs = np.asarray(losses.copoc_probs(eta))
+  np.testing.assert_allclose(probs, case['probs'], atol=1e-5)
+  # Unimodal: rises to the mode, falls after, for every input.
+  eta = np.random.default_rng(7).normal(0, 4, (500, K)).astype(np.float32)
+  probs = np.asarray(losses.copoc_probs(eta), np.float64)
+  mode = probs.argmax(axis=1)
+  steps = np.diff(probs, axis=1)
+  rising = np.arange(K - 1)[None, :] < mode[:, None]
+  assert np.all(steps[rising] >= -1e-7) and np.all(steps[~rising] <= 1e-7)
 
 
 @pytest.mark.parametrize('case', REFERENCE['poisson'],

@@ -32,7 +32,8 @@ OUTPUT_SIZES = {'coral_loss': K - 1, 'corn_loss': K - 1, 'clm_loss': K - 1,
                 'binomial_loss': 1, 'poisson_loss': 1, 'poisson_head_loss': 2,
                 'von_mises_loss': 2, 'coral_probs': K - 1, 'corn_probs': K - 1,
                 'clm_probs': K - 1, 'binomial_probs': 1, 'poisson_probs': 1,
-                'poisson_head_probs': 2, 'von_mises_probs': 2}
+                'poisson_head_probs': 2, 'von_mises_probs': 2,
+                'copoc_loss': K, 'copoc_probs': K}
 # Named exceptions to "per-example losses", with the reason.
 BATCH_LEVEL = {
     # log(1 - weighted kappa) of the batch's soft confusion matrix: it does
@@ -72,7 +73,7 @@ def test_the_walk_finds_every_loss_and_every_registered_one():
   registered = {spec.fn.__name__ for spec in losses.LOSSES.values()}
   assert registered <= set(LOSS_FNS)
   assert {'poisson_loss', 'cross_entropy', 'expected_cost'} <= set(LOSS_FNS)
-  assert len(LOSS_FNS) == 20 and len(PROBS_FNS) == 7
+  assert len(LOSS_FNS) == 21 and len(PROBS_FNS) == 8
   for name in LOSS_FNS:
     assert list(inspect.signature(getattr(losses, name)).parameters)[1] == (
         'labels'), name

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from dlordinal import soft_labelling
 from dlordinal.losses import SLACELoss
-from dlordinal.output_layers import CLM, BinomialLayer, PoissonLayer
+from dlordinal.output_layers import CLM, COPOC, BinomialLayer, PoissonLayer
 
 assert dlordinal.__version__ == '2.7.0', dlordinal.__version__
 torch.set_default_dtype(torch.float64)
@@ -79,6 +79,12 @@ for alpha in (1.0, 2.5):
                  for z, y in zip(logits, labels, strict=True)]
   out['slace'].append({'alpha': alpha, 'logits': logits.tolist(),
                        'labels': labels.tolist(), 'loss': per_example})
+
+# Its own generator, so that the blocks above keep their values.
+eta = np.random.default_rng(1).normal(0, 2, (16, k))
+with torch.no_grad():
+  probs = torch.softmax(COPOC()(torch.tensor(eta)), dim=1)
+out['copoc'] = [{'outputs': eta.tolist(), 'probs': probs.numpy().tolist()}]
 
 path = pathlib.Path(__file__).with_name('dlordinal_reference.json')
 path.write_text(json.dumps(out) + '\n')
