@@ -62,6 +62,9 @@ __all__ = [
 ]
 
 SHAPES = ('interval', 'arc')
+# Ordinal APS's growing interval: its low and high ends (unwrapped on the
+# circle), its mass, and each class's score so far.
+Growth = tuple[jax.Array, jax.Array, jax.Array, jax.Array]
 
 
 def _leading(array: jax.Array, ndim: int) -> jax.Array:
@@ -169,7 +172,7 @@ def aps_scores(probs: ArrayLike, *, cyclic: bool = False) -> jax.Array:
     return jnp.where(inside_B, probs_BxK[
         rows_B, jnp.clip(index_B, 0, num_classes - 1)], -1.0)
 
-  def grow(carry: tuple, _: None) -> tuple[tuple, None]:
+  def grow(carry: Growth, _: None) -> tuple[Growth, None]:
     low_B, high_B, mass_B, scores_BxK = carry
     right_B = neighbour(high_B + 1) > neighbour(low_B - 1)
     added_B = jnp.where(right_B, high_B + 1, low_B - 1) % num_classes
@@ -179,9 +182,9 @@ def aps_scores(probs: ArrayLike, *, cyclic: bool = False) -> jax.Array:
     return (jnp.where(right_B, low_B, low_B - 1),
             jnp.where(right_B, high_B + 1, high_B), mass_B, scores_BxK), None
 
-  (*_, scores_BxK), _ = jax.lax.scan(
-      grow, (start_B, start_B, mass_B, scores_BxK), None,
-      length=num_classes - 1)
+  grown, _ = jax.lax.scan(grow, (start_B, start_B, mass_B, scores_BxK),
+                          None, length=num_classes - 1)
+  scores_BxK = grown[3]
   return scores_BxK.reshape(shape)
 
 

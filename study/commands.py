@@ -115,8 +115,9 @@ def protocol_parser(prog: str, doc: str, *, runs_dir: str,
 
 
 def run_protocol(
-    parser: cli.Parser, argv: Sequence[str] | None, name: str, report: str,
-    load: Callable[[cli.Parser, str], dict[str, Split]],
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None, name: str,
+    report: str,
+    load: Callable[[argparse.ArgumentParser, str], dict[str, Split]],
     run: Callable[[argparse.Namespace, dict[str, Split]], None]) -> int:
   """Parses ``argv``, loads MNIST through ``load(parser, data_dir)`` (the
   registered split's check), runs ``run(args, dataset)`` and says how long

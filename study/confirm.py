@@ -68,7 +68,7 @@ TERMS = {
 REGIMES = ('scarce2000', 'noisy40')  # the primary regimes
 SECONDARY_REGIMES = ('scarce500',)
 ALL_REGIMES = REGIMES + SECONDARY_REGIMES  # TERMS's keys, primaries first
-# A family's role: the primary families run in every regime first; the
+# A family's phase: the primary families run in every regime first; the
 # secondary ones once every primary regime's finals are done.
 PRIMARY, SECONDARY = 'primary', 'secondary'
 
@@ -91,7 +91,7 @@ def families(regime: str) -> dict[str, Tuned]:
   if regime == 'scarce2000':
     out['sord_linear'] = Tuned({'loss': 'soft_label_cross_entropy'}, {
         'learning_rate': rates, 'temperature': (0.5, 1.0, 2.0)},
-        role=PRIMARY)
+        phase=PRIMARY)
   return out
 
 
@@ -101,7 +101,7 @@ def secondary_families(regime: str) -> dict[str, Tuned]:
   of the README's advice."""
   return {'cross_entropy': Tuned({'loss': 'cross_entropy'},
                                  {'learning_rate': TERMS[regime].rates},
-                                 role=SECONDARY)}
+                                 phase=SECONDARY)}
 
 
 def off_label_mass(config: Config) -> float:
@@ -225,16 +225,17 @@ def permuted_twin(choice: Choice) -> Choice:
 
 
 def run_confirmation(protocol: Protocol, store: Store,
-                     regimes: Sequence[str]) -> None:
+                     regimes: Sequence[str]) -> dict[str, dict[str, Choice]]:
   """The primary families of each regime (tuning, then finals), then,
   where every primary regime ran, the secondary ones and the derived
-  controls."""
+  controls; returns each regime's choices, the derived ones too."""
   log = store.log
+  chosen: dict[str, dict[str, Choice]] = {regime: {} for regime in regimes}
 
-  def tunings(regime: str, role: str) -> dict[str, Tuning]:
+  def tunings(regime: str, phase: str) -> dict[str, Tuning]:
     out = {}
     for name, family in protocol.families[regime].items():
-      if family.role != role:
+      if family.phase != phase:
         continue
       log(f'[{regime}] tune {name}')
       out[name] = engine.tune(store, protocol, regime, name, family)
@@ -245,6 +246,7 @@ def run_confirmation(protocol: Protocol, store: Store,
   def run_finals(regime: str, choices: dict[str, Choice]) -> None:
     for name, choice in choices.items():
       engine.run_finals(store, protocol.finals, regime, name, choice)
+    chosen[regime].update(choices)
 
   primary = {}
   for regime in regimes:
@@ -256,7 +258,7 @@ def run_confirmation(protocol: Protocol, store: Store,
   if not set(protocol.primary_regimes) <= set(regimes):
     log('secondaries: not run; they follow every primary regime\'s finals '
         '(run without --regimes)')
-    return
+    return chosen
   for regime in regimes:
     choices = {name: t.choice for name, t in
                tunings(regime, SECONDARY).items()}
@@ -271,6 +273,7 @@ def run_confirmation(protocol: Protocol, store: Store,
       log(f'[{regime}] label smoothing\'s choice had no tie: no tied control')
       continue
     run_finals(regime, {'label_smoothing_tied': tied})
+  return chosen
 
 
 def _regimes(text: str) -> list[str]:

@@ -30,13 +30,13 @@ def tuned(cells_dir: pathlib.Path, regime: str,
   families = protocol.families[regime]
   out = {name: engine.tune(store, protocol, regime, name, family)
          for name, family in families.items()
-         if family.role == confirm.PRIMARY}
+         if family.phase == confirm.PRIMARY}
   if 'sord_linear' in out:
     linear = out['sord_linear']
     out['sord_permuted'] = dataclasses.replace(
         linear, choice=confirm.permuted_twin(linear.choice))
   for name, family in families.items():
-    if family.role == confirm.SECONDARY:
+    if family.phase == confirm.SECONDARY:
       try:
         out[name] = engine.tune(store, protocol, regime, name, family)
       except FileNotFoundError:

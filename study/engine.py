@@ -40,13 +40,14 @@ from trainer.config import Config
 class Tuned:
   """A family to tune: its Config overrides, the registered grid of each
   hyperparameter it tunes (learning rate first), for a bounded one the
-  values its top edge adds in turn (else it doubles), and its role in the
-  protocol's comparisons."""
+  values its top edge adds in turn (else it doubles), and the phase of the
+  protocol it runs in (the confirmation's primary or secondary families;
+  empty where a protocol has one phase)."""
   overrides: Mapping[str, Any]
   grid: Mapping[str, tuple[float, ...]]
   top: Mapping[str, tuple[float, ...]] = dataclasses.field(
       default_factory=dict)
-  role: str = ''
+  phase: str = ''
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,11 +140,15 @@ class Store:
             on_diverged: Callable[[Config, str], dict]) -> dict:
     if self.read_only:
       return read_cell(path, config, any_data_location=True)
-    assert self.runs_dir is not None, 'a store that trains needs runs_dir'
     if self.data_dir is not None:
       config = dataclasses.replace(config, data_dir=self.data_dir)
-    return run_cell(path, config, self.runs_dir, self.dataset, self.log,
+    return run_cell(path, config, self._runs_dir(), self.dataset, self.log,
                     make_cell, on_diverged)
+
+  def _runs_dir(self) -> pathlib.Path:
+    if self.runs_dir is None:
+      raise ValueError('a store that trains needs runs_dir.')
+    return self.runs_dir
 
   def tuning_cell(self, path: pathlib.Path, config: Config) -> TuningCell:
     return TuningCell.from_json(self._cell(path, config, tuning_curves,
@@ -156,11 +161,12 @@ class Store:
                                           diverged_final))
     if not finals.kept_sets or self.read_only or cell.diverged is not None:
       return cell
-    assert self.images_dir is not None, 'per-image files need images_dir'
+    if self.images_dir is None:
+      raise ValueError('finals that keep per-image files need images_dir.')
     distances = self.images_dir / path.relative_to(
         self.cells_dir).with_suffix('.npz')
     if not distances.exists():
-      save_distances(workdir_of(path, self.runs_dir), distances,
+      save_distances(workdir_of(path, self._runs_dir()), distances,
                      finals.kept_sets, bare=finals.bare, seeds=True)
     return cell
 

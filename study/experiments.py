@@ -73,25 +73,28 @@ def edge_rule(grid: Grid) -> tuning.EdgeRule:
 def tuned_grid(family: Family, rates: Sequence[float]) -> Tuned:
   """A family's grid: the learning rates x its own two values."""
   own = dict([family.own]) if family.own else {}
-  return Tuned(family.overrides, {'learning_rate': tuple(rates), **own},
-               role=family.role)
+  return Tuned(family.overrides, {'learning_rate': tuple(rates), **own})
 
 
-def fixed_own(family: Family, chosen: Config) -> Family:
-  """The family with its own hyperparameter fixed at ``chosen``'s value."""
-  if family.own is None:
-    return family
-  name, _ = family.own
-  return dataclasses.replace(
-      family, overrides={**family.overrides, name: getattr(chosen, name)},
-      own=None)
+def fixed_own(family: Tuned, chosen: Config) -> Tuned:
+  """The family with its own hyperparameter (every one but the learning
+  rate) fixed at ``chosen``'s value: only the rates are tuned."""
+  own = {name: getattr(chosen, name) for name in family.grid
+         if name != 'learning_rate'}
+  return Tuned({**family.overrides, **own},
+               {'learning_rate': family.grid['learning_rate']})
 
 
 def protocol(grid: Grid, base: Config) -> Protocol:
   """The screening study on ``grid`` as a protocol: each regime's data and
-  budget on ``base``, its families' grids (a regime whose own values come
-  from another regime tunes its families through :func:`fixed_own`), seeds
-  100-101, the edge rule, and finals on seeds 0-4, then 5-9 where close."""
+  budget on ``base``; every family's grid in every regime (a regime tunes
+  its own list and, where it takes one, the best-of family; one whose own
+  values come from another regime fixes them through :func:`fixed_own`);
+  seeds 100-101, the edge rule, and finals on seeds 0-4, then 5-9 where
+  close (shifted where the regime says)."""
+  if len(grid.learning_rates) < 2:
+    raise ValueError('a grid tries two or more learning rates; got '
+                     f'{grid.learning_rates}.')
   return Protocol(
       cells='study', regimes={name: dataclasses.replace(
           base, validation_size=grid.validation_size,
@@ -99,9 +102,9 @@ def protocol(grid: Grid, base: Config) -> Protocol:
           clean_validation=regime.clean_validation, epochs=regime.epochs,
           eval_every=regime.eval_every)
                               for name, regime in grid.regimes.items()},
-      families={name: {f: tuned_grid(FAMILIES[f], grid.learning_rates)
-                       for f in regime.families}
-                for name, regime in grid.regimes.items()},
+      families={name: {f: tuned_grid(family, grid.learning_rates)
+                       for f, family in FAMILIES.items()}
+                for name in grid.regimes},
       tune_seed=TUNE_SEED, tune_seeds=TUNE_SEEDS, edges=edge_rule(grid),
       finals=Finals(0, 2, grid.final_seeds, suffixes=('', '-more')))
 
@@ -157,13 +160,12 @@ def tune_regime(name: str, study_run: StudyRun,
   tuned = {}
   for i, family_name in enumerate(families):
     log(f'[{name}] tune {family_name} ({i + 1}/{len(families)})')
-    family = FAMILIES[family_name]
+    family = study_run.protocol.families[name][family_name]
     if regime.own_from is not None:
       family = fixed_own(family,
                          chosen_in_own_from[family_name].choice.config)
     tuned_family = engine.tune(study_run.store, study_run.protocol, name,
-                               family_name,
-                               tuned_grid(family, grid.learning_rates))
+                               family_name, family)
     if tuned_family.on_edge:
       log(f'[{name}] {family_name}: the chosen rate is still on an '
           f'edge after {grid.max_extensions} extensions')

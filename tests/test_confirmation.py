@@ -362,7 +362,7 @@ def test_the_secondary_families_and_the_matched_mass():
             {'loss': 'cross_entropy'},
             {'learning_rate': confirm.families(regime)[
                 'label_smoothing'].grid['learning_rate']},
-            role=confirm.SECONDARY)}
+            phase=confirm.SECONDARY)}
   sord = Config(loss='soft_label_cross_entropy', epsilon=0.5, temperature=3.0)
   targets_KxK = 0.5 * np.eye(10) + 0.5 * np.asarray(
       losses.soft_label_matrix('exponential', 10, tau=3.0))

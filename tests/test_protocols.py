@@ -11,7 +11,7 @@ import pytest
 import corruptions
 from conftest import learnable_dataset
 from study import confirm, engine, shift
-from study.confirm_cells import tuned
+from study.confirm_cells import final_cells, tuned
 from study.engine import Tuned
 from study.tuning import EdgeRule
 from trainer.config import Config
@@ -40,10 +40,10 @@ def _tiny_confirmation() -> engine.Protocol:
               confirm.PRIMARY),
           'sord_linear': Tuned(sord, {'learning_rate': RATES,
                                       'temperature': (1.0,)},
-                               role=confirm.PRIMARY),
+                               phase=confirm.PRIMARY),
           'cross_entropy': Tuned({'loss': 'cross_entropy'},
                                  {'learning_rate': RATES},
-                                 role=confirm.SECONDARY)}},
+                                 phase=confirm.SECONDARY)}},
       tune_seeds=1, edges=EdgeRule(per_side=1, double_budget=True),
       primary_regimes=('scarce',),
       finals=dataclasses.replace(
@@ -57,12 +57,9 @@ def tiny_protocols(tmp_path_factory):
   dataset = learnable_dataset(num_train=400, num_test=64)
   protocol = _tiny_confirmation()
   log = []
-  confirm.run_confirmation(protocol, protocol.store(
+  choices = confirm.run_confirmation(protocol, protocol.store(
       root / 'results', runs_dir=root / 'runs', dataset=dataset,
-      log=log.append), ['scarce'])
-  choices = {name: t.choice for name, t in tuned(
-      root / 'results' / 'confirmation' / 'cells', 'scarce',
-      protocol).items()}
+      log=log.append), ['scarce'])['scarce']
   finals = shift.SHIFT.finals
   tiny_shift = dataclasses.replace(shift.SHIFT, finals=dataclasses.replace(
       finals, groups=1, group_size=GROUP,
@@ -120,12 +117,19 @@ def test_the_tiny_shift_replays_the_choices_on_corrupted_images(
 @pytest.mark.slow
 def test_the_read_only_store_replays_what_the_run_chose(tiny_protocols):
   """The report's path and the run's are one: replaying the cells chooses
-  what the run chose, and a cell not there is an error, not a run."""
-  root, protocol, _, choices, _ = tiny_protocols
+  what the run chose (the derived families too), every final reads back
+  against its choice, and a cell not there is an error, not a run."""
+  root, protocol, _, choices, log = tiny_protocols
+  cells = root / 'results' / 'confirmation' / 'cells'
+  replayed = {name: t.choice for name, t in tuned(cells, 'scarce',
+                                                   protocol).items()}
+  assert replayed == choices
+  for name, choice in choices.items():
+    (cell,) = final_cells(cells, 'scarce', name, choice,
+                          protocol.finals).values()
+    assert cell.seeds == [1000, 1001] and cell.diverged is None
+  assert not [m for m in log if 'diverged' in m]
   store = protocol.store(root / 'results', read_only=True)
-  for name, family in protocol.families['scarce'].items():
-    replayed = engine.tune(store, protocol, 'scarce', name, family)
-    assert replayed.choice == choices[name]
   family = protocol.families['scarce']['label_smoothing']
   with pytest.raises(FileNotFoundError):
     engine.tune(engine.Store(root / 'nothing', read_only=True), protocol,
