@@ -93,6 +93,16 @@ def _check_shape(shape: str | None) -> None:
     raise ValueError(f'shape must be one of {SHAPES} or None, got {shape!r}.')
 
 
+def _check_label_values(labels: jax.Array, num_classes: int) -> None:
+  """Labels in [0, K), where they are concrete (not under jit)."""
+  if isinstance(labels, jax.core.Tracer) or labels.size == 0:
+    return
+  if int(labels.min()) < 0 or int(labels.max()) >= num_classes:
+    raise ValueError(f'labels must be classes in [0, {num_classes}), got '
+                     f'values from {int(labels.min())} to '
+                     f'{int(labels.max())}.')
+
+
 def _check_sets_labels(sets: ArrayLike, labels: ArrayLike
                        ) -> tuple[jax.Array, jax.Array]:
   sets_BxK, labels_B = jnp.asarray(sets), jnp.asarray(labels)
@@ -104,6 +114,7 @@ def _check_sets_labels(sets: ArrayLike, labels: ArrayLike
   if sets_BxK.shape[:-1] != labels_B.shape:
     raise ValueError('sets must be labels\' shape plus a class axis, got '
                      f'{sets_BxK.shape} and {labels_B.shape}.')
+  _check_label_values(labels_B, sets_BxK.shape[-1])
   return sets_BxK, labels_B
 
 
@@ -138,11 +149,15 @@ def aps_scores(probs: ArrayLike, *, cyclic: bool = False) -> jax.Array:
   r"""Ordinal adaptive prediction sets' score (Lu et al. 2022) of each
   class: the probability mass of the interval grown from the argmax, one
   neighbour at a time (the more probable of the two ends' neighbours; the
-  left one where they tie), when it first holds that class.
+  upper one where they tie, as in the paper's code), when it first holds
+  that class. Each step also adds one unit of float32 precision, so that
+  classes of zero probability still score in the order they are added.
 
   Every set ``{k : s(x, k) <= t}`` is one of the grown intervals, so it is
   contiguous; with ``cyclic`` the interval grows around the circle (an
-  arc: 9 next to 0).
+  arc: 9 next to 0). The set is the largest grown interval whose mass is
+  at most the threshold, the non-randomised adaptive set; the paper's
+  code grows one class further, past the threshold.
 
   Args:
     probs: class probabilities, shape ``[..., K]``.
@@ -153,11 +168,13 @@ def aps_scores(probs: ArrayLike, *, cyclic: bool = False) -> jax.Array:
     class added scores the whole mass.
 
   >>> [round(float(s), 2) for s in aps_scores(jnp.array([0.1, 0.5, 0.3, 0.1]))]
-  [0.9, 0.5, 0.8, 1.0]
+  [1.0, 0.5, 0.8, 0.9]
   """
   probs_BxK = _check_probs(probs)
   shape, num_classes = probs_BxK.shape, probs_BxK.shape[-1]
-  probs_BxK = probs_BxK.reshape(-1, num_classes)
+  dtype = jnp.promote_types(probs_BxK.dtype, jnp.float32)
+  probs_BxK = probs_BxK.reshape(-1, num_classes).astype(dtype)
+  step = jnp.finfo(dtype).eps
   rows_B = jnp.arange(probs_BxK.shape[0])
   start_B = jnp.argmax(probs_BxK, axis=-1)
   mass_B = probs_BxK[rows_B, start_B]
@@ -165,18 +182,18 @@ def aps_scores(probs: ArrayLike, *, cyclic: bool = False) -> jax.Array:
                          mass_B[:, None], 0.0)
 
   def neighbour(index_B: jax.Array) -> jax.Array:
-    """A neighbour's probability; -1 past an end of the interval."""
+    """A neighbour's probability; -inf past an end of the interval."""
     if cyclic:
       return probs_BxK[rows_B, index_B % num_classes]
     inside_B = (index_B >= 0) & (index_B < num_classes)
     return jnp.where(inside_B, probs_BxK[
-        rows_B, jnp.clip(index_B, 0, num_classes - 1)], -1.0)
+        rows_B, jnp.clip(index_B, 0, num_classes - 1)], -jnp.inf)
 
   def grow(carry: Growth, _: None) -> tuple[Growth, None]:
     low_B, high_B, mass_B, scores_BxK = carry
-    right_B = neighbour(high_B + 1) > neighbour(low_B - 1)
+    right_B = neighbour(high_B + 1) >= neighbour(low_B - 1)
     added_B = jnp.where(right_B, high_B + 1, low_B - 1) % num_classes
-    mass_B = mass_B + probs_BxK[rows_B, added_B]
+    mass_B = mass_B + probs_BxK[rows_B, added_B] + step
     scores_BxK = jnp.where(jax.nn.one_hot(added_B, num_classes) > 0,
                            mass_B[:, None], scores_BxK)
     return (jnp.where(right_B, low_B, low_B - 1),
@@ -269,14 +286,16 @@ def calibrate(scores: ArrayLike, labels: ArrayLike, *, alpha: float,
     raise ValueError('scores must have shape [N, K] and labels [N], got '
                      f'{scores_NxK.shape} and {labels_N.shape}.')
   num_classes = scores_NxK.shape[-1]
+  _check_label_values(labels_N, num_classes)
   true_N = jnp.take_along_axis(scores_NxK, labels_N[:, None], axis=-1)[:, 0]
   if not class_conditional:
     return jnp.full(num_classes, conformal_quantile(true_N, alpha=alpha))
   own_KxN = labels_N[None, :] == jnp.arange(num_classes)[:, None]
   sorted_KxN = jnp.sort(jnp.where(own_KxN, true_N[None, :], jnp.inf), axis=-1)
   count_K = own_KxN.sum(axis=-1)
-  rank_K = jnp.ceil(jnp.round((count_K + 1) * (1 - alpha), 6)).astype(
-      jnp.int32)
+  # Each count's rank, in Python floats as conformal_quantile's.
+  rank_K = jnp.array([math.ceil(round((count + 1) * (1 - alpha), 9))
+                      for count in range(scores_NxK.shape[0] + 1)])[count_K]
   at_rank_K = jnp.take_along_axis(
       sorted_KxN, jnp.clip(rank_K - 1, 0, scores_NxK.shape[0] - 1)[:, None],
       axis=-1)[:, 0]
@@ -394,8 +413,12 @@ def risk_control_threshold(scores: ArrayLike, labels: ArrayLike, *,
 
   with :math:`d(y, C) = \min_{k \in C} D_{yk}` (the largest distance for an
   empty set). On exchangeable test images the expected normalised distance
-  is then at most alpha. -inf where the smallest sets already satisfy it,
-  +inf where no threshold does (every class is kept).
+  is then at most alpha. Risk control needs losses that fall as lambda
+  grows; a larger set's smallest arc need not hold a smaller set's, so each
+  loss is taken as the largest it reaches at or above lambda (a bound
+  that falls; for intervals and plain sets it is the loss itself). -inf
+  where the smallest sets already satisfy it, +inf where no threshold does
+  (every class is kept).
 
   Args:
     scores: every class's score, shape ``[N, K]``.
@@ -412,7 +435,10 @@ def risk_control_threshold(scores: ArrayLike, labels: ArrayLike, *,
   _check_shape(shape)
   scores_NxK, labels_N = jnp.asarray(scores), jnp.asarray(labels)
   distance_KxK = jnp.asarray(distance, jnp.float32)
+  if scores_NxK.ndim != 2:
+    raise ValueError(f'scores must have shape [N, K], got {scores_NxK.shape}.')
   n, num_classes = scores_NxK.shape
+  _check_label_values(labels_N, num_classes)
   if labels_N.shape != (n,) or distance_KxK.shape != (num_classes,) * 2:
     raise ValueError('scores must have shape [N, K], labels [N] and distance '
                      f'[K, K], got {scores_NxK.shape}, {labels_N.shape} and '
@@ -426,21 +452,31 @@ def risk_control_threshold(scores: ArrayLike, labels: ArrayLike, *,
                     <= jnp.arange(num_classes)[None, :, None])
   if shape is not None:
     prefixes_NxJxK = hull(prefixes_NxJxK, shape=shape)
-  to_label_NxK = distance_KxK[labels_N] / distance_KxK.max()
+  # Losses in the distance's own units: sums of integer distances are exact
+  # in float32, so the condition is decided exactly for the usual matrices.
+  largest = distance_KxK.max()
+  to_label_NxK = distance_KxK[labels_N]
   loss_NxJ = jnp.min(jnp.where(prefixes_NxJxK, to_label_NxK[:, None, :],
                                jnp.inf), axis=-1)
-  below_N = loss_NxJ[:, 0] if nonempty else jnp.ones(n)
+  below_N = loss_NxJ[:, 0] if nonempty else jnp.full(n, largest)
+  # The smallest arc holding a larger set need not hold the smaller set's
+  # arc, so a loss can rise with lambda; each one is replaced by the most
+  # it reaches at or above lambda, which falls (and bounds the true loss).
+  loss_NxJ = jax.lax.cummax(loss_NxJ, axis=1, reverse=True)
+  below_N = jnp.maximum(below_N, loss_NxJ[:, 0])
   drop_NxJ = jnp.concatenate([below_N[:, None], loss_NxJ[:, :-1]],
                              axis=1) - loss_NxJ
   events = jnp.argsort(sorted_NxK.ravel())
   lambdas = sorted_NxK.ravel()[events]
   dropped = jnp.cumsum(drop_NxJ.ravel()[events])
-  # The risk once every event at or below each lambda has happened.
+  # n R(lambda) + 1 <= alpha (n + 1) with R normalised by the largest
+  # distance; (n + 1) alpha in Python floats, as conformal_quantile's rank.
+  allowed = (round((n + 1) * alpha, 9) - 1) * largest
+  # The total loss once every event at or below each lambda has happened.
   last = jnp.searchsorted(lambdas, lambdas, side='right') - 1
-  risk = (below_N.sum() - dropped[last]) / n
-  holds = (n * risk + 1) / (n + 1) <= alpha
+  holds = below_N.sum() - dropped[last] <= allowed
   first = lambdas[jnp.argmax(holds)]
-  return jnp.where((below_N.sum() + 1) / (n + 1) <= alpha, -jnp.inf,
+  return jnp.where(below_N.sum() <= allowed, -jnp.inf,
                    jnp.where(jnp.any(holds), first, jnp.inf))
 
 
