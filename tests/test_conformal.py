@@ -22,6 +22,12 @@ import conformal
 K = 10
 # The everyday lane keeps one case of each property; the rest are slow.
 SLOW = pytest.mark.slow
+# One compile each, instead of one per operation and shape.
+risk_control_threshold = jax.jit(conformal.risk_control_threshold,
+                                 static_argnames=('alpha', 'shape',
+                                                  'nonempty'))
+prediction_sets = jax.jit(conformal.prediction_sets,
+                          static_argnames=('shape', 'nonempty'))
 LINEAR = np.abs(np.arange(K)[:, None] - np.arange(K)[None, :])
 CYCLIC = np.minimum(LINEAR, K - LINEAR)
 
@@ -237,6 +243,7 @@ def test_rps_sets_are_sublevel_sets_around_the_median(small):
                              atol=1e-5)
 
 
+@SLOW
 def test_the_class_conditional_quantile_is_each_classs_own():
   rng = np.random.default_rng(2)
   probs, labels = _model(rng, 300)
@@ -251,7 +258,7 @@ def test_the_class_conditional_quantile_is_each_classs_own():
 
 
 @pytest.mark.parametrize('shape, distance, nonempty', [
-    ('arc', CYCLIC, True),
+    pytest.param('arc', CYCLIC, True, marks=SLOW),
     pytest.param('interval', LINEAR, True, marks=SLOW),
     pytest.param(None, LINEAR, True, marks=SLOW),
     pytest.param('arc', CYCLIC, False, marks=SLOW),
@@ -264,7 +271,7 @@ def test_risk_control_is_angelopoulos_et_als_threshold(shape, distance,
   hull = {'interval': _ref_interval, 'arc': _ref_arc,
           None: lambda members: np.isin(np.arange(K), members)}[shape]
   for alpha in (0.1, 0.3):
-    got = conformal.risk_control_threshold(
+    got = risk_control_threshold(
         scores, labels, distance=distance, alpha=alpha, shape=shape,
         nonempty=nonempty)
     assert got == _ref_risk_control(scores, labels, distance, alpha, hull,
@@ -309,16 +316,15 @@ def test_risk_control_bounds_an_arc_loss_that_rises_with_lambda():
   inside the arc at lambda 0.2 and two digits away at 0.3."""
   scores = np.array([[.1, .9, .9, .9, .2, .9, .3, .9, .3, .9]], np.float32)
   label = np.array([2])
-  at = [conformal.distance_to_set(conformal.prediction_sets(
+  at = [conformal.distance_to_set(prediction_sets(
       scores, t, shape='arc'), label, distance=CYCLIC)[0] for t in (0.2, 0.3)]
   assert at == [0, 2]
   # Ten copies: the threshold is where the bounded loss allows it, never
   # at 0.2, where the true loss is 0 but rises after.
   scores10, labels10 = np.repeat(scores, 10, axis=0), np.repeat(label, 10)
   for alpha in (0.1, 0.2, 0.3):
-    got = conformal.risk_control_threshold(scores10, labels10,
-                                           distance=CYCLIC, alpha=alpha,
-                                           shape='arc')
+    got = risk_control_threshold(scores10, labels10, distance=CYCLIC,
+                                 alpha=alpha, shape='arc')
     assert got == _ref_risk_control(scores10, labels10, CYCLIC, alpha,
                                     _ref_arc), alpha
     assert got != np.float32(0.2)
