@@ -16,16 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from study import confirm, stats
+from study import confirm, confirm_cells, stats
 from study import rows as study_rows
-from study.confirm_cells import (
-  diverged_groups,
-  final_cells,
-  group_distances,
-  kept_groups,
-  replayed_tunings,
-  test_values,
-)
 from study.confirm_rows import (
   BOOTSTRAP_SEED,
   POST_HOC,
@@ -94,8 +86,8 @@ def sensitivity_rows(results_dir: pathlib.Path) -> list[dict[str, Any]]:
   cells."""
   root = results_dir / 'confirmation'
   rows = []
-  for regime, tuning in replayed_tunings(root / 'cells',
-                                         confirm.REGIMES).items():
+  tunings = confirm_cells.replayed_tunings(root / 'cells', confirm.REGIMES)
+  for regime, tuning in tunings.items():
     for family in SENSITIVITY_FAMILIES:
       choice = tuning[family].choice
       for moved in tuning_moves(tuning[family],
@@ -135,17 +127,19 @@ def family_rows(results_dir: pathlib.Path,
   groups that trained in every final of the regime."""
   root = results_dir / 'confirmation'
   rows = []
-  for regime, tuning in replayed_tunings(root / 'cells',
-                                         confirm.ALL_REGIMES).items():
-    drop = diverged_groups(root / 'cells', regime)
+  cells_dir = root / 'cells'
+  tunings = confirm_cells.replayed_tunings(cells_dir, confirm.ALL_REGIMES)
+  for regime, tuning in tunings.items():
+    drop = confirm_cells.diverged_groups(cells_dir, regime)
     for family, t in tuning.items():
       decoding = t.choice.decoding
       try:
-        groups = group_distances(root / 'images', root / 'cells', regime,
-                                 family, decoding)
+        groups = confirm_cells.group_distances(root / 'images', cells_dir,
+                                               regime, family, decoding)
       except (KeyError, FileNotFoundError):
         continue
-      kept = [s for s in kept_groups({family: groups}) if s not in drop]
+      kept = [s for s in confirm_cells.kept_groups({family: groups})
+              if s not in drop]
       row: dict[str, Any] = {'regime': regime, 'family': family,
                              **_choice_fields(family, t.choice),
                              'tuning': '; '.join(
@@ -159,9 +153,10 @@ def family_rows(results_dir: pathlib.Path,
       if kept:
         d_SxN = np.concatenate([groups[s] for s in kept])
         row.update(_levels(d_SxN, replicates))
-        test = test_values(final_cells(root / 'cells', regime, family,
-                                       t.choice), decoding,
-                           'mean_digit_distance', kept)
+        finals = confirm_cells.final_cells(cells_dir, regime, family,
+                                           t.choice)
+        test = confirm_cells.test_values(finals, decoding,
+                                         'mean_digit_distance', kept)
         row['test_mde'], half = stats.mean_ci(test)
         row['test_mde_ci95_half'] = half
       rows.append(row)

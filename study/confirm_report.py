@@ -362,15 +362,14 @@ def write_report(results_dir: pathlib.Path) -> list[str]:
     return ['no hypothesis has all its finals yet']
   secondary = secondary_rows(results_dir)
   test_rows = test_split_rows(results_dir, rows)
-  families = family_rows(results_dir)
-  sensitivity = sensitivity_rows(results_dir)
-  write_csv(rows, root / 'confirmation.csv')
-  write_csv(secondary + test_rows, root / 'secondary.csv')
-  write_csv(families, root / 'families.csv')
-  write_csv(sensitivity, root / 'sensitivity.csv')
-  (root / 'confirmation.md').write_text(
-      markdown(rows, secondary, test_rows, families, sensitivity,
-               cost_rows(root / 'cells')))
+  tables = {'confirmation.csv': rows, 'secondary.csv': secondary + test_rows,
+            'families.csv': family_rows(results_dir),
+            'sensitivity.csv': sensitivity_rows(results_dir)}
+  for name, table in tables.items():
+    write_csv(table, root / name)
+  (root / 'confirmation.md').write_text(markdown(
+      rows, secondary, test_rows, tables['families.csv'],
+      tables['sensitivity.csv'], cost_rows(root / 'cells')))
   return [*(summary_line(row, 'regime') for row in rows),
           f'written: {root}/confirmation.csv, secondary.csv, families.csv, '
           'sensitivity.csv, confirmation.md']

@@ -102,3 +102,38 @@ def fake_dir(tmp_path):
   """A folder of small, valid MNIST IDX files."""
   (tmp_path / 'mnist').mkdir()
   return make_fake_mnist(tmp_path / 'mnist')
+
+
+def third_party_imports(path):
+  """The top-level packages a file imports, less the standard library."""
+  import ast
+  tree = ast.parse(pathlib.Path(path).read_text())
+  imported = {alias.name.split('.')[0] for node in ast.walk(tree)
+              if isinstance(node, ast.Import) for alias in node.names}
+  imported |= {node.module.split('.')[0] for node in ast.walk(tree)
+               if isinstance(node, ast.ImportFrom) and node.module}
+  return imported - set(sys.stdlib_module_names)
+
+
+def run_copied_alone(path, tmp_path, script):
+  """Runs ``script`` in a fresh interpreter beside a copy of the library
+  file ``path`` alone (no project on the path); returns its stdout and
+  fails on a non-zero exit. The script checks that no project module was
+  imported."""
+  import shutil
+  import subprocess
+  import textwrap
+  shutil.copy(path, tmp_path / pathlib.Path(path).name)
+  project = {'config', 'data', 'model', 'metrics', 'losses', 'train',
+             'trainer'} - {pathlib.Path(path).stem}
+  check = textwrap.dedent(f"""
+      import sys
+      imported = set({sorted(project)!r}) & set(sys.modules)
+      assert not imported, imported
+      """)
+  result = subprocess.run(
+      [sys.executable, '-c', textwrap.dedent(script) + check], cwd=tmp_path,
+      capture_output=True, text=True, timeout=120,
+      env={'PATH': '/usr/bin:/bin', 'JAX_PLATFORMS': 'cpu'})
+  assert result.returncode == 0, result.stderr
+  return result.stdout

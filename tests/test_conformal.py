@@ -3,14 +3,8 @@ algorithm, its guarantee on synthetic exchangeable data over many random
 splits, contiguity, nesting, the signature rule, and the file copied
 alone."""
 
-import ast
 import inspect
 import math
-import pathlib
-import shutil
-import subprocess
-import sys
-import textwrap
 
 import jax
 import jax.numpy as jnp
@@ -18,6 +12,7 @@ import numpy as np
 import pytest
 
 import conformal
+from conftest import run_copied_alone, third_party_imports
 
 K = 10
 # The everyday lane keeps one case of each property; the rest are slow.
@@ -510,34 +505,22 @@ def test_every_public_function_follows_the_signature_rule():
 
 
 def test_conformal_py_imports_only_jax_and_the_stdlib():
-  tree = ast.parse(pathlib.Path(conformal.__file__).read_text())
-  imported = {alias.name.split('.')[0] for node in ast.walk(tree)
-              if isinstance(node, ast.Import) for alias in node.names}
-  imported |= {node.module.split('.')[0] for node in ast.walk(tree)
-               if isinstance(node, ast.ImportFrom) and node.module}
-  assert imported - set(sys.stdlib_module_names) == {'jax'}
+  assert third_party_imports(conformal.__file__) == {'jax'}
 
 
 @pytest.mark.slow
 def test_conformal_py_runs_when_copied_alone(tmp_path):
-  shutil.copy(pathlib.Path(conformal.__file__), tmp_path / 'conformal.py')
-  script = textwrap.dedent("""
-      import sys
+  out = run_copied_alone(conformal.__file__, tmp_path, """
       import jax.numpy as jnp
       import conformal
-      project = {'losses', 'metrics', 'data', 'model', 'train', 'trainer'}
-      assert not project & set(sys.modules), project & set(sys.modules)
       probs = jnp.full((4, 10), 0.1)
       scores = conformal.aps_scores(probs)
       threshold = conformal.calibrate(scores, jnp.arange(4), alpha=0.5)
       print(int(conformal.set_size(conformal.prediction_sets(
           scores, threshold)).sum()))
       """)
-  result = subprocess.run([sys.executable, '-c', script], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120,
-                          env={'PATH': '/usr/bin:/bin', 'JAX_PLATFORMS': 'cpu'})
-  assert result.returncode == 0, result.stderr
   # Uniform probabilities: the interval grows right from class 0, so class
-  # k scores (k + 1) / 10; the labels 0-3 score 0.1-0.4, the quantile is the
-  # third smallest, 0.3: every set is {0, 1, 2}.
-  assert int(result.stdout) == 12
+  # k scores (k + 1) / 10 (plus k units of precision); the labels 0-3 score
+  # 0.1-0.4, the quantile is the third smallest, 0.3: every set is
+  # {0, 1, 2}.
+  assert int(out) == 12

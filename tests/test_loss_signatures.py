@@ -7,19 +7,14 @@ first argument ``logits`` exactly where a softmax over the K classes is meant
 and ``outputs`` for every other head.
 """
 
-import ast
 import inspect
-import pathlib
-import shutil
-import subprocess
-import sys
-import textwrap
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import losses
+from conftest import run_copied_alone, third_party_imports
 
 K = 10
 B = 6
@@ -199,31 +194,18 @@ def test_errors_are_plain_messages_naming_the_argument():
 
 
 def test_losses_py_imports_only_jax_numpy_optax_scipy_and_the_stdlib():
-  tree = ast.parse(pathlib.Path(losses.__file__).read_text())
-  imported = {alias.name.split('.')[0] for node in ast.walk(tree)
-              if isinstance(node, ast.Import) for alias in node.names}
-  imported |= {node.module.split('.')[0] for node in ast.walk(tree)
-               if isinstance(node, ast.ImportFrom) and node.module}
-  assert imported - set(sys.stdlib_module_names) == {'jax', 'numpy', 'optax',
-                                                      'scipy'}
+  assert third_party_imports(losses.__file__) == {'jax', 'numpy', 'optax',
+                                                  'scipy'}
 
 
 @pytest.mark.slow
 def test_losses_py_runs_when_copied_alone(tmp_path):
-  shutil.copy(pathlib.Path(losses.__file__), tmp_path / 'losses.py')
-  script = textwrap.dedent("""
-      import sys
+  out = run_copied_alone(losses.__file__, tmp_path, """
       import jax.numpy as jnp
       import losses
-      project = {'config', 'data', 'model', 'metrics', 'resolve', 'train'}
-      assert not project & set(sys.modules), project & set(sys.modules)
       loss_fn = losses.make_loss('soft_label_cross_entropy', ce_weight=0.5,
                                  distance=losses.cyclic_distance(10))
       print(float(loss_fn(jnp.zeros((2, 10)), jnp.array([0, 9])).sum()))
       """)
-  result = subprocess.run([sys.executable, '-c', script], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120,
-                          env={'PATH': '/usr/bin:/bin', 'JAX_PLATFORMS': 'cpu'})
-  assert result.returncode == 0, result.stderr
   # Uniform logits: CE and soft-label CE are both log 10 for each example.
-  assert float(result.stdout) == pytest.approx(3 * np.log(10), rel=1e-6)
+  assert float(out) == pytest.approx(3 * np.log(10), rel=1e-6)
