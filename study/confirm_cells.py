@@ -53,23 +53,23 @@ def tuned(cells_dir: pathlib.Path, regime: str,
 
 
 def group_distances(images_dir: pathlib.Path, cells_dir: pathlib.Path,
-                    regime: str, family: str, decoding: str,
+                    regime: str, family: str, choice: Choice, decoding: str,
                     ) -> dict[int, np.ndarray | None]:
   """First seed of each group -> its distances ``[10, N]`` (None: the
-  group diverged); KeyError naming a group not run yet; ValueError if a
-  file holds other seeds."""
+  group diverged), each group's cell read back against ``choice``'s final
+  configuration (:func:`final_cells`); FileNotFoundError naming a group
+  not run yet; ValueError if a cell holds another configuration or a file
+  other seeds."""
+  finals = confirm.CONFIRMATION.finals
   out: dict[int, np.ndarray | None] = {}
-  for g in range(confirm.FINAL_GROUPS):
-    seed = confirm.FINAL_SEED + g * confirm.GROUP_SIZE
-    stem = f'final-{family}-s{seed}'
-    cell_path = cells_dir / regime / f'{stem}.json'
-    if not cell_path.exists():
-      raise KeyError(f'{regime} {family} seeds {seed}+ not run yet')
-    if diverged(cell_path):
+  for g, (seed, cell) in enumerate(final_cells(
+      cells_dir, regime, family, choice, finals).items()):
+    if cell.diverged is not None:
       out[seed] = None
       continue
+    stem = finals.stem(family, g)
     with np.load(images_dir / regime / f'{stem}.npz') as f:
-      if list(f['seeds']) != list(range(seed, seed + confirm.GROUP_SIZE)):
+      if list(f['seeds']) != cell.seeds:
         raise ValueError(f'{stem}.npz holds seeds {list(f["seeds"])}.')
       out[seed] = f[decoding].astype(np.int16)
   return out

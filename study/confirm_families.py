@@ -134,8 +134,8 @@ def family_rows(results_dir: pathlib.Path,
     for family, t in tuning.items():
       decoding = t.choice.decoding
       try:
-        groups = confirm_cells.group_distances(root / 'images', cells_dir,
-                                               regime, family, decoding)
+        groups = confirm_cells.group_distances(
+            root / 'images', cells_dir, regime, family, t.choice, decoding)
       except (KeyError, FileNotFoundError):
         continue
       kept = [s for s in confirm_cells.kept_groups({family: groups})

@@ -169,7 +169,8 @@ def pair_row(h: Hypothesis, tuning: dict[str, Tuning],
   FileNotFoundError: a family or group not run yet)."""
   decoding = _decodings(h, tuning)
   groups = {f: group_distances(root / 'images', root / 'cells', h.regime, f,
-                               decoding[f]) for f in decoding}
+                               tuning[f].choice, decoding[f])
+            for f in decoding}
   kept = [s for s in kept_groups(groups) if s not in drop]
   if kept:
     a_SxN, b_SxN = (np.concatenate([groups[f][s] for s in kept])
@@ -303,7 +304,8 @@ def test_split_rows(results_dir: pathlib.Path, primaries: Sequence[
     h = by_name[primary['hypothesis']]
     decoding = _decodings(h, tunings[h.regime])
     groups = {f: group_distances(results_dir / 'confirmation' / 'images',
-                                 cells_dir, h.regime, f, decoding[f])
+                                 cells_dir, h.regime, f,
+                                 tunings[h.regime][f].choice, decoding[f])
               for f in decoding}
     a, b = (test_values(final_cells(cells_dir, h.regime, f,
                                     tunings[h.regime][f].choice),

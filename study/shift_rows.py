@@ -11,6 +11,7 @@ means. Nothing trains.
 
 from __future__ import annotations
 
+import functools
 import pathlib
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -20,6 +21,8 @@ import numpy as np
 import corruptions
 from study import confirm_rows, power, shift, stats
 from study.cells import diverged
+from study.confirm_cells import final_cells
+from study.records import Choice
 
 KINDS = tuple(corruptions.KINDS)
 # The registered equivalence bands: 3 %, or the design's floor where it
@@ -56,23 +59,32 @@ def dropped_groups(root: pathlib.Path, family: str) -> set[int]:
   return dropped
 
 
+@functools.lru_cache(maxsize=8)
+def _confirmed(results_dir: pathlib.Path) -> dict[str, Choice]:
+  """The confirmed choices, replayed once per results folder."""
+  return shift.confirmed(results_dir)
+
+
 def group_distances(root: pathlib.Path, family: str, decoding: str,
                     sets: Sequence[str]) -> dict[int, np.ndarray | None]:
   """First seed of each group -> its distances ``[C, 10, N]`` on the C
-  ``sets`` (None: the group is dropped, :func:`dropped_groups`); KeyError
-  naming a group not run yet."""
+  ``sets`` (None: the group is dropped, :func:`dropped_groups`), each
+  group's cell read back against the confirmed choice's shift finals;
+  FileNotFoundError naming a group (or the confirmation) not run yet;
+  ValueError if a cell holds another configuration or a file other
+  seeds."""
   dropped = dropped_groups(root, family)
+  finals = shift.SHIFT.finals
+  cells = final_cells(root / 'cells', None, family,
+                      _confirmed(root.parent)[family], finals)
   out: dict[int, np.ndarray | None] = {}
-  for g in range(shift.SHIFT_GROUPS):
-    seed = shift.SHIFT_SEED + g * 10
-    stem = f'final-{family}-s{seed}'
-    if not (root / 'cells' / f'{stem}.json').exists():
-      raise KeyError(f'{family} seeds {seed}+ not run yet')
+  for g, (seed, cell) in enumerate(cells.items()):
     if seed in dropped:
       out[seed] = None
       continue
+    stem = finals.stem(family, g)
     with np.load(root / 'images' / f'{stem}.npz') as f:
-      if list(f['seeds']) != list(range(seed, seed + 10)):
+      if list(f['seeds']) != cell.seeds:
         raise ValueError(f'{stem}.npz holds seeds {list(f["seeds"])}.')
       out[seed] = np.stack([f[f'{name}_{decoding}'] for name in sets]
                            ).astype(np.int16)

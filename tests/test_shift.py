@@ -178,7 +178,11 @@ def test_no_committed_cell_but_the_shifts_scored_a_corrupted_confirmation():
 
 def _write_shift_finals(root, family, distances_CxSxN, diverged_group=None):
   """A family's twelve groups: ``distances_CxSxN`` (12 corruptions x 120
-  seeds x N images) as its distances."""
+  seeds x N images) as its distances; beside ``root``, the committed
+  confirmation whose choices the cells hold."""
+  if not (root.parent / 'confirmation').exists():
+    (root.parent / 'confirmation').symlink_to(
+        ROOT / 'results' / 'confirmation')
   write_shift_finals(root, family, corrupted(distances_CxSxN),
                      diverged_group)
 
@@ -231,5 +235,5 @@ def test_a_kind_waits_for_both_families(tmp_path):
                       rng.integers(0, 3, (12, 120, 10)))
   messages = []
   assert shift_rows.primary_rows(tmp_path, log=messages.append) == []
-  assert len(messages) == 4 and 'smoothed_sord seeds 2000+ not run yet' in (
+  assert len(messages) == 4 and 'final-smoothed_sord-s2000.json' in (
       messages[0])

@@ -299,6 +299,7 @@ def test_two_dropped_groups_make_every_row_of_the_pair_unstable(tmp_path):
   d = (rng.uniform(size=(12, 120, 8)) < 0.3) * 2
   clean = (rng.uniform(size=(120, 24)) < 0.3) * 1
   root = tmp_path / 'shift'
+  (tmp_path / 'confirmation').symlink_to(ROOT / 'results' / 'confirmation')
   for family, diverged in (('label_smoothing', 1), ('smoothed_sord', 7),
                            ('cross_entropy', None)):
     write_shift_finals(root, family, corrupted(d, clean), diverged)
