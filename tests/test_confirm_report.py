@@ -293,6 +293,9 @@ def test_a_final_cell_of_another_configuration_is_refused(tmp_path):
                      'holds another configuration'):
     confirm_cells.final_cells(cells_dir, 'scarce2000', 'label_smoothing',
                               choice)
+  # The headline estimates and each family's rows read it the same way.
+  with pytest.raises(ValueError, match='holds another configuration'):
+    confirm_rows.hypothesis_rows(tmp_path, log=print, replicates=200)
   with pytest.raises(ValueError, match='holds another configuration'):
     confirm_families.family_rows(tmp_path, replicates=200)
 
