@@ -22,7 +22,7 @@ import argparse
 import dataclasses
 import hashlib
 import pathlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -33,7 +33,7 @@ from data import (
   held_out_indices,
 )
 from study import commands, engine
-from study.engine import Finals, Protocol, Store, Tuned
+from study.engine import Derived, Finals, Protocol, Store, Tuned
 from study.plan import PERMUTED_ORDER, VALIDATION_SIZE
 from study.records import Choice
 from study.tuning import EdgeRule, Tuning, tied_choices
@@ -190,13 +190,46 @@ def load_registered_split(parser: argparse.ArgumentParser,
 # once; exact ties.
 EDGES = EdgeRule(per_side=MAX_EXTENSIONS, double_budget=True)
 
+# After every secondary family's finals: label smoothing's tied point.
+TIED = 'tied'
+PHASES = (PRIMARY, SECONDARY, TIED)
+
+
+def _permuted(regime: str, tunings: Mapping[str, Tuning]) -> Choice | None:
+  del regime
+  linear = tunings.get('sord_linear')
+  return None if linear is None else permuted_twin(linear.choice)
+
+
+def _matched(regime: str, tunings: Mapping[str, Tuning]) -> Choice:
+  del regime
+  return matched_label_smoothing(tunings['label_smoothing'].choice,
+                                 tunings['smoothed_sord'].choice)
+
+
+def _tied(regime: str, tunings: Mapping[str, Tuning]) -> Choice | None:
+  if regime not in TIED_CONTROL_REGIMES:
+    return None
+  return tied_control(tunings['label_smoothing'])
+
+
+# The families derived from the primary choices: the permuted twin with the
+# primaries, the matched mass with the secondaries, the tied control last.
+DERIVED = (
+    Derived('sord_permuted', PRIMARY, 'sord_linear', _permuted,
+            keeps_edges=True),
+    Derived('label_smoothing_matched', SECONDARY, 'label_smoothing',
+            _matched),
+    Derived('label_smoothing_tied', TIED, 'label_smoothing', _tied),
+)
+
 CONFIRMATION = Protocol(
     cells='confirmation/cells', images='confirmation/images',
     regimes={regime: regime_base(regime) for regime in ALL_REGIMES},
     families={regime: {**families(regime), **secondary_families(regime)}
               for regime in ALL_REGIMES},
     tune_seed=TUNE_SEED, tune_seeds=TUNE_SEEDS, edges=EDGES,
-    primary_regimes=REGIMES,
+    derived=DERIVED, primary_regimes=REGIMES,
     # The chosen point on seeds 1000-1079, eight programs of ten, each
     # keeping its distances on the confirmation split.
     finals=Finals(FINAL_SEED, FINAL_GROUPS, GROUP_SIZE,
@@ -251,28 +284,22 @@ def run_confirmation(protocol: Protocol, store: Store,
   primary = {}
   for regime in regimes:
     primary[regime] = tunings(regime, PRIMARY)
-    choices = {name: t.choice for name, t in primary[regime].items()}
-    if 'sord_linear' in choices:
-      choices['sord_permuted'] = permuted_twin(choices['sord_linear'])
-    run_finals(regime, choices)
+    run_finals(regime, {
+        **{name: t.choice for name, t in primary[regime].items()},
+        **protocol.derive(regime, PRIMARY, primary[regime])})
   if not set(protocol.primary_regimes) <= set(regimes):
     log('secondaries: not run; they follow every primary regime\'s finals '
         '(run without --regimes)')
     return chosen
   for regime in regimes:
-    choices = {name: t.choice for name, t in
-               tunings(regime, SECONDARY).items()}
-    smoothing = primary[regime]['label_smoothing']
-    choices['label_smoothing_matched'] = matched_label_smoothing(
-        smoothing.choice, primary[regime]['smoothed_sord'].choice)
-    run_finals(regime, choices)
-  for regime in TIED_CONTROL_REGIMES:
-    if regime not in regimes:
-      continue
-    if (tied := tied_control(primary[regime]['label_smoothing'])) is None:
+    run_finals(regime, {
+        **{name: t.choice for name, t in tunings(regime, SECONDARY).items()},
+        **protocol.derive(regime, SECONDARY, primary[regime])})
+  for regime in regimes:
+    tied = protocol.derive(regime, TIED, primary[regime])
+    if not tied and regime in TIED_CONTROL_REGIMES:
       log(f'[{regime}] label smoothing\'s choice had no tie: no tied control')
-      continue
-    run_finals(regime, {'label_smoothing_tied': tied})
+    run_finals(regime, tied)
   return chosen
 
 

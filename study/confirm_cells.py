@@ -7,7 +7,6 @@ that diverged, and the finals' per-seed scores on the test split.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import pathlib
 from collections.abc import Collection, Sequence
@@ -28,27 +27,22 @@ def tuned(cells_dir: pathlib.Path, regime: str,
   not run yet is left out), and the families derived from the choices."""
   store = Store(cells_dir, read_only=True, log=lambda message: None)
   families = protocol.families[regime]
-  out = {name: engine.tune(store, protocol, regime, name, family)
-         for name, family in families.items()
-         if family.phase == confirm.PRIMARY}
-  if 'sord_linear' in out:
-    linear = out['sord_linear']
-    out['sord_permuted'] = dataclasses.replace(
-        linear, choice=confirm.permuted_twin(linear.choice))
-  for name, family in families.items():
-    if family.phase == confirm.SECONDARY:
-      try:
-        out[name] = engine.tune(store, protocol, regime, name, family)
-      except FileNotFoundError:
-        continue  # not run yet
-  out['label_smoothing_matched'] = dataclasses.replace(
-      out['label_smoothing'], choice=confirm.matched_label_smoothing(
-          out['label_smoothing'].choice, out['smoothed_sord'].choice),
-      on_edge=())
-  tied = confirm.tied_control(out['label_smoothing'])
-  if regime in confirm.TIED_CONTROL_REGIMES and tied is not None:
-    out['label_smoothing_tied'] = dataclasses.replace(
-        out['label_smoothing'], choice=tied, on_edge=())
+  primary = {name: engine.tune(store, protocol, regime, name, family)
+             for name, family in families.items()
+             if family.phase == confirm.PRIMARY}
+  out = dict(primary)
+  # In the run's order: each phase's tuned families, then those it derives.
+  for phase in confirm.PHASES:
+    for name, family in families.items():
+      if family.phase == phase != confirm.PRIMARY:
+        try:
+          out[name] = engine.tune(store, protocol, regime, name, family)
+        except FileNotFoundError:
+          continue  # not run yet
+    for derived in protocol.derived:
+      if derived.phase == phase and (
+          tuning := derived.tuning(regime, primary)) is not None:
+        out[derived.name] = tuning
   return out
 
 

@@ -84,6 +84,31 @@ class Finals:
 
 
 @dataclasses.dataclass(frozen=True)
+class Derived:
+  """A family made from a regime's tuned choices rather than tuned itself:
+  its name, the phase whose finals it joins, the tuned family whose cells
+  it borrows (and that family's edges too, where ``keeps_edges``), and
+  ``make(regime, tunings)``, its choice, or None where the regime has
+  none."""
+  name: str
+  phase: str
+  source: str
+  make: Callable[[str, Mapping[str, tuning.Tuning]], Choice | None]
+  keeps_edges: bool = False
+
+  def tuning(self, regime: str, tunings: Mapping[str, tuning.Tuning]
+             ) -> tuning.Tuning | None:
+    """Its tuning as a report reads it: the source's cells, its choice."""
+    choice = self.make(regime, tunings)
+    if choice is None:
+      return None
+    source = tunings[self.source]
+    return dataclasses.replace(
+        source, choice=choice,
+        on_edge=source.on_edge if self.keeps_edges else ())
+
+
+@dataclasses.dataclass(frozen=True)
 class Protocol:
   """A protocol as data: where its cells (and per-image files) go under
   the results folder, each regime's base configuration (data terms, budget
@@ -100,7 +125,15 @@ class Protocol:
   tune_seeds: int = 0
   edges: tuning.EdgeRule = dataclasses.field(
       default_factory=tuning.EdgeRule)
+  derived: tuple[Derived, ...] = ()
   primary_regimes: tuple[str, ...] = ()
+
+  def derive(self, regime: str, phase: str,
+             tunings: Mapping[str, tuning.Tuning]) -> dict[str, Choice]:
+    """The choices of the families derived in ``phase`` that the regime
+    has."""
+    return {d.name: choice for d in self.derived if d.phase == phase
+            if (choice := d.make(regime, tunings)) is not None}
 
   def tuning_config(self, regime: str, family: Tuned) -> Config:
     """The registered grid as one sweep on the tuning seeds, validation
