@@ -5,15 +5,15 @@
 study.
 
 Shared by every protocol: ``engine`` a protocol as frozen data (``Protocol``:
-regimes, families, tuning seeds, edge rule, ``Finals``), the cell store that
-trains or, read only, replays (``Store``), and the tuning and finals of any
-protocol; ``tuning`` the choice on validation, the tie rule and the edge rule
-as data (``EdgeRule``), and the loop that runs them; ``finals`` a choice on
-fresh seeds, as one program or in groups; ``cells`` runs, reads back and
-remembers one cell and keeps a final's per-image distances; ``records`` types
-the cells and choices; ``stats`` the statistics (t-intervals, paired tests,
-Holm, the fewer/closer split, variance components, the two-way bootstrap, the
-sign-flip test).
+regimes, families, tuning seeds, edge rule, ``Finals``, ``Derived`` families),
+the cell store that trains or, read only, replays (``Store``), and the tuning
+and finals of any protocol; ``tuning`` the choice on validation, the tie rule
+and the edge rule as data (``EdgeRule``), and the loop that runs them;
+``finals`` a choice on fresh seeds, as one program or in groups; ``cells``
+runs, reads back and remembers one cell and keeps a final's per-image
+distances; ``records`` types the cells and choices; ``stats`` the statistics
+(t-intervals, paired tests, Holm, the fewer/closer split, variance components,
+the two-way bootstrap, the sign-flip test).
 
 The screening study: ``plan`` holds what it runs as plain data (families,
 regimes, grids, seeds); ``experiments`` makes it a ``Protocol``, runs it
