@@ -375,6 +375,9 @@ VALIDATION_SEED = 20261129  # one validation split for every run and seed
 # One confirmation split (results/protocol.md), held out from what validation
 # leaves: a larger size holds every image of a smaller one.
 CONFIRMATION_SEED = 20261202
+# The calibration split of the prediction sets (--calibration_size), held out
+# from what validation and the confirmation leave.
+CALIBRATION_SEED = 20261208
 # The corruptions of the confirmation split's images (--shifted_confirmation)
 # draw from their own seed, so that they differ from the test split's (seed 0).
 CONFIRMATION_SHIFT_SEED = 20261207
@@ -416,6 +419,13 @@ def hold_out_confirmation(train: Split, size: int) -> tuple[Split, Split]:
   trained or tuned on), the same ones every time; training subsets come from
   ``rest``."""
   return _hold_out(train, size, CONFIRMATION_SEED, 'confirmation_size')
+
+
+def hold_out_calibration(train: Split, size: int) -> tuple[Split, Split]:
+  """``(rest, calibration)``: ``size`` images of ``train`` (the pool that
+  validation and the confirmation leave) set aside to calibrate prediction
+  sets (clean labels, never trained or tuned on), the same ones every time."""
+  return _hold_out(train, size, CALIBRATION_SEED, 'calibration_size')
 
 
 def subset_indices(pool_size: int, size: int | None, seed: int) -> np.ndarray:

@@ -55,6 +55,11 @@ def print_final(summary: dict) -> None:
               f"{100 * scores['far_error_rate']['mean']:.2f}%  "
               f"cyclic {scores['cyclic_error']['mean']:.4f}  "
               f"QWK {scores['qwk']['mean']:.4f}")
+    for method, scores in (point['final'] or {}).get('test_sets', {}).items():
+      print(f"test sets {method:>9}: coverage "
+            f"{100 * scores['coverage']['mean']:.2f}%  mean size "
+            f"{scores['size']['mean']:.3f}  distance to the set "
+            f"{scores['distance']['mean']:.4f}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -92,7 +92,7 @@ def read_cell(path: pathlib.Path, config: Config, *,
   data were read from aside (a report replaying committed cells, whose
   split is checked by its digest). FileNotFoundError where it is not
   there; ValueError where it holds another configuration."""
-  cell = migrate_cell(json.loads(path.read_text()))
+  cell = migrate_cell(cell_json(path))
   # Config(**saved) fills fields added since the cell was written with
   # their defaults, which is what the cell ran with.
   saved = Config(**cell['config'])
@@ -107,16 +107,45 @@ def read_cell(path: pathlib.Path, config: Config, *,
 
 def diverged(path: pathlib.Path) -> bool:
   """Whether a final cell's run diverged."""
+  return 'diverged' in cell_json(path)
+
+
+def _version(path: pathlib.Path) -> tuple[pathlib.Path, int, int]:
+  # The caches' key: a rewritten file is read again.
   stat = path.stat()
-  return _diverged_version(path, stat.st_mtime_ns, stat.st_size)
+  return path, stat.st_mtime_ns, stat.st_size
 
 
-# A final cell holds every split's per-seed scores (the shift's: 140 kB);
-# the reports ask each one many times, so each version is parsed once.
-@functools.lru_cache(maxsize=4096)
-def _diverged_version(path: pathlib.Path, mtime_ns: int, size: int) -> bool:
-  del mtime_ns, size  # the cache key: a rewritten cell is read again
-  return 'diverged' in json.loads(path.read_text())
+# A final cell holds every split's per-seed scores (the shift's: 140 kB) and
+# a per-image file every seed's distances; the reports ask each one many
+# times, so each version of a file is read once.
+@functools.lru_cache(maxsize=2048)
+def _parsed(path: pathlib.Path, mtime_ns: int, size: int) -> dict:
+  del mtime_ns, size
+  cell: dict = json.loads(path.read_text())
+  return cell
+
+
+def cell_json(path: pathlib.Path) -> dict:
+  """A cell file's contents, parsed once per version (shared: not to be
+  changed)."""
+  return _parsed(*_version(path))
+
+
+@functools.lru_cache(maxsize=512)
+def _arrays(path: pathlib.Path, mtime_ns: int, size: int
+            ) -> dict[str, np.ndarray]:
+  del mtime_ns, size
+  with np.load(path) as f:
+    arrays = {name: f[name] for name in f.files}
+  for array in arrays.values():
+    array.flags.writeable = False
+  return arrays
+
+
+def per_image_arrays(path: pathlib.Path) -> dict[str, np.ndarray]:
+  """A per-image file's arrays, read once per version (read-only)."""
+  return _arrays(*_version(path))
 
 
 def migrate_cell(cell: dict) -> dict:

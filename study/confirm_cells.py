@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from study import confirm, engine
-from study.cells import diverged
+from study.cells import diverged, per_image_arrays
 from study.engine import Finals, Protocol, Store
 from study.records import Choice, FinalCell
 from study.tuning import Tuning
@@ -62,10 +62,10 @@ def group_distances(images_dir: pathlib.Path, cells_dir: pathlib.Path,
       out[seed] = None
       continue
     stem = finals.stem(family, g)
-    with np.load(images_dir / regime / f'{stem}.npz') as f:
-      if list(f['seeds']) != cell.seeds:
-        raise ValueError(f'{stem}.npz holds seeds {list(f["seeds"])}.')
-      out[seed] = f[decoding].astype(np.int16)
+    f = per_image_arrays(images_dir / regime / f'{stem}.npz')
+    if list(f['seeds']) != cell.seeds:
+      raise ValueError(f'{stem}.npz holds seeds {list(f["seeds"])}.')
+    out[seed] = f[decoding].astype(np.int16)
   return out
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 import corruptions
 from study import confirm_rows, power, shift, stats
-from study.cells import diverged
+from study.cells import diverged, per_image_arrays
 from study.confirm_cells import final_cells
 from study.records import Choice
 
@@ -83,11 +83,11 @@ def group_distances(root: pathlib.Path, family: str, decoding: str,
       out[seed] = None
       continue
     stem = finals.stem(family, g)
-    with np.load(root / 'images' / f'{stem}.npz') as f:
-      if list(f['seeds']) != cell.seeds:
-        raise ValueError(f'{stem}.npz holds seeds {list(f["seeds"])}.')
-      out[seed] = np.stack([f[f'{name}_{decoding}'] for name in sets]
-                           ).astype(np.int16)
+    f = per_image_arrays(root / 'images' / f'{stem}.npz')
+    if list(f['seeds']) != cell.seeds:
+      raise ValueError(f'{stem}.npz holds seeds {list(f["seeds"])}.')
+    out[seed] = np.stack([f[f'{name}_{decoding}'] for name in sets]
+                         ).astype(np.int16)
   return out
 
 

@@ -82,6 +82,23 @@ def run_config(**kw):
   return Config(**kw)
 
 
+# The registered losses whose per-loss properties the everyday lane checks:
+# one of each head and target kind (softmax, soft targets, cumulative link,
+# rank-consistent, Poisson, von Mises, unimodal).
+EVERYDAY_LOSSES = ('clm', 'copoc_head', 'coral', 'cross_entropy',
+                   'poisson_head', 'soft_label_cross_entropy', 'von_mises_head')
+
+
+def everyday_subset(names, everyday):
+  """``names`` as parameters, those outside ``everyday`` in the slow lane
+  only: a per-loss property runs on one loss of each kind every day and on
+  every loss in the slow lane."""
+  names = list(names)
+  assert set(everyday) <= set(names), set(everyday) - set(names)
+  return [pytest.param(name, marks=() if name in everyday
+                       else pytest.mark.slow) for name in names]
+
+
 def write_split(folder, split, images, labels, gz=True):
   image_stem, label_stem = data.IDX_FILES[split]
   suffix = '.gz' if gz else ''

@@ -23,7 +23,7 @@ from study import (
   shift,
   shift_report,
 )
-from trainer import cli
+from trainer import cli, sets
 from trainer.config import FIELDS, Config
 from trainer.resolve import resolve
 
@@ -106,7 +106,7 @@ def test_no_import_cycle():
 README = (ROOT / 'README.md').read_text()
 COMMAND = (r'python (?:train\.py|-m study(?:\.power|\.shift(?:_report)?|'
            r'\.confirm(?:_report)?)?|'
-           r'-m bench)\b'
+           r'-m bench|-m trainer\.sets)\b'
            r'[^`|]*')
 # Placeholders in documented templates, and a value that passes for each.
 PLACEHOLDERS = {'B': '32', 'LR': '0.003', '...': '', '[COMMAND]': '',
@@ -158,7 +158,8 @@ COMMANDS = documented_commands()
 
 def test_the_documents_hold_the_commands_of_every_entry_point():
   assert len(COMMANDS) >= 100
-  for entry in ('python train.py', 'python -m study', 'python -m bench'):
+  for entry in ('python train.py', 'python -m study', 'python -m bench',
+                'python -m trainer.sets'):
     assert any(c.startswith(entry) for _, c in COMMANDS), entry
   assert not [c for _, c in COMMANDS
               if re.search(r'python [a-z_]+\.py', c)
@@ -191,7 +192,7 @@ def test_a_documented_command_passes_its_argument_check(source, command,
       module = {'study.power': power, 'study.shift': shift,
                 'study.shift_report': shift_report, 'study.confirm': confirm,
                 'study.confirm_report': confirm_report,
-                'bench': bench_command}[argv[2]]
+                'bench': bench_command, 'trainer.sets': sets}[argv[2]]
     module.build_parser().parse_args(flags)
 
 

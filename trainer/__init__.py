@@ -11,4 +11,7 @@ noise, each epoch's batches. ``progress``: the progress bar and the
 per-epoch line. ``devices``: the mesh and where the arrays go. ``parallel``:
 several processes (flags, start-up, agreement). ``runfiles``: what a run
 writes (metrics lines, summary, predictions), atomic writes, checkpoints.
+``sets``: prediction sets calibrated on the calibration split, scored on
+the test split, and the command that writes a finished run's sets.
+``restore``: a finished run's models back from its last checkpoint.
 """

@@ -54,6 +54,27 @@ _NON_NEGATIVE = ('>= 0', lambda v: v >= 0)
 _AT_LEAST_1 = ('>= 1', lambda v: v >= 1)
 
 
+def parse_alphas(text: str) -> tuple[float, ...]:
+  """'0.1,0.05' -> (0.1, 0.05); ValueError unless every level is a number
+  in (0, 1), none twice."""
+  try:
+    alphas = tuple(float(v) for v in text.split(','))
+  except ValueError:
+    raise ValueError(f'{text!r} is not a comma-separated list of numbers.'
+                     ) from None
+  if not all(0 < a < 1 for a in alphas) or len(set(alphas)) != len(alphas):
+    raise ValueError(f'{text!r}: every level must lie in (0, 1), none twice.')
+  return alphas
+
+
+def _alphas_ok(text: str) -> bool:
+  try:
+    parse_alphas(text)
+  except ValueError:
+    return False
+  return True
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
   """Everything that defines a run; plain data, saved as config.json."""
@@ -141,6 +162,20 @@ class Config:
   validation_size: int = _field(
       0, 'hold out this many training images (the same ones for every run) '
       'and score them after each evaluated epoch', check=_NON_NEGATIVE)
+  calibration_size: int = _field(
+      0, 'set this many of the training images left after --validation_size '
+      'and --confirmation_size aside as the calibration split (the same ones '
+      'every time, clean labels, never trained or tuned on): after the last '
+      "epoch each set method of trainer/sets.py is calibrated on it and its "
+      'coverage, size and distance to the label on the test split reported '
+      'per --set_alphas; predictions.npz keeps its probabilities, for python '
+      '-m trainer.sets; 0: none', check=_NON_NEGATIVE)
+  set_alphas: str = _field(
+      '0.1,0.05', 'the levels of the prediction sets of --calibration_size, '
+      'comma-separated: the miscoverage each set method allows (coverage >= '
+      '1 - ALPHA), the expected distance to the set over the largest for the '
+      "risk method", check=('comma-separated numbers in (0, 1), none twice',
+                           _alphas_ok))
   train_size: int | None = _field(
       None, 'train on a random subset of this many images (drawn per seed); '
       'default: every training image', check=_AT_LEAST_1)

@@ -22,7 +22,7 @@ import orbax.checkpoint as ocp
 from jax.sharding import Mesh
 
 import data
-from trainer import devices, parallel
+from trainer import devices, parallel, sets
 from trainer import progress as progress_lib
 from trainer.config import Config, ConfigError, config_json
 from trainer.programs import Evaluation, build_programs
@@ -80,6 +80,12 @@ def check_finite(loss_PxSxE: np.ndarray, epoch: int, spec: RunSpec,
 def last_epoch(config: Config) -> int:
   """The last epoch trained: ``--stop_after`` or else ``--epochs``."""
   return config.stop_after or config.epochs
+
+
+def scored_at_end_only(name: str) -> bool:
+  """The shifted sets ('<split>[<corruption>]') and the calibration split
+  are scored after the last epoch only."""
+  return '[' in name or name == 'calibration'
 
 
 def is_eval_epoch(config: Config, epoch: int) -> bool:
@@ -249,12 +255,13 @@ class Trainer:
                               self.spec.config.batch_size, self.mesh)
 
   def evaluate_all(self, epoch: int) -> dict[str, Evaluation]:
-    """Every evaluation set; the shifted ones ('<split>[<corruption>]') at
-    the end only."""
+    """Every evaluation set; the shifted ones and the calibration split
+    at the end only (:func:`scored_at_end_only`)."""
     return {name: jax.device_get(self.compiled_evaluate[name](
                 self.params, self.hp_P, *split))
             for name, split in self.eval_sets.items()
-            if '[' not in name or epoch == last_epoch(self.spec.config)}
+            if not scored_at_end_only(name)
+            or epoch == last_epoch(self.spec.config)}
 
   def train(self, metrics_path: pathlib.Path, writer: bool,
             ) -> tuple[list[float], list[dict], dict[str, Evaluation]]:
@@ -279,9 +286,11 @@ class Trainer:
         continue
       evaluations = self.evaluate_all(epoch)
       epoch_times.append(time.perf_counter() - t0)
-      records = epoch_records(epoch, loss_PxSxE, evaluations,
-                              {'train_s': train_s,
-                               'epoch_s': epoch_times[-1]}, self.diverged)
+      records = epoch_records(
+          epoch, loss_PxSxE, evaluations,
+          {'train_s': train_s, 'epoch_s': epoch_times[-1]}, self.diverged,
+          sets.run_set_scores(self.spec, evaluations, self.run_data.eval_sets,
+                              self.diverged))
       if writer:
         with open(metrics_path, 'a') as f:
           f.write(''.join(json.dumps(r) + '\n' for r in records))

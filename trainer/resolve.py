@@ -207,6 +207,14 @@ def _split_constants(
   return constants, inputs_P
 
 
+def _check_calibration(config: Config) -> None:
+  """The prediction sets are scored on the test split."""
+  if config.calibration_size and not config.score_test:
+    raise ConfigError('--calibration_size calibrates prediction sets scored on '
+                      'the test split: it needs the test split scored (not '
+                      '--no_test).')
+
+
 def _check_shifted(config: Config) -> None:
   """The shifted sets' flags against the splits they corrupt."""
   if not config.shifted_confirmation:
@@ -236,6 +244,7 @@ def resolve(config: Config) -> RunSpec:
     raise ConfigError(f'--stop_after {config.stop_after} is after the last '
                       f'epoch (--epochs {config.epochs}).')
   _check_shifted(config)
+  _check_calibration(config)
   sweep = _check_sweep(config)
   points = grid_points(sweep)
   point_configs = [dataclasses.replace(config, **p, sweep={}) for p in points]

@@ -22,8 +22,8 @@ class RunData(NamedTuple):
   images_NxHxWxC: np.ndarray  # uint8, the training pool
   labels_SxN: np.ndarray      # int32, per seed (label noise differs by seed)
   subset_SxM: np.ndarray      # int32 indices into the pool, per seed
-  # 'validation', 'test', 'confirmation', 'test[<corruption>]',
-  # 'confirmation[<corruption>]'
+  # 'validation', 'test', 'confirmation', 'calibration',
+  # 'test[<corruption>]', 'confirmation[<corruption>]'
   eval_sets: dict[str, data.Split]
   steps_per_epoch: int
 
@@ -36,19 +36,23 @@ class RunData(NamedTuple):
 def check_data_sizes(config: Config, num_train_images: int) -> int:
   """Steps per epoch on a training split of ``num_train_images``;
   ConfigError naming the flag that does not fit it."""
-  held_out = config.confirmation_size + config.validation_size
+  held_out = (config.confirmation_size + config.validation_size
+              + config.calibration_size)
   if held_out >= num_train_images:
     raise ConfigError(
-        f'--confirmation_size {config.confirmation_size} and '
-        f'--validation_size {config.validation_size} leave no training images '
-        f'(the training split has {num_train_images}).')
+        f'--confirmation_size {config.confirmation_size}, '
+        f'--validation_size {config.validation_size} and --calibration_size '
+        f'{config.calibration_size} leave no training images (the training '
+        f'split has {num_train_images}).')
   pool = num_train_images - held_out
   if config.train_size is not None and config.train_size > pool:
     raise ConfigError(f'--train_size {config.train_size} is more than the '
                       f'{pool} training images left after --validation_size '
                       f'{config.validation_size}'
                       + (f' and --confirmation_size {config.confirmation_size}'
-                         if config.confirmation_size else '') + '.')
+                         if config.confirmation_size else '')
+                      + (f' and --calibration_size {config.calibration_size}'
+                         if config.calibration_size else '') + '.')
   num_train = config.train_size or pool
   if config.batch_size > num_train:
     raise ConfigError(f'--batch_size {config.batch_size} is larger than the '
@@ -72,7 +76,10 @@ def prepare_data(config: Config, dataset: Mapping[str, data.Split],
   validation leaves, before every subset and noise draw, so that no model
   trains on it and no tuning run scores it (tuning runs score no test); it is
   scored only where the test split is. The validation images are the same
-  with or without it.
+  with or without it. The calibration split (``calibration_size``) is set
+  aside from what the confirmation leaves, in the same way, and scored with
+  the test split; without it the pool and every draw from it are as
+  before.
 
   Raises:
     ConfigError: naming ``--validation_size``, ``--train_size`` or
@@ -83,6 +90,7 @@ def prepare_data(config: Config, dataset: Mapping[str, data.Split],
                                               config.validation_size)
   pool, confirmation = data.hold_out_confirmation(pool,
                                                   config.confirmation_size)
+  pool, calibration = data.hold_out_calibration(pool, config.calibration_size)
   labels_SxN = np.stack([data.symmetric_label_noise(pool.labels,
                                                     config.label_noise, seed)
                          for seed in seeds])
@@ -99,6 +107,8 @@ def prepare_data(config: Config, dataset: Mapping[str, data.Split],
     eval_sets['test'] = dataset['test']
     if config.confirmation_size:
       eval_sets['confirmation'] = confirmation
+    if config.calibration_size:
+      eval_sets['calibration'] = calibration
   shifted = {'test': (config.shifted_test, dataset['test'], 0),
              'confirmation': (config.shifted_confirmation, confirmation,
                               data.CONFIRMATION_SHIFT_SEED)}

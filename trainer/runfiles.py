@@ -66,9 +66,12 @@ def write_text_atomic(path: pathlib.Path, text: str) -> None:
 
 def epoch_records(epoch: int, loss_PxSxE: np.ndarray,
                   evaluations: dict[str, Evaluation], times: dict,
-                  diverged: dict[int, str]) -> list[dict]:
+                  diverged: dict[int, str],
+                  test_sets_P: list[dict | None] | None = None) -> list[dict]:
   """One metrics line per point; a diverged point's line says so instead of
-  scoring its NaN parameters."""
+  scoring its NaN parameters. ``test_sets_P``: each point's prediction sets
+  on the test split (``trainer.sets.run_set_scores``), where scored."""
+  sets_P = test_sets_P or [None] * len(loss_PxSxE)
   records = []
   for p, loss_SxE in enumerate(loss_PxSxE):
     if p in diverged:
@@ -82,6 +85,8 @@ def epoch_records(epoch: int, loss_PxSxE: np.ndarray,
         **{name: summarize_scores(jax.tree.map(lambda x, p=p: x[p],
                                                ev.scores))
            for name, ev in evaluations.items()},
+        **({'test_sets': summarize_scores(point_sets)}
+           if (point_sets := sets_P[p]) is not None else {}),
         **times})
   return records
 
@@ -100,7 +105,9 @@ def write_predictions(path: pathlib.Path, spec: RunSpec,
   """The test split's probabilities and predictions of every model; the
   predictions (int8) of every other scored split but validation: the
   confirmation split, and each shifted set '<split>[<corruption>]' as
-  '<split>[<corruption>]_argmax' (and _bayes, _labels)."""
+  '<split>[<corruption>]_argmax' (and _bayes, _labels); the calibration
+  split's probabilities too (``calibration_probs``), to calibrate sets
+  from."""
   # A plain run keeps its arrays per seed; a sweep's have the point first.
   squeeze = (lambda x: x[0]) if not spec.config.sweep else np.asarray
   test = evaluations['test']
@@ -112,6 +119,9 @@ def write_predictions(path: pathlib.Path, spec: RunSpec,
         f'{name}_argmax': squeeze(scored.argmax_PxSxN).astype(np.int8),
         f'{name}_bayes': squeeze(scored.bayes_PxSxN).astype(np.int8),
         f'{name}_labels': eval_sets[name].labels})
+  if 'calibration' in evaluations:
+    others['calibration_probs'] = squeeze(
+        evaluations['calibration'].probs_PxSxNxK)
   np.savez_compressed(path, probs=squeeze(test.probs_PxSxNxK),
                       labels=eval_sets['test'].labels,
                       argmax=squeeze(test.argmax_PxSxN),
