@@ -34,5 +34,8 @@ design from a pilot. The confirmation under shift: ``shift`` holds it (a
 ``shift_rows`` estimates its primaries per kind of corruption,
 ``shift_secondary`` its secondaries, ``shift_readme`` gives the advice its
 rules allow, ``shift_report`` writes it out and ``answer_figure`` draws the
-README's figure.
+README's figure. The prediction sets: ``prediction_sets`` holds their
+protocol (a ``Protocol`` that replays the confirmation's choices and keeps
+each final's set ends) and runs it (``python -m study sets``);
+``sets_figure`` draws the sets of finished runs (``results/sets.png``).
 """

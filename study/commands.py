@@ -37,6 +37,12 @@ COMMANDS = {
                      'the answer figure from its committed cells'),
     'power': ('study.power', 'the seeds and images a design needs, from a '
               "pilot's per-image distances"),
+    'sets': ('study.prediction_sets', "the confirmation's recipes' "
+             'prediction sets, calibrated on half the confirmation split and '
+             'scored on the other half'),
+    'sets_figure': ('study.sets_figure', 'test digits with their prediction '
+                    "sets and each run's coverage against set size "
+                    '(results/sets.png), from runs with a calibration split'),
 }
 DEFAULT = 'screening'
 
@@ -116,16 +122,17 @@ def protocol_parser(prog: str, doc: str, *, runs_dir: str,
 
 def run_protocol(
     parser: argparse.ArgumentParser, argv: Sequence[str] | None, name: str,
-    report: str,
+    report: str | None,
     load: Callable[[argparse.ArgumentParser, str], dict[str, Split]],
     run: Callable[[argparse.Namespace, dict[str, Split]], None]) -> int:
   """Parses ``argv``, loads MNIST through ``load(parser, data_dir)`` (the
   registered split's check), runs ``run(args, dataset)`` and says how long
-  it took and which command reports it."""
+  it took and which command reports it (``report``; None: none yet)."""
   args = parser.parse_args(argv)
   dataset = load(parser, args.data_dir)
   t0 = time.perf_counter()
   run(args, dataset)
-  print(f'{name}: {time.perf_counter() - t0:.0f}s; the answer: python -m '
-        f'study {report} --results_dir {pathlib.Path(args.results_dir)}')
+  print(f'{name}: {time.perf_counter() - t0:.0f}s'
+        + ('' if report is None else f'; the answer: python -m study {report} '
+           f'--results_dir {pathlib.Path(args.results_dir)}'))
   return 0

@@ -58,7 +58,8 @@ class Finals:
   ``final-<family><suffix>``: ``suffixes[g]`` where given, else
   ``-s<first seed>``. ``kept_sets``: the scored sets whose per-image
   distances each group keeps (none: no per-image file); ``bare``: the one
-  kept without a prefix."""
+  kept without a prefix. ``keep``: what a group keeps per image instead,
+  ``keep(workdir, path)`` writing it from the run's workdir."""
   first_seed: int
   groups: int
   group_size: int
@@ -67,6 +68,19 @@ class Finals:
   suffixes: tuple[str, ...] = ()
   kept_sets: tuple[str, ...] = ()
   bare: str | None = None
+  keep: Callable[[pathlib.Path, pathlib.Path], None] | None = None
+
+  @property
+  def keeps_images(self) -> bool:
+    return bool(self.kept_sets) or self.keep is not None
+
+  def keep_images(self, workdir: pathlib.Path, path: pathlib.Path) -> None:
+    """A finished group's per-image file, from its workdir."""
+    if self.keep is not None:
+      self.keep(workdir, path)
+    else:
+      save_distances(workdir, path, self.kept_sets, bare=self.bare,
+                     seeds=True)
 
   def configs(self, choice: Choice, groups: Sequence[int] | None = None
               ) -> list[Config]:
@@ -192,15 +206,14 @@ class Store:
     """A final's cell, and its per-image file where ``finals`` keeps one."""
     cell = FinalCell.from_json(self._cell(path, config, final_scores,
                                           diverged_final))
-    if not finals.kept_sets or self.read_only or cell.diverged is not None:
+    if not finals.keeps_images or self.read_only or cell.diverged is not None:
       return cell
     if self.images_dir is None:
       raise ValueError('finals that keep per-image files need images_dir.')
-    distances = self.images_dir / path.relative_to(
+    images = self.images_dir / path.relative_to(
         self.cells_dir).with_suffix('.npz')
-    if not distances.exists():
-      save_distances(workdir_of(path, self._runs_dir()), distances,
-                     finals.kept_sets, bare=finals.bare, seeds=True)
+    if not images.exists():
+      finals.keep_images(workdir_of(path, self._runs_dir()), images)
     return cell
 
 

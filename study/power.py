@@ -36,9 +36,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
+import conformal
 import corruptions
 from study import stats
 from study.cells import prediction_key, save_distances
+from trainer import sets as run_sets
 
 
 def variance_of_mean(c: stats.Components, num_seeds: int, num_images: int, *,
@@ -101,6 +103,19 @@ def distances_SxN(source: str | pathlib.Path, decoding: str = 'argmax',
   return mean
 
 
+def set_sizes_SxN(source: str | pathlib.Path, method: str,
+                  alpha: float) -> np.ndarray:
+  """Each seed's prediction-set size on the odd-numbered test images, its
+  sets calibrated on the even-numbered ones (``trainer.sets``: ``method`` at
+  ``alpha``, intervals of digits), from a run's workdir."""
+  with np.load(pathlib.Path(source) / 'predictions.npz') as f:
+    probs_SxNxK, labels_N = f['probs'], f['labels']
+  linear = np.abs(np.arange(10)[:, None] - np.arange(10)[None, :])
+  return np.stack([np.asarray(conformal.set_size(run_sets.method_sets(
+      method, probs_NxK[0::2], labels_N[0::2], probs_NxK[1::2], alpha=alpha,
+      distance_KxK=linear))) for probs_NxK in probs_SxNxK])
+
+
 def power_table(c: stats.Components, reference_mde: float, *, alpha: float,
                 seeds: Sequence[int], images: Sequence[int]) -> list[dict]:
   """For every (seeds, images) design, the effect the two-way bootstrap
@@ -120,6 +135,18 @@ def power_table(c: stats.Components, reference_mde: float, *, alpha: float,
               residual_factor=BOOTSTRAP_RESIDUAL_FACTOR, seed_factor=upper),
           'exact': share()})
   return rows
+
+
+def _method_level(text: str) -> tuple[str, float]:
+  """'lac@0.01' -> ('lac', 0.01); ValueError naming what is wrong."""
+  method, sep, level = text.partition('@')
+  if not sep or method not in run_sets.METHODS:
+    raise ValueError(f'write METHOD@ALPHA, METHOD one of '
+                     f'{", ".join(run_sets.METHODS)}.')
+  alpha = float(level)
+  if not 0 < alpha < 1:
+    raise ValueError('ALPHA must lie in (0, 1).')
+  return method, alpha
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -146,6 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
                       'kind of corruption (each image\'s mean distance over '
                       'the kind\'s corruptions; the runs used --shifted_test)'
                       '; default: the clean test split')
+  parser.add_argument('--sets', default=None, metavar='METHOD@ALPHA',
+                      help='compare the sizes of prediction sets instead '
+                      '(trainer.sets METHOD at level ALPHA, e.g. lac@0.01), '
+                      'each seed\'s calibrated on the even-numbered test '
+                      'images and scored on the odd-numbered ones; the pair '
+                      'must be workdirs')
   parser.add_argument('--out', default='results/confirmation/power.json',
                       help='JSON file the pair is added to (by --name, and '
                       '--kind as NAME:KIND)')
@@ -171,8 +204,15 @@ def main(argv: Sequence[str] | None = None) -> int:
       parser.error(f'--pair: {source} is neither a distances file nor a '
                    'workdir with predictions.npz.')
   try:
-    reference, challenger = (distances_SxN(source, kind=args.kind)
-                             for source in (reference_dir, challenger_dir))
+    if args.sets is not None:
+      method, alpha = _method_level(args.sets)
+      reference, challenger = (set_sizes_SxN(source, method, alpha)
+                               for source in (reference_dir, challenger_dir))
+    else:
+      reference, challenger = (distances_SxN(source, kind=args.kind)
+                               for source in (reference_dir, challenger_dir))
+  except ValueError as e:
+    parser.error(f'--sets {args.sets}: {e}')
   except KeyError as e:
     parser.error(f'--kind {args.kind}: the pair has no {e} (run it with '
                  '--shifted_test).')
@@ -190,20 +230,24 @@ def main(argv: Sequence[str] | None = None) -> int:
   reference_mde = float(reference.mean())
   out = pathlib.Path(args.out)
   result = json.loads(out.read_text()) if out.is_file() else {}
-  name = args.name if args.kind is None else f'{args.name}:{args.kind}'
+  name = (args.name if args.kind is None else f'{args.name}:{args.kind}') + (
+      '' if args.sets is None else f':{args.sets}')
   result[name] = {
       'pair': [str(reference_dir), str(challenger_dir)], 'kind': args.kind,
-      'reference_mde': reference_mde, 'components': c._asdict(),
+      **({} if args.sets is None else {'sets': args.sets}),
+      ('reference_mde' if args.sets is None else 'reference_size'):
+          reference_mde, 'components': c._asdict(),
       'alpha': args.alpha, 'power': 0.8,
       'table': power_table(c, reference_mde, alpha=args.alpha, seeds=seeds,
                            images=images)}
   out.parent.mkdir(parents=True, exist_ok=True)
   out.write_text(json.dumps(result, indent=2) + '\n')
-  print(f'{name}: delta {c.mean:+.4f} (reference MDE '
+  measure = 'MDE' if args.sets is None else 'mean set size'
+  print(f'{name}: delta {c.mean:+.4f} (reference {measure} '
         f'{reference_mde:.4f}); sd over seeds {math.sqrt(c.var_seed):.4f}, '
         f'over images {math.sqrt(c.var_image):.4f}, residual '
         f'{math.sqrt(c.var_residual):.4f}')
-  print('  detectable effect, % of the reference MDE: bootstrap test '
+  print(f'  detectable effect, % of the reference {measure}: bootstrap test '
         '(seed variance at its 80 % upper bound), exact model')
   for row in result[name]['table']:
     print(f"  {row['seeds']:3d} seeds x {row['images']:6d} images: "

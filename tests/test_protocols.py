@@ -1,5 +1,6 @@
 """Every protocol through the one engine, trained for real on a tiny
-synthetic dataset: the confirmation and the shift on tiny terms (the
+synthetic dataset: the confirmation, the shift and the prediction sets on
+tiny terms (the
 screening study's tiny grid is ``test_experiments.tiny_study``), then the
 report's path: the same cells replayed by a read-only store."""
 
@@ -10,10 +11,11 @@ import pytest
 
 import corruptions
 from conftest import learnable_dataset
-from study import confirm, engine, shift
+from study import confirm, engine, prediction_sets, shift
 from study.confirm_cells import final_cells, tuned
 from study.engine import Tuned
 from study.tuning import EdgeRule
+from trainer import sets as run_sets
 from trainer.config import Config
 
 RATES = (3e-3, 6e-3)
@@ -66,6 +68,14 @@ def tiny_protocols(tmp_path_factory):
       fields={**finals.fields, 'confirmation_size': CONFIRMATION,
               'shifted_size': 40}))
   shift.run_shift(tiny_shift, tiny_shift.store(
+      root / 'results', runs_dir=root / 'runs', dataset=dataset,
+      log=log.append), choices)
+  finals = prediction_sets.SETS.finals
+  tiny_sets = dataclasses.replace(
+      prediction_sets.SETS, finals=dataclasses.replace(
+          finals, groups=1, group_size=GROUP,
+          fields={**finals.fields, 'confirmation_size': CONFIRMATION}))
+  prediction_sets.run_sets_protocol(tiny_sets, tiny_sets.store(
       root / 'results', runs_dir=root / 'runs', dataset=dataset,
       log=log.append), choices)
   return root, protocol, tiny_shift, choices, log
@@ -137,3 +147,36 @@ def test_the_read_only_store_replays_what_the_run_chose(tiny_protocols):
   with pytest.raises(ValueError, match='holds another configuration'):
     engine.tune(store, dataclasses.replace(protocol, tune_seeds=2), 'scarce',
                 'label_smoothing', family)
+
+
+@pytest.mark.slow
+def test_the_tiny_sets_keep_every_measure_s_set_ends(tiny_protocols):
+  root = tiny_protocols[0]
+  images = root / 'results' / 'sets' / 'images'
+  families = (*prediction_sets.PRIMARY_FAMILIES,
+              *prediction_sets.SECONDARY_FAMILIES)
+  assert sorted(p.stem for p in images.glob('*.npz')) == sorted(
+      f'final-{family}-s3000' for family in families)
+  workdir = root / 'runs' / 'cells' / 'final-smoothed_sord-s3000'
+  with np.load(workdir / 'predictions.npz') as f:
+    probs, labels = f['confirmation_probs'], f['confirmation_labels']
+    test_probs = f['probs']
+  calibration, evaluation = prediction_sets.halves(CONFIRMATION)
+  with np.load(images / 'final-smoothed_sord-s3000.npz') as kept:
+    assert list(kept['seeds']) == [3000, 3001]
+    np.testing.assert_array_equal(kept['evaluation_labels'],
+                                  labels[evaluation])
+    for name in prediction_sets.MEASURES:
+      method, alpha = prediction_sets.measure(name)
+      for s in range(GROUP):
+        for split, scored in (('evaluation', probs[s][evaluation]),
+                              ('test', test_probs[s])):
+          masks = run_sets.method_sets(
+              method, probs[s][calibration], labels[calibration], scored,
+              alpha=alpha, distance_KxK=prediction_sets.LINEAR)
+          low, high = kept[f'{split}_{name}_low'][s], kept[
+              f'{split}_{name}_high'][s]
+          assert low.dtype == np.int8
+          digits = np.arange(10)[None, :]
+          np.testing.assert_array_equal(
+              masks, (digits >= low[:, None]) & (digits <= high[:, None]))

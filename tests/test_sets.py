@@ -12,6 +12,7 @@ import data
 import losses
 import train
 from conftest import learnable_dataset
+from study import prediction_sets
 from trainer import sets
 from trainer.config import Config, ConfigError, parse_alphas
 from trainer.resolve import resolve
@@ -207,3 +208,20 @@ def test_the_command_refuses_what_it_cannot_use(calibrated_run, tmp_path,
       sets.main([*argv, '--out', out])
     assert e.value.code == 2
     assert message in capsys.readouterr().err, argv
+
+
+def test_the_registered_halves_and_set_ends():
+  calibration, evaluation = prediction_sets.halves(7)
+  assert calibration.tolist() == [0, 2, 4, 6]
+  assert evaluation.tolist() == [1, 3, 5]
+  masks = np.zeros((3, 10), bool)
+  masks[0, 2:5] = True
+  masks[1, 9] = True
+  masks[2, :] = True
+  low, high = prediction_sets.set_ends(masks)
+  assert low.tolist() == [2, 9, 0] and high.tolist() == [4, 9, 9]
+  assert low.dtype == high.dtype == np.int8
+  assert prediction_sets.measure('risk@0.002') == ('risk', 0.002)
+  assert set(prediction_sets.PRIMARY_MEASURES) <= set(
+      prediction_sets.MEASURES)
+

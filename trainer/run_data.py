@@ -39,11 +39,13 @@ def check_data_sizes(config: Config, num_train_images: int) -> int:
   held_out = (config.confirmation_size + config.validation_size
               + config.calibration_size)
   if held_out >= num_train_images:
+    calibration = (f' and --calibration_size {config.calibration_size}'
+                   if config.calibration_size else '')
     raise ConfigError(
-        f'--confirmation_size {config.confirmation_size}, '
-        f'--validation_size {config.validation_size} and --calibration_size '
-        f'{config.calibration_size} leave no training images (the training '
-        f'split has {num_train_images}).')
+        f'--confirmation_size {config.confirmation_size}'
+        f'{"," if calibration else " and"} --validation_size '
+        f'{config.validation_size}{calibration} leave no training images (the '
+        f'training split has {num_train_images}).')
   pool = num_train_images - held_out
   if config.train_size is not None and config.train_size > pool:
     raise ConfigError(f'--train_size {config.train_size} is more than the '

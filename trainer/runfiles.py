@@ -106,8 +106,8 @@ def write_predictions(path: pathlib.Path, spec: RunSpec,
   predictions (int8) of every other scored split but validation: the
   confirmation split, and each shifted set '<split>[<corruption>]' as
   '<split>[<corruption>]_argmax' (and _bayes, _labels); the calibration
-  split's probabilities too (``calibration_probs``), to calibrate sets
-  from."""
+  and confirmation splits' probabilities too (``calibration_probs``,
+  ``confirmation_probs``), to calibrate prediction sets on."""
   # A plain run keeps its arrays per seed; a sweep's have the point first.
   squeeze = (lambda x: x[0]) if not spec.config.sweep else np.asarray
   test = evaluations['test']
@@ -119,9 +119,9 @@ def write_predictions(path: pathlib.Path, spec: RunSpec,
         f'{name}_argmax': squeeze(scored.argmax_PxSxN).astype(np.int8),
         f'{name}_bayes': squeeze(scored.bayes_PxSxN).astype(np.int8),
         f'{name}_labels': eval_sets[name].labels})
-  if 'calibration' in evaluations:
-    others['calibration_probs'] = squeeze(
-        evaluations['calibration'].probs_PxSxNxK)
+  for name in ('calibration', 'confirmation'):  # to calibrate sets on
+    if name in evaluations:
+      others[f'{name}_probs'] = squeeze(evaluations[name].probs_PxSxNxK)
   np.savez_compressed(path, probs=squeeze(test.probs_PxSxNxK),
                       labels=eval_sets['test'].labels,
                       argmax=squeeze(test.argmax_PxSxN),
