@@ -81,9 +81,9 @@ def test_set_shape_follows_the_decoding_distance():
 
 def test_each_method_covers_and_risk_control_bounds_the_distance():
   rng = np.random.default_rng(0)
-  labels = rng.integers(0, 10, 4000)
+  labels = rng.integers(0, 10, 2000)
   probs = _peaked_probs(labels, rng)
-  cal, test = slice(0, 2000), slice(2000, None)
+  cal, test = slice(0, 1000), slice(1000, None)
   for method in ('lac', 'aps', 'rps'):
     masks = sets.method_sets(method, probs[cal], labels[cal], probs[test],
                              alpha=0.1, distance_KxK=LINEAR)
@@ -102,12 +102,12 @@ def test_each_method_covers_and_risk_control_bounds_the_distance():
 
 def test_sets_are_arcs_under_the_cyclic_distance():
   rng = np.random.default_rng(1)
-  labels = rng.integers(0, 10, 3000)
+  labels = rng.integers(0, 10, 1600)
   centres = (labels + rng.normal(0, 1.2, labels.shape)) % 10
   gap = np.abs(np.arange(10)[None, :] - centres[:, None])
   probs = np.exp(-np.minimum(gap, 10 - gap))
   probs = (probs / probs.sum(-1, keepdims=True)).astype(np.float32)
-  masks = sets.method_sets('aps', probs[:1500], labels[:1500], probs[1500:],
+  masks = sets.method_sets('aps', probs[:800], labels[:800], probs[800:],
                            alpha=0.05, distance_KxK=CYCLIC)
   np.testing.assert_array_equal(conformal.hull(masks, shape='arc'), masks)
   wraps = masks[:, 0] & masks[:, 9] & ~masks.all(axis=1)
