@@ -38,6 +38,7 @@ import numpy as np
 
 import conformal
 import corruptions
+import losses
 from study import stats
 from study.cells import prediction_key, save_distances
 from trainer import sets as run_sets
@@ -110,7 +111,7 @@ def set_sizes_SxN(source: str | pathlib.Path, method: str,
   ``alpha``, intervals of digits), from a run's workdir."""
   with np.load(pathlib.Path(source) / 'predictions.npz') as f:
     probs_SxNxK, labels_N = f['probs'], f['labels']
-  linear = np.abs(np.arange(10)[:, None] - np.arange(10)[None, :])
+  linear = np.asarray(losses.linear_distance(10))
   return np.stack([np.asarray(conformal.set_size(run_sets.method_sets(
       method, probs_NxK[0::2], labels_N[0::2], probs_NxK[1::2], alpha=alpha,
       distance_KxK=linear))) for probs_NxK in probs_SxNxK])

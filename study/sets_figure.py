@@ -43,11 +43,10 @@ def run_label(workdir: pathlib.Path) -> str:
   return loss + (f" ({', '.join(shown)})" if shown else '')
 
 
-def curve(workdir: pathlib.Path, method: str = 'lac'
-          ) -> list[tuple[float, float]]:
+def curve(workdir: pathlib.Path, predictions: dict[str, np.ndarray],
+          method: str = 'lac') -> list[tuple[float, float]]:
   """(mean size, coverage) on the test split at each of :data:`ALPHAS`,
-  for the run's first seed."""
-  predictions = run_sets.load_predictions(workdir)
+  for the run's first seed (``predictions``: its predictions.npz)."""
   distance_KxK = run_sets.decoding_distance(workdir)
   out = []
   for alpha in ALPHAS:
@@ -73,13 +72,15 @@ def example_images(masks_BxK: np.ndarray, count: int) -> np.ndarray:
   return np.asarray(order[:count], dtype=int)
 
 
-def draw(runs: Sequence[pathlib.Path], test: data.Split,
+def draw(runs: dict[pathlib.Path, dict[str, np.ndarray]], test: data.Split,
          out: pathlib.Path) -> None:
-  first = run_sets.load_predictions(runs[0])
+  """The figure of ``runs`` (workdir -> its predictions.npz; the first
+  gives the example digits)."""
+  first_run, first = next(iter(runs.items()))
   masks = run_sets.method_sets(
       'lac', first['calibration_probs'][0], first['calibration_labels'],
       first['probs'][0], alpha=EXAMPLE_ALPHA,
-      distance_KxK=run_sets.decoding_distance(runs[0]))
+      distance_KxK=run_sets.decoding_distance(first_run))
   shown = example_images(masks, EXAMPLES)
   rows = run_sets.set_rows(masks[None, shown], [0], test.labels[shown])
   fig = plt.figure(figsize=(11, 4.2))
@@ -92,8 +93,8 @@ def draw(runs: Sequence[pathlib.Path], test: data.Split,
     ax.set_xticks([])
     ax.set_yticks([])
   ax = fig.add_subplot(grid[:, 7:])
-  for workdir in runs:
-    points = curve(workdir)
+  for workdir, predictions in runs.items():
+    points = curve(workdir, predictions)
     ax.plot(*zip(*points, strict=True), marker='o', label=run_label(workdir))
   for alpha in ALPHAS:
     ax.axhline(1 - alpha, color='0.85', lw=0.6, zorder=0)
@@ -104,7 +105,7 @@ def draw(runs: Sequence[pathlib.Path], test: data.Split,
   ax.legend(fontsize=7)
   fig.suptitle(f'Test digits whose LAC sets at level '
                f'{EXAMPLE_ALPHA:g} hold more than one digit, each size in '
-               f'turn ({run_label(runs[0])}; red: the set misses the digit)',
+               f'turn ({run_label(first_run)}; red: the set misses the digit)',
                fontsize=9)
   out.parent.mkdir(parents=True, exist_ok=True)
   fig.savefig(out, dpi=110, bbox_inches='tight')
@@ -130,10 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
   parser = build_parser()
   args = parser.parse_args(argv)
-  runs = [pathlib.Path(run) for run in args.runs]
   try:
-    for workdir in runs:
-      run_sets.load_predictions(workdir)
+    runs = {pathlib.Path(run): run_sets.load_predictions(pathlib.Path(run))
+            for run in args.runs}
   except ValueError as e:
     parser.error(str(e))
   test = cli.load_mnist(parser, args.data_dir)['test']
