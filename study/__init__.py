@@ -36,6 +36,11 @@ design from a pilot. The confirmation under shift: ``shift`` holds it (a
 rules allow, ``shift_report`` writes it out and ``answer_figure`` draws the
 README's figure. The prediction sets: ``prediction_sets`` holds their
 protocol (a ``Protocol`` that replays the confirmation's choices and keeps
-each final's set ends) and runs it (``python -m study sets``);
-``sets_figure`` draws the sets of finished runs (``results/sets.png``).
+each final's cross-fitted set ends) and runs it (``python -m study sets``);
+``recalibration`` keeps each calibrated threshold's window so that a
+bootstrap can recompute it; ``sets_estimates`` the bootstrap over seeds and
+images with every threshold recalibrated; ``sets_rows`` the primaries, Holm,
+verdicts and secondaries; ``sets_report`` writes them out; ``sets_power``
+sizes the design from a pilot; ``sets_figure`` draws the sets of finished
+runs (``results/sets.png``).
 """

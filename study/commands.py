@@ -38,8 +38,12 @@ COMMANDS = {
     'power': ('study.power', 'the seeds and images a design needs, from a '
               "pilot's per-image distances"),
     'sets': ('study.prediction_sets', "the confirmation's recipes' "
-             'prediction sets, calibrated on half the confirmation split and '
-             'scored on the other half'),
+             'prediction sets, cross-fitted over the halves of the '
+             'confirmation split'),
+    'sets_report': ('study.sets_report', "the sets' CSVs and sets.md from "
+                    'their committed cells'),
+    'sets_power': ('study.sets_power', "the sets' design from a pilot's "
+                   'runs, every threshold resampled'),
     'sets_figure': ('study.sets_figure', 'test digits with their prediction '
                     "sets and each run's coverage against set size "
                     '(results/sets.png), from runs with a calibration split'),

@@ -161,22 +161,34 @@ def test_the_tiny_sets_keep_every_measure_s_set_ends(tiny_protocols):
   with np.load(workdir / 'predictions.npz') as f:
     probs, labels = f['confirmation_probs'], f['confirmation_labels']
     test_probs = f['probs']
-  calibration, evaluation = prediction_sets.halves(CONFIRMATION)
+  digits = np.arange(10)[None, :]
   with np.load(images / 'final-smoothed_sord-s3000.npz') as kept:
     assert list(kept['seeds']) == [3000, 3001]
-    np.testing.assert_array_equal(kept['evaluation_labels'],
-                                  labels[evaluation])
-    for name in prediction_sets.MEASURES:
+    np.testing.assert_array_equal(kept['evaluation_labels'], labels)
+    for name in prediction_sets.WINDOWED:
       method, alpha = prediction_sets.measure(name)
       for s in range(GROUP):
-        for split, scored in (('evaluation', probs[s][evaluation]),
-                              ('test', test_probs[s])):
+        for fold, (calibration, evaluation) in enumerate(
+            prediction_sets.folds(CONFIRMATION)):
           masks = run_sets.method_sets(
-              method, probs[s][calibration], labels[calibration], scored,
-              alpha=alpha, distance_KxK=prediction_sets.LINEAR)
-          low, high = kept[f'{split}_{name}_low'][s], kept[
-              f'{split}_{name}_high'][s]
+              method, probs[s][calibration], labels[calibration],
+              probs[s][evaluation], alpha=alpha,
+              distance_KxK=prediction_sets.LINEAR)
+          low = kept[f'evaluation_{name}_low'][s][evaluation]
+          high = kept[f'evaluation_{name}_high'][s][evaluation]
           assert low.dtype == np.int8
-          digits = np.arange(10)[None, :]
           np.testing.assert_array_equal(
               masks, (digits >= low[:, None]) & (digits <= high[:, None]))
+          if fold == 0:
+            test_masks = run_sets.method_sets(
+                method, probs[s][calibration], labels[calibration],
+                test_probs[s], alpha=alpha,
+                distance_KxK=prediction_sets.LINEAR)
+            assert kept[f'test_{name}_size'][s] == pytest.approx(
+                test_masks.sum(-1).mean())
+          prefix = f'window_{name}_s{s}_f{fold}'
+          assert kept[f'{prefix}_size_curve'][int(
+              kept[f'{prefix}_center'])] == pytest.approx(
+                  (kept[f'evaluation_{name}_high'][s][evaluation].astype(int)
+                   - kept[f'evaluation_{name}_low'][s][evaluation] + 1
+                   ).mean())

@@ -210,10 +210,13 @@ def test_the_command_refuses_what_it_cannot_use(calibrated_run, tmp_path,
     assert message in capsys.readouterr().err, argv
 
 
-def test_the_registered_halves_and_set_ends():
-  calibration, evaluation = prediction_sets.halves(7)
-  assert calibration.tolist() == [0, 2, 4, 6]
-  assert evaluation.tolist() == [1, 3, 5]
+def test_the_registered_halves_folds_and_set_ends():
+  even, odd = prediction_sets.halves(7)
+  assert even.tolist() == [0, 2, 4, 6]
+  assert odd.tolist() == [1, 3, 5]
+  (calibration, evaluation), (back, forth) = prediction_sets.folds(7)
+  assert calibration.tolist() == forth.tolist() == [0, 2, 4, 6]
+  assert evaluation.tolist() == back.tolist() == [1, 3, 5]
   masks = np.zeros((3, 10), bool)
   masks[0, 2:5] = True
   masks[1, 9] = True
@@ -222,6 +225,8 @@ def test_the_registered_halves_and_set_ends():
   assert low.tolist() == [2, 9, 0] and high.tolist() == [4, 9, 9]
   assert low.dtype == high.dtype == np.int8
   assert prediction_sets.measure('risk@0.002') == ('risk', 0.002)
-  assert set(prediction_sets.PRIMARY_MEASURES) <= set(
-      prediction_sets.MEASURES)
+  assert prediction_sets.WINDOWED == ('lac@0.02', 'lac@0.01', 'lac@0.005',
+                                      'risk@0.002', 'risk@0.001')
+  assert not set(prediction_sets.SECONDARY_MEASURES) & set(
+      prediction_sets.WINDOWED)
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import pathlib
 import sys
@@ -55,7 +56,11 @@ def set_shape(distance_KxK: np.ndarray) -> str:
   return 'arc' if np.array_equal(distance_KxK, cyclic) else 'interval'
 
 
-def _scores(method: str, probs_NxK: jax.Array, shape: str) -> jax.Array:
+@functools.partial(jax.jit, static_argnames=('method', 'shape'))
+def method_scores(method: str, probs_NxK: jax.Array | np.ndarray,
+                  shape: str) -> jax.Array:
+  """The method's scores of every digit (lower conforms more), compiled once
+  per method, shape and array shape."""
   if method == 'lac':
     return conformal.lac_scores(probs_NxK)
   if method == 'rps':
@@ -72,8 +77,8 @@ def method_sets(method: str, calibration_probs_NxK: np.ndarray,
     raise ValueError(f'method must be one of {", ".join(METHODS)}, got '
                      f'{method!r}.')
   shape = set_shape(distance_KxK)
-  calibration_NxK = _scores(method, jax.numpy.asarray(calibration_probs_NxK),
-                            shape)
+  calibration_NxK = method_scores(
+      method, jax.numpy.asarray(calibration_probs_NxK), shape)
   if method == 'risk':
     threshold = conformal.risk_control_threshold(
         calibration_NxK, calibration_labels_N, distance=distance_KxK,
@@ -82,7 +87,7 @@ def method_sets(method: str, calibration_probs_NxK: np.ndarray,
     threshold = conformal.calibrate(calibration_NxK, calibration_labels_N,
                                     alpha=alpha)
   return np.asarray(conformal.prediction_sets(
-      _scores(method, jax.numpy.asarray(probs_BxK), shape), threshold,
+      method_scores(method, jax.numpy.asarray(probs_BxK), shape), threshold,
       shape=shape))
 
 
