@@ -5,7 +5,10 @@ resampling compared only where the replicates are the same."""
 import csv
 import math
 import platform
+import subprocess
 import sys
+
+from conftest import ROOT
 
 # Columns that come from the bootstrap's replicates (and a Holm p and
 # verdict, which read them).
@@ -50,3 +53,22 @@ def within_float32_noise(name, column, committed, fresh):
     return math.isclose(float(committed), float(fresh), rel_tol=1e-3)
   except ValueError:
     return False
+
+
+def _git(*args):
+  return subprocess.run(['git', *args], cwd=ROOT, capture_output=True,
+                        text=True, check=True).stdout
+
+
+def registered_before_its_cells(registration, *folders):
+  """Asserts that the text ``registration`` entered results/protocol.md in a
+  commit before (an ancestor of, and not) every commit that added a file
+  under ``folders``."""
+  registered = _git('log', '--format=%H', '--reverse', '-S', registration,
+                    '--', 'results/protocol.md').split()
+  assert registered, f'{registration} is not in git'
+  for commit in _git('log', '--format=%H', '--diff-filter=A', '--',
+                     *folders).split():
+    assert commit != registered[0], commit
+    assert subprocess.run(['git', 'merge-base', '--is-ancestor',
+                           registered[0], commit], cwd=ROOT).returncode == 0

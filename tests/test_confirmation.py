@@ -5,7 +5,6 @@ only where the test split is; without the flag every subset is today's."""
 import dataclasses
 import hashlib
 import json
-import subprocess
 
 import numpy as np
 import pytest
@@ -13,6 +12,7 @@ import pytest
 import data
 import losses
 import train
+from committed import registered_before_its_cells
 from conftest import MNIST_DIR, ROOT, learnable_dataset, needs_mnist
 from study import cells, confirm, engine, tuning
 from study import plan as study_plan
@@ -53,6 +53,7 @@ def test_its_size_is_checked_with_the_other_data_flags():
                             train_size=40_001), 60_000)
 
 
+@pytest.mark.slow
 def test_it_is_scored_only_with_the_test_split(tmp_path):
   dataset = learnable_dataset(num_train=320, num_test=32)
   common = dict(confirmation_size=64, validation_size=32, train_size=128,
@@ -315,27 +316,15 @@ def test_finals_run_in_four_registered_groups_and_the_twin_differs_in_order():
   assert twin.decode_distance == 'linear'
 
 
-def _git(*args: str) -> str:
-  return subprocess.run(['git', *args], cwd=ROOT, capture_output=True,
-                        text=True, check=True).stdout
-
-
 @pytest.mark.skipif(not (ROOT / '.git').exists(), reason='not a git clone')
 @pytest.mark.parametrize('registration, under', [
     ('# Confirmation protocol (issue 29)', ''),
     ('**scarce500 is registered as a secondary regime**', '/scarce500')])
 def test_the_protocol_entered_git_before_any_confirmation_cell(registration,
                                                                under):
-  registered = _git('log', '--format=%H', '--reverse', '-S', registration,
-                    '--', 'results/protocol.md').split()
-  assert registered, f'{registration} is not in git'
-  added = _git('log', '--format=%H', '--diff-filter=A', '--',
-               f'results/confirmation/cells{under}',
-               f'results/confirmation/images{under}')
-  for commit in added.split():
-    assert commit != registered[0], commit
-    assert subprocess.run(['git', 'merge-base', '--is-ancestor',
-                           registered[0], commit], cwd=ROOT).returncode == 0
+  registered_before_its_cells(registration,
+                              f'results/confirmation/cells{under}',
+                              f'results/confirmation/images{under}')
 
 
 def test_the_labels_of_an_edge_left_after_the_rules():

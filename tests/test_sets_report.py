@@ -5,11 +5,11 @@ so that its sets must come out smaller, and the exclusion rule."""
 
 import csv
 import json
-import subprocess
 
 import numpy as np
 import pytest
 
+from committed import registered_before_its_cells
 from conftest import ROOT
 from study import prediction_sets, sets_report, sets_rows
 
@@ -132,20 +132,7 @@ def test_a_missing_group_leaves_the_report_pending(tmp_path, monkeypatch):
       root / 'sets.md').read_text()
 
 
-def _git(*args):
-  return subprocess.run(['git', *args], cwd=ROOT, capture_output=True,
-                        text=True, check=True).stdout
-
-
 @pytest.mark.skipif(not (ROOT / '.git').exists(), reason='not a git clone')
 def test_the_sets_protocol_entered_git_before_any_of_its_cells():
-  registered = _git('log', '--format=%H', '--reverse', '-S',
-                    '# Prediction-sets protocol (issue 40)', '--',
-                    'results/protocol.md').split()
-  assert registered, 'the sets protocol is not in git'
-  added = _git('log', '--format=%H', '--diff-filter=A', '--',
-               'results/sets/cells', 'results/sets/images').split()
-  for commit in added:
-    assert commit != registered[0], commit
-    assert subprocess.run(['git', 'merge-base', '--is-ancestor',
-                           registered[0], commit], cwd=ROOT).returncode == 0
+  registered_before_its_cells('# Prediction-sets protocol (issue 40)',
+                              'results/sets/cells', 'results/sets/images')

@@ -4,12 +4,12 @@ each keeps."""
 
 import dataclasses
 import json
-import subprocess
 
 import numpy as np
 import pytest
 
 import corruptions
+from committed import registered_before_its_cells
 from conftest import ROOT
 from shift_fixtures import corrupted, write_shift_finals
 from study import cells, confirm, engine, shift, shift_rows
@@ -139,23 +139,10 @@ def test_a_rerun_skips_what_is_done(tmp_path, monkeypatch, small):
   assert len(calls) == 96  # the second pass reads every cell back
 
 
-def _git(*args):
-  return subprocess.run(['git', *args], cwd=ROOT, capture_output=True,
-                        text=True, check=True).stdout
-
-
 @pytest.mark.skipif(not (ROOT / '.git').exists(), reason='not a git clone')
 def test_the_shift_protocol_entered_git_before_any_of_its_cells():
-  registered = _git('log', '--format=%H', '--reverse', '-S',
-                    '# Shift protocol (issue 37)', '--',
-                    'results/protocol.md').split()
-  assert registered, 'the shift protocol is not in git'
-  added = _git('log', '--format=%H', '--diff-filter=A', '--',
-               'results/shift/cells', 'results/shift/images').split()
-  for commit in added:
-    assert commit != registered[0], commit
-    assert subprocess.run(['git', 'merge-base', '--is-ancestor',
-                           registered[0], commit], cwd=ROOT).returncode == 0
+  registered_before_its_cells('# Shift protocol (issue 37)',
+                              'results/shift/cells', 'results/shift/images')
 
 
 def test_the_shift_pilot_kept_the_test_splits_sets_only():
