@@ -204,3 +204,33 @@ def test_the_bootstrap_centres_on_the_estimate_and_recalibrating_widens_it():
   np.testing.assert_array_equal(again.samples, draws.samples)
   interval = sets_estimates.group_interval(np.arange(20.0), group_size=10)
   assert interval[0] < 9.5 < interval[1]
+
+
+@pytest.fixture(scope='module')
+def fresh_draws():
+  """60 independent draws of 4 000 images of one synthetic model, each
+  cross-fitted as the protocol does (the check results/protocol.md's sets
+  entry quotes)."""
+  rng = np.random.default_rng(123)
+  draws = []
+  for _ in range(60):
+    probs, labels = _probs(4000, rng, noise=0.9)
+    draws.append(prediction_sets.kept_sets(probs[None], labels, None,
+                                           np.array([0])))
+  return draws
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('measure', ['lac', 'risk'])
+def test_recalibrating_gives_the_spread_of_fresh_calibration_sets(
+    fresh_draws, measure):
+  contrast = sets_estimates.Contrast(
+      ((1.0, 'f'),), prediction_sets.MEASURE_LEVELS[measure])
+  over_draws = np.std([sets_estimates.contrast_values({'f': kept}, contrast)
+                       .mean() for kept in fresh_draws], ddof=1)
+  for kept in fresh_draws[:5]:
+    draws = sets_estimates.bootstrap({'f': kept}, {'c': contrast},
+                                     replicates=500, resample_seeds=False)
+    recalibrated, fixed = draws['c'].samples.std(), draws['c'].fixed.std()
+    assert 0.8 < recalibrated / over_draws < 1.6, (recalibrated, over_draws)
+    assert fixed / over_draws < 0.3, (fixed, over_draws)
