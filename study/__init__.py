@@ -40,7 +40,8 @@ each final's cross-fitted set ends) and runs it (``python -m study sets``);
 ``recalibration`` keeps each calibrated threshold's window so that a
 bootstrap can recompute it; ``sets_estimates`` the bootstrap over seeds and
 images with every threshold recalibrated; ``sets_rows`` the primaries, Holm,
-verdicts and secondaries; ``sets_report`` writes them out; ``sets_power``
+verdicts and secondaries; ``sets_report`` writes them out and
+``sets_readme`` makes the README's lines from them; ``sets_power``
 sizes the design from a pilot; ``sets_figure`` draws the sets of finished
 runs (``results/sets.png``).
 """

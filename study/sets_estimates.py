@@ -99,13 +99,20 @@ def contrast_values(families: Mapping[str, Mapping[str, np.ndarray]],
   return values
 
 
+Positions = dict[tuple[int, str], tuple[np.ndarray, int]]
+
+
 def offsets_SxR(kept: Mapping[str, np.ndarray], contrast: Contrast,
-                weights_RxN: np.ndarray) -> tuple[np.ndarray, int, int]:
+                weights_RxN: np.ndarray, positions: Positions | None = None
+                ) -> tuple[np.ndarray, int, int]:
   """Each seed's offset of a family's quantity, averaged over the levels,
   under the images' weights: each fold's offset times the fold's share of
   the weight of the images it evaluates; the replicate thresholds clipped
   to their window's edge, and the thresholds recomputed (both counted over
-  replicates, seeds, levels and folds)."""
+  replicates, seeds, levels and folds). ``positions``: the thresholds
+  already recomputed under these weights, by family and window, which it
+  reads and fills (contrasts share them)."""
+  positions = {} if positions is None else positions
   num_seeds, num_images = len(kept['seeds']), weights_RxN.shape[1]
   total = np.zeros((num_seeds, len(weights_RxN)))
   clipped = 0
@@ -116,8 +123,11 @@ def offsets_SxR(kept: Mapping[str, np.ndarray], contrast: Contrast,
     for name in contrast.levels:
       for s in range(num_seeds):
         prefix = f'window_{name}_s{s}_f{fold}'
-        position_R, clips = recalibration.replicate_positions(
-            kept, prefix, weights_RxN, calibration_R)
+        key = (id(kept), prefix)
+        if key not in positions:
+          positions[key] = recalibration.replicate_positions(
+              kept, prefix, weights_RxN, calibration_R)
+        position_R, clips = positions[key]
         total[s] += share_R * recalibration.replicate_offsets(
             kept, prefix, contrast.quantity, position_R)
         clipped += clips
@@ -173,12 +183,14 @@ def bootstrap(families: Mapping[str, Mapping[str, np.ndarray]],
     seeds_RxS = (rng.multinomial(num_seeds, np.full(num_seeds, 1 / num_seeds),
                                  size=r) if resample_seeds
                  else np.ones((r, num_seeds)))
+    weights_RxN = images_RxN.astype(np.float64)
+    positions: Positions = {}
     for name, c in contrasts.items():
       at_calibrated_RxS = images_RxN @ values[name] / num_images
       offset_SxR = np.zeros((num_seeds, r))
       for coefficient, family in c.terms:
         family_SxR, clips, count = offsets_SxR(
-            families[family], c, images_RxN.astype(np.float64))
+            families[family], c, weights_RxN, positions)
         offset_SxR += coefficient * family_SxR
         clipped[name] += clips
         recomputed[name] += count
