@@ -21,7 +21,7 @@ from model import (
 @pytest.mark.parametrize('kernel, cin, cout, padding', [
     ((3, 3), 1, 32, 'SAME'),
     pytest.param((3, 3), 32, 64, 'SAME', marks=pytest.mark.slow),
-    ((5, 3), 4, 8, 'SAME'),
+    pytest.param((5, 3), 4, 8, 'SAME', marks=pytest.mark.slow),
     pytest.param((3, 3), 3, 5, 'VALID', marks=pytest.mark.slow),
     ((3, 3), 3, 5, ((2, 0), (1, 1))),
 ])
@@ -52,11 +52,11 @@ HEAD_LOSSES = {  # loss name -> its hyperparameters
 }
 
 
-# One head of each kind in the fast lane (softmax, CLM, Poisson), all in the
+# A softmax head in the fast lane, every kind (CLM, Poisson, ...) in the
 # slow one.
 @pytest.mark.parametrize('name', [
-    pytest.param(name, marks=[] if name in (
-        'expected_cost', 'clm', 'poisson_head') else [pytest.mark.slow])
+    pytest.param(name, marks=[] if name == 'expected_cost'
+                 else [pytest.mark.slow])
     for name in sorted(HEAD_LOSSES)])
 def test_cnn_logits_and_gradients_match_stock_nnx_conv(name):
   head = head_for(name)
@@ -125,7 +125,8 @@ def test_unknown_head_kind_is_an_error():
     CNN(10, head=Head('mixture', lambda k: k), rngs=nnx.Rngs(0))
 
 
-@pytest.mark.parametrize('batch, chunk_size', [(8, 4), (8, 2), (6, 4)])
+@pytest.mark.parametrize('batch, chunk_size', [
+    (8, 4), pytest.param(8, 2, marks=pytest.mark.slow), (6, 4)])
 def test_chunked_conv_layers_keep_logits_and_gradients(batch, chunk_size):
   # (6, 4): the chunk does not divide the batch, so the batch runs whole.
   whole = CNN(10, rngs=nnx.Rngs(0))

@@ -102,6 +102,7 @@ def test_outputs_agree_with_each_other(tiny, tmp_path):
   assert len(set(summary['final']['train_loss']['per_seed'])) == 2
 
 
+@pytest.mark.slow
 def test_learns_the_easy_synthetic_task(tiny, tmp_path):
   summary = train.train_and_evaluate(run_config(epochs=4), tmp_path,
                                      dataset=tiny)
@@ -496,6 +497,7 @@ def test_progress_bar_reports_steps_from_inside_the_compiled_epoch(
   assert 'epoch 2: loss' in err and 'test acc' in err
 
 
+@pytest.mark.slow
 def test_quiet_prints_one_line_per_evaluated_epoch(tiny, tmp_path, capsys):
   train.train_and_evaluate(run_config(epochs=3, eval_every=2), tmp_path,
                            quiet=True, dataset=tiny)
@@ -505,6 +507,7 @@ def test_quiet_prints_one_line_per_evaluated_epoch(tiny, tmp_path, capsys):
   assert out.err == ''
 
 
+@pytest.mark.slow
 def test_a_run_of_one_step_takes_the_peak_rate(tmp_path):
   # One epoch of one batch: the cosine schedule has no step to decay over.
   (tmp_path / 'mnist').mkdir()
