@@ -42,7 +42,8 @@ def test_an_unknown_command_exits_2_naming_the_commands(capsys):
     commands.main(['confirmaton', '--data_dir', 'x'])
   assert info.value.code == 2
   assert ("no command 'confirmaton'; one of screening, confirmation, "
-          'confirmation_report, shift, shift_report, power, sets, sets_report, sets_power, sets_figure.'
+          'confirmation_report, shift, shift_report, power, sets, '
+          'sets_report, sets_power, sets_figure.'
           ) in capsys.readouterr().err
 
 
