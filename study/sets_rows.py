@@ -7,6 +7,7 @@ under ``results/sets/images/``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import pathlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -88,9 +89,23 @@ def load_family(root: pathlib.Path, family: str,
     path = root / 'images' / f'final-{family}-s{seed}.npz'
     if not path.exists():
       raise FileNotFoundError(path)
-    with np.load(path) as f:
-      arrays.append({key: f[key] for key in f.files})
+    arrays.append(dict(_kept_file(path, path.stat().st_mtime_ns)))
   return sets_estimates.concatenate(arrays)
+
+
+@functools.cache
+def _kept_file(path: pathlib.Path,
+               mtime_ns: int) -> Mapping[str, np.ndarray]:
+  """One kept file's arrays, read once per process (each holds about 1 400
+  small arrays; the primary and the secondary rows read the same files),
+  read-only since they are shared; ``mtime_ns`` reads a rewritten file
+  again."""
+  del mtime_ns
+  with np.load(path) as f:
+    arrays = {key: f[key] for key in f.files}
+  for array in arrays.values():
+    array.flags.writeable = False
+  return arrays
 
 
 def load_families(root: pathlib.Path, families: Sequence[str]

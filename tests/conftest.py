@@ -27,6 +27,28 @@ jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.5)
 
 import data  # noqa: E402  (after ROOT is on the path)
 
+# The everyday lane is made of small programs, each compiled once, so XLA's
+# code generation is most of its time: there it compiles at LLVM's cheapest
+# level (the same programs and values, less optimised machine code; the
+# goldens hold at 1e-6 either way). The slow lane, whose runs and benches
+# time real work, compiles as users do.
+EVERYDAY_LANE = 'not slow'
+
+
+def pytest_configure(config):
+  if config.option.markexpr == EVERYDAY_LANE:
+    jax.config.update('jax_disable_most_optimizations', True)
+    os.environ['JAX_DISABLE_MOST_OPTIMIZATIONS'] = '1'  # for subprocesses
+
+
+def pytest_collection_modifyitems(items):
+  # The docstrings' examples run op by op, each operation compiled on its
+  # own (about 20 s of the everyday lane): they run in the slow lane, and
+  # the library's unit tests check the same functions every day.
+  for item in items:
+    if isinstance(item, pytest.DoctestItem):
+      item.add_marker(pytest.mark.slow)
+
 # Real MNIST for the few tests that need it: $MNIST_DIR, else ../shared/mnist.
 MNIST_DIR = pathlib.Path(os.environ.get('MNIST_DIR',
                                        ROOT.parent / 'shared' / 'mnist'))

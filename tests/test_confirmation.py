@@ -95,6 +95,7 @@ def _regime_configs(confirmation_size: int) -> list[tuple[str, Config]]:
   return configs
 
 
+@pytest.mark.slow
 @needs_mnist
 def test_no_training_subset_or_validation_image_is_a_confirmation_image():
   dataset = data.load_mnist(MNIST_DIR)
@@ -128,6 +129,7 @@ def test_no_training_subset_or_validation_image_is_a_confirmation_image():
                                      strict=True))
 
 
+@pytest.mark.slow
 @needs_mnist
 def test_without_the_flag_every_split_is_as_before():
   # The pool, validation split and subsets that every committed cell trained
@@ -338,6 +340,7 @@ def test_the_labels_of_an_edge_left_after_the_rules():
       'tuning incomplete (epsilon at its bottom)')
 
 
+@pytest.mark.slow
 @needs_mnist
 def test_the_split_is_the_registered_one():
   assert confirm.split_digest(data.load_mnist(MNIST_DIR)) == (

@@ -281,6 +281,7 @@ def test_best_distance_aware_family_by_mean_rank():
   assert experiments.best_distance_aware([a]) == 'corn'
 
 
+@pytest.mark.slow
 def test_a_tuning_cell_whose_points_all_diverge_is_kept(tmp_path):
   dataset = learnable_dataset(num_train=96, num_test=16)
   config = Config(optimizer='sgd', schedule='constant', learning_rate=1e30,

@@ -14,7 +14,12 @@ import numpy as np
 import pytest
 
 import losses
-from conftest import run_copied_alone, third_party_imports
+from conftest import (
+  EVERYDAY_LOSSES,
+  everyday_subset,
+  run_copied_alone,
+  third_party_imports,
+)
 
 K = 10
 B = 6
@@ -90,7 +95,9 @@ def test_parameters_follow_the_rule(name):
   assert set(VALUES) >= set(keywords) - {'axis', 'where'}, name
 
 
-@pytest.mark.parametrize('name', [n for n in LOSS_FNS if n not in OUTPUT_SIZES])
+@pytest.mark.parametrize('name', everyday_subset(
+    [n for n in LOSS_FNS if n not in OUTPUT_SIZES],
+    ('cross_entropy', 'soft_label_cross_entropy', 'weighted_kappa_loss')))
 def test_logits_are_softmax_logits(name):
   # A softmax over the classes ignores a shift of every logit.
   fn = getattr(losses, name)
@@ -100,7 +107,10 @@ def test_logits_are_softmax_logits(name):
                              rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize('name', sorted(set(LOSS_FNS) - BATCH_LEVEL))
+@pytest.mark.parametrize('name', everyday_subset(
+    sorted(set(LOSS_FNS) - BATCH_LEVEL),
+    ('clm_loss', 'coral_loss', 'cross_entropy', 'poisson_head_loss',
+     'soft_label_cross_entropy', 'von_mises_loss')))
 def test_per_example_on_either_axis_and_masked_entries_exactly_zero(name):
   fn = getattr(losses, name)
   outputs, labels = inputs(name, seed=1)
@@ -129,7 +139,9 @@ def test_the_batch_level_exception_returns_a_scalar_that_where_filters():
 
 # Mixed with cross-entropy (0 and 0.7) only where the loss takes logits.
 @pytest.mark.parametrize('name, ce_weight', [
-    (name, ce_weight) for name, spec in sorted(losses.LOSSES.items())
+    pytest.param(name, ce_weight, marks=() if name in EVERYDAY_LOSSES
+                 else pytest.mark.slow)
+    for name, spec in sorted(losses.LOSSES.items())
     for ce_weight in ([None, 0.0, 0.7] if spec.takes_logits else [None])])
 def test_make_loss_equals_the_direct_call_with_axis_and_where(name, ce_weight):
   spec = losses.LOSSES[name]

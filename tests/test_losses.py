@@ -161,11 +161,10 @@ CASES = {
 }
 
 
-# One loss of each kind runs the per-loss properties every day, every loss
-# in the slow lane (test_loss_golden holds each one's value and gradient
-# in the fast lane).
-EVERYDAY_CASES = ('cdw_ce', 'circular_emd', 'coral', 'corn',
-                  'expected_cost_cyclic_sq', 'soft_label_ce_smoothed')
+# Four kinds run the per-loss properties every day (distance-weighted
+# softmax, cyclic, rank-consistent, soft targets), every loss in the slow
+# lane, where test_loss_golden also pins every loss's value and gradient.
+EVERYDAY_CASES = ('cdw_ce', 'circular_emd', 'corn', 'soft_label_ce_smoothed')
 
 
 def everyday_cases(names):
@@ -477,8 +476,8 @@ ALL_BOUND = dict(CASES, weighted_kappa=(
 def test_finite_value_and_gradient_at_extreme_logits(name, dtype):
   fn, _, num_outputs = ALL_BOUND[name]
   logits, labels = extreme_logits(12, 16, num_outputs, dtype)
-  value, grad = jax.value_and_grad(lambda z: jnp.sum(
-      fn(z, labels).astype(jnp.float32)))(logits)
+  value, grad = jax.jit(jax.value_and_grad(lambda z: jnp.sum(
+      fn(z, labels).astype(jnp.float32))))(logits)
   assert np.isfinite(float(value)), name
   assert np.all(np.isfinite(np.asarray(grad, np.float32))), name
 
@@ -501,11 +500,11 @@ PROPERTY_STRATEGIES = dict(
     scale=st.floats(0.0, 50.0))
 
 
-def check_properties(batch_shape, num_classes, seed, scale):
-  rng = np.random.default_rng(seed)
-  logits = (scale * rng.standard_normal(batch_shape + (num_classes,))).astype(
-      np.float32)
-  labels = rng.integers(0, num_classes, batch_shape).astype(np.int32)
+@jax.jit
+def _property_values(logits, labels):
+  """Every value the property check reads, as one compiled program: a new
+  shape then costs one compile, not one per operation."""
+  num_classes = logits.shape[-1]
   lin = losses.linear_distance(num_classes)
   cyc = losses.cyclic_distance(num_classes)
   per_example = [
@@ -519,15 +518,25 @@ def check_properties(batch_shape, num_classes, seed, scale):
       losses.coral_loss(logits[..., 1:], labels),
       losses.corn_loss(logits[..., 1:], labels),
   ]
+  w1_on_the_circle = (losses.expected_cost(logits, labels, distance=cyc),
+                      losses.circular_emd(logits, labels))
+  probs = [losses.coral_probs(logits[..., 1:]),
+           losses.corn_probs(logits[..., 1:])]
+  return per_example, w1_on_the_circle, probs
+
+
+def check_properties(batch_shape, num_classes, seed, scale):
+  rng = np.random.default_rng(seed)
+  logits = (scale * rng.standard_normal(batch_shape + (num_classes,))).astype(
+      np.float32)
+  labels = rng.integers(0, num_classes, batch_shape).astype(np.int32)
+  per_example, w1_on_the_circle, probs_of = _property_values(logits, labels)
   for loss in per_example:
     assert loss.shape == batch_shape
     assert np.all(np.isfinite(loss)) and np.all(np.asarray(loss) >= -1e-6)
   # W1 on the line and on the circle, two ways.
-  np.testing.assert_allclose(
-      losses.expected_cost(logits, labels, distance=cyc),
-      losses.circular_emd(logits, labels), rtol=1e-4, atol=1e-5)
-  for probs_fn in (losses.coral_probs, losses.corn_probs):
-    probs = probs_fn(logits[..., 1:])
+  np.testing.assert_allclose(*w1_on_the_circle, rtol=1e-4, atol=1e-5)
+  for probs in probs_of:
     assert probs.shape == batch_shape + (num_classes,)
     assert np.all(np.asarray(probs) >= 0)
     np.testing.assert_allclose(np.sum(probs, -1), 1.0, rtol=1e-5)

@@ -52,12 +52,10 @@ HEAD_LOSSES = {  # loss name -> its hyperparameters
 }
 
 
-# A softmax head in the fast lane, every kind (CLM, Poisson, ...) in the
-# slow one.
-@pytest.mark.parametrize('name', [
-    pytest.param(name, marks=[] if name == 'expected_cost'
-                 else [pytest.mark.slow])
-    for name in sorted(HEAD_LOSSES)])
+# Every head (softmax, CLM, Poisson, ...) in the slow lane: a CNN's
+# compile each.
+@pytest.mark.slow
+@pytest.mark.parametrize('name', sorted(HEAD_LOSSES))
 def test_cnn_logits_and_gradients_match_stock_nnx_conv(name):
   head = head_for(name)
   fast = CNN(10, head=head, conv=shifted_conv_general_dilated, rngs=nnx.Rngs(0))
@@ -126,7 +124,8 @@ def test_unknown_head_kind_is_an_error():
 
 
 @pytest.mark.parametrize('batch, chunk_size', [
-    (8, 4), pytest.param(8, 2, marks=pytest.mark.slow), (6, 4)])
+    (8, 4), pytest.param(8, 2, marks=pytest.mark.slow),
+    pytest.param(6, 4, marks=pytest.mark.slow)])
 def test_chunked_conv_layers_keep_logits_and_gradients(batch, chunk_size):
   # (6, 4): the chunk does not divide the batch, so the batch runs whole.
   whole = CNN(10, rngs=nnx.Rngs(0))

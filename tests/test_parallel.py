@@ -119,6 +119,7 @@ def test_only_process_0_writes_and_prints(runs):
       'summary.json']
 
 
+@pytest.mark.slow
 def test_a_process_that_is_not_primary_writes_no_files(monkeypatch, tmp_path):
   monkeypatch.setattr(parallel, 'is_primary', lambda: False)
   summary = train.train_and_evaluate(run_config(), tmp_path,

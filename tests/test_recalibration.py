@@ -30,8 +30,9 @@ def _threshold(method, scores, labels, alpha):
       scores, labels, distance=LINEAR, alpha=alpha))
 
 
-@pytest.mark.parametrize('method,alpha', [('lac', 0.05), ('lac', 0.01),
-                                          ('risk', 0.01), ('risk', 0.005)])
+@pytest.mark.parametrize('method,alpha', [
+    pytest.param('lac', 0.05, marks=pytest.mark.slow), ('lac', 0.01),
+    ('risk', 0.01), pytest.param('risk', 0.005, marks=pytest.mark.slow)])
 def test_a_replicate_s_threshold_is_conformal_s_on_the_resampled_images(
     method, alpha):
   rng = np.random.default_rng(0)

@@ -79,6 +79,7 @@ def test_set_shape_follows_the_decoding_distance():
   assert sets.set_shape(LINEAR ** 2) == 'interval'
 
 
+@pytest.mark.slow
 def test_each_method_covers_and_risk_control_bounds_the_distance():
   rng = np.random.default_rng(0)
   labels = rng.integers(0, 10, 2000)

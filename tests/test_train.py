@@ -1,7 +1,9 @@
 """End-to-end tests of train.py on small synthetic data, and one real run."""
 
 import collections
+import contextlib
 import dataclasses
+import io
 import json
 import os
 import re
@@ -52,7 +54,9 @@ EXTRA_FLAGS = {'expected_cost': {'ce_weight': 0.5},
 def test_every_registered_loss_resolves_with_its_defaults(name):
   run = resolve(run_config(loss=name, **EXTRA_FLAGS.get(name, {})))
   outputs = jnp.zeros((3, head_for(name).num_outputs(10)))
-  loss_B = run_point.loss(run, outputs, jnp.array([0, 4, 9]), {})
+  # Compiled, as the train step compiles it.
+  loss_B = jax.jit(lambda o, y: run_point.loss(run, o, y, {}))(
+      outputs, jnp.array([0, 4, 9]))
   assert loss_B.shape == (3,) or name == 'weighted_kappa'
   assert np.all(np.isfinite(loss_B))
 
@@ -74,15 +78,63 @@ def test_one_epoch_for_every_registered_loss(name, tiny, tmp_path):
     np.testing.assert_allclose(pred['probs'].sum(-1), 1.0, rtol=1e-5)
 
 
-def test_outputs_agree_with_each_other(tiny, tmp_path):
+def test_one_run_s_outputs_agree_it_compiles_once_and_reports_each_step(
+    tiny, tmp_path):
+  """One tiny run read three ways (each would otherwise compile a run of its
+  own): two seeds, two epochs, a validation split, the shifted sets and the
+  progress bar."""
+  compiles = collections.Counter()
+  steps = []
+  real_call = progress.StepProgress.__call__
+
+  def count(event, duration, **kwargs):
+    del duration
+    if event == '/jax/core/compile/backend_compile_duration':
+      compiles[kwargs.get('fun_name')] += 1
+
+  def spy(self, step, loss):
+    steps.append(int(step))
+    real_call(self, step, loss)
+
   config = run_config(loss='soft_label_cross_entropy', distance='cyclic',
-                      epochs=2, num_seeds=2)
-  summary = train.train_and_evaluate(config, tmp_path, dataset=tiny)
-  lines = read_jsonl(tmp_path / 'metrics.jsonl')
+                      epochs=2, num_seeds=2, validation_size=64,
+                      shifted_test=True, shifted_size=16)
+  jax.monitoring.register_event_duration_secs_listener(count)
+  progress.StepProgress.__call__ = spy
+  try:
+    with contextlib.redirect_stderr(io.StringIO()) as err:
+      summary = train.train_and_evaluate(config, tmp_path, quiet=False,
+                                         dataset=tiny)
+  finally:
+    progress.StepProgress.__call__ = real_call
+    jax.monitoring.unregister_event_duration_listener(count)
+  outputs_agree(summary, tmp_path)
+  # Counted exactly, not timed: both epochs reuse one compiled epoch, and
+  # the evaluation compiles once for the validation split's shape, once for
+  # the test split's and once for the 12 shifted sets' (one shape), ahead of
+  # the first epoch; the shifted sets' predictions land in predictions.npz.
+  assert compiles['jit(train_epoch)'] == 1
+  assert compiles['jit(evaluate)'] == 3
+  with np.load(tmp_path / 'predictions.npz') as f:
+    assert f['test[rotate]_argmax'].shape == (2, 16)  # seeds x images
+    assert f['test[rotate]_argmax'].dtype == np.int8
+  # The progress bar, from inside the compiled epoch: 320 images less 64 for
+  # validation, / 32 = 8 steps per epoch; every step reports (8 // 100 ->
+  # 1), once per seed, in both epochs.
+  assert steps == [s for s in range(8) for _ in range(2)] * 2
+  text = err.getvalue()
+  assert '1.02k/1.02k' in text, text[-500:]
+  assert 'epoch 2: loss' in text and 'test acc' in text
+
+
+def outputs_agree(summary, workdir):
+  """The metrics, summary and predictions of a two-seed, two-epoch run with
+  the cyclic distance agree with each other."""
+  lines = read_jsonl(workdir / 'metrics.jsonl')
   assert [line['epoch'] for line in lines] == [1, 2]
   assert lines[-1]['test'] == summary['final']['test']
-  assert json.loads((tmp_path / 'summary.json').read_text())['seeds'] == [0, 1]
-  with np.load(tmp_path / 'predictions.npz') as pred:
+  assert json.loads((workdir / 'summary.json').read_text())['seeds'] == [0, 1]
+  with np.load(workdir / 'predictions.npz') as pred:
     labels = pred['labels']
     np.testing.assert_array_equal(pred['argmax'], pred['probs'].argmax(-1))
     for decoding in ('argmax', 'bayes'):
@@ -132,6 +184,7 @@ def cli(*args, **kw):
                         capture_output=True, text=True, cwd=ROOT, **kw)
 
 
+@pytest.mark.slow
 def test_bayes_decoding_minimises_the_decode_distance(tiny, tmp_path):
   # Two steps: uncertain probabilities, where the two costs decide apart.
   config = Config(epochs=1, train_size=64, distance='cyclic',
@@ -456,10 +509,10 @@ def test_resume_of_a_cut_run_continues_its_schedule(fake_dir, tmp_path):
   assert lines['cut'] == lines['full']
 
 
-@pytest.mark.parametrize('flag, value', [
-    ('--loss', 'coral'),
-    pytest.param('--learning_rate', '0.01', marks=pytest.mark.slow),
-    pytest.param('--seed', '3', marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize('flag, value', [('--loss', 'coral'),
+                                         ('--learning_rate', '0.01'),
+                                         ('--seed', '3')])
 def test_resume_with_a_conflicting_flag_exits_2(flag, value, fake_dir,
                                                 tmp_path, capsys):
   workdir = str(tmp_path / 'run')
@@ -472,29 +525,6 @@ def test_resume_with_a_conflicting_flag_exits_2(flag, value, fake_dir,
   err = capsys.readouterr().err
   assert 'conflicts with the saved configuration' in err and flag in err
   assert (tmp_path / 'run' / 'metrics.jsonl').read_text() == before
-
-
-def test_progress_bar_reports_steps_from_inside_the_compiled_epoch(
-    tiny, tmp_path, capsys):
-  calls = []
-  real_call = progress.StepProgress.__call__
-
-  def spy(self, step, loss):
-    calls.append(int(step))
-    real_call(self, step, loss)
-
-  progress.StepProgress.__call__ = spy
-  try:
-    train.train_and_evaluate(run_config(epochs=2, num_seeds=2), tmp_path,
-                             quiet=False, dataset=tiny)
-  finally:
-    progress.StepProgress.__call__ = real_call
-  # 320 images / 32 = 10 steps per epoch: every step reports (10 // 100 ->
-  # 1), once per seed, in both epochs.
-  assert calls == [s for s in range(10) for _ in range(2)] * 2
-  err = capsys.readouterr().err
-  assert '1.28k/1.28k' in err, err[-500:]
-  assert 'epoch 2: loss' in err and 'test acc' in err
 
 
 @pytest.mark.slow
@@ -526,33 +556,6 @@ def test_a_run_of_one_step_takes_the_peak_rate(tmp_path):
   np.testing.assert_allclose(updates['w'], -0.01, rtol=1e-4)  # Adam's step
 
 
-def test_a_run_compiles_its_epoch_once_and_its_evaluation_once_per_split(
-    tiny, tmp_path):
-  # Counted exactly, not timed: three epochs reuse one compiled epoch, and
-  # the evaluation compiles once for the validation split's shape, once for
-  # the test split's and once for the 12 shifted sets' (one shape), ahead of
-  # the first epoch; the shifted sets' predictions land in predictions.npz.
-  compiles = collections.Counter()
-
-  def count(event, duration, **kwargs):
-    del duration
-    if event == '/jax/core/compile/backend_compile_duration':
-      compiles[kwargs.get('fun_name')] += 1
-
-  jax.monitoring.register_event_duration_secs_listener(count)
-  try:
-    train.train_and_evaluate(run_config(epochs=3, validation_size=64,
-                                        shifted_test=True, shifted_size=16),
-                             tmp_path, dataset=tiny)
-  finally:
-    jax.monitoring.unregister_event_duration_listener(count)
-  assert compiles['jit(train_epoch)'] == 1
-  assert compiles['jit(evaluate)'] == 3
-  with np.load(tmp_path / 'predictions.npz') as f:
-    assert f['test[rotate]_argmax'].shape == (1, 16)  # seeds x images
-    assert f['test[rotate]_argmax'].dtype == np.int8
-
-
 def test_resolve_returns_frozen_data_with_every_field_set():
   spec = resolve(Config(loss='soft_label_cross_entropy', epsilon=0.2,
                         sweep={'temperature': [0.5, 2.0]}))
@@ -568,6 +571,7 @@ def test_resolve_returns_frozen_data_with_every_field_set():
   np.testing.assert_array_equal(kwargs['distance'], spec.distance_PxKxK[0])
 
 
+@pytest.mark.slow
 def test_a_cli_run_checks_its_config_before_the_data_and_runs_that_config(
     fake_dir, tmp_path, monkeypatch):
   import trainer.resolve
