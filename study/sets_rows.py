@@ -89,18 +89,21 @@ def load_family(root: pathlib.Path, family: str,
     path = root / 'images' / f'final-{family}-s{seed}.npz'
     if not path.exists():
       raise FileNotFoundError(path)
-    arrays.append(dict(_kept_file(path, path.stat().st_mtime_ns)))
+    stat = path.stat()
+    arrays.append(dict(_kept_file(path.resolve(), stat.st_ino, stat.st_size,
+                                  stat.st_mtime_ns)))
   return sets_estimates.concatenate(arrays)
 
 
-@functools.cache
-def _kept_file(path: pathlib.Path,
+# The registered protocol's 4 families x 4 groups, and room to spare.
+@functools.lru_cache(maxsize=32)
+def _kept_file(path: pathlib.Path, inode: int, size: int,
                mtime_ns: int) -> Mapping[str, np.ndarray]:
   """One kept file's arrays, read once per process (each holds about 1 400
   small arrays; the primary and the secondary rows read the same files),
-  read-only since they are shared; ``mtime_ns`` reads a rewritten file
-  again."""
-  del mtime_ns
+  read-only since they are shared; a rewritten file (another inode, size or
+  time) is read again."""
+  del inode, size, mtime_ns
   with np.load(path) as f:
     arrays = {key: f[key] for key in f.files}
   for array in arrays.values():

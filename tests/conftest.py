@@ -113,8 +113,8 @@ EVERYDAY_LOSSES = ('clm', 'copoc_head', 'coral', 'cross_entropy',
 
 def everyday_subset(names, everyday):
   """``names`` as parameters, those outside ``everyday`` in the slow lane
-  only: a per-loss property runs on one loss of each kind every day and on
-  every loss in the slow lane."""
+  only: a per-loss property runs on a few losses every day (``everyday``,
+  which must all be among ``names``) and on every loss in the slow lane."""
   names = list(names)
   assert set(everyday) <= set(names), set(everyday) - set(names)
   return [pytest.param(name, marks=() if name in everyday

@@ -194,8 +194,8 @@ def assert_finite_value_and_gradient(fn, outputs):
   assert np.all(np.isfinite(np.asarray(grad, np.float32)))
 
 
-# Slow lane (one compile per head and dtype); the fast lane keeps every
-# registered probability function's value and gradient at extreme outputs
+# Slow lane (one compile per head and dtype); the fast lane keeps the
+# cumulative link's and the Poisson head's probabilities at extreme outputs
 # (below) and the softmax losses' extreme logits.
 @pytest.mark.slow
 @pytest.mark.parametrize('name', everyday_subset(sorted(CASES), EVERYDAY_HEADS))

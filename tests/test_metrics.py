@@ -154,3 +154,16 @@ def test_error_attribution_without_errors_is_zero():
   assert float(metrics.mean_error_distance(labels, labels,
                                            distance=LINEAR)) == 0.0
   assert float(metrics.far_share_of_errors(labels, labels)) == 0.0
+
+
+def test_far_error_rate_counts_mistakes_at_least_min_distance_off():
+  rng = np.random.default_rng(3)
+  preds, labels = rng.integers(0, 10, 200), rng.integers(0, 10, 200)
+  gap = np.abs(preds - labels)
+  for min_distance in (1, 3, 9):
+    np.testing.assert_allclose(
+        metrics.far_error_rate(preds, labels, min_distance=min_distance),
+        np.mean(gap >= min_distance), rtol=1e-6)
+  # The default: 7 for a 3 is far, 4 or 5 is not.
+  assert float(metrics.far_error_rate(np.array([7, 4, 5, 3]),
+                                      np.array([3, 3, 3, 3]))) == 0.25

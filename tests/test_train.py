@@ -83,14 +83,8 @@ def test_one_run_s_outputs_agree_it_compiles_once_and_reports_each_step(
   """One tiny run read three ways (each would otherwise compile a run of its
   own): two seeds, two epochs, a validation split, the shifted sets and the
   progress bar."""
-  compiles = collections.Counter()
   steps = []
   real_call = progress.StepProgress.__call__
-
-  def count(event, duration, **kwargs):
-    del duration
-    if event == '/jax/core/compile/backend_compile_duration':
-      compiles[kwargs.get('fun_name')] += 1
 
   def spy(self, step, loss):
     steps.append(int(step))
@@ -99,15 +93,14 @@ def test_one_run_s_outputs_agree_it_compiles_once_and_reports_each_step(
   config = run_config(loss='soft_label_cross_entropy', distance='cyclic',
                       epochs=2, num_seeds=2, validation_size=64,
                       shifted_test=True, shifted_size=16)
-  jax.monitoring.register_event_duration_secs_listener(count)
   progress.StepProgress.__call__ = spy
   try:
-    with contextlib.redirect_stderr(io.StringIO()) as err:
+    with (counted_compiles() as compiles,
+          contextlib.redirect_stderr(io.StringIO()) as err):
       summary = train.train_and_evaluate(config, tmp_path, quiet=False,
                                          dataset=tiny)
   finally:
     progress.StepProgress.__call__ = real_call
-    jax.monitoring.unregister_event_duration_listener(count)
   outputs_agree(summary, tmp_path)
   # Counted exactly, not timed: both epochs reuse one compiled epoch, and
   # the evaluation compiles once for the validation split's shape, once for
@@ -125,6 +118,24 @@ def test_one_run_s_outputs_agree_it_compiles_once_and_reports_each_step(
   text = err.getvalue()
   assert '1.02k/1.02k' in text, text[-500:]
   assert 'epoch 2: loss' in text and 'test acc' in text
+
+
+@contextlib.contextmanager
+def counted_compiles():
+  """The backend compiles inside the block, counted by function name
+  (exact counts, not times)."""
+  compiles = collections.Counter()
+
+  def count(event, duration, **kwargs):
+    del duration
+    if event == '/jax/core/compile/backend_compile_duration':
+      compiles[kwargs.get('fun_name')] += 1
+
+  jax.monitoring.register_event_duration_secs_listener(count)
+  try:
+    yield compiles
+  finally:
+    jax.monitoring.unregister_event_duration_listener(count)
 
 
 def outputs_agree(summary, workdir):
@@ -529,8 +540,12 @@ def test_resume_with_a_conflicting_flag_exits_2(flag, value, fake_dir,
 
 @pytest.mark.slow
 def test_quiet_prints_one_line_per_evaluated_epoch(tiny, tmp_path, capsys):
-  train.train_and_evaluate(run_config(epochs=3, eval_every=2), tmp_path,
-                           quiet=True, dataset=tiny)
+  with counted_compiles() as compiles:
+    train.train_and_evaluate(run_config(epochs=3, eval_every=2), tmp_path,
+                             quiet=True, dataset=tiny)
+  # The quiet epoch (no progress callback) compiles once for three epochs.
+  assert compiles['jit(train_epoch)'] == 1
+  assert compiles['jit(evaluate)'] == 1  # the test split alone
   out = capsys.readouterr()
   epochs = [line.split(':')[0] for line in out.out.splitlines()]
   assert epochs == ['epoch 2', 'epoch 3']
