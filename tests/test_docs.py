@@ -40,3 +40,23 @@ def test_the_flags_page_is_made_from_the_parser(built):
   assert len(flags) > 30
   for flag in flags:
     assert f'<span class="pre">{flag}</span></code></p></td>' in page, flag
+
+
+def _toctree_pages(index_text):
+  """The pages the index's toctrees list, as paths from the root."""
+  pages = set()
+  for block in re.findall(r'```\{toctree\}\n(.*?)```', index_text, re.DOTALL):
+    for line in block.splitlines():
+      if line.strip() and not line.startswith(':'):
+        pages.add(str((ROOT / 'docs' / f'{line.strip()}.md').resolve()
+                      .relative_to(ROOT)))
+  return pages
+
+
+def test_every_page_is_in_a_toctree():
+  # Sphinx -W fails on a page no toctree lists; this finds it every day.
+  pages = {str(path.relative_to(ROOT)) for pattern in ('docs/**/*.md',
+                                                       'results/**/*.md')
+           for path in ROOT.glob(pattern) if '_build' not in path.parts}
+  pages.discard('docs/index.md')
+  assert _toctree_pages((ROOT / 'docs' / 'index.md').read_text()) == pages

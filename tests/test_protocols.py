@@ -192,3 +192,18 @@ def test_the_tiny_sets_keep_every_measure_s_set_ends(tiny_protocols):
                   (kept[f'evaluation_{name}_high'][s][evaluation].astype(int)
                    - kept[f'evaluation_{name}_low'][s][evaluation] + 1
                    ).mean())
+
+
+def test_the_tiny_confirmation_shrinks_the_registered_one():
+  # The tiny protocol trains the registered families, losses and phases, on
+  # values from their registered grids (less of them), so its runs test the
+  # registered protocol's paths.
+  registered = confirm.CONFIRMATION.families['scarce2000']
+  tiny = _tiny_confirmation().families['scarce']
+  assert set(tiny) == set(registered)
+  for name, family in tiny.items():
+    assert family.overrides == registered[name].overrides, name
+    assert family.phase == registered[name].phase, name
+    assert set(family.grid) == set(registered[name].grid), name
+    for key, values in family.grid.items():
+      assert set(values) <= set(registered[name].grid[key]), (name, key)

@@ -117,3 +117,16 @@ if __name__ == '__main__':
           (folder / name / 'summary.json').read_text())) for name in RUNS},
       indent=1) + '\n')
   print(f'wrote {GOLDEN}')
+
+
+def test_the_recorded_runs_are_the_ones_this_file_runs():
+  # The slow tests read these records by name; a run's flags must still
+  # pass the command line's check (nothing trained here).
+  from trainer.cli import build_parser
+  recorded = json.loads(GOLDEN.read_text())
+  assert sorted(recorded) == sorted(RUNS)
+  for name, flags in RUNS.items():
+    build_parser().parse_args(flags)
+    values = [value for _, value in leaves(recorded[name])]
+    assert values and all(np.all(np.isfinite(v)) for v in values), name
+  assert sorted(json.loads(STUDY_GOLDEN.read_text())) == ['final', 'tune']
