@@ -8,6 +8,8 @@ import platform
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT
 
 # Columns that come from the bootstrap's replicates (and a Holm p and
@@ -72,3 +74,17 @@ def registered_before_its_cells(registration, *folders):
     assert commit != registered[0], commit
     assert subprocess.run(['git', 'merge-base', '--is-ancestor',
                            registered[0], commit], cwd=ROOT).returncode == 0
+
+
+def assert_verdicts_follow(committed, verdicts):
+  """Holm and the verdict rules rerun on the committed rows' own columns
+  (``committed`` as ``read_csv`` gives them; ``verdicts`` fills each row's
+  verdict and Holm p in place) give the committed verdicts and Holm p. A p
+  printed as a bound ('< 5e-05') is read as 0: no replicate reached it."""
+  rows = [{**r, 'p_bootstrap': 0.0 if isinstance(r['p_bootstrap'], str)
+           else r['p_bootstrap']} for r in committed]
+  verdicts(rows)
+  assert [r['verdict'] for r in rows] == [r['verdict'] for r in committed]
+  assert [str(r['p_holm']) if isinstance(r['p_holm'], str)
+          else pytest.approx(r['p_holm'], rel=1e-5) for r in rows] == [
+              r['p_holm'] for r in committed]

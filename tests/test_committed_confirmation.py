@@ -14,6 +14,7 @@ import pytest
 
 from committed import (
   EXACT_HERE,
+  assert_verdicts_follow,
   mismatches,
   read,
   within_float32_noise,
@@ -46,13 +47,7 @@ def test_the_report_regenerates_every_committed_file(tmp_path):
 
 def test_the_committed_verdicts_follow_from_the_committed_intervals():
   committed = read_csv(COMMITTED / 'confirmation.csv')
-  rows = [{**r, 'p_bootstrap': 0.0 if isinstance(r['p_bootstrap'], str)
-           else r['p_bootstrap']} for r in committed]  # a bound: none reached
-  confirm_rows.verdicts(rows)
-  assert [r['verdict'] for r in rows] == [r['verdict'] for r in committed]
-  assert [str(r['p_holm']) if isinstance(r['p_holm'], str)
-          else pytest.approx(r['p_holm'], rel=1e-5) for r in rows] == [
-              r['p_holm'] for r in committed]
+  assert_verdicts_follow(committed, confirm_rows.verdicts)
   # The replicates each committed row states are the registered ones.
   assert {r['replicates'] for r in read(COMMITTED / 'confirmation.csv')} \
       == {str(confirm_rows.REPLICATES)}

@@ -10,7 +10,7 @@ the README's lines. The resampled columns take the report's full run
 
 import pytest
 
-from committed import mismatches, read
+from committed import assert_verdicts_follow, mismatches, read
 from conftest import ROOT
 from study import sets_readme, sets_report, sets_rows
 from study.confirm_report import read_csv, write_csv
@@ -51,10 +51,7 @@ def test_every_committed_row_recomputes_from_the_committed_files(
 
 def test_the_committed_verdicts_follow_from_the_committed_intervals():
   committed = read_csv(COMMITTED / 'sets.csv')
-  rows = [{**r, 'p_bootstrap': 0.0 if isinstance(r['p_bootstrap'], str)
-           else r['p_bootstrap']} for r in committed]  # a bound: none reached
-  sets_rows.verdicts(rows)
-  assert [r['verdict'] for r in rows] == [r['verdict'] for r in committed]
+  assert_verdicts_follow(committed, sets_rows.verdicts)
 
 
 def test_the_readme_states_the_committed_sets_answer():

@@ -12,6 +12,7 @@ import pytest
 
 from committed import (
   EXACT_HERE,
+  assert_verdicts_follow,
   mismatches,
   read,
   within_float32_noise,
@@ -73,13 +74,7 @@ def test_the_readme_and_the_answers_page_state_the_committed_shift_answer():
 
 def test_the_committed_verdicts_follow_from_the_committed_intervals():
   committed = read_csv(COMMITTED / 'shift.csv')
-  rows = [{**r, 'p_bootstrap': 0.0 if isinstance(r['p_bootstrap'], str)
-           else r['p_bootstrap']} for r in committed]  # a bound: none reached
-  confirm_rows.verdicts(rows)
-  assert [r['verdict'] for r in rows] == [r['verdict'] for r in committed]
-  assert [str(r['p_holm']) if isinstance(r['p_holm'], str)
-          else pytest.approx(r['p_holm'], rel=1e-5) for r in rows] == [
-              r['p_holm'] for r in committed]
+  assert_verdicts_follow(committed, confirm_rows.verdicts)
   # The replicates each committed row states are the registered ones.
   assert {r['replicates'] for r in read(COMMITTED / 'shift.csv')} == {
       str(confirm_rows.REPLICATES)}
