@@ -27,11 +27,11 @@ jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.5)
 
 import data  # noqa: E402  (after ROOT is on the path)
 
-# The everyday lane is made of small programs, each compiled once, so XLA's
-# code generation is most of its time: there it compiles at LLVM's cheapest
-# level (the same programs and values, less optimised machine code; the
-# goldens hold at 1e-6 either way). The slow lane, whose runs and benches
-# time real work, compiles as users do.
+# The everyday lane is made of small programs, each compiled once, so
+# compiling is most of its time: there it compiles at LLVM's cheapest level
+# (the same programs, less optimised machine code, so a value may move in
+# its last bits; the goldens hold at 1e-6 under it). The slow lane, whose
+# runs and benches time real work, compiles as users do.
 EVERYDAY_LANE = 'not slow'
 
 

@@ -119,14 +119,16 @@ if __name__ == '__main__':
   print(f'wrote {GOLDEN}')
 
 
-def test_the_recorded_runs_are_the_ones_this_file_runs():
+def test_the_recorded_runs_are_the_ones_this_file_runs(tmp_path):
   # The slow tests read these records by name; a run's flags must still
-  # pass the command line's check (nothing trained here).
-  from trainer.cli import build_parser
+  # pass the command line's checks, resolve's included (nothing trained).
+  from trainer.cli import build_parser, config_from_args
   recorded = json.loads(GOLDEN.read_text())
   assert sorted(recorded) == sorted(RUNS)
   for name, flags in RUNS.items():
-    build_parser().parse_args(flags)
+    parser = build_parser()
+    argv = [*flags, '--workdir', str(tmp_path / name)]
+    config_from_args(parser.parse_args(argv), parser, argv)
     values = [value for _, value in leaves(recorded[name])]
     assert values and all(np.all(np.isfinite(v)) for v in values), name
   assert sorted(json.loads(STUDY_GOLDEN.read_text())) == ['final', 'tune']

@@ -79,7 +79,7 @@ def test_one_epoch_for_every_registered_loss(name, tiny, tmp_path):
 
 
 def test_one_run_s_outputs_agree_it_compiles_once_and_reports_each_step(
-    tiny, tmp_path):
+    tiny, tmp_path, monkeypatch):
   """One tiny run read three ways (each would otherwise compile a run of its
   own): two seeds, two epochs, a validation split, the shifted sets and the
   progress bar."""
@@ -93,14 +93,11 @@ def test_one_run_s_outputs_agree_it_compiles_once_and_reports_each_step(
   config = run_config(loss='soft_label_cross_entropy', distance='cyclic',
                       epochs=2, num_seeds=2, validation_size=64,
                       shifted_test=True, shifted_size=16)
-  progress.StepProgress.__call__ = spy
-  try:
-    with (counted_compiles() as compiles,
-          contextlib.redirect_stderr(io.StringIO()) as err):
-      summary = train.train_and_evaluate(config, tmp_path, quiet=False,
-                                         dataset=tiny)
-  finally:
-    progress.StepProgress.__call__ = real_call
+  monkeypatch.setattr(progress.StepProgress, '__call__', spy)
+  with (counted_compiles() as compiles,
+        contextlib.redirect_stderr(io.StringIO()) as err):
+    summary = train.train_and_evaluate(config, tmp_path, quiet=False,
+                                       dataset=tiny)
   outputs_agree(summary, tmp_path)
   # Counted exactly, not timed: both epochs reuse one compiled epoch, and
   # the evaluation compiles once for the validation split's shape, once for
